@@ -1,0 +1,150 @@
+//! The one set of histogram bounds in fleetload, and the wire codec.
+//!
+//! Every histogram records microseconds from 1 µs to 1 h at 3 significant digits, so
+//! `add` never fails and a merge is exact (DESIGN-NOTES §3). Values above the top are
+//! clamped. A histogram with other bounds on the wire is a protocol error, never
+//! something to convert.
+
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+/// Lowest discernible value, microseconds.
+pub const LOWEST_MICROS: u64 = 1;
+/// Highest trackable value, microseconds (one hour).
+pub const HIGHEST_MICROS: u64 = 3_600_000_000;
+/// Significant decimal digits kept.
+pub const SIGFIG: u8 = 3;
+/// Largest encoded histogram accepted from the wire.
+pub const MAX_ENCODED_BYTES: usize = 1 << 20;
+
+/// A latency histogram in microseconds with fleetload's fixed bounds.
+pub type Latency = Histogram<u64>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramError {
+    #[error("{len} bytes is more than the {MAX_ENCODED_BYTES} allowed")]
+    TooLarge { len: usize },
+    #[error("cannot decode V2+deflate bytes: {0}")]
+    Decode(String),
+    #[error("bounds {low}..{high} µs at {sigfig} digits differ from fleetload's {LOWEST_MICROS}..{HIGHEST_MICROS} µs at {SIGFIG}; both sides must run the same fleetload version")]
+    Bounds { low: u64, high: u64, sigfig: u8 },
+    #[error("cannot encode histogram: {0}")]
+    Encode(String),
+}
+
+/// A new, empty histogram with the fixed bounds.
+pub fn new_latency() -> Latency {
+    // The bounds are constants that hdrhistogram accepts; failure would be a bug in
+    // this file, caught by every test that records anything.
+    Histogram::new_with_bounds(LOWEST_MICROS, HIGHEST_MICROS, SIGFIG)
+        .expect("fleetload's fixed histogram bounds are valid")
+}
+
+/// Record a duration, clamped into the bounds (sub-microsecond values count as 1 µs).
+pub fn record(h: &mut Latency, d: std::time::Duration) {
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    h.saturating_record(micros.clamp(LOWEST_MICROS, HIGHEST_MICROS));
+}
+
+/// Encode as HdrHistogram V2+deflate, readable by every HdrHistogram implementation.
+pub fn encode(h: &Latency) -> Result<Vec<u8>, HistogramError> {
+    let mut out = Vec::with_capacity(256);
+    V2DeflateSerializer::new()
+        .serialize(h, &mut out)
+        .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
+    Ok(out)
+}
+
+/// Decode V2 or V2+deflate bytes and check the bounds.
+pub fn decode(bytes: &[u8]) -> Result<Latency, HistogramError> {
+    if bytes.len() > MAX_ENCODED_BYTES {
+        return Err(HistogramError::TooLarge { len: bytes.len() });
+    }
+    let mut reader = bytes;
+    let h: Latency = Deserializer::new()
+        .deserialize(&mut reader)
+        .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
+    if h.low() != LOWEST_MICROS || h.high() != HIGHEST_MICROS || h.sigfig() != SIGFIG {
+        return Err(HistogramError::Bounds {
+            low: h.low(),
+            high: h.high(),
+            sigfig: h.sigfig(),
+        });
+    }
+    Ok(h)
+}
+
+/// Add `other` into `into`. Both have the fixed bounds, so this cannot fail.
+pub fn merge(into: &mut Latency, other: &Latency) {
+    // Same bounds on both sides (enforced by `new_latency` and `decode`): `add` only
+    // fails when other's values do not fit, which they always do.
+    into.add(other)
+        .expect("histograms with fleetload's fixed bounds always merge");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn round_trip_keeps_every_count() {
+        let mut h = new_latency();
+        for v in [1u64, 7, 250, 999, 1_000, 12_345, 1_000_000, 59_000_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode(&encode(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.len(), 8);
+    }
+
+    #[test]
+    fn merged_percentiles_equal_those_of_one_histogram_fed_everything() {
+        let mut all = new_latency();
+        let mut parts: Vec<Latency> = (0..5).map(|_| new_latency()).collect();
+        let mut rng = crate::rng::Rng::new(3);
+        for i in 0..50_000u64 {
+            let v = 1 + (rng.next_f64().powi(4) * 5_000_000.0) as u64;
+            all.record(v).unwrap();
+            parts[(i % 5) as usize].record(v).unwrap();
+        }
+        let mut merged = new_latency();
+        for p in &parts {
+            let wire = decode(&encode(p).unwrap()).unwrap();
+            merge(&mut merged, &wire);
+        }
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                merged.value_at_quantile(q),
+                all.value_at_quantile(q),
+                "q={q}"
+            );
+        }
+        assert_eq!(merged.len(), all.len());
+        assert_eq!(merged.max(), all.max());
+    }
+
+    #[test]
+    fn other_bounds_and_garbage_are_refused() {
+        let foreign = Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).unwrap();
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&foreign, &mut bytes)
+            .unwrap();
+        assert!(matches!(decode(&bytes), Err(HistogramError::Bounds { .. })));
+        assert!(matches!(
+            decode(b"not a histogram"),
+            Err(HistogramError::Decode(_))
+        ));
+        assert!(matches!(decode(&[]), Err(HistogramError::Decode(_))));
+    }
+
+    #[test]
+    fn values_outside_the_bounds_are_clamped_not_lost() {
+        let mut h = new_latency();
+        record(&mut h, Duration::from_nanos(10));
+        record(&mut h, Duration::from_secs(7200));
+        assert_eq!(h.len(), 2);
+        assert!(h.max() >= HIGHEST_MICROS / 2);
+    }
+}

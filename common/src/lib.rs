@@ -1,0 +1,30 @@
+//! Types both sides of fleetload share.
+//!
+//! # Layout
+//! - [`plan`]: the TOML plan, its CLI overrides and the validated [`plan::Plan`].
+//! - [`target`]: database target URLs (driver, redaction, password from the environment).
+//! - [`scenario`]: the built-in scenarios and their operations.
+//! - [`schedule`]: open-loop intended start times, rate changes rebase the schedule.
+//! - [`split`]: key-space shards and the cluster rate split across workers.
+//! - [`histogram`]: the one set of histogram bounds and the V2+deflate codec.
+//! - [`stats`]: per-operation counts and histograms, and their exact merge.
+//! - [`outcome`]: error classes.
+//! - [`churn`]: the telco-churn row generator and the deterministic churn model.
+//! - [`wire`]: conversions between the generated proto types and these domain types.
+//! - [`rng`]: a small, stable, seedable generator (the same seed gives the same data on
+//!   every version and platform, which `rand`'s generators do not promise).
+
+pub mod churn;
+pub mod error;
+pub mod histogram;
+pub mod outcome;
+pub mod plan;
+pub mod rng;
+pub mod scenario;
+pub mod schedule;
+pub mod split;
+pub mod stats;
+pub mod target;
+pub mod wire;
+
+pub use error::{PlanError, WireError};

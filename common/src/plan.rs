@@ -1,0 +1,562 @@
+//! The plan: what to run, against what, how hard and for how long.
+//!
+//! A TOML file parses into [`RawPlan`] (every key optional, unknown keys refused); CLI
+//! flags produce another `RawPlan` that [`RawPlan::overlay`] lays over the file; then
+//! [`Plan::try_from`] validates everything at once, so an invalid plan cannot exist past
+//! parsing. Every error names the key, the bad value and what is allowed.
+
+use crate::scenario::{scenario_names, Operation, Scenario};
+use crate::target::Target;
+use crate::PlanError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A plan as written: every key optional. Field names are the TOML keys and, with `-`
+/// for `_`, the CLI flags.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<BTreeMap<String, u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backlog: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_rate: Option<u32>,
+}
+
+macro_rules! overlay_fields {
+    ($base:ident, $top:ident, $($f:ident),*) => { $( if $top.$f.is_some() { $base.$f = $top.$f; } )* };
+}
+
+impl RawPlan {
+    /// Read and parse a TOML plan file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, or has an unknown key or a value of the
+    /// wrong type (the message names the key and line).
+    pub fn from_file(path: &Path) -> Result<Self, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| PlanError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parse TOML text.
+    ///
+    /// # Errors
+    /// The text is not a valid plan; the message says where and why.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Lay `top` (e.g. CLI flags) over `self`: every key `top` sets wins.
+    pub fn overlay(mut self, top: RawPlan) -> RawPlan {
+        overlay_fields!(
+            self,
+            top,
+            target,
+            password_env,
+            scenario,
+            rows,
+            mix,
+            sessions,
+            mode,
+            rate,
+            think_time,
+            max_backlog,
+            duration,
+            warmup,
+            interval,
+            seed,
+            op_timeout,
+            connect_timeout,
+            connect_rate
+        );
+        self
+    }
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadModel {
+    /// Operations arrive at a cluster rate whatever the database does.
+    Open { rate: f64, max_backlog: Duration },
+    /// Every session runs operations back to back, with an optional pause.
+    Closed { think_time: Duration },
+}
+
+/// A validated plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub target: Target,
+    pub scenario: Scenario,
+    pub mix: Vec<(Operation, u32)>,
+    pub rows: u64,
+    /// Sessions per worker.
+    pub sessions: u32,
+    pub load: LoadModel,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub interval: Duration,
+    pub seed: u64,
+    pub op_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub connect_rate: u32,
+}
+
+pub const DEFAULT_SESSIONS: u32 = 8;
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_SEED: u64 = 42;
+pub const DEFAULT_MAX_BACKLOG: Duration = Duration::from_secs(5);
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_RATE: u32 = 200;
+pub const MAX_SESSIONS: u32 = 20_000;
+pub const MAX_RATE: f64 = 10_000_000.0;
+
+fn duration(
+    key: &'static str,
+    raw: Option<&str>,
+    default: Duration,
+) -> Result<Duration, PlanError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| {
+            PlanError::invalid(
+                key,
+                format!("{s:?}"),
+                format!("a duration like \"500ms\", \"30s\" or \"5m\" ({e})"),
+            )
+        }),
+    }
+}
+
+fn within(
+    key: &'static str,
+    value: Duration,
+    lo: Duration,
+    hi: Duration,
+) -> Result<Duration, PlanError> {
+    if value < lo || value > hi {
+        return Err(PlanError::invalid(
+            key,
+            humantime::format_duration(value),
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(lo),
+                humantime::format_duration(hi)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+impl TryFrom<RawPlan> for Plan {
+    type Error = PlanError;
+
+    fn try_from(raw: RawPlan) -> Result<Self, PlanError> {
+        let target_url = raw.target.as_deref().ok_or(PlanError::Missing {
+            key: "target",
+            hint: "e.g. --target mysql://root@127.0.0.1:3306/test, postgres://postgres@127.0.0.1/test or sqlite://fleetload.db",
+        })?;
+        let target = Target::parse(target_url, raw.password_env.clone())?;
+
+        let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
+        let scenario = Scenario::from_name(scenario_name).ok_or_else(|| {
+            PlanError::invalid(
+                "scenario",
+                format!("{scenario_name:?}"),
+                format!("one of: {}", scenario_names()),
+            )
+        })?;
+
+        let mix = match &raw.mix {
+            None => scenario.default_mix(),
+            Some(m) => {
+                let mut mix = Vec::new();
+                for (name, weight) in m {
+                    let op = Operation::from_name(name)
+                        .filter(|op| scenario.operations().contains(op))
+                        .ok_or_else(|| {
+                            let names: Vec<_> =
+                                scenario.operations().iter().map(|o| o.name()).collect();
+                            PlanError::invalid(
+                                "mix",
+                                format!("{name:?}"),
+                                format!(
+                                    "scenario {} has the operations: {}",
+                                    scenario.name(),
+                                    names.join(", ")
+                                ),
+                            )
+                        })?;
+                    if *weight > 0 {
+                        mix.push((op, *weight));
+                    }
+                }
+                if mix.is_empty() {
+                    return Err(PlanError::invalid(
+                        "mix",
+                        format!("{m:?}"),
+                        "at least one operation needs a weight above 0",
+                    ));
+                }
+                mix
+            }
+        };
+
+        let rows = raw.rows.unwrap_or_else(|| scenario.default_rows());
+        if !(1..=10_000_000_000).contains(&rows) {
+            return Err(PlanError::invalid(
+                "rows",
+                rows,
+                "between 1 and 10000000000",
+            ));
+        }
+        let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
+        if !(1..=MAX_SESSIONS).contains(&sessions) {
+            return Err(PlanError::invalid(
+                "sessions",
+                sessions,
+                format!("between 1 and {MAX_SESSIONS} sessions per worker"),
+            ));
+        }
+
+        let mode =
+            raw.mode
+                .as_deref()
+                .unwrap_or(if raw.rate.is_some() { "open" } else { "closed" });
+        let load = match mode {
+            "open" => {
+                let rate = raw.rate.ok_or(PlanError::Missing {
+                    key: "rate",
+                    hint: "open-loop load needs a cluster rate in operations per second, e.g. --rate 2000 (or mode = \"closed\")",
+                })?;
+                if !rate.is_finite() || rate <= 0.0 || rate > MAX_RATE {
+                    return Err(PlanError::invalid("rate", rate, format!("operations per second across the cluster, above 0 and at most {MAX_RATE}")));
+                }
+                if raw.think_time.is_some() {
+                    return Err(PlanError::invalid(
+                        "think_time",
+                        raw.think_time.clone().unwrap_or_default(),
+                        "only closed-loop load has a think time; drop it or set mode = \"closed\"",
+                    ));
+                }
+                let max_backlog = within(
+                    "max_backlog",
+                    duration(
+                        "max_backlog",
+                        raw.max_backlog.as_deref(),
+                        DEFAULT_MAX_BACKLOG,
+                    )?,
+                    Duration::from_millis(10),
+                    Duration::from_secs(3600),
+                )?;
+                LoadModel::Open { rate, max_backlog }
+            }
+            "closed" => {
+                if let Some(rate) = raw.rate {
+                    return Err(PlanError::invalid(
+                        "rate",
+                        rate,
+                        "closed-loop load has no rate; drop it or set mode = \"open\"",
+                    ));
+                }
+                let think_time = within(
+                    "think_time",
+                    duration("think_time", raw.think_time.as_deref(), Duration::ZERO)?,
+                    Duration::ZERO,
+                    Duration::from_secs(3600),
+                )?;
+                LoadModel::Closed { think_time }
+            }
+            other => {
+                return Err(PlanError::invalid(
+                    "mode",
+                    format!("{other:?}"),
+                    "\"open\" (a cluster rate) or \"closed\" (sessions back to back)",
+                ))
+            }
+        };
+
+        let interval = within(
+            "interval",
+            duration("interval", raw.interval.as_deref(), DEFAULT_INTERVAL)?,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        let run_time = within(
+            "duration",
+            duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
+            interval,
+            Duration::from_secs(7 * 86_400),
+        )?;
+        let warmup = duration("warmup", raw.warmup.as_deref(), Duration::ZERO)?;
+        if warmup >= run_time {
+            return Err(PlanError::invalid(
+                "warmup",
+                humantime::format_duration(warmup),
+                format!(
+                    "must be shorter than the duration ({})",
+                    humantime::format_duration(run_time)
+                ),
+            ));
+        }
+        if warmup.as_nanos() % interval.as_nanos() != 0 {
+            return Err(PlanError::invalid("warmup", humantime::format_duration(warmup), format!("must be a whole number of intervals ({} each), so intervals are either warm-up or measured", humantime::format_duration(interval))));
+        }
+        let op_timeout = within(
+            "op_timeout",
+            duration("op_timeout", raw.op_timeout.as_deref(), DEFAULT_OP_TIMEOUT)?,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
+        let connect_timeout = within(
+            "connect_timeout",
+            duration(
+                "connect_timeout",
+                raw.connect_timeout.as_deref(),
+                DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
+        if connect_rate == 0 {
+            return Err(PlanError::invalid(
+                "connect_rate",
+                connect_rate,
+                "sessions opened per second per worker, at least 1",
+            ));
+        }
+
+        Ok(Plan {
+            target,
+            scenario,
+            mix,
+            rows,
+            sessions,
+            load,
+            duration: run_time,
+            warmup,
+            interval,
+            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            op_timeout,
+            connect_timeout,
+            connect_rate,
+        })
+    }
+}
+
+impl Plan {
+    /// The effective plan as a raw plan, every key filled in. It holds no secret (URLs
+    /// never carry passwords), so it can go into a report as it is.
+    pub fn effective(&self) -> RawPlan {
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        let (mode, rate, think_time, max_backlog) = match self.load {
+            LoadModel::Open { rate, max_backlog } => {
+                ("open", Some(rate), None, Some(fmt(max_backlog)))
+            }
+            LoadModel::Closed { think_time } => ("closed", None, Some(fmt(think_time)), None),
+        };
+        RawPlan {
+            target: Some(self.target.url().to_string()),
+            password_env: self.target.password_env().map(str::to_string),
+            scenario: Some(self.scenario.name().to_string()),
+            rows: Some(self.rows),
+            mix: Some(
+                self.mix
+                    .iter()
+                    .map(|(op, w)| (op.name().to_string(), *w))
+                    .collect(),
+            ),
+            sessions: Some(self.sessions),
+            mode: Some(mode.to_string()),
+            rate,
+            think_time,
+            max_backlog,
+            duration: Some(fmt(self.duration)),
+            warmup: Some(fmt(self.warmup)),
+            interval: Some(fmt(self.interval)),
+            seed: Some(self.seed),
+            op_timeout: Some(fmt(self.op_timeout)),
+            connect_timeout: Some(fmt(self.connect_timeout)),
+            connect_rate: Some(self.connect_rate),
+        }
+    }
+
+    /// Number of snapshot intervals in the run (the last may be shorter).
+    pub fn interval_count(&self) -> u64 {
+        interval_count(self.duration, self.interval)
+    }
+}
+
+/// Number of intervals of length `interval` needed to cover `duration`.
+pub fn interval_count(duration: Duration, interval: Duration) -> u64 {
+    let d = duration.as_nanos();
+    let i = interval.as_nanos().max(1);
+    u64::try_from(d.div_ceil(i)).unwrap_or(u64::MAX).max(1)
+}
+
+/// Parse a CLI mix such as `point_select=3,read_customer=1`.
+///
+/// # Errors
+/// An entry is not `NAME=WEIGHT` with a whole-number weight.
+pub fn parse_mix(s: &str) -> Result<BTreeMap<String, u32>, String> {
+    let mut mix = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
+        let weight: u32 = weight.trim().parse().map_err(|_| {
+            format!("mix entry {part:?}: the weight must be a whole number, e.g. point_select=3")
+        })?;
+        mix.insert(name.trim().to_string(), weight);
+    }
+    Ok(mix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RawPlan {
+        RawPlan {
+            target: Some("sqlite:///tmp/x.db".into()),
+            ..RawPlan::default()
+        }
+    }
+
+    fn err(raw: RawPlan) -> String {
+        Plan::try_from(raw).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_minimal_plan_gets_documented_defaults() {
+        let plan = Plan::try_from(base()).unwrap();
+        assert_eq!(plan.scenario, Scenario::PointSelect);
+        assert_eq!(
+            plan.load,
+            LoadModel::Closed {
+                think_time: Duration::ZERO
+            }
+        );
+        assert_eq!(plan.sessions, DEFAULT_SESSIONS);
+        assert_eq!(plan.interval, Duration::from_secs(1));
+        assert_eq!(plan.interval_count(), 30);
+    }
+
+    #[test]
+    fn toml_and_flags_combine_with_flags_winning() {
+        let file = RawPlan::from_toml(
+            "target = \"mysql://root@127.0.0.1:3306/test\"\nscenario = \"churn\"\nrate = 500.0\nduration = \"10s\"\nwarmup = \"2s\"\n[mix]\nread_customer = 2\n",
+        )
+        .unwrap();
+        let flags = RawPlan {
+            rate: Some(800.0),
+            sessions: Some(4),
+            ..RawPlan::default()
+        };
+        let plan = Plan::try_from(file.overlay(flags)).unwrap();
+        assert_eq!(plan.scenario, Scenario::Churn);
+        assert_eq!(
+            plan.load,
+            LoadModel::Open {
+                rate: 800.0,
+                max_backlog: DEFAULT_MAX_BACKLOG
+            }
+        );
+        assert_eq!(plan.sessions, 4);
+        assert_eq!(plan.warmup, Duration::from_secs(2));
+        assert_eq!(plan.mix, vec![(Operation::ReadCustomer, 2)]);
+        // The effective plan parses back into the same plan.
+        assert_eq!(Plan::try_from(plan.effective()).unwrap(), plan);
+    }
+
+    #[test]
+    fn bad_plans_name_the_key_the_value_and_what_is_allowed() {
+        let unknown = RawPlan::from_toml("target = \"sqlite://a.db\"\nrte = 5.0\n").unwrap_err();
+        assert!(
+            unknown.contains("rte") && unknown.contains("rate"),
+            "{unknown}"
+        );
+        let e = err(RawPlan {
+            rate: Some(-3.0),
+            ..base()
+        });
+        assert!(
+            e.contains("`rate`") && e.contains("-3") && e.contains("above 0"),
+            "{e}"
+        );
+        let e = err(RawPlan {
+            scenario: Some("tpcc".into()),
+            ..base()
+        });
+        assert!(
+            e.contains("`scenario`") && e.contains("point_select, churn"),
+            "{e}"
+        );
+        let e = err(RawPlan {
+            duration: Some("ten seconds".into()),
+            ..base()
+        });
+        assert!(e.contains("`duration`") && e.contains("30s"), "{e}");
+        let e = err(RawPlan {
+            warmup: Some("1500ms".into()),
+            duration: Some("10s".into()),
+            ..base()
+        });
+        assert!(e.contains("whole number of intervals"), "{e}");
+        let e = err(RawPlan {
+            mix: Some(parse_mix("read_customer=1").unwrap()),
+            ..base()
+        });
+        assert!(e.contains("point_select"), "{e}");
+        let e = err(RawPlan {
+            sessions: Some(0),
+            ..base()
+        });
+        assert!(e.contains("`sessions`"), "{e}");
+        let e = err(RawPlan {
+            mode: Some("open".into()),
+            ..base()
+        });
+        assert!(e.contains("`rate` is required"), "{e}");
+        let e = err(RawPlan::default());
+        assert!(e.contains("`target` is required"), "{e}");
+        assert!(parse_mix("a=x").is_err());
+    }
+}

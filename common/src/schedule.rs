@@ -1,0 +1,125 @@
+//! Open-loop schedules: the intended start of every operation as a function of time,
+//! never of the previous operation (DESIGN-NOTES §2).
+//!
+//! Operation `i` of a segment starting at op `first` and time `t0` with rate `r` is due
+//! at `t0 + (i - first) / r`. A rate change at time `T` starts a new segment at the first
+//! operation the old segment would have issued at or after `T`, so no operation is
+//! skipped or issued twice across the change.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Segment {
+    first_op: u64,
+    start_nanos: f64,
+    /// Operations per second; 0 pauses the schedule.
+    rate: f64,
+}
+
+/// A piecewise-constant-rate schedule relative to the run start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    segments: Vec<Segment>,
+}
+
+impl Schedule {
+    /// A constant rate with the first operation at `phase` after the start.
+    pub fn constant(rate: f64, phase: Duration) -> Self {
+        Schedule {
+            segments: vec![Segment {
+                first_op: 0,
+                start_nanos: phase.as_nanos() as f64,
+                rate: rate.max(0.0),
+            }],
+        }
+    }
+
+    /// Intended start of operation `i`, relative to the run start; `None` while paused.
+    pub fn intended(&self, i: u64) -> Option<Duration> {
+        let seg = self.segment_for(i);
+        if seg.rate <= 0.0 {
+            return None;
+        }
+        let nanos = seg.start_nanos + (i - seg.first_op) as f64 * 1e9 / seg.rate;
+        Some(Duration::from_nanos(nanos as u64))
+    }
+
+    /// How many operations are due strictly before `t`.
+    pub fn due_before(&self, t: Duration) -> u64 {
+        let t = t.as_nanos() as f64;
+        let mut count = 0;
+        for (k, seg) in self.segments.iter().enumerate() {
+            let end_op = self.segments.get(k + 1).map(|s| s.first_op);
+            if t <= seg.start_nanos {
+                break;
+            }
+            let n = if seg.rate <= 0.0 {
+                0
+            } else {
+                ((t - seg.start_nanos) * seg.rate / 1e9).ceil() as u64
+            };
+            count = seg.first_op + end_op.map_or(n, |e| n.min(e - seg.first_op));
+        }
+        count
+    }
+
+    /// Change the rate from time `at` on (relative to the run start).
+    pub fn change_rate(&mut self, at: Duration, rate: f64) {
+        let first_op = self.due_before(at);
+        // Segments that would begin after `at` are superseded.
+        self.segments
+            .retain(|s| s.first_op < first_op || s.start_nanos < at.as_nanos() as f64);
+        self.segments.push(Segment {
+            first_op,
+            start_nanos: at.as_nanos() as f64,
+            rate: rate.max(0.0),
+        });
+    }
+
+    fn segment_for(&self, i: u64) -> &Segment {
+        let idx = self.segments.partition_point(|s| s.first_op <= i);
+        &self.segments[idx.saturating_sub(1)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn constant_rate_spaces_operations_evenly_from_the_phase() {
+        let s = Schedule::constant(1000.0, Duration::from_micros(250));
+        assert_eq!(s.intended(0), Some(Duration::from_micros(250)));
+        assert_eq!(s.intended(1), Some(Duration::from_micros(1250)));
+        assert_eq!(s.intended(1000), Some(Duration::from_micros(1_000_250)));
+        assert_eq!(s.due_before(Duration::from_secs(2)), 2000);
+        assert_eq!(s.due_before(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn a_rate_change_rebases_without_skipping_or_repeating() {
+        let mut s = Schedule::constant(100.0, Duration::ZERO);
+        s.change_rate(Duration::from_secs(1), 1000.0);
+        // 100 ops in the first second, then 1000/s from exactly t = 1 s.
+        assert_eq!(s.intended(99), Some(990 * MS));
+        assert_eq!(s.intended(100), Some(Duration::from_secs(1)));
+        assert_eq!(s.intended(101), Some(Duration::from_secs(1) + MS));
+        assert_eq!(s.due_before(Duration::from_secs(2)), 1100);
+        // Intended times stay strictly increasing across the change.
+        let times: Vec<_> = (0..300).filter_map(|i| s.intended(i)).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_zero_rate_pauses_and_a_later_change_resumes() {
+        let mut s = Schedule::constant(10.0, Duration::ZERO);
+        s.change_rate(Duration::from_secs(1), 0.0);
+        assert_eq!(s.intended(9), Some(900 * MS));
+        assert_eq!(s.intended(10), None);
+        s.change_rate(Duration::from_secs(3), 10.0);
+        assert_eq!(s.intended(10), Some(Duration::from_secs(3)));
+        assert_eq!(s.due_before(Duration::from_secs(4)), 20);
+    }
+}

@@ -1,0 +1,115 @@
+//! Per-operation counts and latency histograms over some span of time, and their exact
+//! merge. A worker fills one per session, operation and interval; the coordinator
+//! merges them per interval, per worker and for the cluster.
+
+use crate::histogram::{merge, new_latency, Latency};
+use crate::outcome::ErrorClass;
+
+/// How many error messages of each class are kept per operation.
+pub const ERROR_SAMPLES_PER_CLASS: usize = 3;
+
+/// One error message kept for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorSample {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+/// Counts and histograms of one operation.
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// Successful operations (equals `response.len()`).
+    pub ok: u64,
+    pub errors: [u64; ErrorClass::COUNT],
+    /// Operations never started because the worker was too far behind schedule.
+    pub dropped_backlog: u64,
+    /// Completion minus intended start (open loop) or send (closed loop), µs.
+    pub response: Latency,
+    /// Completion minus actual send, µs.
+    pub service: Latency,
+    /// Actual send minus intended start, µs.
+    pub lag: Latency,
+    pub samples: Vec<ErrorSample>,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            ok: 0,
+            errors: [0; ErrorClass::COUNT],
+            dropped_backlog: 0,
+            response: new_latency(),
+            service: new_latency(),
+            lag: new_latency(),
+            samples: Vec::new(),
+        }
+    }
+}
+
+impl OpStats {
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Count an error, keeping its message if fewer than a few of its class are kept.
+    pub fn add_error(&mut self, class: ErrorClass, message: impl FnOnce() -> String) {
+        self.errors[class.index()] += 1;
+        if self.samples.iter().filter(|s| s.class == class).count() < ERROR_SAMPLES_PER_CLASS {
+            self.samples.push(ErrorSample {
+                class,
+                message: message(),
+            });
+        }
+    }
+
+    /// Add `other` into `self`: counts sum, histograms merge exactly.
+    pub fn merge(&mut self, other: &OpStats) {
+        self.ok += other.ok;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.dropped_backlog += other.dropped_backlog;
+        merge(&mut self.response, &other.response);
+        merge(&mut self.service, &other.service);
+        merge(&mut self.lag, &other.lag);
+        for s in &other.samples {
+            if self.samples.iter().filter(|x| x.class == s.class).count() < ERROR_SAMPLES_PER_CLASS
+            {
+                self.samples.push(s.clone());
+            }
+        }
+    }
+
+    /// Reset for reuse without reallocating the histograms.
+    pub fn reset(&mut self) {
+        self.ok = 0;
+        self.errors = [0; ErrorClass::COUNT];
+        self.dropped_backlog = 0;
+        self.response.reset();
+        self.service.reset();
+        self.lag.reset();
+        self.samples.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ok == 0 && self.error_total() == 0 && self.dropped_backlog == 0
+    }
+}
+
+/// Totals of one operation without histograms: what a worker reports it executed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpTotals {
+    pub ok: u64,
+    pub errors: [u64; ErrorClass::COUNT],
+    pub dropped_backlog: u64,
+}
+
+impl OpTotals {
+    pub fn add(&mut self, s: &OpStats) {
+        self.ok += s.ok;
+        for (a, b) in self.errors.iter_mut().zip(s.errors) {
+            *a += b;
+        }
+        self.dropped_backlog += s.dropped_backlog;
+    }
+}

@@ -1,0 +1,624 @@
+//! Conversions between generated proto messages and domain types.
+//!
+//! Everything that arrives over the wire passes through a `TryFrom` here, which checks
+//! every field against bounds and returns a [`WireError`] naming the field. Nothing
+//! generated travels past the edge of the coordinator or the worker.
+
+use crate::histogram::{decode, encode, HistogramError};
+use crate::outcome::ErrorClass;
+use crate::plan::{MAX_RATE, MAX_SESSIONS};
+use crate::scenario::{Operation, Scenario};
+use crate::split::Shard;
+use crate::stats::{ErrorSample, OpStats, OpTotals};
+use crate::target::Target;
+use crate::WireError;
+use fleetload_proto::v1 as pb;
+use std::time::Duration;
+
+/// Longest error message carried per sample.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+const MAX_OPERATIONS: usize = 64;
+
+/// What a worker says of itself when it joins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hello {
+    pub protocol_version: u32,
+    pub name: String,
+    pub host: String,
+    pub cores: u32,
+    pub max_sessions: u32,
+    /// Relative capacity: the worker's weight in the rate and key split.
+    pub capacity: f64,
+}
+
+/// One worker's share of the load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WorkerLoad {
+    Open {
+        rate: f64,
+        phase: Duration,
+        max_backlog: Duration,
+    },
+    Closed {
+        think_time: Duration,
+    },
+}
+
+/// Everything a worker needs to run its part of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub run_id: String,
+    pub worker_index: u32,
+    pub target: Target,
+    pub scenario: Scenario,
+    pub mix: Vec<(Operation, u32)>,
+    pub shard: Shard,
+    pub rows: u64,
+    pub insert_id_base: u64,
+    pub insert_id_stride: u64,
+    pub sessions: u32,
+    pub load: WorkerLoad,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub seed: u64,
+    pub connect_rate: u32,
+    pub op_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// One interval of one worker.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub run_id: String,
+    pub worker_index: u32,
+    pub sequence: u64,
+    pub interval_index: u64,
+    pub operations: Vec<(Operation, OpStats)>,
+}
+
+/// A worker's closing message: what it executed, so the merge can be proven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub run_id: String,
+    pub worker_index: u32,
+    pub snapshots_sent: u64,
+    pub totals: Vec<(Operation, OpTotals)>,
+    pub inserted: u64,
+}
+
+fn text(field: &'static str, s: String, max: usize) -> Result<String, WireError> {
+    if s.len() > max {
+        return Err(WireError::invalid(
+            field,
+            format!("{} bytes, at most {max} allowed", s.len()),
+        ));
+    }
+    Ok(s)
+}
+
+fn millis(field: &'static str, ms: u64, lo: Duration, hi: Duration) -> Result<Duration, WireError> {
+    let d = Duration::from_millis(ms);
+    if d < lo || d > hi {
+        return Err(WireError::invalid(
+            field,
+            format!("{ms} ms is outside {lo:?}..={hi:?}"),
+        ));
+    }
+    Ok(d)
+}
+
+fn operation(field: &'static str, name: &str) -> Result<Operation, WireError> {
+    Operation::from_name(name)
+        .ok_or_else(|| WireError::invalid(field, format!("unknown operation {name:?}")))
+}
+
+fn error_counts(field: &'static str, v: &[u64]) -> Result<[u64; ErrorClass::COUNT], WireError> {
+    if v.len() > ErrorClass::COUNT {
+        return Err(WireError::invalid(
+            field,
+            format!(
+                "{} error classes, at most {} exist",
+                v.len(),
+                ErrorClass::COUNT
+            ),
+        ));
+    }
+    let mut out = [0; ErrorClass::COUNT];
+    out[..v.len()].copy_from_slice(v);
+    Ok(out)
+}
+
+impl From<&Hello> for pb::Hello {
+    fn from(h: &Hello) -> Self {
+        pb::Hello {
+            protocol_version: h.protocol_version,
+            name: h.name.clone(),
+            host: h.host.clone(),
+            cores: h.cores,
+            max_sessions: h.max_sessions,
+            capacity: h.capacity,
+        }
+    }
+}
+
+impl TryFrom<pb::Hello> for Hello {
+    type Error = WireError;
+    fn try_from(h: pb::Hello) -> Result<Self, WireError> {
+        if !h.capacity.is_finite() || h.capacity <= 0.0 || h.capacity > 1e6 {
+            return Err(WireError::invalid(
+                "hello.capacity",
+                format!("{} is not in (0, 1e6]", h.capacity),
+            ));
+        }
+        if h.name.is_empty() {
+            return Err(WireError::Missing {
+                field: "hello.name",
+            });
+        }
+        Ok(Hello {
+            protocol_version: h.protocol_version,
+            name: text("hello.name", h.name, 256)?,
+            host: text("hello.host", h.host, 256)?,
+            cores: h.cores,
+            max_sessions: h.max_sessions,
+            capacity: h.capacity,
+        })
+    }
+}
+
+impl From<&Assignment> for pb::Assignment {
+    fn from(a: &Assignment) -> Self {
+        let load = match a.load {
+            WorkerLoad::Open {
+                rate,
+                phase,
+                max_backlog,
+            } => pb::assignment::Load::OpenLoop(pb::OpenLoop {
+                rate,
+                phase_nanos: u64::try_from(phase.as_nanos()).unwrap_or(u64::MAX),
+                max_backlog_millis: u64::try_from(max_backlog.as_millis()).unwrap_or(u64::MAX),
+            }),
+            WorkerLoad::Closed { think_time } => pb::assignment::Load::ClosedLoop(pb::ClosedLoop {
+                think_time_micros: u64::try_from(think_time.as_micros()).unwrap_or(u64::MAX),
+            }),
+        };
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        pb::Assignment {
+            run_id: a.run_id.clone(),
+            worker_index: a.worker_index,
+            target_url: a.target.url().to_string(),
+            password_env: a.target.password_env().unwrap_or_default().to_string(),
+            scenario: a.scenario.name().to_string(),
+            mix: a
+                .mix
+                .iter()
+                .map(|(op, w)| pb::OperationWeight {
+                    name: op.name().to_string(),
+                    weight: *w,
+                })
+                .collect(),
+            shard: Some(pb::Shard {
+                first: a.shard.first,
+                last: a.shard.last,
+            }),
+            rows: a.rows,
+            insert_id_base: a.insert_id_base,
+            insert_id_stride: a.insert_id_stride,
+            sessions: a.sessions,
+            load: Some(load),
+            duration_millis: ms(a.duration),
+            interval_millis: ms(a.interval),
+            seed: a.seed,
+            connect_rate: a.connect_rate,
+            op_timeout_millis: ms(a.op_timeout),
+            connect_timeout_millis: ms(a.connect_timeout),
+        }
+    }
+}
+
+impl TryFrom<pb::Assignment> for Assignment {
+    type Error = WireError;
+    fn try_from(a: pb::Assignment) -> Result<Self, WireError> {
+        if a.run_id.is_empty() {
+            return Err(WireError::Missing {
+                field: "assignment.run_id",
+            });
+        }
+        let env = (!a.password_env.is_empty()).then_some(a.password_env);
+        let target = Target::parse(&a.target_url, env)
+            .map_err(|e| WireError::invalid("assignment.target_url", e.to_string()))?;
+        let scenario = Scenario::from_name(&a.scenario).ok_or_else(|| {
+            WireError::invalid(
+                "assignment.scenario",
+                format!(
+                    "unknown scenario {:?}; this worker knows {}",
+                    a.scenario,
+                    crate::scenario::scenario_names()
+                ),
+            )
+        })?;
+        let mut mix = Vec::with_capacity(a.mix.len());
+        for w in &a.mix {
+            let op = operation("assignment.mix", &w.name)?;
+            if !scenario.operations().contains(&op) {
+                return Err(WireError::invalid(
+                    "assignment.mix",
+                    format!("{} is not an operation of {}", op.name(), scenario.name()),
+                ));
+            }
+            if w.weight > 0 {
+                mix.push((op, w.weight));
+            }
+        }
+        if mix.is_empty() {
+            return Err(WireError::invalid(
+                "assignment.mix",
+                "no operation has a weight above 0",
+            ));
+        }
+        let shard = a.shard.ok_or(WireError::Missing {
+            field: "assignment.shard",
+        })?;
+        if shard.first == 0 || shard.first > shard.last || shard.last > a.rows {
+            return Err(WireError::invalid(
+                "assignment.shard",
+                format!(
+                    "[{}, {}] is not inside [1, {}]",
+                    shard.first, shard.last, a.rows
+                ),
+            ));
+        }
+        if a.sessions == 0 || a.sessions > MAX_SESSIONS {
+            return Err(WireError::invalid(
+                "assignment.sessions",
+                format!("{} is not in 1..={MAX_SESSIONS}", a.sessions),
+            ));
+        }
+        let load = match a.load.ok_or(WireError::Missing {
+            field: "assignment.load",
+        })? {
+            pb::assignment::Load::OpenLoop(o) => {
+                if !o.rate.is_finite() || o.rate <= 0.0 || o.rate > MAX_RATE {
+                    return Err(WireError::invalid(
+                        "assignment.open_loop.rate",
+                        format!("{} is not in (0, {MAX_RATE}]", o.rate),
+                    ));
+                }
+                WorkerLoad::Open {
+                    rate: o.rate,
+                    phase: Duration::from_nanos(o.phase_nanos.min(3_600_000_000_000)),
+                    max_backlog: millis(
+                        "assignment.open_loop.max_backlog_millis",
+                        o.max_backlog_millis,
+                        Duration::from_millis(10),
+                        Duration::from_secs(3600),
+                    )?,
+                }
+            }
+            pb::assignment::Load::ClosedLoop(c) => WorkerLoad::Closed {
+                think_time: Duration::from_micros(c.think_time_micros.min(3_600_000_000)),
+            },
+        };
+        let interval = millis(
+            "assignment.interval_millis",
+            a.interval_millis,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        Ok(Assignment {
+            run_id: text("assignment.run_id", a.run_id, 128)?,
+            worker_index: a.worker_index,
+            target,
+            scenario,
+            mix,
+            shard: Shard {
+                first: shard.first,
+                last: shard.last,
+            },
+            rows: a.rows,
+            insert_id_base: a.insert_id_base,
+            insert_id_stride: a.insert_id_stride.max(1),
+            sessions: a.sessions,
+            load,
+            duration: millis(
+                "assignment.duration_millis",
+                a.duration_millis,
+                interval,
+                Duration::from_secs(7 * 86_400),
+            )?,
+            interval,
+            seed: a.seed,
+            connect_rate: a.connect_rate.max(1),
+            op_timeout: millis(
+                "assignment.op_timeout_millis",
+                a.op_timeout_millis,
+                Duration::from_millis(1),
+                Duration::from_secs(3600),
+            )?,
+            connect_timeout: millis(
+                "assignment.connect_timeout_millis",
+                a.connect_timeout_millis,
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            )?,
+        })
+    }
+}
+
+impl Snapshot {
+    /// Encode for the wire.
+    ///
+    /// # Errors
+    /// A histogram cannot be serialized (a bug, not a runtime condition).
+    pub fn to_proto(&self) -> Result<pb::Snapshot, HistogramError> {
+        let mut operations = Vec::with_capacity(self.operations.len());
+        for (op, s) in &self.operations {
+            operations.push(pb::OperationSnapshot {
+                name: op.name().to_string(),
+                ok: s.ok,
+                errors: s.errors.to_vec(),
+                dropped_backlog: s.dropped_backlog,
+                response_time: encode(&s.response)?,
+                service_time: encode(&s.service)?,
+                schedule_lag: encode(&s.lag)?,
+                error_samples: s
+                    .samples
+                    .iter()
+                    .map(|e| pb::ErrorSample {
+                        class: e.class as u32,
+                        message: e.message.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(pb::Snapshot {
+            run_id: self.run_id.clone(),
+            worker_index: self.worker_index,
+            sequence: self.sequence,
+            interval_index: self.interval_index,
+            operations,
+        })
+    }
+}
+
+fn histogram(field: &'static str, bytes: &[u8]) -> Result<crate::histogram::Latency, WireError> {
+    decode(bytes).map_err(|source| WireError::Histogram { field, source })
+}
+
+impl TryFrom<pb::Snapshot> for Snapshot {
+    type Error = WireError;
+    fn try_from(s: pb::Snapshot) -> Result<Self, WireError> {
+        if s.operations.len() > MAX_OPERATIONS {
+            return Err(WireError::invalid(
+                "snapshot.operations",
+                format!(
+                    "{} operations, at most {MAX_OPERATIONS}",
+                    s.operations.len()
+                ),
+            ));
+        }
+        let mut operations = Vec::with_capacity(s.operations.len());
+        for o in s.operations {
+            let op = operation("snapshot.operations.name", &o.name)?;
+            if operations.iter().any(|(seen, _)| *seen == op) {
+                return Err(WireError::invalid(
+                    "snapshot.operations.name",
+                    format!("{} appears twice", op.name()),
+                ));
+            }
+            let response = histogram("snapshot.response_time", &o.response_time)?;
+            if response.len() != o.ok {
+                return Err(WireError::invalid(
+                    "snapshot.operations.ok",
+                    format!(
+                        "{} ok operations but {} response times for {}",
+                        o.ok,
+                        response.len(),
+                        op.name()
+                    ),
+                ));
+            }
+            let mut samples = Vec::new();
+            for e in o
+                .error_samples
+                .into_iter()
+                .take(ErrorClass::COUNT * crate::stats::ERROR_SAMPLES_PER_CLASS)
+            {
+                let class = ErrorClass::from_index(e.class as usize).ok_or_else(|| {
+                    WireError::invalid(
+                        "snapshot.error_samples.class",
+                        format!("unknown class {}", e.class),
+                    )
+                })?;
+                let mut message = e.message;
+                if message.len() > MAX_ERROR_MESSAGE {
+                    let mut cut = MAX_ERROR_MESSAGE;
+                    while !message.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    message.truncate(cut);
+                }
+                samples.push(ErrorSample { class, message });
+            }
+            operations.push((
+                op,
+                OpStats {
+                    ok: o.ok,
+                    errors: error_counts("snapshot.operations.errors", &o.errors)?,
+                    dropped_backlog: o.dropped_backlog,
+                    response,
+                    service: histogram("snapshot.service_time", &o.service_time)?,
+                    lag: histogram("snapshot.schedule_lag", &o.schedule_lag)?,
+                    samples,
+                },
+            ));
+        }
+        Ok(Snapshot {
+            run_id: s.run_id,
+            worker_index: s.worker_index,
+            sequence: s.sequence,
+            interval_index: s.interval_index,
+            operations,
+        })
+    }
+}
+
+impl From<&Done> for pb::Done {
+    fn from(d: &Done) -> Self {
+        pb::Done {
+            run_id: d.run_id.clone(),
+            worker_index: d.worker_index,
+            snapshots_sent: d.snapshots_sent,
+            totals: d
+                .totals
+                .iter()
+                .map(|(op, t)| pb::OperationTotals {
+                    name: op.name().to_string(),
+                    ok: t.ok,
+                    errors: t.errors.to_vec(),
+                    dropped_backlog: t.dropped_backlog,
+                })
+                .collect(),
+            inserted: d.inserted,
+        }
+    }
+}
+
+impl TryFrom<pb::Done> for Done {
+    type Error = WireError;
+    fn try_from(d: pb::Done) -> Result<Self, WireError> {
+        if d.totals.len() > MAX_OPERATIONS {
+            return Err(WireError::invalid("done.totals", "too many operations"));
+        }
+        let mut totals = Vec::with_capacity(d.totals.len());
+        for t in d.totals {
+            totals.push((
+                operation("done.totals.name", &t.name)?,
+                OpTotals {
+                    ok: t.ok,
+                    errors: error_counts("done.totals.errors", &t.errors)?,
+                    dropped_backlog: t.dropped_backlog,
+                },
+            ));
+        }
+        Ok(Done {
+            run_id: d.run_id,
+            worker_index: d.worker_index,
+            snapshots_sent: d.snapshots_sent,
+            totals,
+            inserted: d.inserted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::record;
+
+    fn assignment() -> Assignment {
+        Assignment {
+            run_id: "r1".into(),
+            worker_index: 1,
+            target: Target::parse(
+                "postgres://postgres@127.0.0.1/test",
+                Some("PGPASSWORD".into()),
+            )
+            .unwrap(),
+            scenario: Scenario::PointSelect,
+            mix: vec![(Operation::PointSelect, 1)],
+            shard: Shard {
+                first: 5001,
+                last: 10_000,
+            },
+            rows: 10_000,
+            insert_id_base: 10_002,
+            insert_id_stride: 2,
+            sessions: 16,
+            load: WorkerLoad::Open {
+                rate: 1000.0,
+                phase: Duration::from_micros(500),
+                max_backlog: Duration::from_secs(5),
+            },
+            duration: Duration::from_secs(30),
+            interval: Duration::from_secs(1),
+            seed: 9,
+            connect_rate: 100,
+            op_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn assignment_round_trips() {
+        let a = assignment();
+        assert_eq!(Assignment::try_from(pb::Assignment::from(&a)).unwrap(), a);
+    }
+
+    #[test]
+    fn out_of_bounds_assignments_are_refused_by_field() {
+        let mut p = pb::Assignment::from(&assignment());
+        p.shard = Some(pb::Shard {
+            first: 9000,
+            last: 20_000,
+        });
+        let e = Assignment::try_from(p).unwrap_err().to_string();
+        assert!(e.contains("assignment.shard"), "{e}");
+        let mut p = pb::Assignment::from(&assignment());
+        p.load = Some(pb::assignment::Load::OpenLoop(pb::OpenLoop {
+            rate: f64::NAN,
+            phase_nanos: 0,
+            max_backlog_millis: 1000,
+        }));
+        let e = Assignment::try_from(p).unwrap_err().to_string();
+        assert!(e.contains("open_loop.rate"), "{e}");
+        let mut p = pb::Assignment::from(&assignment());
+        p.scenario = "tpcc".into();
+        assert!(Assignment::try_from(p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown scenario"));
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_inconsistent_counts_are_refused() {
+        let mut s = OpStats::default();
+        for us in [100u64, 200, 300] {
+            record(&mut s.response, Duration::from_micros(us));
+            record(&mut s.service, Duration::from_micros(us / 2));
+            record(&mut s.lag, Duration::from_micros(1));
+        }
+        s.ok = 3;
+        s.add_error(ErrorClass::Deadlock, || "Deadlock found".into());
+        let snap = Snapshot {
+            run_id: "r".into(),
+            worker_index: 0,
+            sequence: 4,
+            interval_index: 4,
+            operations: vec![(Operation::PointSelect, s)],
+        };
+        let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
+        let (op, b) = &back.operations[0];
+        assert_eq!(*op, Operation::PointSelect);
+        assert_eq!(b.ok, 3);
+        assert_eq!(b.errors[ErrorClass::Deadlock.index()], 1);
+        assert_eq!(
+            b.response.value_at_quantile(1.0),
+            snap.operations[0].1.response.value_at_quantile(1.0)
+        );
+        assert_eq!(b.samples[0].message, "Deadlock found");
+
+        let mut p = snap.to_proto().unwrap();
+        p.operations[0].ok = 4;
+        assert!(Snapshot::try_from(p)
+            .unwrap_err()
+            .to_string()
+            .contains("response times"));
+        let mut p = snap.to_proto().unwrap();
+        p.operations[0].service_time = vec![1, 2, 3];
+        assert!(Snapshot::try_from(p)
+            .unwrap_err()
+            .to_string()
+            .contains("snapshot.service_time"));
+    }
+}
