@@ -1,1 +1,68 @@
+//! fleetload's coordinator: admits workers over gRPC, assigns shards and rate shares,
+//! starts them together, merges their HDR snapshots exactly and builds the report.
+//!
+//! # Layout
+//! - [`service`]: the gRPC edge; validated events for the controller.
+//! - [`run`]: the run controller (one task, owns all run state).
+//! - [`merge`]: exact merge of snapshots per interval, worker and run.
+//! - [`report`]: `report.json` and the terminal summary.
 
+pub mod error;
+pub mod merge;
+pub mod report;
+pub mod run;
+pub mod service;
+
+pub use error::CoordinatorError;
+pub use report::{Report, RunStatus};
+pub use run::{CoordinatorConfig, Progress};
+
+use fleetload_proto::v1::fleet_server::FleetServer;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Serve the control channel on `listener` and run `config.plan` with
+/// `config.workers` workers. Cancelling `shutdown` stops the fleet and still returns
+/// the report of what ran (status `interrupted`).
+///
+/// # Errors
+/// Workers are missing or fail before the start, or the service cannot run.
+pub async fn run(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    shutdown: CancellationToken,
+) -> Result<Report, CoordinatorError> {
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+    let tasks = TaskTracker::new();
+    let server_stop = CancellationToken::new();
+    let service = service::FleetService::new(events_tx, tasks.clone(), server_stop.clone());
+    let incoming = TcpListenerStream::new(listener);
+    let stop = server_stop.clone();
+    let server = tasks.spawn(async move {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(FleetServer::new(service))
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await
+    });
+    let result = run::Controller::new(config, events_rx).run(shutdown).await;
+    // Give workers a moment to read their final Stop before the server goes away.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server_stop.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("control service did not stop within 5 s");
+    }
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(1), server).await {
+        if result.is_ok() {
+            return Err(CoordinatorError::Serve(e.to_string()));
+        }
+    }
+    result
+}

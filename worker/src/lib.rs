@@ -1,1 +1,24 @@
+//! fleetload's worker: opens dedicated database sessions, offers load on the fleet's
+//! schedule and streams one HDR snapshot per interval to the coordinator.
+//!
+//! # Layout
+//! - [`client`]: the control stream (join, assignment, start, snapshots, done).
+//! - [`load`]: the open- and closed-loop session loops.
+//! - [`pacer`]: releases open-loop operations at their intended start.
+//! - [`recorder`]: per-interval stats that sessions record into.
+//! - [`session`]: one connection of one of sqlx's drivers, and error classification.
+//! - [`workload`]: the built-in scenarios as SQL per dialect.
+//! - [`prepare`]: schema creation and fast data loading.
 
+pub mod client;
+pub mod error;
+pub mod load;
+pub mod pacer;
+pub mod prepare;
+pub mod recorder;
+pub mod session;
+pub mod workload;
+
+pub use client::{run, WorkerConfig, WorkerSummary};
+pub use error::WorkerError;
+pub use prepare::{prepare, PrepareSpec, Prepared};

@@ -1,0 +1,37 @@
+//! The coordinator's errors: why a run could not happen, naming workers and counts.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("only {joined} of {expected} workers joined within {waited:?}{names}; start the missing workers with `fleetload worker --coordinator http://THIS_HOST:PORT`, or lower --workers")]
+    WorkersMissing {
+        joined: usize,
+        expected: usize,
+        waited: Duration,
+        names: String,
+    },
+    #[error("worker {worker} cannot run its share: {message}")]
+    WorkerFailed { worker: String, message: String },
+    #[error("worker {worker} disconnected {phase}")]
+    WorkerLost { worker: String, phase: &'static str },
+    #[error(
+        "worker {worker} did not report ready within {waited:?} (opening {sessions} sessions)"
+    )]
+    ReadyTimeout {
+        worker: String,
+        waited: Duration,
+        sessions: u32,
+    },
+    #[error("cannot split the work: {0}")]
+    Split(#[from] fleetload_common::split::SplitError),
+    #[error("cannot serve the control channel: {0}")]
+    Serve(String),
+    #[error("interrupted before the run started")]
+    Cancelled,
+    #[error("cannot write the report to {path}: {source}")]
+    WriteReport {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,462 @@
+//! The run report: what `report.json` holds (documented in docs/report-format.md, since
+//! users script against it) and how it is built from the merge.
+//!
+//! Everything is in milliseconds with microsecond precision. Cluster percentiles come
+//! from merged histograms; the cluster histograms themselves are included as base64
+//! HdrHistogram V2+deflate so other HdrHistogram tools can read them.
+
+pub mod text;
+
+use crate::merge::{Brief, Merge};
+use base64::Engine;
+use fleetload_common::histogram::{encode, Latency};
+use fleetload_common::outcome::ErrorClass;
+use fleetload_common::plan::{Plan, RawPlan};
+use fleetload_common::split::Shard;
+use fleetload_common::stats::{OpStats, OpTotals};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Version of the report format; bumped on any incompatible change.
+pub const REPORT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Passed,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Latency) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            mean_ms: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorSampleJson {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+fn error_map(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<&'static str, u64> {
+    ErrorClass::ALL
+        .iter()
+        .filter(|c| errors[c.index()] > 0)
+        .map(|c| (c.name(), errors[c.index()]))
+        .collect()
+}
+
+/// One operation over some span: counts, rates and latency percentiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpSummary {
+    /// Successful operations.
+    pub count: u64,
+    pub ok_per_s: f64,
+    pub errors: BTreeMap<&'static str, u64>,
+    pub error_total: u64,
+    pub error_rate: f64,
+    pub dropped_backlog: u64,
+    pub response_time: Percentiles,
+    pub service_time: Percentiles,
+    /// Only in open loop: actual send − intended start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag: Option<Percentiles>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_samples: Vec<ErrorSampleJson>,
+}
+
+impl OpSummary {
+    pub fn of(s: &OpStats, seconds: f64) -> Self {
+        let attempts = s.ok + s.error_total();
+        OpSummary {
+            count: s.ok,
+            ok_per_s: if seconds > 0.0 {
+                round3(s.ok as f64 / seconds)
+            } else {
+                0.0
+            },
+            errors: error_map(&s.errors),
+            error_total: s.error_total(),
+            error_rate: if attempts > 0 {
+                s.error_total() as f64 / attempts as f64
+            } else {
+                0.0
+            },
+            dropped_backlog: s.dropped_backlog,
+            response_time: Percentiles::of(&s.response),
+            service_time: Percentiles::of(&s.service),
+            schedule_lag: (!s.lag.is_empty()).then(|| Percentiles::of(&s.lag)),
+            error_samples: s
+                .samples
+                .iter()
+                .map(|e| ErrorSampleJson {
+                    class: e.class,
+                    message: e.message.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BriefJson {
+    pub count: u64,
+    pub ok_per_s: f64,
+    pub errors: u64,
+    pub dropped_backlog: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl BriefJson {
+    fn of(b: &Brief, seconds: f64) -> Self {
+        BriefJson {
+            count: b.ok,
+            ok_per_s: round3(b.ok as f64 / seconds),
+            errors: b.errors,
+            dropped_backlog: b.dropped_backlog,
+            p50_ms: b.p50_us as f64 / 1000.0,
+            p99_ms: b.p99_us as f64 / 1000.0,
+            max_ms: b.max_us as f64 / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalJson {
+    pub index: u64,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub warmup: bool,
+    /// Workers whose snapshot for this interval arrived.
+    pub workers_reporting: usize,
+    /// Snapshots that arrived after the interval was reported live (still counted).
+    pub late_snapshots: u64,
+    pub operations: BTreeMap<&'static str, OpSummary>,
+    pub per_worker: BTreeMap<u32, BTreeMap<&'static str, BriefJson>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutedJson {
+    pub ok: u64,
+    pub errors: BTreeMap<&'static str, u64>,
+    pub dropped_backlog: u64,
+}
+
+impl From<&OpTotals> for ExecutedJson {
+    fn from(t: &OpTotals) -> Self {
+        ExecutedJson {
+            ok: t.ok,
+            errors: error_map(&t.errors),
+            dropped_backlog: t.dropped_backlog,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerJson {
+    pub index: u32,
+    pub name: String,
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    pub cores: u32,
+    pub capacity: f64,
+    pub shard: Shard,
+    /// Open-loop rate share, operations per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    pub sessions: u32,
+    /// done, failed or lost.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub snapshots: usize,
+    pub duplicate_snapshots: u64,
+    /// What the worker says it executed, warm-up included (from its final message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executed: Option<BTreeMap<&'static str, ExecutedJson>>,
+    /// Measured totals from its snapshots (warm-up excluded).
+    pub operations: BTreeMap<&'static str, OpSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistogramsJson {
+    pub response_time: String,
+    pub service_time: String,
+    pub schedule_lag: String,
+}
+
+/// Whether the merged snapshots add up to what every worker says it executed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub merged_equals_executed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub report_format: u32,
+    pub fleetload_version: &'static str,
+    pub run_id: String,
+    pub status: RunStatus,
+    /// Why the run failed, one sentence each.
+    pub failures: Vec<String>,
+    /// The start instant, RFC 3339 (coordinator clock).
+    pub started_at: String,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub measured_s: f64,
+    pub interval_s: f64,
+    /// The effective plan; URLs never hold passwords, so nothing is redacted away.
+    pub plan: RawPlan,
+    pub workers: Vec<WorkerJson>,
+    pub operations: BTreeMap<&'static str, OpSummary>,
+    pub intervals: Vec<IntervalJson>,
+    pub histograms: BTreeMap<&'static str, HistogramsJson>,
+    pub verification: Verification,
+}
+
+/// What the controller knows of one worker at the end.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    pub index: u32,
+    pub name: String,
+    pub host: String,
+    pub peer: Option<String>,
+    pub cores: u32,
+    pub capacity: f64,
+    pub shard: Shard,
+    pub rate: Option<f64>,
+    pub sessions: u32,
+    pub state: &'static str,
+    pub message: Option<String>,
+    pub executed: Option<Vec<(fleetload_common::scenario::Operation, OpTotals)>>,
+}
+
+fn b64(h: &Latency) -> String {
+    encode(h)
+        .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+        .unwrap_or_default()
+}
+
+/// The inputs of a report besides the merge.
+pub struct ReportInput<'a> {
+    pub plan: &'a Plan,
+    pub run_id: &'a str,
+    pub started_at: std::time::SystemTime,
+    /// How long the run actually lasted (shorter when stopped early).
+    pub ran_for: std::time::Duration,
+    pub workers: &'a [WorkerInfo],
+    pub failures: Vec<String>,
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn build(input: ReportInput<'_>, merge: &Merge) -> Report {
+        let plan = input.plan;
+        let interval_s = plan.interval.as_secs_f64();
+        let warmup_s = plan.warmup.as_secs_f64();
+        let measured_s = (input.ran_for.as_secs_f64().min(plan.duration.as_secs_f64()) - warmup_s)
+            .max(interval_s.min(plan.duration.as_secs_f64()));
+        let names: Vec<&'static str> = merge.operations.iter().map(|o| o.name()).collect();
+        let cluster = merge.cluster_measured();
+        let operations = names
+            .iter()
+            .zip(&cluster)
+            .map(|(n, s)| (*n, OpSummary::of(s, measured_s)))
+            .collect();
+        let histograms = names
+            .iter()
+            .zip(&cluster)
+            .map(|(n, s)| {
+                (
+                    *n,
+                    HistogramsJson {
+                        response_time: b64(&s.response),
+                        service_time: b64(&s.service),
+                        schedule_lag: b64(&s.lag),
+                    },
+                )
+            })
+            .collect();
+        let duration_s = plan.duration.as_secs_f64();
+        let intervals = merge
+            .intervals
+            .iter()
+            .map(|(k, agg)| {
+                let start_s = *k as f64 * interval_s;
+                let end_s = ((*k + 1) as f64 * interval_s).min(duration_s);
+                let len = (end_s - start_s).max(1e-9);
+                IntervalJson {
+                    index: *k,
+                    start_s,
+                    end_s,
+                    warmup: *k < merge.warmup_intervals,
+                    workers_reporting: agg.per_worker.len(),
+                    late_snapshots: agg.late,
+                    operations: names
+                        .iter()
+                        .zip(&agg.cluster)
+                        .map(|(n, s)| (*n, OpSummary::of(s, len)))
+                        .collect(),
+                    per_worker: agg
+                        .per_worker
+                        .iter()
+                        .map(|(w, briefs)| {
+                            (
+                                *w,
+                                names
+                                    .iter()
+                                    .zip(briefs)
+                                    .map(|(n, b)| (*n, BriefJson::of(b, len)))
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+
+        let mut mismatches = Vec::new();
+        let workers = input
+            .workers
+            .iter()
+            .map(|w| {
+                let agg = merge.workers.get(&w.index);
+                if let Some(executed) = &w.executed {
+                    for (op, done) in executed {
+                        let got = agg
+                            .and_then(|a| merge.operations.iter().position(|o| o == op).map(|i| a.received[i]))
+                            .unwrap_or_default();
+                        if got != *done {
+                            mismatches.push(format!(
+                                "worker {} {}: executed {} ok / {} errors / {} dropped, snapshots hold {} / {} / {}",
+                                w.name, op.name(), done.ok, done.errors.iter().sum::<u64>(), done.dropped_backlog,
+                                got.ok, got.errors.iter().sum::<u64>(), got.dropped_backlog
+                            ));
+                        }
+                    }
+                }
+                WorkerJson {
+                    index: w.index,
+                    name: w.name.clone(),
+                    host: w.host.clone(),
+                    peer: w.peer.clone(),
+                    cores: w.cores,
+                    capacity: w.capacity,
+                    shard: w.shard,
+                    rate: w.rate,
+                    sessions: w.sessions,
+                    state: w.state.to_string(),
+                    message: w.message.clone(),
+                    snapshots: agg.map_or(0, |a| a.sequences.len()),
+                    duplicate_snapshots: agg.map_or(0, |a| a.duplicates),
+                    executed: w.executed.as_ref().map(|e| e.iter().map(|(op, t)| (op.name(), ExecutedJson::from(t))).collect()),
+                    operations: agg
+                        .map(|a| names.iter().zip(&a.measured).map(|(n, s)| (*n, OpSummary::of(s, measured_s))).collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+
+        let mut failures = input.failures;
+        let verified = mismatches.is_empty();
+        if !verified {
+            failures.push(format!(
+                "the merged snapshots do not add up to what the workers executed: {}",
+                mismatches.join("; ")
+            ));
+        }
+        let ok: u64 = cluster.iter().map(|s| s.ok).sum();
+        let errors: u64 = cluster.iter().map(OpStats::error_total).sum();
+        if ok == 0 && !input.interrupted {
+            let first = cluster.iter().flat_map(|s| s.samples.first()).next();
+            failures.push(match first {
+                Some(e) => format!(
+                    "no operation succeeded ({errors} errors); first error ({}): {}",
+                    e.class.name(),
+                    e.message
+                ),
+                None => "no operation completed in the measured part of the run".to_string(),
+            });
+        }
+        let status = if input.interrupted {
+            RunStatus::Interrupted
+        } else if failures.is_empty() {
+            RunStatus::Passed
+        } else {
+            RunStatus::Failed
+        };
+        Report {
+            report_format: REPORT_FORMAT,
+            fleetload_version: env!("CARGO_PKG_VERSION"),
+            run_id: input.run_id.to_string(),
+            status,
+            failures,
+            started_at: humantime::format_rfc3339_millis(input.started_at).to_string(),
+            duration_s,
+            warmup_s,
+            measured_s,
+            interval_s,
+            plan: plan.effective(),
+            workers,
+            operations,
+            intervals,
+            histograms,
+            verification: Verification {
+                merged_equals_executed: verified,
+                mismatches,
+            },
+        }
+    }
+
+    /// Write `report.json` and `report.txt` into `dir` (created if missing).
+    ///
+    /// # Errors
+    /// The directory or a file cannot be written.
+    pub fn write_to(&self, dir: &Path) -> Result<(), crate::CoordinatorError> {
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| crate::CoordinatorError::WriteReport { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(werr(dir))?;
+        let json = dir.join("report.json");
+        let body =
+            serde_json::to_vec_pretty(self).map_err(|e| crate::CoordinatorError::WriteReport {
+                path: json.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        std::fs::write(&json, body).map_err(werr(&json))?;
+        let txt = dir.join("report.txt");
+        std::fs::write(&txt, text::render(self)).map_err(werr(&txt))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! The report as a terminal table: the summary people read first.
+
+use super::{OpSummary, Report, RunStatus};
+use std::fmt::Write;
+
+fn ms(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{:.2}s", x / 1000.0)
+    } else if x >= 10.0 {
+        format!("{x:.1}ms")
+    } else {
+        format!("{x:.3}ms")
+    }
+}
+
+fn row(out: &mut String, label: &str, s: &OpSummary) {
+    let r = &s.response_time;
+    let _ = writeln!(
+        out,
+        "  {label:<22} {:>10} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        s.count,
+        s.ok_per_s,
+        ms(r.p50_ms),
+        ms(r.p90_ms),
+        ms(r.p99_ms),
+        ms(r.p999_ms),
+        ms(r.max_ms),
+        s.error_total,
+        s.dropped_backlog
+    );
+}
+
+fn header(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "operation", "count", "ok/s", "p50", "p90", "p99", "p99.9", "max", "errors", "dropped"
+    );
+}
+
+/// Render the summary: status, per-operation cluster table with service time and
+/// schedule lag, errors by class with samples, and per-worker rows.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let status = match r.status {
+        RunStatus::Passed => "PASSED",
+        RunStatus::Failed => "FAILED",
+        RunStatus::Interrupted => "INTERRUPTED",
+    };
+    let _ = writeln!(out, "fleetload run {} — {status}", r.run_id);
+    let plan = &r.plan;
+    let load = match plan.rate {
+        Some(rate) => format!("open loop at {rate} ops/s"),
+        None => format!(
+            "closed loop, think time {}",
+            plan.think_time.as_deref().unwrap_or("0s")
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "target {}  scenario {}  {} workers × {} sessions  {load}",
+        plan.target.as_deref().unwrap_or("?"),
+        plan.scenario.as_deref().unwrap_or("?"),
+        r.workers.len(),
+        plan.sessions.unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "started {}  measured {:.1}s (warm-up {:.1}s excluded)  interval {:.1}s",
+        r.started_at, r.measured_s, r.warmup_s, r.interval_s
+    );
+    for f in &r.failures {
+        let _ = writeln!(out, "FAILURE: {f}");
+    }
+    let _ = writeln!(
+        out,
+        "\nresponse time (completion − intended start), cluster:"
+    );
+    header(&mut out);
+    for (name, s) in &r.operations {
+        row(&mut out, name, s);
+    }
+    for (name, s) in &r.operations {
+        let v = &s.service_time;
+        let _ = writeln!(
+            out,
+            "  {name}: service time p50 {} p99 {} max {}",
+            ms(v.p50_ms),
+            ms(v.p99_ms),
+            ms(v.max_ms)
+        );
+        if let Some(l) = &s.schedule_lag {
+            let _ = writeln!(
+                out,
+                "  {name}: schedule lag p50 {} p99 {} max {}",
+                ms(l.p50_ms),
+                ms(l.p99_ms),
+                ms(l.max_ms)
+            );
+        }
+        if s.error_total > 0 {
+            let classes: Vec<String> = s.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "  {name}: errors {} ({:.2}%): {}",
+                s.error_total,
+                s.error_rate * 100.0,
+                classes.join(", ")
+            );
+            for e in &s.error_samples {
+                let _ = writeln!(
+                    out,
+                    "    [{}] {}",
+                    serde_json::to_value(e.class)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    e.message
+                );
+            }
+        }
+        if s.dropped_backlog > 0 {
+            let _ = writeln!(out, "  {name}: {} operations dropped: the workers fell more than max_backlog behind schedule (the generator, not only the database, could not keep up)", s.dropped_backlog);
+        }
+    }
+    let _ = writeln!(out, "\nper worker:");
+    header(&mut out);
+    for w in &r.workers {
+        for (name, s) in &w.operations {
+            row(&mut out, &format!("{}/{}", w.name, name), s);
+        }
+        let rate = w
+            .rate
+            .map(|r| format!(" rate {r:.1}/s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {} on {}: shard [{}, {}]{rate}, {}{}",
+            w.name,
+            w.host,
+            w.shard.first,
+            w.shard.last,
+            w.state,
+            w.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nmerge check: {}",
+        if r.verification.merged_equals_executed {
+            "merged snapshots equal what every worker executed"
+        } else {
+            "MISMATCH (see failures)"
+        }
+    );
+    out
+}

@@ -1,0 +1,591 @@
+//! The run controller: one task that owns all run state and reacts to worker events in
+//! order, so no lock guards the merge. Phases: gather N workers, assign shards and rate
+//! shares, wait until every worker's sessions are open, send one start instant, merge
+//! snapshots, and build the report.
+
+use crate::error::CoordinatorError;
+use crate::merge::{Accepted, Merge};
+use crate::report::{Report, ReportInput, WorkerInfo};
+use crate::service::{message, stop, Event, FromWorker, Outbox};
+use fleetload_common::histogram::{merge as merge_histogram, new_latency};
+use fleetload_common::plan::{LoadModel, Plan};
+use fleetload_common::split::{split_keys, split_rate, Shard};
+use fleetload_common::wire::{Assignment, Done, Hello, WorkerLoad};
+use fleetload_proto::v1 as pb;
+use fleetload_proto::v1::coordinator_message::Msg as ToWorker;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How the coordinator runs a plan.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub plan: Plan,
+    /// Workers to wait for.
+    pub workers: usize,
+    /// How long to wait for them.
+    pub join_timeout: Duration,
+    /// Lead between sending the start instant and the start itself.
+    pub start_lead: Duration,
+    /// Receives one line per closed interval, for a live display.
+    pub progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+impl CoordinatorConfig {
+    pub fn new(plan: Plan, workers: usize) -> Self {
+        CoordinatorConfig {
+            plan,
+            workers,
+            join_timeout: Duration::from_secs(60),
+            start_lead: Duration::from_millis(500),
+            progress: None,
+        }
+    }
+}
+
+/// One closed interval of the cluster, for the live display.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub interval: u64,
+    pub elapsed: Duration,
+    pub duration: Duration,
+    pub warmup: bool,
+    pub workers_reporting: usize,
+    pub workers: usize,
+    pub ok_per_s: f64,
+    pub target_rate: Option<f64>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+    pub dropped: u64,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = self
+            .target_rate
+            .map(|r| format!(" (target {r:.0})"))
+            .unwrap_or_default();
+        write!(
+            f,
+            "[{:>5.1}s/{:.0}s]{} workers {}/{}  ok/s {:.0}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
+            self.elapsed.as_secs_f64(),
+            self.duration.as_secs_f64(),
+            if self.warmup { " warm-up" } else { "" },
+            self.workers_reporting,
+            self.workers,
+            self.ok_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.errors,
+            self.dropped
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Joined,
+    Ready,
+    Running,
+    Done,
+    Failed,
+    Lost,
+}
+
+#[derive(Debug)]
+struct Slot {
+    conn: u64,
+    hello: Hello,
+    peer: Option<SocketAddr>,
+    outbox: Option<Outbox>,
+    state: State,
+    shard: Shard,
+    rate: Option<f64>,
+    message: Option<String>,
+    done: Option<Done>,
+}
+
+impl Slot {
+    fn send(&self, msg: ToWorker) {
+        if let Some(outbox) = &self.outbox {
+            // Never block the controller on one slow worker; acks are cumulative and
+            // the other messages are few.
+            let _ = outbox.try_send(message(msg));
+        }
+    }
+
+    fn stop(&mut self, reason: &str) {
+        if let Some(outbox) = self.outbox.take() {
+            let _ = outbox.try_send(stop(reason));
+        }
+    }
+}
+
+pub(crate) struct Controller {
+    config: CoordinatorConfig,
+    events: mpsc::Receiver<Event>,
+    slots: Vec<Slot>,
+    run_id: String,
+}
+
+fn new_run_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "");
+    format!(
+        "run-{}-{:04x}",
+        stamp.trim_end_matches('Z'),
+        now.subsec_nanos() & 0xffff
+    )
+}
+
+impl Controller {
+    pub(crate) fn new(config: CoordinatorConfig, events: mpsc::Receiver<Event>) -> Self {
+        Controller {
+            config,
+            events,
+            slots: Vec::new(),
+            run_id: new_run_id(),
+        }
+    }
+
+    fn slot_of(&mut self, conn: u64) -> Option<(usize, &mut Slot)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.conn == conn)
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> Result<Report, CoordinatorError> {
+        let result = self.run_inner(&shutdown).await;
+        if let Err(e) = &result {
+            let reason = format!("run aborted: {e}");
+            for s in &mut self.slots {
+                s.stop(&reason);
+            }
+        }
+        result
+    }
+
+    async fn run_inner(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Result<Report, CoordinatorError> {
+        self.gather(shutdown).await?;
+        self.assign()?;
+        self.wait_ready(shutdown).await?;
+        self.collect(shutdown).await
+    }
+
+    async fn gather(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
+        let want = self.config.workers;
+        let deadline = Instant::now() + self.config.join_timeout;
+        tracing::info!(workers = want, "waiting for workers");
+        while self.slots.len() < want {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(Event::Joined { conn, hello, peer, outbox }) => {
+                        tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
+                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None });
+                    }
+                    Some(Event::Closed { conn, .. }) => {
+                        if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
+                            let gone = self.slots.remove(i);
+                            tracing::warn!(worker = %gone.hello.name, "worker left before the run started");
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Err(CoordinatorError::Serve("the control service stopped".into())),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let names: Vec<String> = self.slots.iter().map(|s| format!("{} ({})", s.hello.name, s.hello.host)).collect();
+                    return Err(CoordinatorError::WorkersMissing {
+                        joined: self.slots.len(),
+                        expected: want,
+                        waited: self.config.join_timeout,
+                        names: if names.is_empty() { String::new() } else { format!(" (joined: {})", names.join(", ")) },
+                    });
+                }
+                _ = shutdown.cancelled() => return Err(CoordinatorError::Cancelled),
+            }
+        }
+        Ok(())
+    }
+
+    fn assign(&mut self) -> Result<(), CoordinatorError> {
+        let plan = &self.config.plan;
+        let weights: Vec<f64> = self.slots.iter().map(|s| s.hello.capacity).collect();
+        let shards = split_keys(plan.rows, &weights)?;
+        let n = self.slots.len() as u64;
+        let loads: Vec<WorkerLoad> = match plan.load {
+            LoadModel::Open { rate, max_backlog } => split_rate(rate, &weights)?
+                .into_iter()
+                .map(|s| WorkerLoad::Open {
+                    rate: s.rate,
+                    phase: s.phase,
+                    max_backlog,
+                })
+                .collect(),
+            LoadModel::Closed { think_time } => {
+                vec![WorkerLoad::Closed { think_time }; self.slots.len()]
+            }
+        };
+        for (i, (slot, (shard, load))) in self
+            .slots
+            .iter_mut()
+            .zip(shards.into_iter().zip(loads))
+            .enumerate()
+        {
+            slot.shard = shard;
+            slot.rate = match load {
+                WorkerLoad::Open { rate, .. } => Some(rate),
+                WorkerLoad::Closed { .. } => None,
+            };
+            let a = Assignment {
+                run_id: self.run_id.clone(),
+                worker_index: i as u32,
+                target: plan.target.clone(),
+                scenario: plan.scenario,
+                mix: plan.mix.clone(),
+                shard,
+                rows: plan.rows,
+                insert_id_base: plan.rows + 1 + i as u64,
+                insert_id_stride: n,
+                sessions: plan.sessions,
+                load,
+                duration: plan.duration,
+                interval: plan.interval,
+                seed: plan.seed,
+                connect_rate: plan.connect_rate,
+                op_timeout: plan.op_timeout,
+                connect_timeout: plan.connect_timeout,
+            };
+            tracing::info!(worker = %slot.hello.name, shard = ?shard, rate = ?slot.rate, "assigned");
+            slot.send(ToWorker::Assignment(pb::Assignment::from(&a)));
+        }
+        Ok(())
+    }
+
+    /// Refuse a worker that arrives when the run already has its fleet.
+    fn refuse(&self, outbox: Outbox, name: &str) {
+        let reason = format!(
+            "run {} already has its {} workers; {name} is not needed",
+            self.run_id, self.config.workers
+        );
+        let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
+    }
+
+    async fn wait_ready(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
+        let plan = self.config.plan.clone();
+        let waited = plan.connect_timeout
+            + Duration::from_secs_f64(f64::from(plan.sessions) / f64::from(plan.connect_rate))
+            + Duration::from_secs(10);
+        let deadline = Instant::now() + waited;
+        while self.slots.iter().any(|s| s.state != State::Ready) {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(Event::Message { conn, message: FromWorker::Ready { sessions } }) => {
+                        if let Some((_, s)) = self.slot_of(conn) {
+                            tracing::info!(worker = %s.hello.name, sessions, "worker ready");
+                            s.state = State::Ready;
+                        }
+                    }
+                    Some(Event::Message { conn, message: FromWorker::Failure(message) }) => {
+                        let worker = self.slot_of(conn).map(|(_, s)| s.hello.name.clone()).unwrap_or_default();
+                        return Err(CoordinatorError::WorkerFailed { worker, message });
+                    }
+                    Some(Event::Invalid { conn, error }) => {
+                        let worker = self.slot_of(conn).map(|(_, s)| s.hello.name.clone()).unwrap_or_default();
+                        return Err(CoordinatorError::WorkerFailed { worker, message: format!("protocol error: {error}") });
+                    }
+                    Some(Event::Closed { conn, error }) => {
+                        if let Some((_, s)) = self.slot_of(conn) {
+                            let worker = s.hello.name.clone();
+                            return Err(match error {
+                                Some(e) => CoordinatorError::WorkerFailed { worker, message: format!("stream broke while opening sessions: {e}") },
+                                None => CoordinatorError::WorkerLost { worker, phase: "while opening its sessions" },
+                            });
+                        }
+                    }
+                    Some(Event::Joined { hello, outbox, .. }) => self.refuse(outbox, &hello.name),
+                    Some(Event::Message { .. }) => {}
+                    None => return Err(CoordinatorError::Serve("the control service stopped".into())),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let late = self.slots.iter().find(|s| s.state != State::Ready).map(|s| s.hello.name.clone()).unwrap_or_default();
+                    return Err(CoordinatorError::ReadyTimeout { worker: late, waited, sessions: plan.sessions });
+                }
+                _ = shutdown.cancelled() => return Err(CoordinatorError::Cancelled),
+            }
+        }
+        Ok(())
+    }
+
+    async fn collect(&mut self, shutdown: &CancellationToken) -> Result<Report, CoordinatorError> {
+        let plan = self.config.plan.clone();
+        let lead = self.config.start_lead;
+        let started_at = SystemTime::now() + lead;
+        let start = Instant::now() + lead;
+        let start_nanos = i64::try_from(
+            started_at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        )
+        .unwrap_or(i64::MAX);
+        for s in &mut self.slots {
+            s.state = State::Running;
+            s.send(ToWorker::Start(pb::Start {
+                start_unix_nanos: start_nanos,
+            }));
+        }
+        tracing::info!(run = %self.run_id, "started");
+
+        let warmup_intervals = (plan.warmup.as_nanos() / plan.interval.as_nanos()) as u64;
+        let mut merge = Merge::new(
+            plan.mix.iter().map(|(op, _)| *op).collect(),
+            warmup_intervals,
+        );
+        let last_interval = plan.interval_count() - 1;
+        let late_grace = plan.interval.max(Duration::from_secs(1));
+        let mut deadline = start + plan.duration + plan.op_timeout + Duration::from_secs(15);
+        let mut failures = Vec::new();
+        let mut interrupted = false;
+        let mut next_close = 0u64;
+        let mut stopped_at: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+
+        loop {
+            if self
+                .slots
+                .iter()
+                .all(|s| matches!(s.state, State::Done | State::Failed | State::Lost))
+            {
+                break;
+            }
+            tokio::select! {
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.on_event(ev, &mut merge, &mut failures, start);
+                }
+                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    for s in &mut self.slots {
+                        if s.state == State::Running {
+                            s.state = State::Lost;
+                            let m = "did not finish in time after the run ended".to_string();
+                            failures.push(format!("worker {} {m}", s.hello.name));
+                            s.message = Some(m);
+                        }
+                    }
+                    break;
+                }
+                _ = shutdown.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    stopped_at = Some(Instant::now());
+                    tracing::warn!("interrupted: stopping the fleet and collecting final snapshots");
+                    for s in &mut self.slots {
+                        if s.state == State::Running {
+                            s.send(ToWorker::Stop(pb::Stop { reason: "the coordinator was interrupted".into() }));
+                        }
+                    }
+                    deadline = deadline.min(Instant::now() + Duration::from_secs(10));
+                }
+            }
+            while next_close <= last_interval {
+                let live: Vec<u32> = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| matches!(s.state, State::Running | State::Done))
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                let have_all = live.iter().all(|w| {
+                    merge
+                        .workers
+                        .get(w)
+                        .is_some_and(|a| a.intervals.contains(&next_close))
+                });
+                let overdue =
+                    Instant::now() >= start + plan.interval * (next_close as u32 + 1) + late_grace;
+                if !(have_all || overdue) || stopped_at.is_some() {
+                    break;
+                }
+                if let Some(agg) = merge.intervals.get_mut(&next_close) {
+                    agg.closed = true;
+                }
+                self.emit_progress(&merge, next_close, live.len());
+                next_close += 1;
+            }
+        }
+        for s in &mut self.slots {
+            s.stop("run complete");
+        }
+        let ran_for = stopped_at.map_or(plan.duration, |t| {
+            t.saturating_duration_since(start).min(plan.duration)
+        });
+        let workers: Vec<WorkerInfo> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| WorkerInfo {
+                index: i as u32,
+                name: s.hello.name.clone(),
+                host: s.hello.host.clone(),
+                peer: s.peer.map(|p| p.to_string()),
+                cores: s.hello.cores,
+                capacity: s.hello.capacity,
+                shard: s.shard,
+                rate: s.rate,
+                sessions: plan.sessions,
+                state: match s.state {
+                    State::Done => "done",
+                    State::Failed => "failed",
+                    State::Lost => "lost",
+                    State::Joined | State::Ready | State::Running => "unfinished",
+                },
+                message: s.message.clone(),
+                executed: s.done.as_ref().map(|d| d.totals.clone()),
+            })
+            .collect();
+        Ok(Report::build(
+            ReportInput {
+                plan: &plan,
+                run_id: &self.run_id,
+                started_at,
+                ran_for,
+                workers: &workers,
+                failures,
+                interrupted,
+            },
+            &merge,
+        ))
+    }
+
+    fn on_event(
+        &mut self,
+        ev: Event,
+        merge: &mut Merge,
+        failures: &mut Vec<String>,
+        start: Instant,
+    ) {
+        let run_id = self.run_id.clone();
+        match ev {
+            Event::Joined { hello, outbox, .. } => self.refuse(outbox, &hello.name),
+            Event::Message { conn, message } => {
+                let Some((index, slot)) = self.slot_of(conn) else {
+                    return;
+                };
+                match message {
+                    FromWorker::Snapshot(snap) => {
+                        if snap.run_id != run_id || snap.worker_index as usize != index {
+                            tracing::warn!(worker = %slot.hello.name, "ignored a snapshot for run {} worker {}", snap.run_id, snap.worker_index);
+                            return;
+                        }
+                        match merge.add(&snap) {
+                            Ok(Accepted::New) => {}
+                            Ok(Accepted::Duplicate) => {
+                                tracing::debug!(worker = %slot.hello.name, seq = snap.sequence, "duplicate snapshot ignored")
+                            }
+                            Err(e) => {
+                                tracing::warn!(worker = %slot.hello.name, error = %e, "snapshot refused")
+                            }
+                        }
+                        if let Some(seq) = merge
+                            .workers
+                            .get(&snap.worker_index)
+                            .and_then(|a| a.contiguous())
+                        {
+                            slot.send(ToWorker::Ack(pb::Ack { sequence: seq }));
+                        }
+                    }
+                    FromWorker::Done(done) => {
+                        tracing::info!(worker = %slot.hello.name, snapshots = done.snapshots_sent, "worker done");
+                        slot.state = State::Done;
+                        slot.done = Some(done);
+                    }
+                    FromWorker::Failure(m) => {
+                        failures.push(format!("worker {} failed: {m}", slot.hello.name));
+                        slot.state = State::Failed;
+                        slot.message = Some(m);
+                    }
+                    FromWorker::Ready { .. } => {}
+                }
+            }
+            Event::Invalid { conn, error } => {
+                if let Some((_, slot)) = self.slot_of(conn) {
+                    tracing::warn!(worker = %slot.hello.name, %error, "invalid message");
+                    failures.push(format!(
+                        "worker {} sent an invalid message: {error}",
+                        slot.hello.name
+                    ));
+                }
+            }
+            Event::Closed { conn, error } => {
+                if let Some((_, slot)) = self.slot_of(conn) {
+                    if slot.state == State::Running {
+                        let at = start.elapsed().as_secs_f64();
+                        let m = format!(
+                            "lost at {at:.1}s: {}",
+                            error.unwrap_or_else(|| "stream closed".into())
+                        );
+                        failures.push(format!("worker {} {m}", slot.hello.name));
+                        slot.state = State::Lost;
+                        slot.message = Some(m);
+                    }
+                    slot.outbox = None;
+                }
+            }
+        }
+    }
+
+    fn emit_progress(&self, merge: &Merge, k: u64, live: usize) {
+        let Some(tx) = &self.config.progress else {
+            return;
+        };
+        let plan = &self.config.plan;
+        let Some(agg) = merge.intervals.get(&k) else {
+            return;
+        };
+        let mut all = new_latency();
+        let (mut ok, mut errors, mut dropped) = (0, 0, 0);
+        for s in &agg.cluster {
+            merge_histogram(&mut all, &s.response);
+            ok += s.ok;
+            errors += s.error_total();
+            dropped += s.dropped_backlog;
+        }
+        let end = (plan.interval * (k as u32 + 1)).min(plan.duration);
+        let len = end
+            .saturating_sub(plan.interval * k as u32)
+            .as_secs_f64()
+            .max(1e-9);
+        let _ = tx.send(Progress {
+            interval: k,
+            elapsed: end,
+            duration: plan.duration,
+            warmup: k < merge.warmup_intervals,
+            workers_reporting: agg.per_worker.len(),
+            workers: live,
+            ok_per_s: ok as f64 / len,
+            target_rate: match plan.load {
+                LoadModel::Open { rate, .. } => Some(rate),
+                LoadModel::Closed { .. } => None,
+            },
+            p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
+            errors,
+            dropped,
+        });
+    }
+}

@@ -1,0 +1,192 @@
+//! Command-line arguments. Every plan key has a flag that overrides the plan file, so a
+//! quick run needs no file at all.
+
+use clap::{Args, Parser, Subcommand};
+use fleetload_common::plan::{parse_mix, RawPlan};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetload",
+    version,
+    about = "Distributed database load generator: one coordinator, many workers, one exact HDR report."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "fleetload_worker=debug".
+    #[arg(long, global = true, env = "FLEETLOAD_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a demo with no servers: SQLite in a temp dir, a coordinator and 2 workers over loopback gRPC.
+    Demo(DemoArgs),
+    /// Run a plan on this machine: the coordinator plus N worker processes over loopback gRPC.
+    Run(RunArgs),
+    /// Serve a run to workers on other hosts and write its report.
+    Coordinator(CoordinatorArgs),
+    /// Join a coordinator and run the share of the load it assigns.
+    Worker(WorkerArgs),
+    /// Create the scenario's schema and load its rows.
+    Prepare(PrepareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long the demo load runs.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Where the report goes.
+    #[arg(long, default_value = "fleetload-report")]
+    pub report_dir: PathBuf,
+}
+
+/// The plan file and a flag for every plan key.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanArgs {
+    /// TOML plan file; flags override its keys.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Database URL without password: mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB, sqlite://PATH.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Environment variable each worker reads the database password from.
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// Scenario: point_select or churn.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Rows in the scenario's table (the key space).
+    #[arg(long)]
+    pub rows: Option<u64>,
+    /// Operation mix, e.g. point_select=3,read_customer=1.
+    #[arg(long, value_parser = parse_mix)]
+    pub mix: Option<BTreeMap<String, u32>>,
+    /// Sessions (connections) per worker.
+    #[arg(long)]
+    pub sessions: Option<u32>,
+    /// open (a cluster rate) or closed (sessions back to back).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Cluster rate in operations per second (implies --mode open).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Pause between operations of a session in closed loop, e.g. 10ms.
+    #[arg(long)]
+    pub think_time: Option<String>,
+    /// Operations further behind schedule than this are counted as dropped.
+    #[arg(long)]
+    pub max_backlog: Option<String>,
+    /// Run length, e.g. 30s or 5m.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Leading part of the run left out of the totals (whole intervals).
+    #[arg(long)]
+    pub warmup: Option<String>,
+    /// Snapshot interval.
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Random seed for keys and data.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Client deadline per operation.
+    #[arg(long)]
+    pub op_timeout: Option<String>,
+    /// Deadline for opening one session.
+    #[arg(long)]
+    pub connect_timeout: Option<String>,
+    /// Sessions opened per second per worker.
+    #[arg(long)]
+    pub connect_rate: Option<u32>,
+}
+
+impl PlanArgs {
+    /// The flags as a raw plan, to lay over the file.
+    pub fn flags(&self) -> RawPlan {
+        RawPlan {
+            target: self.target.clone(),
+            password_env: self.password_env.clone(),
+            scenario: self.scenario.clone(),
+            rows: self.rows,
+            mix: self.mix.clone(),
+            sessions: self.sessions,
+            mode: self.mode.clone(),
+            rate: self.rate,
+            think_time: self.think_time.clone(),
+            max_backlog: self.max_backlog.clone(),
+            duration: self.duration.clone(),
+            warmup: self.warmup.clone(),
+            interval: self.interval.clone(),
+            seed: self.seed,
+            op_timeout: self.op_timeout.clone(),
+            connect_timeout: self.connect_timeout.clone(),
+            connect_rate: self.connect_rate,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Worker processes to start.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Where the report goes.
+    #[arg(long, default_value = "fleetload-report")]
+    pub report_dir: PathBuf,
+    /// Run `prepare` first.
+    #[arg(long)]
+    pub prepare: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Address to serve workers on, e.g. 0.0.0.0:7400.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// Workers to wait for.
+    #[arg(long)]
+    pub workers: usize,
+    /// How long to wait for them.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub join_timeout: Duration,
+    /// Where the report goes.
+    #[arg(long, default_value = "fleetload-report")]
+    pub report_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Coordinator address, e.g. http://10.0.0.5:7400.
+    #[arg(long, env = "FLEETLOAD_COORDINATOR")]
+    pub coordinator: String,
+    /// Name in reports (default: host name and process id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Relative capacity for the rate split (default: number of cores).
+    #[arg(long)]
+    pub capacity: Option<f64>,
+    /// Most sessions this worker accepts.
+    #[arg(long)]
+    pub max_sessions: Option<u32>,
+    /// How long to keep dialing a coordinator that is not up yet.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub dial_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Sessions that load rows in parallel.
+    #[arg(long, default_value_t = 4)]
+    pub loaders: usize,
+}

@@ -1,0 +1,291 @@
+//! What each subcommand does: build the plan, start the parts, print and write the
+//! report, and choose the exit status (0 passed, 1 failed, 130 interrupted).
+
+use crate::cli::{
+    Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, RunArgs, WorkerArgs,
+};
+use anyhow::{bail, Context};
+use fleetload_common::plan::{Plan, RawPlan};
+use fleetload_coordinator::{CoordinatorConfig, Report, RunStatus};
+use fleetload_worker::{PrepareSpec, WorkerConfig};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Worker(_) => "warn,fleetload_worker=info",
+        _ => "warn,fleetload_coordinator=info,fleetload=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// A token cancelled by the first Ctrl-C or SIGTERM; a second signal exits at once.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let wait = async {
+            match term.as_mut() {
+                Some(s) => {
+                    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = s.recv() => {} }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        wait.await;
+        eprintln!("stopping: collecting final snapshots (press Ctrl-C again to exit at once)");
+        t.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+    token
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(a) => demo(a).await,
+        Command::Run(a) => run(a).await,
+        Command::Coordinator(a) => coordinator(a).await,
+        Command::Worker(a) => worker(a).await,
+        Command::Prepare(a) => prepare(a).await,
+    }
+}
+
+fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
+    let file = match &args.plan {
+        Some(path) => RawPlan::from_file(path)?,
+        None => RawPlan::default(),
+    };
+    Ok(Plan::try_from(file.overlay(args.flags()))?)
+}
+
+async fn prepare_plan(plan: &Plan, loaders: usize) -> anyhow::Result<()> {
+    println!(
+        "preparing {} rows of {} on {} ...",
+        plan.rows,
+        plan.scenario.name(),
+        plan.target
+    );
+    let done = fleetload_worker::prepare(&PrepareSpec {
+        target: plan.target.clone(),
+        scenario: plan.scenario,
+        rows: plan.rows,
+        seed: plan.seed,
+        sessions: loaders,
+        connect_timeout: plan.connect_timeout,
+    })
+    .await?;
+    let secs = done.elapsed.as_secs_f64();
+    println!(
+        "prepared {} rows in {} in {secs:.2}s ({:.0} rows/s)",
+        done.rows,
+        done.table,
+        done.rows as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
+    let plan = load_plan(&args.plan)?;
+    prepare_plan(&plan, args.loaders).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print the live line of every closed interval until the channel closes.
+fn live_printer() -> (
+    tokio::sync::mpsc::UnboundedSender<fleetload_coordinator::Progress>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<fleetload_coordinator::Progress>();
+    let handle = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            println!("{p}");
+        }
+    });
+    (tx, handle)
+}
+
+fn finish(report: &Report, dir: &Path) -> anyhow::Result<ExitCode> {
+    println!();
+    print!("{}", fleetload_coordinator::report::text::render(report));
+    report.write_to(dir)?;
+    println!("report written to {}", dir.join("report.json").display());
+    Ok(match report.status {
+        RunStatus::Passed => ExitCode::SUCCESS,
+        RunStatus::Failed => ExitCode::FAILURE,
+        RunStatus::Interrupted => ExitCode::from(130),
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    plan: Plan,
+    workers: usize,
+    join_timeout: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Report> {
+    let (tx, printer) = live_printer();
+    let mut config = CoordinatorConfig::new(plan, workers);
+    config.join_timeout = join_timeout;
+    config.progress = Some(tx);
+    let result = fleetload_coordinator::run(listener, config, shutdown).await;
+    let _ = printer.await;
+    Ok(result?)
+}
+
+async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+    let plan = load_plan(&args.plan)?;
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    println!(
+        "coordinator listening on {}; waiting {} for {} workers",
+        args.listen,
+        humantime::format_duration(args.join_timeout),
+        args.workers
+    );
+    let report = serve(
+        listener,
+        plan,
+        args.workers,
+        args.join_timeout,
+        shutdown_token(),
+    )
+    .await?;
+    finish(&report, &args.report_dir)
+}
+
+async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let mut config = WorkerConfig::local(args.name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            fleetload_worker::client::host_name(),
+            std::process::id()
+        )
+    }));
+    if let Some(c) = args.capacity {
+        if !c.is_finite() || c <= 0.0 {
+            bail!("--capacity {c}: must be a positive number (a relative weight)");
+        }
+        config.capacity = c;
+    }
+    if let Some(m) = args.max_sessions {
+        config.max_sessions = m;
+    }
+    config.dial_timeout = args.dial_timeout;
+    let summary = fleetload_worker::run(&args.coordinator, config, shutdown_token()).await?;
+    let ok: u64 = summary.totals.iter().map(|(_, t)| t.ok).sum();
+    tracing::info!(run = %summary.run_id, ok, snapshots = summary.snapshots_sent, "worker finished");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Start `n` worker processes of this binary that dial `endpoint`.
+fn spawn_workers(endpoint: &str, n: usize) -> anyhow::Result<Vec<tokio::process::Child>> {
+    let exe =
+        std::env::current_exe().context("cannot find the fleetload executable to start workers")?;
+    (0..n)
+        .map(|i| {
+            let mut cmd = tokio::process::Command::new(&exe);
+            cmd.args([
+                "worker",
+                "--coordinator",
+                endpoint,
+                "--name",
+                &format!("worker-{i}"),
+                "--dial-timeout",
+                "15s",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+            if std::env::var_os("FLEETLOAD_LOG").is_none() {
+                cmd.env("FLEETLOAD_LOG", "warn");
+            }
+            cmd.spawn()
+                .with_context(|| format!("cannot start worker process {}", exe.display()))
+        })
+        .collect()
+}
+
+async fn local_fleet(plan: Plan, workers: usize, report_dir: &Path) -> anyhow::Result<ExitCode> {
+    if workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen on loopback")?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let mut children = spawn_workers(&endpoint, workers)?;
+    println!(
+        "coordinator on {endpoint} with {workers} worker processes; target {}",
+        plan.target
+    );
+    let result = serve(
+        listener,
+        plan,
+        workers,
+        Duration::from_secs(30),
+        shutdown_token(),
+    )
+    .await;
+    for child in &mut children {
+        match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+            Ok(Ok(status)) if !status.success() => {
+                tracing::warn!(%status, "a worker process exited with an error")
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+    finish(&result?, report_dir)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = load_plan(&args.plan)?;
+    if args.prepare {
+        prepare_plan(&plan, 4).await?;
+    }
+    local_fleet(plan, args.workers, &args.report_dir).await
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let dir =
+        tempfile::tempdir().context("cannot create a temporary directory for the demo database")?;
+    let db = dir.path().join("demo.db");
+    let raw = RawPlan {
+        target: Some(format!("sqlite://{}", db.display())),
+        scenario: Some("churn".into()),
+        rows: Some(20_000),
+        sessions: Some(4),
+        rate: Some(1000.0),
+        duration: Some(humantime::format_duration(args.duration).to_string()),
+        warmup: Some("1s".into()),
+        ..RawPlan::default()
+    };
+    let plan = Plan::try_from(raw)?;
+    println!(
+        "fleetload demo: the churn scenario on embedded SQLite ({}), 2 workers, 1000 ops/s for {}",
+        db.display(),
+        humantime::format_duration(args.duration)
+    );
+    prepare_plan(&plan, 1).await?;
+    local_fleet(plan, 2, &args.report_dir).await
+}

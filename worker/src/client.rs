@@ -1,0 +1,514 @@
+//! The worker's side of the control stream: join, receive an assignment, open the
+//! sessions, start with the fleet, stream one snapshot per interval, say what ran.
+
+use crate::error::WorkerError;
+use crate::load::{drive, Shared};
+use crate::pacer::Pacer;
+use crate::recorder::{IntervalStats, Recorder};
+use crate::session::{ConnectSpec, Session};
+use crate::workload::Workload;
+use fleetload_common::plan::interval_count;
+use fleetload_common::rng::Rng;
+use fleetload_common::scenario::Operation;
+use fleetload_common::schedule::Schedule;
+use fleetload_common::stats::{OpStats, OpTotals};
+use fleetload_common::wire::{Assignment, Done, Hello, Snapshot, WorkerLoad};
+use fleetload_proto::v1 as pb;
+use fleetload_proto::v1::coordinator_message::Msg as FromCoordinator;
+use fleetload_proto::v1::worker_message::Msg as ToCoordinator;
+use fleetload_proto::PROTOCOL_VERSION;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long after an interval's end its snapshot is taken, so that operations which
+/// completed just before the edge have been recorded.
+const SNAPSHOT_GRACE: Duration = Duration::from_millis(20);
+/// How long a finished worker waits for the coordinator to close the stream.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Who this worker is and how it dials.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub host: String,
+    /// Relative capacity; the coordinator splits rate and keys in proportion.
+    pub capacity: f64,
+    /// Most sessions this worker accepts.
+    pub max_sessions: u32,
+    /// How long to keep dialing a coordinator that is not up yet.
+    pub dial_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// A worker named `name` on this host, capacity = its cores.
+    pub fn local(name: impl Into<String>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        WorkerConfig {
+            name: name.into(),
+            host: host_name(),
+            capacity: cores as f64,
+            max_sessions: fleetload_common::plan::MAX_SESSIONS,
+            dial_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// This host's name, for reports.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What a worker did.
+#[derive(Debug, Clone)]
+pub struct WorkerSummary {
+    pub run_id: String,
+    pub worker_index: u32,
+    pub totals: Vec<(Operation, OpTotals)>,
+    pub snapshots_sent: u64,
+    /// Why the run ended early, if the coordinator stopped it.
+    pub stopped: Option<String>,
+}
+
+struct Control {
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    inbound: tonic::Streaming<pb::CoordinatorMessage>,
+}
+
+impl Control {
+    async fn send(&self, msg: ToCoordinator) -> Result<(), WorkerError> {
+        self.tx
+            .send(pb::WorkerMessage { msg: Some(msg) })
+            .await
+            .map_err(|_| WorkerError::Stream("the coordinator closed the stream".into()))
+    }
+
+    async fn recv(&mut self) -> Result<FromCoordinator, WorkerError> {
+        match self.inbound.message().await {
+            Ok(Some(pb::CoordinatorMessage { msg: Some(m) })) => Ok(m),
+            Ok(Some(_)) => Err(WorkerError::Protocol(
+                "empty message from the coordinator".into(),
+            )),
+            Ok(None) => Err(WorkerError::Stream(
+                "the coordinator closed the stream".into(),
+            )),
+            Err(status) => Err(WorkerError::Stream(status.message().to_string())),
+        }
+    }
+
+    /// Tell the coordinator why this worker cannot go on, then give it a moment to read.
+    async fn fail(&mut self, message: String) -> WorkerError {
+        let _ = self
+            .send(ToCoordinator::Failure(pb::Failure {
+                message: message.clone(),
+            }))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.recv()).await;
+        WorkerError::Database(message)
+    }
+}
+
+async fn dial(
+    endpoint: &str,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Result<tonic::transport::Channel, WorkerError> {
+    let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| WorkerError::Endpoint {
+            endpoint: endpoint.into(),
+            message: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true);
+    let started = Instant::now();
+    loop {
+        match ep.connect().await {
+            Ok(channel) => return Ok(channel),
+            Err(e) if started.elapsed() >= timeout => {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message = format!("{message}: {s}");
+                    source = s.source();
+                }
+                return Err(WorkerError::Dial {
+                    endpoint: endpoint.into(),
+                    waited: timeout,
+                    message,
+                });
+            }
+            Err(_) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = shutdown.cancelled() => return Err(WorkerError::Cancelled),
+                }
+            }
+        }
+    }
+}
+
+/// Convert an absolute Unix time to this process's monotonic clock.
+fn instant_at(unix_nanos: i64) -> Instant {
+    let (now_sys, now) = (SystemTime::now(), Instant::now());
+    let at = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_nanos).unwrap_or(0));
+    match at.duration_since(now_sys) {
+        Ok(ahead) => now + ahead,
+        Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+    }
+}
+
+/// Open the assignment's sessions at no more than `connect_rate` per second.
+async fn open_sessions(a: &Assignment, spec: &ConnectSpec) -> Result<Vec<Session>, String> {
+    let mut set = tokio::task::JoinSet::new();
+    let gap = Duration::from_secs_f64(1.0 / f64::from(a.connect_rate));
+    for i in 0..a.sessions {
+        let spec = spec.clone();
+        let delay = gap * i;
+        set.spawn(async move {
+            tokio::time::sleep(delay).await;
+            (i, spec.connect().await)
+        });
+    }
+    let mut sessions = Vec::with_capacity(a.sessions as usize);
+    let mut first_error: Option<(u32, String)> = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((_, Ok(s))) => sessions.push(s),
+            Ok((i, Err(e))) => {
+                if first_error.is_none() {
+                    first_error = Some((i, e.to_string()));
+                    set.abort_all();
+                }
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => first_error = first_error.or(Some((0, format!("session task failed: {e}")))),
+        }
+    }
+    match first_error {
+        None => Ok(sessions),
+        Some((i, e)) => {
+            for s in sessions {
+                s.close().await;
+            }
+            Err(format!("session {} of {}: {e}", i + 1, a.sessions))
+        }
+    }
+}
+
+/// Join the coordinator at `endpoint`, run the assigned share, and return what ran.
+///
+/// # Errors
+/// The coordinator cannot be reached or refuses this worker, the database cannot be
+/// reached, or the control stream breaks.
+pub async fn run(
+    endpoint: &str,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) -> Result<WorkerSummary, WorkerError> {
+    let channel = dial(endpoint, config.dial_timeout, &shutdown).await?;
+    let mut client = pb::fleet_client::FleetClient::new(channel);
+    let (tx, rx) = mpsc::channel(64);
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        name: config.name.clone(),
+        host: config.host.clone(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        max_sessions: config.max_sessions,
+        capacity: config.capacity,
+    };
+    tx.send(pb::WorkerMessage {
+        msg: Some(ToCoordinator::Hello((&hello).into())),
+    })
+    .await
+    .map_err(|_| WorkerError::Stream("cannot send hello".into()))?;
+    let inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| WorkerError::Stream(s.message().to_string()))?
+        .into_inner();
+    let mut control = Control { tx, inbound };
+
+    let assignment = loop {
+        tokio::select! {
+            msg = control.recv() => match msg? {
+                FromCoordinator::Assignment(a) => match Assignment::try_from(a) {
+                    Ok(a) => break a,
+                    Err(e) => {
+                        let message = format!("invalid assignment: {e}");
+                        let _ = control.fail(message).await;
+                        return Err(WorkerError::BadAssignment(e));
+                    }
+                },
+                FromCoordinator::Refused(r) => return Err(WorkerError::Refused { reason: r.reason }),
+                FromCoordinator::Stop(s) => return Err(WorkerError::Refused { reason: s.reason }),
+                _ => continue,
+            },
+            _ = shutdown.cancelled() => return Err(WorkerError::Cancelled),
+        }
+    };
+    tracing::info!(run = %assignment.run_id, index = assignment.worker_index, target = %assignment.target,
+        sessions = assignment.sessions, shard = ?assignment.shard, "assignment received");
+    if assignment.sessions > config.max_sessions {
+        let message = format!(
+            "worker {} accepts at most {} sessions, the plan asks for {}",
+            config.name, config.max_sessions, assignment.sessions
+        );
+        return Err(control.fail(message).await);
+    }
+    let connect = match ConnectSpec::new(assignment.target.clone(), assignment.connect_timeout) {
+        Ok(c) => c,
+        Err(e) => return Err(control.fail(format!("worker {}: {e}", config.name)).await),
+    };
+    let sessions = match open_sessions(&assignment, &connect).await {
+        Ok(s) => s,
+        Err(e) => return Err(control.fail(format!("worker {}: {e}", config.name)).await),
+    };
+    control
+        .send(ToCoordinator::Ready(pb::Ready {
+            sessions_open: sessions.len() as u32,
+        }))
+        .await?;
+
+    let start = loop {
+        tokio::select! {
+            msg = control.recv() => match msg {
+                Ok(FromCoordinator::Start(s)) => break instant_at(s.start_unix_nanos),
+                Ok(FromCoordinator::Stop(s)) => {
+                    for session in sessions { session.close().await; }
+                    return Ok(WorkerSummary { run_id: assignment.run_id, worker_index: assignment.worker_index, totals: Vec::new(), snapshots_sent: 0, stopped: Some(s.reason) });
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    for session in sessions { session.close().await; }
+                    return Err(e);
+                }
+            },
+            _ = shutdown.cancelled() => {
+                for session in sessions { session.close().await; }
+                return Err(WorkerError::Cancelled);
+            }
+        }
+    };
+    execute(assignment, sessions, connect, start, control, shutdown).await
+}
+
+async fn execute(
+    a: Assignment,
+    sessions: Vec<Session>,
+    connect: ConnectSpec,
+    start: Instant,
+    mut control: Control,
+    shutdown: CancellationToken,
+) -> Result<WorkerSummary, WorkerError> {
+    let last_interval = interval_count(a.duration, a.interval) - 1;
+    let recorder_count = sessions.len().clamp(1, 16);
+    let cancel = shutdown.child_token();
+    let recorders: Vec<Arc<Recorder>> = (0..recorder_count)
+        .map(|_| Arc::new(Recorder::new(a.mix.len())))
+        .collect();
+    let (arrivals_tx, arrivals) = async_channel::unbounded();
+    let tracker = TaskTracker::new();
+    let pacer = match a.load {
+        WorkerLoad::Open {
+            rate,
+            phase,
+            max_backlog,
+        } => {
+            let pacer = Pacer {
+                schedule: Schedule::constant(rate, phase),
+                start: start.into_std(),
+                duration: a.duration,
+                interval: a.interval,
+                last_interval,
+                arrivals: arrivals_tx,
+                // Past this many queued operations, more would only be dropped later.
+                cap: ((rate * max_backlog.as_secs_f64()) as usize)
+                    .max(a.sessions as usize * 4)
+                    .max(1024),
+                weights: a.mix.iter().map(|(_, w)| *w).collect(),
+                recorder: Arc::clone(&recorders[0]),
+                rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
+                cancel: cancel.clone(),
+            };
+            Some(tracker.spawn_blocking(move || pacer.run()))
+        }
+        WorkerLoad::Closed { .. } => None,
+    };
+    let shared = Arc::new(Shared {
+        start,
+        duration: a.duration,
+        interval: a.interval,
+        last_interval,
+        load: a.load,
+        arrivals,
+        mix: a.mix.clone(),
+        shard: a.shard,
+        op_timeout: a.op_timeout,
+        seed: a.seed,
+        worker_index: a.worker_index,
+        workload: Workload::new(a.target.driver(), a.scenario),
+        connect,
+        recorders,
+        cancel: cancel.clone(),
+    });
+    let handles: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| tracker.spawn(drive(i, s, Arc::clone(&shared))))
+        .collect();
+    tracker.close();
+
+    let mut sender = SnapshotSender {
+        a: &a,
+        shared: &shared,
+        sequence: 0,
+        next_interval: 0,
+    };
+    let mut stopped: Option<String> = None;
+    let mut broken: Option<WorkerError> = None;
+    loop {
+        let edge = start
+            + a.interval * u32::try_from(sender.next_interval + 1).unwrap_or(u32::MAX)
+            + SNAPSHOT_GRACE;
+        tokio::select! {
+            _ = tokio::time::sleep_until(edge), if sender.next_interval < last_interval && broken.is_none() => {
+                let k = sender.next_interval;
+                sender.send_through(&control, k).await?;
+            }
+            _ = tracker.wait() => break,
+            msg = control.recv(), if broken.is_none() => match msg {
+                Ok(FromCoordinator::Stop(s)) => {
+                    tracing::info!(reason = %s.reason, "stopped by the coordinator");
+                    stopped = Some(s.reason);
+                    cancel.cancel();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Without a coordinator nobody supervises this load: stop it.
+                    tracing::error!(error = %e, "lost the coordinator; stopping the load");
+                    cancel.cancel();
+                    broken = Some(e);
+                }
+            },
+        }
+    }
+    let mut totals: Vec<(Operation, OpTotals)> = a
+        .mix
+        .iter()
+        .map(|(op, _)| (*op, OpTotals::default()))
+        .collect();
+    let pacer_dropped = match pacer {
+        Some(p) => p
+            .await
+            .map_err(|e| tracing::error!(error = %e, "the pacer failed"))
+            .ok(),
+        None => None,
+    };
+    for h in handles {
+        match h.await {
+            Ok(session_totals) => {
+                for (slot, t) in session_totals.into_iter().enumerate() {
+                    let into = &mut totals[slot].1;
+                    into.ok += t.ok;
+                    into.dropped_backlog += t.dropped_backlog;
+                    for (x, y) in into.errors.iter_mut().zip(t.errors) {
+                        *x += y;
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a session task failed"),
+        }
+    }
+    for (slot, t) in pacer_dropped.into_iter().flatten().enumerate() {
+        totals[slot].1.dropped_backlog += t.dropped_backlog;
+    }
+    if let Some(e) = broken {
+        return Err(e);
+    }
+    let through = if stopped.is_some() || shutdown.is_cancelled() {
+        shared.interval_of(Instant::now()).max(sender.next_interval)
+    } else {
+        last_interval
+    };
+    sender.send_through(&control, through).await?;
+    let done = Done {
+        run_id: a.run_id.clone(),
+        worker_index: a.worker_index,
+        snapshots_sent: sender.sequence,
+        totals: totals.clone(),
+        inserted: 0,
+    };
+    control.send(ToCoordinator::Done((&done).into())).await?;
+    // Wait for the coordinator to take the last messages and close the stream.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Ok(m) = control.recv().await {
+            if let FromCoordinator::Stop(_) = m {
+                break;
+            }
+        }
+    })
+    .await;
+    let snapshots_sent = sender.sequence;
+    Ok(WorkerSummary {
+        run_id: a.run_id.clone(),
+        worker_index: a.worker_index,
+        totals,
+        snapshots_sent,
+        stopped,
+    })
+}
+
+struct SnapshotSender<'a> {
+    a: &'a Assignment,
+    shared: &'a Shared,
+    sequence: u64,
+    next_interval: u64,
+}
+
+impl SnapshotSender<'_> {
+    /// Send one snapshot for every interval from the next unsent one through `through`,
+    /// empty ones included, so the coordinator can close each interval.
+    async fn send_through(&mut self, control: &Control, through: u64) -> Result<(), WorkerError> {
+        let mut by_interval: std::collections::BTreeMap<u64, IntervalStats> = Default::default();
+        for r in &self.shared.recorders {
+            for (k, stats) in r.take_through(through) {
+                let k = k.max(self.next_interval);
+                let into = by_interval
+                    .entry(k)
+                    .or_insert_with(|| (0..self.a.mix.len()).map(|_| OpStats::default()).collect());
+                for (x, y) in into.iter_mut().zip(&stats) {
+                    x.merge(y);
+                }
+            }
+        }
+        while self.next_interval <= through {
+            let k = self.next_interval;
+            let stats = by_interval
+                .remove(&k)
+                .unwrap_or_else(|| (0..self.a.mix.len()).map(|_| OpStats::default()).collect());
+            let snapshot = Snapshot {
+                run_id: self.a.run_id.clone(),
+                worker_index: self.a.worker_index,
+                sequence: self.sequence,
+                interval_index: k,
+                operations: self.a.mix.iter().map(|(op, _)| *op).zip(stats).collect(),
+            };
+            let wire = snapshot
+                .to_proto()
+                .map_err(|e| WorkerError::Protocol(e.to_string()))?;
+            control.send(ToCoordinator::Snapshot(wire)).await?;
+            self.sequence += 1;
+            self.next_interval += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! The worker's errors. Each says what failed and what to do about it.
+
+use fleetload_common::WireError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot reach the coordinator at {endpoint} within {waited:?}: {message}; check the address and that `fleetload coordinator` is running")]
+    Dial {
+        endpoint: String,
+        waited: std::time::Duration,
+        message: String,
+    },
+    #[error("coordinator address {endpoint:?} is not valid: {message}; use http://HOST:PORT")]
+    Endpoint { endpoint: String, message: String },
+    #[error("the coordinator refused this worker: {reason}")]
+    Refused { reason: String },
+    #[error("the coordinator sent an invalid assignment: {0}")]
+    BadAssignment(#[from] WireError),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the control stream to the coordinator broke: {0}")]
+    Stream(String),
+    #[error("{0}")]
+    Database(String),
+    #[error("prepare failed on {target}: {message}")]
+    Prepare { target: String, message: String },
+    #[error("stopped before the run started")]
+    Cancelled,
+}

@@ -1,0 +1,238 @@
+//! The session loops: how each session turns the schedule into operations.
+//!
+//! Open loop: sessions take the intended start of each operation from the pacer's
+//! queue (see [`crate::pacer`]); an operation that finds no free session waits on the
+//! clock, so its response time (completion − intended start) includes the wait and the
+//! schedule lag shows it. Nothing is skipped silently: an operation further behind
+//! than `max_backlog` is counted as `dropped_backlog`. Closed loop: sessions run back to
+//! back, with an optional think time.
+
+use crate::recorder::Recorder;
+use crate::session::{classify, describe, ConnectSpec, Session};
+use crate::workload::Workload;
+use fleetload_common::outcome::ErrorClass;
+use fleetload_common::rng::Rng;
+use fleetload_common::scenario::Operation;
+use fleetload_common::split::Shard;
+use fleetload_common::stats::OpTotals;
+use fleetload_common::wire::WorkerLoad;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+/// What every session of a worker shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub start: Instant,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub last_interval: u64,
+    pub load: WorkerLoad,
+    /// Intended starts released by the pacer (open loop only).
+    pub arrivals: async_channel::Receiver<std::time::Instant>,
+    pub mix: Vec<(Operation, u32)>,
+    pub shard: Shard,
+    pub op_timeout: Duration,
+    pub seed: u64,
+    pub worker_index: u32,
+    pub workload: Workload,
+    pub connect: ConnectSpec,
+    pub recorders: Vec<Arc<Recorder>>,
+    pub cancel: CancellationToken,
+}
+
+impl Shared {
+    /// The interval an event at `t` belongs to (the last one for stragglers).
+    pub fn interval_of(&self, t: Instant) -> u64 {
+        let since = t.saturating_duration_since(self.start).as_nanos();
+        let k = since / self.interval.as_nanos().max(1);
+        u64::try_from(k).unwrap_or(u64::MAX).min(self.last_interval)
+    }
+
+    fn pick(&self, rng: &mut Rng, total_weight: u64) -> usize {
+        let mut x = rng.range(1, total_weight);
+        for (slot, (_, w)) in self.mix.iter().enumerate() {
+            let w = u64::from(*w);
+            if x <= w {
+                return slot;
+            }
+            x -= w;
+        }
+        self.mix.len() - 1
+    }
+}
+
+/// One session's loop state.
+struct Driver {
+    index: usize,
+    shared: Arc<Shared>,
+    recorder: Arc<Recorder>,
+    session: Option<Session>,
+    rng: Rng,
+    total_weight: u64,
+    backoff: Duration,
+    totals: Vec<OpTotals>,
+}
+
+/// Run one session until the schedule ends, the run's duration passes or the run is
+/// cancelled. Returns what this session executed, per mix slot (counted here,
+/// independently of the snapshots, so the coordinator can check its merge).
+pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> Vec<OpTotals> {
+    let recorder = Arc::clone(&shared.recorders[index % shared.recorders.len()]);
+    let total_weight = shared
+        .mix
+        .iter()
+        .map(|(_, w)| u64::from(*w))
+        .sum::<u64>()
+        .max(1);
+    let mut d = Driver {
+        index,
+        rng: Rng::for_stream(shared.seed, &[u64::from(shared.worker_index), index as u64]),
+        recorder,
+        session: Some(session),
+        total_weight,
+        backoff: BACKOFF_FIRST,
+        totals: vec![OpTotals::default(); shared.mix.len()],
+        shared,
+    };
+    match d.shared.load {
+        WorkerLoad::Open { max_backlog, .. } => d.open_loop(max_backlog).await,
+        WorkerLoad::Closed { think_time } => d.closed_loop(think_time).await,
+    }
+    if let Some(s) = d.session.take() {
+        s.close().await;
+    }
+    d.totals
+}
+
+impl Driver {
+    async fn open_loop(&mut self, max_backlog: Duration) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            if shared.cancel.is_cancelled() {
+                return;
+            }
+            let intended = tokio::select! {
+                due = shared.arrivals.recv() => match due {
+                    Ok(due) => Instant::from_std(due),
+                    Err(_) => return, // the pacer is done and the queue is drained
+                },
+                _ = shared.cancel.cancelled() => return,
+            };
+            let slot = shared.pick(&mut self.rng, self.total_weight);
+            let now = Instant::now();
+            if now.saturating_duration_since(intended) > max_backlog {
+                self.recorder.dropped(shared.interval_of(now), slot);
+                self.totals[slot].dropped_backlog += 1;
+                continue;
+            }
+            self.one(slot, intended).await;
+        }
+    }
+
+    async fn closed_loop(&mut self, think_time: Duration) {
+        let shared = Arc::clone(&self.shared);
+        let end = shared.start + shared.duration;
+        if shared.start > Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(shared.start) => {}
+                _ = shared.cancel.cancelled() => return,
+            }
+        }
+        while !shared.cancel.is_cancelled() && Instant::now() < end {
+            let slot = shared.pick(&mut self.rng, self.total_weight);
+            self.one(slot, Instant::now()).await;
+            if !think_time.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(think_time) => {}
+                    _ = shared.cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// Run one operation intended to start at `intended`, reconnecting first if needed.
+    async fn one(&mut self, slot: usize, intended: Instant) {
+        let shared = Arc::clone(&self.shared);
+        let open_loop = matches!(shared.load, WorkerLoad::Open { .. });
+        if self.session.is_none() && !self.reconnect(slot).await {
+            return;
+        }
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let (op, _) = shared.mix[slot];
+        let send = Instant::now();
+        let result = tokio::time::timeout(
+            shared.op_timeout,
+            shared
+                .workload
+                .execute(session, op, shared.shard, &mut self.rng),
+        )
+        .await;
+        let done = Instant::now();
+        let interval = shared.interval_of(done);
+        match result {
+            Ok(Ok(())) => {
+                let lag = open_loop.then(|| send.saturating_duration_since(intended));
+                self.recorder
+                    .ok(interval, slot, done - intended, done - send, lag);
+                self.totals[slot].ok += 1;
+            }
+            Ok(Err(e)) => {
+                let class = classify(&e);
+                self.recorder.error(interval, slot, class, || describe(&e));
+                self.totals[slot].errors[class.index()] += 1;
+                if class.needs_reconnect() {
+                    self.session = None;
+                }
+            }
+            Err(_) => {
+                let timeout = shared.op_timeout;
+                self.recorder
+                    .error(interval, slot, ErrorClass::Timeout, || {
+                        format!(
+                            "{} did not complete within op_timeout {timeout:?}",
+                            op.name()
+                        )
+                    });
+                self.totals[slot].errors[ErrorClass::Timeout.index()] += 1;
+                // The connection's state is unknown after an abandoned statement.
+                self.session = None;
+            }
+        }
+    }
+
+    /// Wait out the backoff and try to reopen the session once. A failed attempt
+    /// counts as a `connect` error of the operation that needed it.
+    async fn reconnect(&mut self, slot: usize) -> bool {
+        let shared = Arc::clone(&self.shared);
+        // Full jitter over [backoff/2, backoff]: thousands of sessions do not reconnect
+        // in lockstep after an outage.
+        let wait = self.backoff.mul_f64(0.5 + 0.5 * self.rng.next_f64());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.cancel.cancelled() => return false,
+        }
+        match shared.connect.connect().await {
+            Ok(s) => {
+                self.session = Some(s);
+                self.backoff = BACKOFF_FIRST;
+                true
+            }
+            Err(e) => {
+                self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
+                let interval = shared.interval_of(Instant::now());
+                self.recorder
+                    .error(interval, slot, ErrorClass::Connect, || e.to_string());
+                self.totals[slot].errors[ErrorClass::Connect.index()] += 1;
+                tracing::debug!(session = self.index, error = %e, "reconnect failed");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Where sessions record what they did, by interval.
+//!
+//! An operation belongs to the interval in which it completed (DESIGN-NOTES §1). A few
+//! sessions share one recorder (uncontended mutex, held for a histogram add): one per
+//! session would cost ~190 KB of histogram per operation and session, which does not
+//! scale to thousands of sessions. The snapshot task takes closed intervals out; an
+//! operation that lands after its interval was taken is counted in the next open one,
+//! so totals stay exact.
+
+use fleetload_common::histogram::record;
+use fleetload_common::outcome::ErrorClass;
+use fleetload_common::stats::OpStats;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Stats of one interval: one `OpStats` per slot of the worker's operation mix.
+pub type IntervalStats = Vec<OpStats>;
+
+#[derive(Debug)]
+struct Inner {
+    /// Lowest interval not yet taken by the snapshot task.
+    open_from: u64,
+    current_index: u64,
+    current: Option<IntervalStats>,
+    closed: Vec<(u64, IntervalStats)>,
+}
+
+/// Per-interval stats for a group of sessions.
+#[derive(Debug)]
+pub struct Recorder {
+    slots: usize,
+    inner: Mutex<Inner>,
+}
+
+impl Recorder {
+    pub fn new(slots: usize) -> Self {
+        Recorder {
+            slots,
+            inner: Mutex::new(Inner {
+                open_from: 0,
+                current_index: 0,
+                current: None,
+                closed: Vec::new(),
+            }),
+        }
+    }
+
+    fn with<R>(&self, interval: u64, slot: usize, f: impl FnOnce(&mut OpStats) -> R) -> R {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let k = interval.max(inner.open_from).max(inner.current_index);
+        if k != inner.current_index {
+            if let Some(done) = inner.current.take() {
+                let idx = inner.current_index;
+                inner.closed.push((idx, done));
+            }
+            inner.current_index = k;
+        }
+        let slots = self.slots;
+        let current = inner
+            .current
+            .get_or_insert_with(|| (0..slots).map(|_| OpStats::default()).collect());
+        f(&mut current[slot])
+    }
+
+    /// A successful operation; `lag` is `None` in closed loop, where it has no meaning.
+    pub fn ok(
+        &self,
+        interval: u64,
+        slot: usize,
+        response: Duration,
+        service: Duration,
+        lag: Option<Duration>,
+    ) {
+        self.with(interval, slot, |s| {
+            s.ok += 1;
+            record(&mut s.response, response);
+            record(&mut s.service, service);
+            if let Some(lag) = lag {
+                record(&mut s.lag, lag);
+            }
+        });
+    }
+
+    pub fn error(
+        &self,
+        interval: u64,
+        slot: usize,
+        class: ErrorClass,
+        message: impl FnOnce() -> String,
+    ) {
+        self.with(interval, slot, |s| s.add_error(class, message));
+    }
+
+    pub fn dropped(&self, interval: u64, slot: usize) {
+        self.with(interval, slot, |s| s.dropped_backlog += 1);
+    }
+
+    /// Take every interval up to and including `through`; later operations for those
+    /// intervals go into the next open one.
+    pub fn take_through(&self, through: u64) -> Vec<(u64, IntervalStats)> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.open_from = inner.open_from.max(through.saturating_add(1));
+        let mut out = Vec::new();
+        let mut keep = Vec::new();
+        for (k, s) in inner.closed.drain(..) {
+            if k <= through {
+                out.push((k, s));
+            } else {
+                keep.push((k, s));
+            }
+        }
+        inner.closed = keep;
+        if inner.current_index <= through {
+            if let Some(s) = inner.current.take() {
+                out.push((inner.current_index, s));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(100);
+
+    #[test]
+    fn operations_land_in_their_interval_and_late_ones_in_the_next_open_one() {
+        let r = Recorder::new(2);
+        r.ok(0, 0, US, US, Some(Duration::ZERO));
+        r.ok(0, 1, US, US, Some(Duration::ZERO));
+        r.ok(1, 0, US, US, Some(Duration::ZERO));
+        let taken = r.take_through(0);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, 0);
+        assert_eq!(taken[0].1[0].ok + taken[0].1[1].ok, 2);
+        // Interval 0 is closed: a straggler for it counts in interval 1.
+        r.error(0, 1, ErrorClass::Timeout, || "late".into());
+        r.dropped(3, 0);
+        let taken = r.take_through(u64::MAX);
+        let (k1, s1) = &taken[0];
+        assert_eq!(*k1, 1);
+        assert_eq!(s1[0].ok, 1);
+        assert_eq!(s1[1].errors[ErrorClass::Timeout.index()], 1);
+        assert_eq!(taken[1].0, 3);
+        assert_eq!(taken[1].1[0].dropped_backlog, 1);
+        assert!(r.take_through(u64::MAX).is_empty());
+    }
+}

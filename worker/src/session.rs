@@ -1,0 +1,257 @@
+//! One database session: a dedicated connection of one of sqlx's three drivers.
+//!
+//! Each session holds its own connection for the whole run. A shared pool would put pool
+//! wait inside the measured latency and costs about 2.5× the client CPU per query (see
+//! docs/performance.md), so the pool is deliberately not used. This is our own small
+//! abstraction rather than sqlx's `Any` driver, which re-encodes every value.
+
+use fleetload_common::outcome::{classify_mysql, classify_sqlite, classify_sqlstate, ErrorClass};
+use fleetload_common::target::{Driver, Target};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A bound statement argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// An open connection.
+#[derive(Debug)]
+pub enum Session {
+    MySql(MySqlConnection),
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to {target} within {timeout:?}: the server did not answer in time; check the host, port and firewall")]
+    Timeout { target: String, timeout: Duration },
+    #[error("cannot connect to {target}: {message}")]
+    Failed { target: String, message: String },
+    #[error("{0}")]
+    Password(String),
+}
+
+/// How a session is opened: the target plus what the worker adds to it.
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub target: Target,
+    pub password: Option<String>,
+    pub timeout: Duration,
+    /// Create an SQLite file when missing (only `prepare` does).
+    pub create: bool,
+}
+
+impl ConnectSpec {
+    /// Build from a target, reading the password from this process's environment.
+    ///
+    /// # Errors
+    /// The target names a password variable that is not set here.
+    pub fn new(target: Target, timeout: Duration) -> Result<Self, ConnectError> {
+        let password = target.password().map_err(ConnectError::Password)?;
+        Ok(ConnectSpec {
+            target,
+            password,
+            timeout,
+            create: false,
+        })
+    }
+
+    /// Open one session.
+    ///
+    /// # Errors
+    /// The server refused, did not answer in time, or the URL has bad options.
+    pub async fn connect(&self) -> Result<Session, ConnectError> {
+        let fail = |e: sqlx::Error| ConnectError::Failed {
+            target: self.target.to_string(),
+            message: describe(&e),
+        };
+        let url = self.target.url();
+        let opening = async {
+            Ok::<_, sqlx::Error>(match self.target.driver() {
+                Driver::MySql => {
+                    let mut o = MySqlConnectOptions::from_str(url)?;
+                    if let Some(p) = &self.password {
+                        o = o.password(p);
+                    }
+                    Session::MySql(o.disable_statement_logging().connect().await?)
+                }
+                Driver::Postgres => {
+                    let mut o = PgConnectOptions::from_str(url)?;
+                    if let Some(p) = &self.password {
+                        o = o.password(p);
+                    }
+                    Session::Postgres(o.disable_statement_logging().connect().await?)
+                }
+                Driver::Sqlite => {
+                    let o = SqliteConnectOptions::from_str(url)?
+                        .create_if_missing(self.create)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(5))
+                        .disable_statement_logging();
+                    Session::Sqlite(o.connect().await?)
+                }
+            })
+        };
+        match tokio::time::timeout(self.timeout, opening).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(fail(e)),
+            Err(_) => Err(ConnectError::Timeout {
+                target: self.target.to_string(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Real(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+            };
+        }
+        q
+    }};
+}
+
+impl Session {
+    /// Run a prepared (cached per connection) query and return how many rows it gave.
+    ///
+    /// # Errors
+    /// Whatever the database or the connection returns.
+    pub async fn fetch(&mut self, sql: &str, args: &[Arg]) -> Result<usize, sqlx::Error> {
+        Ok(match self {
+            Session::MySql(c) => bind_all!(sqlx::query(sql), args).fetch_all(c).await?.len(),
+            Session::Postgres(c) => bind_all!(sqlx::query(sql), args).fetch_all(c).await?.len(),
+            Session::Sqlite(c) => bind_all!(sqlx::query(sql), args).fetch_all(c).await?.len(),
+        })
+    }
+
+    /// Run a prepared statement and return the rows it affected.
+    ///
+    /// # Errors
+    /// Whatever the database or the connection returns.
+    pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Session::MySql(c) => bind_all!(sqlx::query(sql), args)
+                .execute(c)
+                .await?
+                .rows_affected(),
+            Session::Postgres(c) => bind_all!(sqlx::query(sql), args)
+                .execute(c)
+                .await?
+                .rows_affected(),
+            Session::Sqlite(c) => bind_all!(sqlx::query(sql), args)
+                .execute(c)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Run SQL text as it is (unprepared): DDL and bulk loads.
+    ///
+    /// # Errors
+    /// Whatever the database or the connection returns.
+    pub async fn run_text(&mut self, sql: &str) -> Result<u64, sqlx::Error> {
+        use sqlx::Executor;
+        Ok(match self {
+            Session::MySql(c) => c.execute(sql).await?.rows_affected(),
+            Session::Postgres(c) => c.execute(sql).await?.rows_affected(),
+            Session::Sqlite(c) => c.execute(sql).await?.rows_affected(),
+        })
+    }
+
+    /// A single integer from a query, e.g. `SELECT COUNT(*) …`.
+    ///
+    /// # Errors
+    /// Whatever the database returns, or a query that yields no row.
+    pub async fn scalar_i64(&mut self, sql: &str) -> Result<i64, sqlx::Error> {
+        Ok(match self {
+            Session::MySql(c) => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await?,
+            Session::Postgres(c) => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await?,
+            Session::Sqlite(c) => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await?,
+        })
+    }
+
+    /// Close the connection politely (a dropped one is closed too, abruptly).
+    pub async fn close(self) {
+        let _ = match self {
+            Session::MySql(c) => c.close().await,
+            Session::Postgres(c) => c.close().await,
+            Session::Sqlite(c) => c.close().await,
+        };
+    }
+}
+
+/// The error class of a failed operation.
+pub fn classify(err: &sqlx::Error) -> ErrorClass {
+    match err {
+        sqlx::Error::Database(db) => {
+            if let Some(my) = db.try_downcast_ref::<MySqlDatabaseError>() {
+                return classify_mysql(my.number(), my.code());
+            }
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                classify_sqlstate(&code)
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                classify_sqlite(&code)
+            } else {
+                ErrorClass::OtherSql
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => ErrorClass::ConnectionLost,
+        _ => ErrorClass::OtherSql,
+    }
+}
+
+/// A one-line description of a database error for people.
+pub fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (code {code})", db.message()),
+            None => db.message().to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Rewrite `?` placeholders as `$1, $2, …` for PostgreSQL.
+pub fn placeholders(driver: Driver, sql: &str) -> String {
+    if driver != Driver::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}

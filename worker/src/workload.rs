@@ -1,0 +1,215 @@
+//! The built-in scenarios as SQL: schema, bulk data and the operations, per dialect.
+//!
+//! `point_select` uses sysbench's `sbtest1` table exactly (same columns, types, index
+//! and value shapes), so `sysbench oltp_point_select` runs on the table `fleetload
+//! prepare` made and the other way round. `churn` uses the telco-churn `customers`
+//! table of the Aurora ML scenario.
+
+use crate::session::{placeholders, Arg, Session};
+use fleetload_common::churn::{self, Customer};
+use fleetload_common::rng::Rng;
+use fleetload_common::scenario::{Operation, Scenario};
+use fleetload_common::split::Shard;
+use fleetload_common::target::Driver;
+use std::fmt::Write;
+use std::ops::RangeInclusive;
+
+/// A scenario's statements, rendered once for one dialect.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    scenario: Scenario,
+    point_select: String,
+    read_customer: String,
+}
+
+impl Workload {
+    pub fn new(driver: Driver, scenario: Scenario) -> Self {
+        Workload {
+            scenario,
+            point_select: placeholders(driver, "SELECT c FROM sbtest1 WHERE id=?"),
+            read_customer: placeholders(driver, &format!("SELECT {CUSTOMER_COLUMNS}, churn_prediction, predicted_at FROM customers WHERE id=?")),
+        }
+    }
+
+    pub fn scenario(&self) -> Scenario {
+        self.scenario
+    }
+
+    /// Run one operation with keys drawn from `shard`.
+    ///
+    /// # Errors
+    /// Whatever the database returns; the caller classifies it.
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        op: Operation,
+        shard: Shard,
+        rng: &mut Rng,
+    ) -> Result<(), sqlx::Error> {
+        let id = rng.range(shard.first, shard.last) as i64;
+        match op {
+            Operation::PointSelect => session.fetch(&self.point_select, &[Arg::Int(id)]).await?,
+            Operation::ReadCustomer => session.fetch(&self.read_customer, &[Arg::Int(id)]).await?,
+        };
+        Ok(())
+    }
+}
+
+const CUSTOMER_COLUMNS: &str = "id, state, account_length, area_code, phone, intl_plan, vmail_plan, vmail_message, day_mins, day_calls, day_charge, eve_mins, eve_calls, eve_charge, night_mins, night_calls, night_charge, intl_mins, intl_calls, intl_charge, custserv_calls, churn";
+
+/// Statements that drop and create the scenario's schema.
+pub fn schema(driver: Driver, scenario: Scenario) -> Vec<String> {
+    let table = scenario.table();
+    let mut ddl = vec![format!("DROP TABLE IF EXISTS {table}")];
+    match scenario {
+        Scenario::PointSelect => {
+            ddl.push(match driver {
+                Driver::MySql => "CREATE TABLE sbtest1(id INTEGER NOT NULL AUTO_INCREMENT, k INTEGER DEFAULT '0' NOT NULL, c CHAR(120) DEFAULT '' NOT NULL, pad CHAR(60) DEFAULT '' NOT NULL, PRIMARY KEY (id)) ENGINE = InnoDB".into(),
+                Driver::Postgres => "CREATE TABLE sbtest1(id SERIAL, k INTEGER DEFAULT '0' NOT NULL, c CHAR(120) DEFAULT '' NOT NULL, pad CHAR(60) DEFAULT '' NOT NULL, PRIMARY KEY (id))".into(),
+                Driver::Sqlite => "CREATE TABLE sbtest1(id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, k INTEGER DEFAULT '0' NOT NULL, c CHAR(120) DEFAULT '' NOT NULL, pad CHAR(60) DEFAULT '' NOT NULL)".into(),
+            });
+        }
+        Scenario::Churn => {
+            let (id, real, ts) = match driver {
+                Driver::MySql => ("BIGINT NOT NULL", "DOUBLE", "DATETIME(6)"),
+                Driver::Postgres => ("BIGINT NOT NULL", "DOUBLE PRECISION", "TIMESTAMP(6)"),
+                Driver::Sqlite => ("INTEGER NOT NULL", "REAL", "TEXT"),
+            };
+            ddl.push(format!(
+                "CREATE TABLE customers(id {id} PRIMARY KEY, state CHAR(2) NOT NULL, account_length INTEGER NOT NULL, area_code INTEGER NOT NULL, phone VARCHAR(8) NOT NULL, intl_plan VARCHAR(3) NOT NULL, vmail_plan VARCHAR(3) NOT NULL, vmail_message INTEGER NOT NULL, day_mins {real} NOT NULL, day_calls INTEGER NOT NULL, day_charge {real} NOT NULL, eve_mins {real} NOT NULL, eve_calls INTEGER NOT NULL, eve_charge {real} NOT NULL, night_mins {real} NOT NULL, night_calls INTEGER NOT NULL, night_charge {real} NOT NULL, intl_mins {real} NOT NULL, intl_calls INTEGER NOT NULL, intl_charge {real} NOT NULL, custserv_calls INTEGER NOT NULL, churn VARCHAR(6) NOT NULL, churn_prediction VARCHAR(16) NULL, predicted_at {ts} NULL)"
+            ));
+        }
+    }
+    ddl
+}
+
+/// Statements that run after the rows are loaded (indexes, sequences, statistics).
+pub fn finish(driver: Driver, scenario: Scenario, rows: u64) -> Vec<String> {
+    match (scenario, driver) {
+        (Scenario::PointSelect, Driver::Postgres) => vec![
+            "CREATE INDEX k_1 ON sbtest1(k)".into(),
+            // Explicit ids do not advance the sequence; sysbench's inserts would collide.
+            format!("SELECT setval('sbtest1_id_seq', {rows})"),
+            "ANALYZE sbtest1".into(),
+        ],
+        (Scenario::PointSelect, Driver::MySql) => vec![
+            "CREATE INDEX k_1 ON sbtest1(k)".into(),
+            "ANALYZE TABLE sbtest1".into(),
+        ],
+        (Scenario::PointSelect, Driver::Sqlite) => vec![
+            "CREATE INDEX k_1 ON sbtest1(k)".into(),
+            "ANALYZE sbtest1".into(),
+        ],
+        (Scenario::Churn, Driver::MySql) => vec!["ANALYZE TABLE customers".into()],
+        (Scenario::Churn, _) => vec!["ANALYZE customers".into()],
+    }
+}
+
+fn sysbench_digits(rng: &mut Rng, groups: usize, out: &mut String) {
+    for g in 0..groups {
+        if g > 0 {
+            out.push('-');
+        }
+        for _ in 0..11 {
+            out.push(char::from(b'0' + rng.range(0, 9) as u8));
+        }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn customer_values(c: &Customer, out: &mut String) {
+    let _ = write!(
+        out,
+        "({},'{}',{},{},'{}','{}','{}',{},{},{},{},{},{},{},{},{},{},{},{},{},{},'{}')",
+        c.id,
+        c.state,
+        c.account_length,
+        c.area_code,
+        c.phone,
+        yes_no(c.intl_plan),
+        yes_no(c.vmail_plan),
+        c.vmail_message,
+        c.day_mins,
+        c.day_calls,
+        c.day_charge,
+        c.eve_mins,
+        c.eve_calls,
+        c.eve_charge,
+        c.night_mins,
+        c.night_calls,
+        c.night_charge,
+        c.intl_mins,
+        c.intl_calls,
+        c.intl_charge,
+        c.custserv_calls,
+        churn::label(c.churn)
+    );
+}
+
+/// One multi-row INSERT of rows `ids`, as SQL text. Values are generated here (digits,
+/// fixed words), never taken from input, so literal SQL is safe and avoids the
+/// bound-parameter limits of the drivers.
+pub fn insert_rows(scenario: Scenario, seed: u64, rows: u64, ids: RangeInclusive<u64>) -> String {
+    let mut sql = String::with_capacity(256 * (ids.end() - ids.start() + 1) as usize);
+    match scenario {
+        Scenario::PointSelect => {
+            sql.push_str("INSERT INTO sbtest1(id, k, c, pad) VALUES ");
+            for id in ids {
+                let mut rng = Rng::for_stream(seed, &[0x5B, id]);
+                if !sql.ends_with(' ') {
+                    sql.push(',');
+                }
+                let _ = write!(sql, "({id},{},'", rng.range(1, rows));
+                sysbench_digits(&mut rng, 10, &mut sql);
+                sql.push_str("','");
+                sysbench_digits(&mut rng, 5, &mut sql);
+                sql.push_str("')");
+            }
+        }
+        Scenario::Churn => {
+            let _ = write!(sql, "INSERT INTO customers({CUSTOMER_COLUMNS}) VALUES ");
+            for id in ids {
+                if !sql.ends_with(' ') {
+                    sql.push(',');
+                }
+                customer_values(&churn::customer(seed, id), &mut sql);
+            }
+        }
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysbench_rows_have_sysbench_shapes() {
+        let sql = insert_rows(Scenario::PointSelect, 1, 100, 1..=2);
+        assert!(sql.starts_with("INSERT INTO sbtest1(id, k, c, pad) VALUES (1,"));
+        let first = sql.split("),(").next().unwrap();
+        let c = first.split('\'').nth(1).unwrap();
+        assert_eq!(c.len(), 119);
+        assert_eq!(c.matches('-').count(), 9);
+        assert_eq!(
+            insert_rows(Scenario::PointSelect, 1, 100, 1..=2),
+            sql,
+            "deterministic"
+        );
+    }
+
+    #[test]
+    fn postgres_gets_numbered_placeholders() {
+        let w = Workload::new(Driver::Postgres, Scenario::PointSelect);
+        assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=$1");
+        let w = Workload::new(Driver::MySql, Scenario::PointSelect);
+        assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=?");
+    }
+}
