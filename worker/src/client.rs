@@ -122,6 +122,12 @@ async fn dial(
     timeout: Duration,
     shutdown: &CancellationToken,
 ) -> Result<tonic::transport::Channel, WorkerError> {
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(WorkerError::Endpoint {
+            endpoint: endpoint.into(),
+            message: "the address has no http:// scheme".into(),
+        });
+    }
     let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| WorkerError::Endpoint {
             endpoint: endpoint.into(),
@@ -266,11 +272,11 @@ pub async fn run(
     }
     let connect = match ConnectSpec::new(assignment.target.clone(), assignment.connect_timeout) {
         Ok(c) => c,
-        Err(e) => return Err(control.fail(format!("worker {}: {e}", config.name)).await),
+        Err(e) => return Err(control.fail(e.to_string()).await),
     };
     let sessions = match open_sessions(&assignment, &connect).await {
         Ok(s) => s,
-        Err(e) => return Err(control.fail(format!("worker {}: {e}", config.name)).await),
+        Err(e) => return Err(control.fail(e).await),
     };
     control
         .send(ToCoordinator::Ready(pb::Ready {

@@ -93,12 +93,18 @@ impl ConnectSpec {
                     Session::Postgres(o.disable_statement_logging().connect().await?)
                 }
                 Driver::Sqlite => {
-                    let o = SqliteConnectOptions::from_str(url)?
+                    let mut o = SqliteConnectOptions::from_str(url)?
                         .create_if_missing(self.create)
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(Duration::from_secs(5))
                         .disable_statement_logging();
+                    // WAL is a property of the file: `prepare` sets it once. Setting it
+                    // on every connect needs a write lock, and sessions opening at the
+                    // same moment then fail with "database is locked".
+                    if self.create {
+                        o = o
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal);
+                    }
                     Session::Sqlite(o.connect().await?)
                 }
             })

@@ -1,0 +1,161 @@
+//! Helpers for end-to-end tests: real databases, the real `fleetload` binary, its report.
+//!
+//! The databases come from `scripts/test` (which installs and starts them and creates
+//! the `fleetload` user); each test gets its own database so tests run in parallel.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use sqlx::{ConnectOptions, Executor};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fleetload");
+/// Name of the variable the workers read the test password from.
+pub const PASSWORD_ENV: &str = "FLEETLOAD_TEST_DB_PASSWORD";
+
+pub fn password() -> String {
+    std::env::var(PASSWORD_ENV).unwrap_or_else(|_| "fl-test-7731".into())
+}
+
+fn mysql_base() -> String {
+    std::env::var("FLEETLOAD_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://fleetload@127.0.0.1:3306".into())
+}
+
+fn pg_base() -> String {
+    std::env::var("FLEETLOAD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://fleetload@127.0.0.1:5432".into())
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+const SERVERS: &str =
+    "run the suite with scripts/test, which installs, starts and configures MariaDB and PostgreSQL";
+
+/// A new, empty MariaDB database for one test; returns its URL (no password).
+pub fn fresh_mysql(name: &str) -> String {
+    let base = mysql_base();
+    block_on(async {
+        let mut c = sqlx::mysql::MySqlConnectOptions::from_str(&format!("{base}/mysql"))
+            .expect("mysql url")
+            .password(&password())
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach MariaDB at {base}: {e}; {SERVERS}"));
+        c.execute(format!("DROP DATABASE IF EXISTS fl_{name}").as_str())
+            .await
+            .expect("drop db");
+        c.execute(format!("CREATE DATABASE fl_{name}").as_str())
+            .await
+            .expect("create db");
+    });
+    format!("{base}/fl_{name}")
+}
+
+/// A new, empty PostgreSQL database for one test; returns its URL (no password).
+pub fn fresh_pg(name: &str) -> String {
+    let base = pg_base();
+    block_on(async {
+        let mut c = sqlx::postgres::PgConnectOptions::from_str(&format!("{base}/postgres"))
+            .expect("pg url")
+            .password(&password())
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}; {SERVERS}"));
+        c.execute(format!("DROP DATABASE IF EXISTS fl_{name} WITH (FORCE)").as_str())
+            .await
+            .expect("drop db");
+        c.execute(format!("CREATE DATABASE fl_{name}").as_str())
+            .await
+            .expect("create db");
+    });
+    format!("{base}/fl_{name}")
+}
+
+pub fn sqlite(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("t.db").display())
+}
+
+/// What one `fleetload` invocation did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "fleetload failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run the real binary with the test password in its environment, at most `limit` long.
+pub fn fleetload(args: &[&str]) -> Outcome {
+    fleetload_within(args, Duration::from_secs(120))
+}
+
+pub fn fleetload_within(args: &[&str], limit: Duration) -> Outcome {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env(PASSWORD_ENV, password())
+        .env("FLEETLOAD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fleetload");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "fleetload {args:?} ran longer than {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+pub fn read_report(dir: &Path) -> Value {
+    let path = dir.join("report.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("report.json is JSON")
+}
+
+pub fn u(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+}
+
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}

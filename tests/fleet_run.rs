@@ -1,0 +1,444 @@
+//! End to end: the real `fleetload` binary starts a coordinator and worker processes
+//! that talk gRPC over loopback and drive real MariaDB, PostgreSQL and SQLite.
+
+mod common;
+
+use common::*;
+use fleetload_common::histogram::decode;
+use serde_json::Value;
+
+const ROWS: u64 = 5000;
+const RATE: f64 = 400.0;
+
+fn prepare(target: &str, scenario: &str) {
+    fleetload(&[
+        "prepare",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        scenario,
+        "--rows",
+        &ROWS.to_string(),
+    ])
+    .assert_ok();
+}
+
+/// Run 2 workers open loop at RATE for 4 s with 1 s warm-up and check what a user relies on.
+fn open_loop_run_is_exact_and_on_rate(target: &str) {
+    prepare(target, "point_select");
+    let dir = tempfile::tempdir().unwrap();
+    let out = fleetload(&[
+        "run",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "point_select",
+        "--rows",
+        &ROWS.to_string(),
+        "--rate",
+        &RATE.to_string(),
+        "--sessions",
+        "4",
+        "--duration",
+        "4s",
+        "--warmup",
+        "1s",
+        "--workers",
+        "2",
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("workers 2/2"),
+        "a live line per interval:\n{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains(&password()) && !out.stderr.contains(&password()),
+        "the password is never printed"
+    );
+    let r = read_report(dir.path());
+    assert_eq!(r["status"], "passed", "{r:#}");
+    let op = &r["operations"]["point_select"];
+    let count = u(&op["count"]);
+    let measured = f(&r["measured_s"]);
+    assert_eq!(measured, 3.0);
+
+    // The open-loop rate is achieved within 2 %.
+    let want = RATE * measured;
+    assert!(
+        (count as f64 - want).abs() <= want * 0.02,
+        "count {count}, want {want} ± 2%"
+    );
+    assert!((f(&op["ok_per_s"]) - RATE).abs() <= RATE * 0.02);
+    assert_eq!(u(&op["error_total"]), 0, "{op:#}");
+    assert_eq!(u(&op["dropped_backlog"]), 0);
+
+    // The merged total equals the sum of what each worker executed.
+    let workers = r["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    let per_worker: u64 = workers
+        .iter()
+        .map(|w| u(&w["operations"]["point_select"]["count"]))
+        .sum();
+    assert_eq!(
+        per_worker, count,
+        "per-worker measured counts add up to the cluster count"
+    );
+    let executed: u64 = workers
+        .iter()
+        .map(|w| u(&w["executed"]["point_select"]["ok"]))
+        .sum();
+    let series: u64 = r["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| u(&i["operations"]["point_select"]["count"]))
+        .sum();
+    assert_eq!(
+        executed, series,
+        "what the workers say they executed equals every snapshot merged"
+    );
+    assert_eq!(r["verification"]["merged_equals_executed"], true);
+    let whole = RATE * 4.0;
+    assert!(
+        (executed as f64 - whole).abs() <= whole * 0.02,
+        "executed {executed} over the whole run, want {whole}"
+    );
+    for w in workers {
+        assert!(
+            (f(&w["rate"]) - RATE / 2.0).abs() < 1e-6,
+            "equal rate shares"
+        );
+        assert_eq!(w["state"], "done");
+    }
+
+    // Disjoint shards that cover the key space.
+    let mut shards: Vec<(u64, u64)> = workers
+        .iter()
+        .map(|w| (u(&w["shard"]["first"]), u(&w["shard"]["last"])))
+        .collect();
+    shards.sort();
+    assert_eq!(shards[0].0, 1);
+    assert_eq!(shards[0].1 + 1, shards[1].0, "no overlap, no gap");
+    assert_eq!(shards[1].1, ROWS);
+
+    // Percentiles are ordered; service time never exceeds response time.
+    for kind in ["response_time", "service_time", "schedule_lag"] {
+        let p = &op[kind];
+        let xs: Vec<f64> = ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"]
+            .iter()
+            .map(|k| f(&p[k]))
+            .collect();
+        assert!(xs.windows(2).all(|w| w[0] <= w[1]), "{kind}: {xs:?}");
+        assert!(xs[0] > 0.0);
+    }
+    assert!(f(&op["service_time"]["p50_ms"]) <= f(&op["response_time"]["p50_ms"]));
+
+    // Per-interval series: the warm-up interval is marked and left out of the totals.
+    let intervals = r["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 4);
+    assert_eq!(intervals[0]["warmup"], true);
+    let measured_series: u64 = intervals
+        .iter()
+        .filter(|i| i["warmup"] == false)
+        .map(|i| u(&i["operations"]["point_select"]["count"]))
+        .sum();
+    assert_eq!(measured_series, count);
+    for i in intervals {
+        assert_eq!(u(&i["workers_reporting"]), 2);
+        let c = u(&i["operations"]["point_select"]["count"]) as f64;
+        assert!(
+            (c - RATE).abs() <= RATE * 0.05,
+            "interval {}: {c} ops",
+            i["index"]
+        );
+    }
+
+    // The cluster histogram is standard V2+deflate holding exactly the measured count.
+    let b64 = r["histograms"]["point_select"]["response_time"]
+        .as_str()
+        .unwrap();
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+    assert_eq!(decode(&bytes).unwrap().len(), count);
+    assert_eq!(r["plan"]["target"], Value::String(target.into()));
+}
+
+#[test]
+fn sqlite_open_loop_run_is_exact_and_on_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    open_loop_run_is_exact_and_on_rate(&sqlite(dir.path()));
+}
+
+#[test]
+fn mariadb_open_loop_run_is_exact_and_on_rate() {
+    open_loop_run_is_exact_and_on_rate(&fresh_mysql("open_loop"));
+}
+
+#[test]
+fn postgres_open_loop_run_is_exact_and_on_rate() {
+    open_loop_run_is_exact_and_on_rate(&fresh_pg("open_loop"));
+}
+
+#[test]
+fn closed_loop_churn_run_on_postgres_counts_every_operation() {
+    let target = fresh_pg("closed_loop");
+    prepare(&target, "churn");
+    let dir = tempfile::tempdir().unwrap();
+    fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+        "--rows",
+        &ROWS.to_string(),
+        "--sessions",
+        "2",
+        "--think-time",
+        "2ms",
+        "--duration",
+        "3s",
+        "--workers",
+        "2",
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .assert_ok();
+    let r = read_report(dir.path());
+    assert_eq!(r["status"], "passed");
+    let op = &r["operations"]["read_customer"];
+    let count = u(&op["count"]);
+    // 4 sessions with 2 ms think time cannot exceed 2000 ops/s, and surely do 100.
+    assert!((300..=6000).contains(&count), "{count}");
+    assert!(
+        op.get("schedule_lag").is_none(),
+        "closed loop has no schedule"
+    );
+    assert_eq!(r["verification"]["merged_equals_executed"], true);
+    assert_eq!(r["plan"]["mode"], "closed");
+}
+
+#[test]
+fn a_wrong_password_fails_with_the_database_message() {
+    let target = fresh_mysql("bad_password");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            &target,
+            "--password-env",
+            "FLEETLOAD_WRONG_PW",
+            "--rate",
+            "10",
+            "--duration",
+            "2s",
+            "--workers",
+            "2",
+        ])
+        .env("FLEETLOAD_WRONG_PW", "not-the-password")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Access denied"), "{stderr}");
+    assert!(stderr.contains("cannot run its share"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-password"),
+        "the password is never printed: {stderr}"
+    );
+}
+
+#[test]
+fn an_unset_password_variable_is_named() {
+    let out = fleetload(&[
+        "run",
+        "--target",
+        "postgres://fleetload@127.0.0.1:5432/fleetload",
+        "--password-env",
+        "FLEETLOAD_NO_SUCH_VAR",
+        "--rate",
+        "10",
+        "--duration",
+        "1s",
+        "--workers",
+        "1",
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("FLEETLOAD_NO_SUCH_VAR") && out.stderr.contains("not set"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_database_fails_clearly() {
+    let out = fleetload(&[
+        "run",
+        "--target",
+        "postgres://fleetload@127.0.0.1:1/nothing",
+        "--rate",
+        "10",
+        "--duration",
+        "1s",
+        "--workers",
+        "2",
+        "--connect-timeout",
+        "2s",
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("cannot connect to postgres://fleetload@127.0.0.1:1/nothing"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
+}
+
+#[test]
+fn a_missing_worker_fails_naming_how_many_joined() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    let coordinator = std::thread::spawn({
+        let (addr, target) = (addr.clone(), target.clone());
+        move || {
+            fleetload(&[
+                "coordinator",
+                "--listen",
+                &addr,
+                "--target",
+                &target,
+                "--workers",
+                "3",
+                "--join-timeout",
+                "3s",
+                "--rate",
+                "10",
+                "--duration",
+                "1s",
+            ])
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                fleetload(&[
+                    "worker",
+                    "--coordinator",
+                    &format!("http://{addr}"),
+                    "--name",
+                    &format!("w{i}"),
+                ])
+            })
+        })
+        .collect();
+    let c = coordinator.join().unwrap();
+    assert_eq!(c.code, Some(1));
+    assert!(
+        c.stderr.contains("only 2 of 3 workers joined within 3s"),
+        "{}",
+        c.stderr
+    );
+    for w in workers {
+        let w = w.join().unwrap();
+        assert_ne!(w.code, Some(0), "workers of an aborted run exit non-zero");
+        assert!(
+            w.stderr.contains("only 2 of 3 workers joined"),
+            "the worker is told why: {}",
+            w.stderr
+        );
+    }
+}
+
+#[test]
+fn a_run_where_every_operation_fails_exits_non_zero_with_the_error() {
+    // No `prepare`: the table does not exist, so every query fails.
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    std::fs::write(dir.path().join("t.db"), b"").unwrap();
+    let report_dir = dir.path().join("report");
+    let out = fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--workers",
+        "2",
+        "--report-dir",
+        report_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        report_dir.join("report.json").exists(),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let r = read_report(&report_dir);
+    assert_eq!(r["status"], "failed");
+    let failures = r["failures"].to_string();
+    assert!(
+        failures.contains("no operation succeeded") && failures.contains("no such table"),
+        "{failures}"
+    );
+    let op = &r["operations"]["point_select"];
+    assert!(u(&op["errors"]["other_sql"]) >= 90, "{op:#}");
+    assert!(
+        out.stdout.contains("FAILURE: no operation succeeded"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_bad_plan_names_the_key_and_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "target = \"sqlite://x.db\"\nscenario = \"point_select\"\nsesions = 4\n",
+    )
+    .unwrap();
+    let out = fleetload(&["run", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("sesions") && out.stderr.contains("sessions"),
+        "{}",
+        out.stderr
+    );
+    let out = fleetload(&["run", "--target", "sqlite://x.db", "--rate", "0"]);
+    assert!(
+        out.stderr.contains("`rate`") && out.stderr.contains("above 0"),
+        "{}",
+        out.stderr
+    );
+    let out = fleetload(&[
+        "run",
+        "--target",
+        "mysql://root:hunter2@127.0.0.1/test",
+        "--rate",
+        "5",
+    ]);
+    assert!(
+        out.stderr.contains("password_env") && !out.stderr.contains("hunter2"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,194 @@
+//! The wire contract at the coordinator's edge, over a real loopback socket: what a
+//! worker of another version, or a worker sending garbage, gets back.
+
+use fleetload_common::plan::{Plan, RawPlan};
+use fleetload_coordinator::{CoordinatorConfig, CoordinatorError};
+use fleetload_proto::v1 as pb;
+use fleetload_proto::v1::worker_message::Msg;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+fn plan(dir: &std::path::Path) -> Plan {
+    Plan::try_from(RawPlan {
+        target: Some(format!("sqlite://{}", dir.join("p.db").display())),
+        rate: Some(10.0),
+        duration: Some("1s".into()),
+        ..RawPlan::default()
+    })
+    .unwrap()
+}
+
+fn hello(version: u32) -> pb::WorkerMessage {
+    pb::WorkerMessage {
+        msg: Some(Msg::Hello(pb::Hello {
+            protocol_version: version,
+            name: "probe".into(),
+            host: "h".into(),
+            cores: 1,
+            max_sessions: 10,
+            capacity: 1.0,
+        })),
+    }
+}
+
+async fn start(
+    workers: usize,
+    join: Duration,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<fleetload_coordinator::Report, CoordinatorError>>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = CoordinatorConfig::new(plan(dir.path()), workers);
+    config.join_timeout = join;
+    let handle = tokio::spawn(fleetload_coordinator::run(
+        listener,
+        config,
+        CancellationToken::new(),
+    ));
+    (endpoint, handle, dir)
+}
+
+#[tokio::test]
+async fn another_protocol_version_is_refused_naming_both_versions() {
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(2)).await;
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(hello(fleetload_proto::PROTOCOL_VERSION + 6))
+        .await
+        .unwrap();
+    let status = client.control(ReceiverStream::new(rx)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let msg = status.message();
+    assert!(
+        msg.contains(&format!(
+            "version {}",
+            fleetload_proto::PROTOCOL_VERSION + 6
+        )) && msg.contains(&format!("version {}", fleetload_proto::PROTOCOL_VERSION)),
+        "{msg}"
+    );
+    // The refused worker did not count: the run still lacks its one worker.
+    let err = coordinator.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoordinatorError::WorkersMissing {
+                joined: 0,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_first_message_that_is_not_hello_is_refused() {
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(1)).await;
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(pb::WorkerMessage {
+        msg: Some(Msg::Ready(pb::Ready { sessions_open: 1 })),
+    })
+    .await
+    .unwrap();
+    let status = client.control(ReceiverStream::new(rx)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("hello"), "{}", status.message());
+    assert!(coordinator.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn a_worker_that_fails_its_assignment_aborts_the_run_with_its_message() {
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(5)).await;
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(hello(fleetload_proto::PROTOCOL_VERSION))
+        .await
+        .unwrap();
+    let mut inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = inbound.message().await.unwrap().unwrap();
+    let Some(pb::coordinator_message::Msg::Assignment(a)) = first.msg else {
+        panic!("expected an assignment, got {first:?}")
+    };
+    assert_eq!(
+        a.shard,
+        Some(pb::Shard {
+            first: 1,
+            last: 10_000
+        })
+    );
+    // The database refused this worker: it says so instead of Ready.
+    tx.send(pb::WorkerMessage {
+        msg: Some(Msg::Failure(pb::Failure {
+            message: "disk on fire".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    let err = coordinator.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("probe") && err.to_string().contains("disk on fire"),
+        "{err}"
+    );
+    // The worker is told to stop, with the reason.
+    let stop = inbound.message().await.unwrap().unwrap();
+    assert!(
+        matches!(stop.msg, Some(pb::coordinator_message::Msg::Stop(ref s)) if s.reason.contains("disk on fire")),
+        "{stop:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_with_a_corrupt_histogram_is_a_protocol_error_not_a_crash() {
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(5)).await;
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(hello(fleetload_proto::PROTOCOL_VERSION))
+        .await
+        .unwrap();
+    let mut inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let _assignment = inbound.message().await.unwrap().unwrap();
+    let op = pb::OperationSnapshot {
+        name: "point_select".into(),
+        ok: 1,
+        response_time: vec![0xde, 0xad, 0xbe, 0xef],
+        ..Default::default()
+    };
+    let snapshot = pb::Snapshot {
+        run_id: "x".into(),
+        operations: vec![op],
+        ..Default::default()
+    };
+    tx.send(pb::WorkerMessage {
+        msg: Some(Msg::Snapshot(snapshot)),
+    })
+    .await
+    .unwrap();
+    let err = coordinator.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("protocol error") && err.contains("snapshot.response_time"),
+        "{err}"
+    );
+}
