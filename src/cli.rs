@@ -76,6 +76,9 @@ pub struct PlanArgs {
     /// Cluster rate in operations per second (implies --mode open).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Open-loop arrival process: uniform (evenly spaced) or poisson (like sysbench --rate, pgbench -R).
+    #[arg(long)]
+    pub arrival: Option<String>,
     /// Pause between operations of a session in closed loop, e.g. 10ms.
     #[arg(long)]
     pub think_time: Option<String>,
@@ -117,6 +120,7 @@ impl PlanArgs {
             sessions: self.sessions,
             mode: self.mode.clone(),
             rate: self.rate,
+            arrival: self.arrival.clone(),
             think_time: self.think_time.clone(),
             max_backlog: self.max_backlog.clone(),
             duration: self.duration.clone(),
@@ -180,6 +184,11 @@ pub struct WorkerArgs {
     /// How long to keep dialing a coordinator that is not up yet.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub dial_timeout: Duration,
+    /// Runtime threads. One thread drives thousands of sessions; more threads add
+    /// cross-thread wake-ups that cost CPU per operation. To use more cores, run more
+    /// workers (one per core), which also spreads the sessions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
 }
 
 #[derive(Debug, Args)]

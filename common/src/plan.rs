@@ -35,6 +35,8 @@ pub struct RawPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub think_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_backlog: Option<String>,
@@ -114,10 +116,16 @@ impl RawPlan {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadModel {
     /// Operations arrive at a cluster rate whatever the database does.
-    Open { rate: f64, max_backlog: Duration },
+    Open {
+        rate: f64,
+        arrival: Arrival,
+        max_backlog: Duration,
+    },
     /// Every session runs operations back to back, with an optional pause.
     Closed { think_time: Duration },
 }
+
+pub use crate::schedule::Arrival;
 
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,7 +295,22 @@ impl TryFrom<RawPlan> for Plan {
                     Duration::from_millis(10),
                     Duration::from_secs(3600),
                 )?;
-                LoadModel::Open { rate, max_backlog }
+                let arrival = match raw.arrival.as_deref().unwrap_or("uniform") {
+                    "uniform" => Arrival::Uniform,
+                    "poisson" => Arrival::Poisson,
+                    other => {
+                        return Err(PlanError::invalid(
+                            "arrival",
+                            format!("{other:?}"),
+                            "\"uniform\" (evenly spaced) or \"poisson\" (exponential gaps, like sysbench --rate and pgbench -R)",
+                        ))
+                    }
+                };
+                LoadModel::Open {
+                    rate,
+                    arrival,
+                    max_backlog,
+                }
             }
             "closed" => {
                 if let Some(rate) = raw.rate {
@@ -388,11 +411,19 @@ impl Plan {
     /// never carry passwords), so it can go into a report as it is.
     pub fn effective(&self) -> RawPlan {
         let fmt = |d: Duration| humantime::format_duration(d).to_string();
-        let (mode, rate, think_time, max_backlog) = match self.load {
-            LoadModel::Open { rate, max_backlog } => {
-                ("open", Some(rate), None, Some(fmt(max_backlog)))
-            }
-            LoadModel::Closed { think_time } => ("closed", None, Some(fmt(think_time)), None),
+        let (mode, rate, arrival, think_time, max_backlog) = match self.load {
+            LoadModel::Open {
+                rate,
+                arrival,
+                max_backlog,
+            } => (
+                "open",
+                Some(rate),
+                Some(arrival.name().to_string()),
+                None,
+                Some(fmt(max_backlog)),
+            ),
+            LoadModel::Closed { think_time } => ("closed", None, None, Some(fmt(think_time)), None),
         };
         RawPlan {
             target: Some(self.target.url().to_string()),
@@ -408,6 +439,7 @@ impl Plan {
             sessions: Some(self.sessions),
             mode: Some(mode.to_string()),
             rate,
+            arrival,
             think_time,
             max_backlog,
             duration: Some(fmt(self.duration)),
@@ -496,6 +528,7 @@ mod tests {
             plan.load,
             LoadModel::Open {
                 rate: 800.0,
+                arrival: Arrival::Uniform,
                 max_backlog: DEFAULT_MAX_BACKLOG
             }
         );

@@ -6,7 +6,89 @@
 //! operation the old segment would have issued at or after `T`, so no operation is
 //! skipped or issued twice across the change.
 
+use crate::rng::Rng;
+use serde::Serialize;
 use std::time::Duration;
+
+/// How open-loop operations are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// Exactly `1 / rate` apart: the steadiest load, and the one that wakes an idle
+    /// client for every operation.
+    Uniform,
+    /// Exponential gaps with mean `1 / rate` (a Poisson process), as sysbench `--rate`
+    /// and pgbench `-R` generate. Independent Poisson workers add up to a Poisson
+    /// cluster at the summed rate.
+    Poisson,
+}
+
+impl Arrival {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Uniform => "uniform",
+            Arrival::Poisson => "poisson",
+        }
+    }
+}
+
+/// Successive intended starts of one worker, for either arrival process.
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    schedule: Schedule,
+    arrival: Arrival,
+    rng: Rng,
+    next_index: u64,
+    /// Poisson: offset of the next arrival in nanoseconds.
+    next_nanos: f64,
+}
+
+impl Arrivals {
+    /// Arrivals at `rate` per second starting at `phase` (uniform) or at the start with
+    /// exponential gaps (Poisson, from `rng`).
+    pub fn new(arrival: Arrival, rate: f64, phase: Duration, mut rng: Rng) -> Self {
+        let first = match arrival {
+            Arrival::Uniform => phase.as_nanos() as f64,
+            Arrival::Poisson => exponential_gap_nanos(&mut rng, rate),
+        };
+        Arrivals {
+            schedule: Schedule::constant(rate, phase),
+            arrival,
+            rng,
+            next_index: 0,
+            next_nanos: first,
+        }
+    }
+}
+
+/// Successive intended starts relative to the run start; ends when the rate is 0.
+impl Iterator for Arrivals {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        match self.arrival {
+            Arrival::Uniform => {
+                let t = self.schedule.intended(self.next_index)?;
+                self.next_index += 1;
+                Some(t)
+            }
+            Arrival::Poisson => {
+                let rate = self.schedule.segments.last().map_or(0.0, |s| s.rate);
+                if rate <= 0.0 {
+                    return None;
+                }
+                let t = Duration::from_nanos(self.next_nanos as u64);
+                self.next_nanos += exponential_gap_nanos(&mut self.rng, rate);
+                Some(t)
+            }
+        }
+    }
+}
+
+fn exponential_gap_nanos(rng: &mut Rng, rate: f64) -> f64 {
+    // 1 - U lies in (0, 1], so the logarithm is finite.
+    -(1.0 - rng.next_f64()).ln() / rate * 1e9
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Segment {
@@ -110,6 +192,26 @@ mod tests {
         // Intended times stay strictly increasing across the change.
         let times: Vec<_> = (0..300).filter_map(|i| s.intended(i)).collect();
         assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn poisson_arrivals_have_the_planned_mean_rate_and_exponential_gaps() {
+        let mut a = Arrivals::new(Arrival::Poisson, 1000.0, Duration::ZERO, Rng::new(5));
+        let times: Vec<Duration> = (0..20_000).map(|_| a.next().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        let rate = 20_000.0 / times.last().unwrap().as_secs_f64();
+        assert!((rate - 1000.0).abs() < 30.0, "rate {rate}");
+        // For exponential gaps, the share of gaps shorter than the mean is 1 - 1/e.
+        let short = times.windows(2).filter(|w| w[1] - w[0] < MS).count() as f64 / 19_999.0;
+        assert!((short - 0.632).abs() < 0.02, "share of short gaps {short}");
+        let mut u = Arrivals::new(
+            Arrival::Uniform,
+            1000.0,
+            Duration::from_micros(5),
+            Rng::new(5),
+        );
+        assert_eq!(u.next(), Some(Duration::from_micros(5)));
+        assert_eq!(u.next(), Some(Duration::from_micros(1005)));
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub struct Hello {
 pub enum WorkerLoad {
     Open {
         rate: f64,
+        arrival: crate::schedule::Arrival,
         phase: Duration,
         max_backlog: Duration,
     },
@@ -171,10 +172,15 @@ impl From<&Assignment> for pb::Assignment {
         let load = match a.load {
             WorkerLoad::Open {
                 rate,
+                arrival,
                 phase,
                 max_backlog,
             } => pb::assignment::Load::OpenLoop(pb::OpenLoop {
                 rate,
+                arrival: match arrival {
+                    crate::schedule::Arrival::Uniform => pb::Arrival::Uniform as i32,
+                    crate::schedule::Arrival::Poisson => pb::Arrival::Poisson as i32,
+                },
                 phase_nanos: u64::try_from(phase.as_nanos()).unwrap_or(u64::MAX),
                 max_backlog_millis: u64::try_from(max_backlog.as_millis()).unwrap_or(u64::MAX),
             }),
@@ -286,6 +292,16 @@ impl TryFrom<pb::Assignment> for Assignment {
                 }
                 WorkerLoad::Open {
                     rate: o.rate,
+                    arrival: match pb::Arrival::try_from(o.arrival) {
+                        Ok(pb::Arrival::Uniform) => crate::schedule::Arrival::Uniform,
+                        Ok(pb::Arrival::Poisson) => crate::schedule::Arrival::Poisson,
+                        Err(_) => {
+                            return Err(WireError::invalid(
+                                "assignment.open_loop.arrival",
+                                format!("unknown arrival process {}", o.arrival),
+                            ))
+                        }
+                    },
                     phase: Duration::from_nanos(o.phase_nanos.min(3_600_000_000_000)),
                     max_backlog: millis(
                         "assignment.open_loop.max_backlog_millis",
@@ -537,6 +553,7 @@ mod tests {
             sessions: 16,
             load: WorkerLoad::Open {
                 rate: 1000.0,
+                arrival: crate::schedule::Arrival::Poisson,
                 phase: Duration::from_micros(500),
                 max_backlog: Duration::from_secs(5),
             },
@@ -569,6 +586,7 @@ mod tests {
             rate: f64::NAN,
             phase_nanos: 0,
             max_backlog_millis: 1000,
+            arrival: 0,
         }));
         let e = Assignment::try_from(p).unwrap_err().to_string();
         assert!(e.contains("open_loop.rate"), "{e}");

@@ -228,9 +228,14 @@ impl Controller {
         let shards = split_keys(plan.rows, &weights)?;
         let n = self.slots.len() as u64;
         let loads: Vec<WorkerLoad> = match plan.load {
-            LoadModel::Open { rate, max_backlog } => split_rate(rate, &weights)?
+            LoadModel::Open {
+                rate,
+                arrival,
+                max_backlog,
+            } => split_rate(rate, &weights)?
                 .into_iter()
                 .map(|s| WorkerLoad::Open {
+                    arrival,
                     rate: s.rate,
                     phase: s.phase,
                     max_backlog,

@@ -10,7 +10,7 @@ use crate::workload::Workload;
 use fleetload_common::plan::interval_count;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::Operation;
-use fleetload_common::schedule::Schedule;
+use fleetload_common::schedule::Arrivals;
 use fleetload_common::stats::{OpStats, OpTotals};
 use fleetload_common::wire::{Assignment, Done, Hello, Snapshot, WorkerLoad};
 use fleetload_proto::v1 as pb;
@@ -326,11 +326,17 @@ async fn execute(
     let pacer = match a.load {
         WorkerLoad::Open {
             rate,
+            arrival,
             phase,
             max_backlog,
         } => {
             let pacer = Pacer {
-                schedule: Schedule::constant(rate, phase),
+                arrivals_plan: Arrivals::new(
+                    arrival,
+                    rate,
+                    phase,
+                    Rng::for_stream(a.seed, &[u64::from(a.worker_index), 0xA771]),
+                ),
                 start: start.into_std(),
                 duration: a.duration,
                 interval: a.interval,
@@ -345,7 +351,7 @@ async fn execute(
                 rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
                 cancel: cancel.clone(),
             };
-            Some(tracker.spawn_blocking(move || pacer.run()))
+            Some(tracker.spawn(pacer.run()))
         }
         WorkerLoad::Closed { .. } => None,
     };

@@ -6,6 +6,7 @@
 //! - [`load`]: the open- and closed-loop session loops.
 //! - [`pacer`]: releases open-loop operations at their intended start.
 //! - [`recorder`]: per-interval stats that sessions record into.
+//! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 //! - [`session`]: one connection of one of sqlx's drivers, and error classification.
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
 //! - [`prepare`]: schema creation and fast data loading.
@@ -17,6 +18,7 @@ pub mod pacer;
 pub mod prepare;
 pub mod recorder;
 pub mod session;
+pub mod timer;
 pub mod workload;
 
 pub use client::{run, WorkerConfig, WorkerSummary};

@@ -2,29 +2,40 @@
 //!
 //! tokio's timer rounds each sleep up to the next millisecond, which added about 1 ms of
 //! schedule lag to every operation when each session slept for its own operation. The
-//! pacer instead runs on a blocking thread, sleeps with the OS timer's precision (tens
-//! of microseconds), and on each wake releases every operation that is due into an
-//! unbounded MPMC queue that the sessions drain. An operation that waits in the queue
-//! for a free session waits on the clock: its response time includes the wait.
+//! pacer is one task that sleeps on a [`PreciseTimer`] (tens of microseconds) and on
+//! each wake releases every operation that is due into an MPMC queue that the sessions
+//! drain. An operation that waits in the queue for a free session waits on the clock:
+//! its response time includes the wait.
 //!
 //! The queue is bounded in effect: past `cap` queued operations the pacer counts each
 //! new one as `dropped_backlog` (loudly, in the report) instead of queueing it, so a
 //! stalled database cannot make the worker's memory grow without limit.
 
 use crate::recorder::Recorder;
+use crate::timer::PreciseTimer;
 use fleetload_common::rng::Rng;
-use fleetload_common::schedule::Schedule;
+use fleetload_common::schedule::Arrivals;
 use fleetload_common::stats::OpTotals;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+async fn sleep_until(timer: Option<&PreciseTimer>, due: Instant) -> std::io::Result<()> {
+    match timer {
+        Some(t) => t.sleep_until(due).await,
+        None => {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            Ok(())
+        }
+    }
+}
 use tokio_util::sync::CancellationToken;
 
-/// Longest single sleep, so a cancellation is noticed promptly.
-const MAX_NAP: Duration = Duration::from_millis(10);
+/// Releases between yields to the runtime when catching up on a backlog.
+const RELEASE_BATCH: u32 = 1024;
 
 /// Everything the pacer needs.
 pub struct Pacer {
-    pub schedule: Schedule,
+    pub arrivals_plan: Arrivals,
     pub start: Instant,
     pub duration: Duration,
     pub interval: Duration,
@@ -64,23 +75,38 @@ impl Pacer {
     /// Run until the schedule passes the duration or the run is cancelled. Returns the
     /// operations it had to drop, per mix slot. Closing the queue (by returning) tells
     /// the sessions that no more operations will come.
-    pub fn run(mut self) -> Vec<OpTotals> {
+    pub async fn run(mut self) -> Vec<OpTotals> {
         let mut dropped = vec![OpTotals::default(); self.weights.len()];
-        let mut i: u64 = 0;
+        let timer = match PreciseTimer::new() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "no precise timer; falling back to tokio's 1 ms timer");
+                None
+            }
+        };
+        let mut released: u32 = 0;
+        let mut next = self.arrivals_plan.next();
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let Some(offset) = self.schedule.intended(i) else {
-                break;
-            };
+            let Some(offset) = next else { break };
             if offset >= self.duration {
                 break;
             }
             let due = self.start + offset;
             let now = Instant::now();
             if due > now {
-                std::thread::sleep((due - now).min(MAX_NAP));
+                let cancel = self.cancel.clone();
+                tokio::select! {
+                    slept = sleep_until(timer.as_ref(), due) => {
+                        if let Err(e) = slept {
+                            tracing::warn!(error = %e, "precise timer failed; using tokio's timer");
+                            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                        }
+                    }
+                    _ = cancel.cancelled() => break,
+                }
                 continue;
             }
             if self.arrivals.len() >= self.cap {
@@ -90,7 +116,12 @@ impl Pacer {
             } else if self.arrivals.try_send(due).is_err() {
                 break; // every session is gone
             }
-            i += 1;
+            next = self.arrivals_plan.next();
+            released = released.wrapping_add(1);
+            if released.is_multiple_of(RELEASE_BATCH) {
+                // Catching up on a backlog: let the sessions run.
+                tokio::task::yield_now().await;
+            }
         }
         dropped
     }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Client CPU per operation of the load generator: fleetload vs sysbench (MariaDB) and
+# pgbench (PostgreSQL), in one run, on the same sbtest1 table, same sessions, same
+# fixed rate. Prints achieved ops/s, CPU µs per operation of the load-generator process
+# (user + system), and the ratios. A benchmark, not a test: figures vary with the
+# machine, so compare the ratios measured in the same run.
+#
+#   bench/point_select.sh                 # RATE=4000 SESSIONS=8 SECS=20 ROWS=100000
+#   RATE=8000 SECS=30 bench/point_select.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${RATE:-4000}
+SESSIONS=${SESSIONS:-8}
+SECS=${SECS:-20}
+ROWS=${ROWS:-100000}
+ARRIVAL=${ARRIVAL:-poisson}   # sysbench --rate and pgbench -R use Poisson arrivals too
+MYSQL_HOST=${MYSQL_HOST:-127.0.0.1} MYSQL_USER=${MYSQL_USER:-root} MYSQL_DB=${MYSQL_DB:-test}
+PG_HOST=${PG_HOST:-127.0.0.1} PG_USER=${PG_USER:-postgres} PG_DB=${PG_DB:-test}
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need=()
+command -v sysbench >/dev/null || need+=(sysbench)
+command -v pgbench >/dev/null || need+=(postgresql-contrib)
+[ -x /usr/bin/time ] || need+=(time)
+if [ "${#need[@]}" -gt 0 ]; then
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --locked --quiet
+FL=target/release/fleetload
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+MYSQL_URL="mysql://$MYSQL_USER@$MYSQL_HOST:3306/$MYSQL_DB"
+PG_URL="postgres://$PG_USER@$PG_HOST:5432/$PG_DB"
+
+echo "preparing sbtest1 ($ROWS rows) with fleetload prepare on both servers"
+$FL prepare --target "$MYSQL_URL" --scenario point_select --rows "$ROWS" >/dev/null
+$FL prepare --target "$PG_URL" --scenario point_select --rows "$ROWS" >/dev/null
+
+cpu_of() { awk '{printf "%.3f", $1 + $2}' "$1"; }
+
+fleetload_run() { # $1 label, $2 url
+  local port=$((7400 + RANDOM % 500)) dir="$work/fl-$1"
+  FLEETLOAD_LOG=error $FL coordinator --listen "127.0.0.1:$port" --target "$2" --scenario point_select --rows "$ROWS" \
+      --rate "$RATE" --arrival "$ARRIVAL" --sessions "$SESSIONS" --duration "${SECS}s" --workers 1 --report-dir "$dir" >/dev/null &
+  local coord=$!
+  sleep 0.3
+  FLEETLOAD_LOG=error /usr/bin/time -f "%U %S" -o "$work/cpu-fl-$1" $FL worker --coordinator "http://127.0.0.1:$port" --name bench >/dev/null
+  wait "$coord" || true
+  local ops
+  ops=$(python3 -c "import json,sys; r=json.load(open('$dir/report.json')); print(r['workers'][0]['executed']['point_select']['ok'])")
+  echo "$1 fleetload $ops $(cpu_of "$work/cpu-fl-$1")"
+}
+
+sysbench_run() {
+  /usr/bin/time -f "%U %S" -o "$work/cpu-sb" sysbench oltp_point_select --db-driver=mysql --mysql-host="$MYSQL_HOST" \
+      --mysql-user="$MYSQL_USER" --mysql-db="$MYSQL_DB" --tables=1 --table-size="$ROWS" --point-selects=1 \
+      --threads="$SESSIONS" --rate="$RATE" --time="$SECS" --report-interval=0 run > "$work/sb.out"
+  local ops
+  ops=$(awk '/read:/ {print $2; exit}' "$work/sb.out")
+  echo "mariadb sysbench $ops $(cpu_of "$work/cpu-sb")"
+}
+
+pgbench_run() {
+  printf '\\set id random(1, %s)\nSELECT c FROM sbtest1 WHERE id = :id;\n' "$ROWS" > "$work/point_select.sql"
+  /usr/bin/time -f "%U %S" -o "$work/cpu-pg" pgbench -h "$PG_HOST" -U "$PG_USER" -n -M prepared -c "$SESSIONS" -j 2 \
+      -R "$RATE" -T "$SECS" -f "$work/point_select.sql" "$PG_DB" > "$work/pg.out" 2>&1
+  local ops
+  ops=$(awk -F'[:/ ]+' '/number of transactions actually processed/ {print $6; exit}' "$work/pg.out")
+  echo "postgres pgbench $ops $(cpu_of "$work/cpu-pg")"
+}
+
+echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another"
+{
+  fleetload_run mariadb "$MYSQL_URL"
+  sysbench_run
+  fleetload_run postgres "$PG_URL"
+  pgbench_run
+} > "$work/results"
+
+python3 - "$work/results" "$SECS" "$RATE" "$SESSIONS" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+secs, rate, sessions = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+res = {}
+print(f"\npoint_select, {sessions} sessions, target {rate:.0f} ops/s, {secs:.0f} s per tool")
+print(f"{'target':<10}{'tool':<11}{'ops/s':>10}{'CPU s':>9}{'CPU µs/op':>11}")
+for target, tool, ops, cpu in rows:
+    ops, cpu = int(ops), float(cpu)
+    per = cpu * 1e6 / ops if ops else float('nan')
+    res[(target, tool)] = per
+    print(f"{target:<10}{tool:<11}{ops/secs:>10.1f}{cpu:>9.2f}{per:>11.2f}")
+for target, peer in (("mariadb", "sysbench"), ("postgres", "pgbench")):
+    a, b = res.get((target, "fleetload")), res.get((target, peer))
+    if a and b:
+        print(f"{target}: fleetload / {peer} CPU per op = {a / b:.2f}  ({'fleetload cheaper' if a <= b else 'fleetload costlier'})")
+PY

@@ -1,0 +1,18 @@
+//! Every shipped example plan is valid: users copy them first.
+
+use fleetload_common::plan::{Plan, RawPlan};
+
+#[test]
+fn every_example_plan_parses_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let raw = RawPlan::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            Plan::try_from(raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "found {seen} example plans");
+}
