@@ -15,9 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub fn init_logging(cli: &Cli) {
+    // demo and run print their own live lines; the coordinator's and worker's own logs
+    // would interleave with them.
     let default = match cli.command {
         Command::Worker(_) => "warn,fleetload_worker=info",
-        _ => "warn,fleetload_coordinator=info,fleetload=info",
+        Command::Coordinator(_) => "warn,fleetload_coordinator=info,fleetload=info",
+        _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

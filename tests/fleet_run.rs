@@ -442,3 +442,62 @@ fn a_bad_plan_names_the_key_and_what_is_allowed() {
         out.stderr
     );
 }
+
+#[test]
+fn an_interrupted_run_still_writes_an_exact_report_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    prepare(&target, "point_select");
+    let report_dir = dir.path().join("report");
+    let child = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            &target,
+            "--rows",
+            &ROWS.to_string(),
+            "--rate",
+            "200",
+            "--duration",
+            "60s",
+            "--workers",
+            "2",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "stops promptly, not after the planned 60 s"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_report(&report_dir);
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(
+        r["verification"]["merged_equals_executed"], true,
+        "final snapshots were flushed"
+    );
+    let count = u(&r["operations"]["point_select"]["count"]);
+    let measured = f(&r["measured_s"]);
+    assert!((2.0..10.0).contains(&measured), "{measured}");
+    assert!(
+        (count as f64 - 200.0 * measured).abs() <= 200.0 * measured * 0.05 + 5.0,
+        "{count} ops in {measured} s"
+    );
+}
