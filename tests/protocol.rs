@@ -54,6 +54,28 @@ async fn start(
     (endpoint, handle, dir)
 }
 
+/// Join as a well-behaved worker; returns the sending half and the coordinator's stream.
+async fn join(
+    endpoint: String,
+) -> (
+    mpsc::Sender<pb::WorkerMessage>,
+    tonic::Streaming<pb::CoordinatorMessage>,
+) {
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(hello(fleetload_proto::PROTOCOL_VERSION))
+        .await
+        .unwrap();
+    let inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, inbound)
+}
+
 #[tokio::test]
 async fn another_protocol_version_is_refused_naming_both_versions() {
     let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(2)).await;
@@ -110,18 +132,7 @@ async fn a_first_message_that_is_not_hello_is_refused() {
 #[tokio::test]
 async fn a_worker_that_fails_its_assignment_aborts_the_run_with_its_message() {
     let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(5)).await;
-    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(hello(fleetload_proto::PROTOCOL_VERSION))
-        .await
-        .unwrap();
-    let mut inbound = client
-        .control(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut inbound) = join(endpoint).await;
     let first = inbound.message().await.unwrap().unwrap();
     let Some(pb::coordinator_message::Msg::Assignment(a)) = first.msg else {
         panic!("expected an assignment, got {first:?}")
@@ -157,18 +168,7 @@ async fn a_worker_that_fails_its_assignment_aborts_the_run_with_its_message() {
 #[tokio::test]
 async fn a_snapshot_with_a_corrupt_histogram_is_a_protocol_error_not_a_crash() {
     let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(5)).await;
-    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
-        .await
-        .unwrap();
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(hello(fleetload_proto::PROTOCOL_VERSION))
-        .await
-        .unwrap();
-    let mut inbound = client
-        .control(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut inbound) = join(endpoint).await;
     let _assignment = inbound.message().await.unwrap().unwrap();
     let op = pb::OperationSnapshot {
         name: "point_select".into(),
