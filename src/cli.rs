@@ -134,10 +134,36 @@ impl PlanArgs {
     }
 }
 
+/// The churn scenario's ML stand-in, installed by `prepare`.
+#[derive(Debug, Args, Clone)]
+pub struct MlArgs {
+    /// Stand-in endpoint: fixed cost of each request (SageMaker overhead latency).
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub ml_delay: Duration,
+    /// Stand-in endpoint: cost per row scored in a request.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub ml_row_cost: Duration,
+    /// Stand-in endpoint: requests served at once across all sessions (model instances).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub ml_capacity: u32,
+}
+
+impl MlArgs {
+    pub fn settings(&self) -> fleetload_worker::ml::MlSettings {
+        fleetload_worker::ml::MlSettings {
+            overhead: self.ml_delay,
+            row_cost: self.ml_row_cost,
+            capacity: self.ml_capacity,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub ml: MlArgs,
     /// Worker processes to start.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -195,6 +221,8 @@ pub struct WorkerArgs {
 pub struct PrepareArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub ml: MlArgs,
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,

@@ -75,7 +75,11 @@ fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
     Ok(Plan::try_from(file.overlay(args.flags()))?)
 }
 
-async fn prepare_plan(plan: &Plan, loaders: usize) -> anyhow::Result<()> {
+async fn prepare_plan(
+    plan: &Plan,
+    loaders: usize,
+    ml: fleetload_worker::ml::MlSettings,
+) -> anyhow::Result<()> {
     println!(
         "preparing {} rows of {} on {} ...",
         plan.rows,
@@ -89,6 +93,7 @@ async fn prepare_plan(plan: &Plan, loaders: usize) -> anyhow::Result<()> {
         seed: plan.seed,
         sessions: loaders,
         connect_timeout: plan.connect_timeout,
+        ml,
     })
     .await?;
     let secs = done.elapsed.as_secs_f64();
@@ -103,7 +108,7 @@ async fn prepare_plan(plan: &Plan, loaders: usize) -> anyhow::Result<()> {
 
 async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
-    prepare_plan(&plan, args.loaders).await?;
+    prepare_plan(&plan, args.loaders, args.ml.settings()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -264,7 +269,7 @@ async fn local_fleet(plan: Plan, workers: usize, report_dir: &Path) -> anyhow::R
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
     if args.prepare {
-        prepare_plan(&plan, 4).await?;
+        prepare_plan(&plan, 4, args.ml.settings()).await?;
     }
     local_fleet(plan, args.workers, &args.report_dir).await
 }
@@ -289,6 +294,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         db.display(),
         humantime::format_duration(args.duration)
     );
-    prepare_plan(&plan, 1).await?;
+    prepare_plan(&plan, 1, fleetload_worker::ml::MlSettings::default()).await?;
     local_fleet(plan, 2, &args.report_dir).await
 }

@@ -213,8 +213,9 @@ impl TryFrom<RawPlan> for Plan {
             )
         })?;
 
+        let ml = target.driver() != crate::target::Driver::Sqlite;
         let mix = match &raw.mix {
-            None => scenario.default_mix(),
+            None => scenario.default_mix(ml),
             Some(m) => {
                 let mut mix = Vec::new();
                 for (name, weight) in m {
@@ -233,6 +234,13 @@ impl TryFrom<RawPlan> for Plan {
                                 ),
                             )
                         })?;
+                    if *weight > 0 && op.uses_ml() && !ml {
+                        return Err(PlanError::invalid(
+                            "mix",
+                            format!("{name:?}"),
+                            "calls the ML function, which has no stand-in on SQLite yet; use MariaDB/MySQL or PostgreSQL, or only read_customer and read_prediction",
+                        ));
+                    }
                     if *weight > 0 {
                         mix.push((op, *weight));
                     }

@@ -18,7 +18,16 @@ pub enum Scenario {
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     PointSelect,
+    /// Read one customer row by id (no model call).
     ReadCustomer,
+    /// Score one customer by id: `SELECT will_churn(<15 features>) … WHERE id = ?`.
+    PredictOne,
+    /// Read a stored prediction by id.
+    ReadPrediction,
+    /// Insert a new customer; the BEFORE INSERT trigger scores it.
+    InsertCustomer,
+    /// Change a customer's usage columns; the BEFORE UPDATE trigger re-scores it.
+    UpdateUsage,
 }
 
 impl Scenario {
@@ -39,13 +48,32 @@ impl Scenario {
     pub fn operations(self) -> &'static [Operation] {
         match self {
             Scenario::PointSelect => &[Operation::PointSelect],
-            Scenario::Churn => &[Operation::ReadCustomer],
+            Scenario::Churn => &[
+                Operation::ReadCustomer,
+                Operation::PredictOne,
+                Operation::ReadPrediction,
+                Operation::InsertCustomer,
+                Operation::UpdateUsage,
+            ],
         }
     }
 
-    /// The mix used when the plan names none.
-    pub fn default_mix(self) -> Vec<(Operation, u32)> {
-        self.operations().iter().map(|op| (*op, 1)).collect()
+    /// The mix used when the plan names none. `ml` says whether the target has the ML
+    /// function (SQLite has no stand-in yet).
+    pub fn default_mix(self, ml: bool) -> Vec<(Operation, u32)> {
+        match self {
+            Scenario::PointSelect => vec![(Operation::PointSelect, 1)],
+            Scenario::Churn if !ml => vec![(Operation::ReadCustomer, 1)],
+            // Mostly reads, a steady share of model calls, and writes that fire the
+            // triggers: the OLTP-plus-inference shape of the Aurora ML blog post.
+            Scenario::Churn => vec![
+                (Operation::ReadCustomer, 4),
+                (Operation::PredictOne, 2),
+                (Operation::ReadPrediction, 2),
+                (Operation::InsertCustomer, 1),
+                (Operation::UpdateUsage, 1),
+            ],
+        }
     }
 
     /// Rows loaded when the plan names no count.
@@ -66,12 +94,31 @@ impl Scenario {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 2] = [Operation::PointSelect, Operation::ReadCustomer];
+    pub const ALL: [Operation; 6] = [
+        Operation::PointSelect,
+        Operation::ReadCustomer,
+        Operation::PredictOne,
+        Operation::ReadPrediction,
+        Operation::InsertCustomer,
+        Operation::UpdateUsage,
+    ];
+
+    /// Whether the operation calls the ML function (directly or through a trigger).
+    pub fn uses_ml(self) -> bool {
+        matches!(
+            self,
+            Operation::PredictOne | Operation::InsertCustomer | Operation::UpdateUsage
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Operation::PointSelect => "point_select",
             Operation::ReadCustomer => "read_customer",
+            Operation::PredictOne => "predict_one",
+            Operation::ReadPrediction => "read_prediction",
+            Operation::InsertCustomer => "insert_customer",
+            Operation::UpdateUsage => "update_usage",
         }
     }
 

@@ -159,3 +159,61 @@ pub fn u(v: &Value) -> u64 {
 pub fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
+
+/// Rows of a query returning (BIGINT, VARCHAR), from MariaDB or PostgreSQL.
+pub fn id_text_rows(url: &str, sql: &str) -> Vec<(i64, String)> {
+    block_on(async {
+        if url.starts_with("mysql") {
+            let mut c = sqlx::mysql::MySqlConnectOptions::from_str(url)
+                .unwrap()
+                .password(&password())
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query_as::<_, (i64, String)>(sql)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        } else {
+            let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
+                .unwrap()
+                .password(&password())
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query_as::<_, (i64, String)>(sql)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    })
+}
+
+/// A single BIGINT from MariaDB or PostgreSQL.
+pub fn scalar(url: &str, sql: &str) -> i64 {
+    block_on(async {
+        if url.starts_with("mysql") {
+            let mut c = sqlx::mysql::MySqlConnectOptions::from_str(url)
+                .unwrap()
+                .password(&password())
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        } else {
+            let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
+                .unwrap()
+                .password(&password())
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    })
+}

@@ -243,7 +243,7 @@ pub async fn run(
         .into_inner();
     let mut control = Control { tx, inbound };
 
-    let assignment = loop {
+    let mut assignment = loop {
         tokio::select! {
             msg = control.recv() => match msg? {
                 FromCoordinator::Assignment(a) => match Assignment::try_from(a) {
@@ -274,10 +274,39 @@ pub async fn run(
         Ok(c) => c,
         Err(e) => return Err(control.fail(e.to_string()).await),
     };
-    let sessions = match open_sessions(&assignment, &connect).await {
+    let mut sessions = match open_sessions(&assignment, &connect).await {
         Ok(s) => s,
         Err(e) => return Err(control.fail(e).await),
     };
+    // Inserted ids start above every id in the table, so runs never collide. Every
+    // worker reads the maximum before it reports ready, and nobody inserts before the
+    // start, so all workers of the run see the same maximum.
+    if assignment
+        .mix
+        .iter()
+        .any(|(op, _)| *op == Operation::InsertCustomer)
+    {
+        let table = assignment.scenario.table();
+        match sessions[0]
+            .scalar_i64(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
+            .await
+        {
+            Ok(max) => {
+                let above = u64::try_from(max)
+                    .unwrap_or(0)
+                    .saturating_sub(assignment.rows);
+                assignment.insert_id_base += above;
+            }
+            Err(e) => {
+                return Err(control
+                    .fail(format!(
+                        "cannot read the highest id of {table}: {}",
+                        crate::session::describe(&e)
+                    ))
+                    .await)
+            }
+        }
+    }
     control
         .send(ToCoordinator::Ready(pb::Ready {
             sessions_open: sessions.len() as u32,
@@ -367,7 +396,10 @@ async fn execute(
         op_timeout: a.op_timeout,
         seed: a.seed,
         worker_index: a.worker_index,
-        workload: Workload::new(a.target.driver(), a.scenario),
+        workload: Workload::new(a.target.driver(), a.scenario, a.seed),
+        insert_base: a.insert_id_base,
+        insert_stride: a.insert_id_stride,
+        sessions: sessions.len(),
         connect,
         recorders,
         cancel: cancel.clone(),
@@ -457,7 +489,11 @@ async fn execute(
         worker_index: a.worker_index,
         snapshots_sent: sender.sequence,
         totals: totals.clone(),
-        inserted: 0,
+        inserted: totals
+            .iter()
+            .filter(|(op, _)| *op == Operation::InsertCustomer)
+            .map(|(_, t)| t.ok)
+            .sum(),
     };
     control.send(ToCoordinator::Done((&done).into())).await?;
     // Wait for the coordinator to take the last messages and close the stream.

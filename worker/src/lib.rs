@@ -9,11 +9,13 @@
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 //! - [`session`]: one connection of one of sqlx's drivers, and error classification.
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
+//! - [`ml`]: the in-database stand-in for the Aurora ML churn endpoint.
 //! - [`prepare`]: schema creation and fast data loading.
 
 pub mod client;
 pub mod error;
 pub mod load;
+pub mod ml;
 pub mod pacer;
 pub mod prepare;
 pub mod recorder;

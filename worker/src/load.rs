@@ -9,7 +9,7 @@
 
 use crate::recorder::Recorder;
 use crate::session::{classify, describe, ConnectSpec, Session};
-use crate::workload::Workload;
+use crate::workload::{Keys, Workload};
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::Operation;
@@ -36,6 +36,10 @@ pub struct Shared {
     pub arrivals: async_channel::Receiver<std::time::Instant>,
     pub mix: Vec<(Operation, u32)>,
     pub shard: Shard,
+    /// First id this worker inserts, and the worker stride (the fleet size).
+    pub insert_base: u64,
+    pub insert_stride: u64,
+    pub sessions: usize,
     pub op_timeout: Duration,
     pub seed: u64,
     pub worker_index: u32,
@@ -73,6 +77,7 @@ struct Driver {
     recorder: Arc<Recorder>,
     session: Option<Session>,
     rng: Rng,
+    keys: Keys,
     total_weight: u64,
     backoff: Duration,
     totals: Vec<OpTotals>,
@@ -93,6 +98,13 @@ pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> Vec<O
         index,
         rng: Rng::for_stream(shared.seed, &[u64::from(shared.worker_index), index as u64]),
         recorder,
+        // Session i of the worker inserts base + i·N, base + (i + S)·N, …: distinct
+        // from every other session of every worker of the run.
+        keys: Keys {
+            shard: shared.shard,
+            next_insert: shared.insert_base + index as u64 * shared.insert_stride,
+            insert_stride: shared.insert_stride * shared.sessions.max(1) as u64,
+        },
         session: Some(session),
         total_weight,
         backoff: BACKOFF_FIRST,
@@ -171,7 +183,7 @@ impl Driver {
             shared.op_timeout,
             shared
                 .workload
-                .execute(session, op, shared.shard, &mut self.rng),
+                .execute(session, op, &mut self.keys, &mut self.rng),
         )
         .await;
         let done = Instant::now();

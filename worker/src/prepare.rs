@@ -25,6 +25,8 @@ pub struct PrepareSpec {
     pub seed: u64,
     pub sessions: usize,
     pub connect_timeout: Duration,
+    /// The ML stand-in (churn scenario on MySQL and PostgreSQL).
+    pub ml: crate::ml::MlSettings,
 }
 
 /// What a prepare did.
@@ -99,7 +101,12 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, WorkerError> {
         return Err(fail(e));
     }
     let mut session = last.ok_or_else(|| fail("no loader session finished".into()))?;
-    for stmt in finish(driver, spec.scenario, spec.rows) {
+    let mut finishing = finish(driver, spec.scenario, spec.rows);
+    if spec.scenario == fleetload_common::scenario::Scenario::Churn {
+        // After the load: the bulk insert must not call the model row by row.
+        finishing.extend(crate::ml::install(driver, spec.ml));
+    }
+    for stmt in finishing {
         session
             .run_text(&stmt)
             .await

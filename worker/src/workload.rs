@@ -14,20 +14,41 @@ use fleetload_common::target::Driver;
 use std::fmt::Write;
 use std::ops::RangeInclusive;
 
+/// Where one session draws its keys: reads and updates from the worker's shard,
+/// inserts from its own id sequence (`next_insert`, `next_insert + stride`, …), which
+/// no other session of the run shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    pub shard: Shard,
+    pub next_insert: u64,
+    pub insert_stride: u64,
+}
+
 /// A scenario's statements, rendered once for one dialect.
 #[derive(Debug, Clone)]
 pub struct Workload {
     scenario: Scenario,
+    seed: u64,
     point_select: String,
     read_customer: String,
+    predict_one: String,
+    read_prediction: String,
+    insert_customer: String,
+    update_usage: String,
 }
 
 impl Workload {
-    pub fn new(driver: Driver, scenario: Scenario) -> Self {
+    pub fn new(driver: Driver, scenario: Scenario, seed: u64) -> Self {
+        let values = vec!["?"; CUSTOMER_COLUMNS.split(',').count()].join(", ");
         Workload {
             scenario,
+            seed,
             point_select: placeholders(driver, "SELECT c FROM sbtest1 WHERE id=?"),
             read_customer: placeholders(driver, &format!("SELECT {CUSTOMER_COLUMNS}, churn_prediction, predicted_at FROM customers WHERE id=?")),
+            predict_one: placeholders(driver, &format!("SELECT {} FROM customers WHERE id=?", crate::ml::call_over_columns())),
+            read_prediction: placeholders(driver, "SELECT churn_prediction, predicted_at FROM customers WHERE id=?"),
+            insert_customer: placeholders(driver, &format!("INSERT INTO customers({CUSTOMER_COLUMNS}) VALUES ({values})")),
+            update_usage: placeholders(driver, "UPDATE customers SET day_mins=?, day_charge=?, custserv_calls=? WHERE id=?"),
         }
     }
 
@@ -35,7 +56,7 @@ impl Workload {
         self.scenario
     }
 
-    /// Run one operation with keys drawn from `shard`.
+    /// Run one operation with keys from `keys`.
     ///
     /// # Errors
     /// Whatever the database returns; the caller classifies it.
@@ -43,13 +64,38 @@ impl Workload {
         &self,
         session: &mut Session,
         op: Operation,
-        shard: Shard,
+        keys: &mut Keys,
         rng: &mut Rng,
     ) -> Result<(), sqlx::Error> {
-        let id = rng.range(shard.first, shard.last) as i64;
+        let id = rng.range(keys.shard.first, keys.shard.last) as i64;
         match op {
             Operation::PointSelect => session.fetch(&self.point_select, &[Arg::Int(id)]).await?,
             Operation::ReadCustomer => session.fetch(&self.read_customer, &[Arg::Int(id)]).await?,
+            Operation::PredictOne => session.fetch(&self.predict_one, &[Arg::Int(id)]).await?,
+            Operation::ReadPrediction => {
+                session
+                    .fetch(&self.read_prediction, &[Arg::Int(id)])
+                    .await?
+            }
+            Operation::InsertCustomer => {
+                let new_id = keys.next_insert;
+                // The id is spent whether or not the insert succeeds: ids are never reused.
+                keys.next_insert += keys.insert_stride;
+                let args = customer_args(&churn::customer(self.seed, new_id));
+                session.execute(&self.insert_customer, &args).await? as usize
+            }
+            Operation::UpdateUsage => {
+                let day_mins = (rng.normal(179.8, 54.5).clamp(0.0, 350.8) * 10.0).round() / 10.0;
+                let day_charge = (day_mins * 0.17 * 100.0).round() / 100.0;
+                let custserv = rng.range(0, 9) as i64;
+                let args = [
+                    Arg::Real(day_mins),
+                    Arg::Real(day_charge),
+                    Arg::Int(custserv),
+                    Arg::Int(id),
+                ];
+                session.execute(&self.update_usage, &args).await? as usize
+            }
         };
         Ok(())
     }
@@ -122,6 +168,34 @@ fn yes_no(b: bool) -> &'static str {
     } else {
         "no"
     }
+}
+
+/// A customer as bound arguments, in `CUSTOMER_COLUMNS` order.
+pub fn customer_args(c: &Customer) -> Vec<Arg> {
+    vec![
+        Arg::Int(c.id as i64),
+        Arg::Text(c.state.to_string()),
+        Arg::Int(c.account_length),
+        Arg::Int(c.area_code),
+        Arg::Text(c.phone.clone()),
+        Arg::Text(yes_no(c.intl_plan).to_string()),
+        Arg::Text(yes_no(c.vmail_plan).to_string()),
+        Arg::Int(c.vmail_message),
+        Arg::Real(c.day_mins),
+        Arg::Int(c.day_calls),
+        Arg::Real(c.day_charge),
+        Arg::Real(c.eve_mins),
+        Arg::Int(c.eve_calls),
+        Arg::Real(c.eve_charge),
+        Arg::Real(c.night_mins),
+        Arg::Int(c.night_calls),
+        Arg::Real(c.night_charge),
+        Arg::Real(c.intl_mins),
+        Arg::Int(c.intl_calls),
+        Arg::Real(c.intl_charge),
+        Arg::Int(c.custserv_calls),
+        Arg::Text(churn::label(c.churn).to_string()),
+    ]
 }
 
 fn customer_values(c: &Customer, out: &mut String) {
@@ -207,9 +281,9 @@ mod tests {
 
     #[test]
     fn postgres_gets_numbered_placeholders() {
-        let w = Workload::new(Driver::Postgres, Scenario::PointSelect);
+        let w = Workload::new(Driver::Postgres, Scenario::PointSelect, 1);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=$1");
-        let w = Workload::new(Driver::MySql, Scenario::PointSelect);
+        let w = Workload::new(Driver::MySql, Scenario::PointSelect, 1);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=?");
     }
 }

@@ -1,0 +1,298 @@
+//! The churn scenario's ML stand-in, end to end: the real binary, a coordinator and 2
+//! workers over loopback gRPC, against MariaDB and PostgreSQL.
+
+mod common;
+
+use common::*;
+use fleetload_common::churn;
+
+const ROWS: u64 = 1500;
+const CALL: &str = "will_churn(state, account_length, area_code, intl_plan, vmail_plan, vmail_message, day_mins, day_calls, eve_mins, eve_calls, night_mins, night_calls, intl_mins, intl_calls, custserv_calls)";
+
+fn prepare(target: &str, delay: &str, capacity: u32) {
+    fleetload(&[
+        "prepare",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+        "--rows",
+        &ROWS.to_string(),
+        "--ml-delay",
+        delay,
+        "--ml-capacity",
+        &capacity.to_string(),
+    ])
+    .assert_ok();
+}
+
+fn requests(target: &str) -> i64 {
+    if target.starts_with("mysql") {
+        scalar(
+            target,
+            "SELECT CAST(next_not_cached_value - 1 AS SIGNED) FROM fl_ml_requests",
+        )
+    } else {
+        scalar(
+            target,
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fl_ml_requests",
+        )
+    }
+}
+
+fn run(target: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "run",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+        "--rows",
+        "1500",
+        "--workers",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--report-dir", dir.path().to_str().unwrap()]);
+    fleetload(&args).assert_ok();
+    let r = read_report(dir.path());
+    assert_eq!(r["status"], "passed", "{r:#}");
+    r
+}
+
+/// The stand-in labels every loaded row exactly as the Rust model does.
+fn stand_in_agrees_with_the_model(target: &str) {
+    prepare(target, "0ms", 64);
+    let rows = id_text_rows(
+        target,
+        &format!(
+            "SELECT CAST(id AS {}) , {CALL} FROM customers ORDER BY id",
+            if target.starts_with("mysql") {
+                "SIGNED"
+            } else {
+                "BIGINT"
+            }
+        ),
+    );
+    assert_eq!(rows.len() as u64, ROWS);
+    let mut churners = 0;
+    for (id, label) in rows {
+        let want = churn::label(churn::predict(&churn::customer(42, id as u64)));
+        assert_eq!(label, want, "customer {id}");
+        churners += usize::from(label == "True.");
+    }
+    assert!(
+        churners > 50,
+        "{churners} churners: the model is not constant"
+    );
+    assert_eq!(
+        requests(target),
+        ROWS as i64,
+        "one request per single-row call"
+    );
+}
+
+/// With delay D, predict_one's median lies in [D, D + 15 ms]; inserts and updates are
+/// scored by the triggers, the report's insert count equals the rows added, and every
+/// model call is counted.
+fn triggers_fill_predictions_and_counts_match(target: &str) {
+    prepare(target, "20ms", 64);
+    let before = requests(target);
+    let r = run(
+        target,
+        &["--rate", "150", "--sessions", "8", "--duration", "4s"],
+    );
+    let ops = &r["operations"];
+    let p50 = f(&ops["predict_one"]["response_time"]["p50_ms"]);
+    assert!(
+        (20.0..=35.0).contains(&p50),
+        "predict_one p50 {p50} ms with a 20 ms endpoint"
+    );
+    let read_p50 = f(&ops["read_customer"]["response_time"]["p50_ms"]);
+    assert!(
+        read_p50 < 10.0,
+        "plain reads do not wait for the model: {read_p50} ms"
+    );
+
+    // Successful inserts in the report equal the rows added (whole run: executed counts).
+    let executed = |op: &str| -> u64 {
+        r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| u(&w["executed"][op]["ok"]))
+            .sum()
+    };
+    let inserted = executed("insert_customer");
+    assert!(inserted > 20, "{inserted}");
+    let added = scalar(
+        target,
+        &format!("SELECT COUNT(*) FROM customers WHERE id > {ROWS}"),
+    );
+    assert_eq!(added as u64, inserted);
+    // Every inserted and every updated row has a trigger prediction that matches the model.
+    assert_eq!(
+        scalar(
+            target,
+            &format!(
+                "SELECT COUNT(*) FROM customers WHERE id > {ROWS} AND churn_prediction IS NULL"
+            )
+        ),
+        0
+    );
+    let scored = scalar(
+        target,
+        "SELECT COUNT(*) FROM customers WHERE predicted_at IS NOT NULL",
+    );
+    assert!(
+        scored as u64 >= inserted + 10,
+        "updates were scored too: {scored}"
+    );
+    let rows = id_text_rows(
+        target,
+        &format!(
+            "SELECT CAST(id AS {}), churn_prediction FROM customers WHERE id > {ROWS}",
+            if target.starts_with("mysql") {
+                "SIGNED"
+            } else {
+                "BIGINT"
+            }
+        ),
+    );
+    for (id, label) in rows {
+        assert_eq!(
+            label,
+            churn::label(churn::predict(&churn::customer(42, id as u64))),
+            "inserted customer {id}"
+        );
+    }
+    // Calls counted by the stand-in: one per predict_one and insert, one per update
+    // that changed a feature (almost all of them).
+    let calls = (requests(target) - before) as u64;
+    let (predicted, updated) = (executed("predict_one"), executed("update_usage"));
+    assert!(
+        calls <= predicted + inserted + updated
+            && calls + updated / 5 >= predicted + inserted + updated,
+        "{calls} calls for {predicted} + {inserted} + {updated}"
+    );
+
+    // A second run inserts above the first run's ids: no collision, nothing lost.
+    let r2 = run(
+        target,
+        &[
+            "--rate",
+            "100",
+            "--sessions",
+            "4",
+            "--duration",
+            "2s",
+            "--mix",
+            "insert_customer=1",
+        ],
+    );
+    let second: u64 = r2["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| u(&w["executed"]["insert_customer"]["ok"]))
+        .sum();
+    assert_eq!(
+        u(&r2["operations"]["insert_customer"]["error_total"]),
+        0,
+        "{:#}",
+        r2["operations"]
+    );
+    assert_eq!(
+        scalar(
+            target,
+            &format!("SELECT COUNT(*) FROM customers WHERE id > {ROWS}")
+        ) as u64,
+        inserted + second
+    );
+}
+
+/// With capacity C and delay D, predict_one saturates near C / D per second and the
+/// response time grows far beyond D.
+fn capacity_saturates_like_an_endpoint(target: &str) {
+    prepare(target, "20ms", 2);
+    let r = run(
+        target,
+        &[
+            "--mode",
+            "closed",
+            "--sessions",
+            "6",
+            "--duration",
+            "3s",
+            "--mix",
+            "predict_one=1",
+        ],
+    );
+    let op = &r["operations"]["predict_one"];
+    let rate = f(&op["ok_per_s"]);
+    assert!(
+        (70.0..=105.0).contains(&rate),
+        "{rate} ops/s, capacity 2 / 20 ms = 100/s"
+    );
+    let p50 = f(&op["response_time"]["p50_ms"]);
+    assert!(
+        p50 > 60.0,
+        "12 sessions queue for 2 model slots: p50 {p50} ms"
+    );
+}
+
+#[test]
+fn mariadb_stand_in_agrees_with_the_model() {
+    stand_in_agrees_with_the_model(&fresh_mysql("churn_model"));
+}
+
+#[test]
+fn postgres_stand_in_agrees_with_the_model() {
+    stand_in_agrees_with_the_model(&fresh_pg("churn_model"));
+}
+
+#[test]
+fn mariadb_triggers_fill_predictions_and_counts_match() {
+    triggers_fill_predictions_and_counts_match(&fresh_mysql("churn_triggers"));
+}
+
+#[test]
+fn postgres_triggers_fill_predictions_and_counts_match() {
+    triggers_fill_predictions_and_counts_match(&fresh_pg("churn_triggers"));
+}
+
+#[test]
+fn mariadb_capacity_saturates_like_an_endpoint() {
+    capacity_saturates_like_an_endpoint(&fresh_mysql("churn_capacity"));
+}
+
+#[test]
+fn postgres_capacity_saturates_like_an_endpoint() {
+    capacity_saturates_like_an_endpoint(&fresh_pg("churn_capacity"));
+}
+
+#[test]
+fn model_operations_on_sqlite_are_refused_with_the_reason() {
+    let out = fleetload(&[
+        "run",
+        "--target",
+        "sqlite://x.db",
+        "--scenario",
+        "churn",
+        "--rate",
+        "10",
+        "--mix",
+        "predict_one=1",
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("predict_one") && out.stderr.contains("no stand-in on SQLite"),
+        "{}",
+        out.stderr
+    );
+}

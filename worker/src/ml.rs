@@ -1,0 +1,260 @@
+//! The local stand-in for an Aurora ML endpoint: `will_churn(<15 features>)` inside the
+//! database, with the same SQL shape as Aurora's alias function.
+//!
+//! It computes the fixed churn model of `fleetload_common::churn` (so a label can be
+//! checked from Rust), and behaves like an endpoint under stress: every request costs a
+//! per-request overhead plus a per-row cost (`SLEEP` / `pg_sleep`), and at most
+//! `capacity` requests run at once across all sessions (named locks in MariaDB,
+//! advisory locks in PostgreSQL), so the database saturates the way a deployment with
+//! few model instances does. Requests, logical calls and single-row calls are counted
+//! in sequences, which are non-transactional: counting takes no row lock, so it does
+//! not serialize callers (a counter table would, since MariaDB pre-locks a function's
+//! tables for the whole calling statement).
+//!
+//! BEFORE INSERT and BEFORE UPDATE triggers fill `churn_prediction` and `predicted_at`,
+//! one single-row call per row, as Aurora evaluates a function in a trigger.
+
+use fleetload_common::target::Driver;
+use std::time::Duration;
+
+/// How the stand-in endpoint behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlSettings {
+    /// Fixed cost of each request (SageMaker's OverheadLatency).
+    pub overhead: Duration,
+    /// Cost per row scored in a request (ModelLatency per row).
+    pub row_cost: Duration,
+    /// Requests served at once across all sessions (model instances).
+    pub capacity: u32,
+}
+
+impl Default for MlSettings {
+    fn default() -> Self {
+        MlSettings {
+            overhead: Duration::from_millis(5),
+            row_cost: Duration::ZERO,
+            capacity: 16,
+        }
+    }
+}
+
+/// The fifteen model inputs, in the order of the Aurora ML labs' `will_churn`.
+pub const FEATURES: [&str; 15] = [
+    "state",
+    "account_length",
+    "area_code",
+    "intl_plan",
+    "vmail_plan",
+    "vmail_message",
+    "day_mins",
+    "day_calls",
+    "eve_mins",
+    "eve_calls",
+    "night_mins",
+    "night_calls",
+    "intl_mins",
+    "intl_calls",
+    "custserv_calls",
+];
+
+/// The model's linear term over columns or parameters named `p(feature)`, term by term
+/// in the order of `churn::linear_term`, with double-precision constants, so the
+/// database computes the same double as Rust does.
+fn linear_term(driver: Driver, p: impl Fn(&str) -> String) -> String {
+    let c = |x: &str| match driver {
+        Driver::Postgres => format!("CAST({x} AS DOUBLE PRECISION)"),
+        _ => format!("{x}e0"),
+    };
+    let yes = |f: &str| format!("(CASE WHEN {} = 'yes' THEN 1 ELSE 0 END)", p(f));
+    format!(
+        "(((((((((({} + {} * {}) - {} * {}) + {} * {}) + {} * {}) + {} * {}) + {} * {}) - {} * {}) + {} * {}) - {} * {}))",
+        c("-8.6"),
+        c("2.1"), yes("intl_plan"),
+        c("1.1"), yes("vmail_plan"),
+        c("0.0153"), p("day_mins"),
+        c("0.0071"), p("eve_mins"),
+        c("0.0036"), p("night_mins"),
+        c("0.09"), p("intl_mins"),
+        c("0.08"), p("intl_calls"),
+        c("0.62"), p("custserv_calls"),
+        c("0.004"), p("vmail_message"),
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Statements that (re)create the stand-in and its triggers. Run them after the rows are
+/// loaded, so the bulk load does not call the model.
+pub fn install(driver: Driver, s: MlSettings) -> Vec<String> {
+    match driver {
+        Driver::MySql => mysql(s),
+        Driver::Postgres => postgres(s),
+        Driver::Sqlite => Vec::new(),
+    }
+}
+
+fn mysql(s: MlSettings) -> Vec<String> {
+    let params = "state VARCHAR(2048), account_length BIGINT, area_code BIGINT, intl_plan VARCHAR(2048), vmail_plan VARCHAR(2048), vmail_message BIGINT, day_mins DOUBLE, day_calls BIGINT, eve_mins DOUBLE, eve_calls BIGINT, night_mins DOUBLE, night_calls BIGINT, intl_mins DOUBLE, intl_calls BIGINT, custserv_calls BIGINT";
+    let z = linear_term(Driver::MySql, |f| f.to_string());
+    let new = |prefix: &str| FEATURES.map(|f| format!("{prefix}.{f}")).join(", ");
+    let changed = FEATURES
+        .map(|f| format!("NEW.{f} <=> OLD.{f}"))
+        .join(" AND ");
+    vec![
+        "DROP TRIGGER IF EXISTS customers_predict_insert".into(),
+        "DROP TRIGGER IF EXISTS customers_predict_update".into(),
+        "DROP FUNCTION IF EXISTS will_churn".into(),
+        "DROP TABLE IF EXISTS fl_ml_config".into(),
+        "CREATE TABLE fl_ml_config(id INT PRIMARY KEY, overhead_ms DOUBLE NOT NULL, row_cost_ms DOUBLE NOT NULL, capacity INT NOT NULL)".into(),
+        format!("INSERT INTO fl_ml_config VALUES (1, {}, {}, {})", ms(s.overhead), ms(s.row_cost), s.capacity),
+        "DROP SEQUENCE IF EXISTS fl_ml_requests".into(),
+        "DROP SEQUENCE IF EXISTS fl_ml_logical".into(),
+        "DROP SEQUENCE IF EXISTS fl_ml_single".into(),
+        "CREATE SEQUENCE fl_ml_requests START WITH 1 INCREMENT BY 1 NOCACHE".into(),
+        "CREATE SEQUENCE fl_ml_logical START WITH 1 INCREMENT BY 1 NOCACHE".into(),
+        "CREATE SEQUENCE fl_ml_single START WITH 1 INCREMENT BY 1 NOCACHE".into(),
+        format!(
+            "CREATE FUNCTION will_churn({params}) RETURNS VARCHAR(2048) CHARSET utf8mb4 NOT DETERMINISTIC MODIFIES SQL DATA
+BEGIN
+  DECLARE cap INT;
+  DECLARE cost DOUBLE;
+  DECLARE slot INT DEFAULT 0;
+  DECLARE got INT DEFAULT 0;
+  DECLARE n BIGINT;
+  SELECT capacity, overhead_ms + row_cost_ms INTO cap, cost FROM fl_ml_config WHERE id = 1;
+  WHILE got = 0 DO
+    SET slot = 0;
+    WHILE slot < cap AND got = 0 DO
+      SET got = IFNULL(GET_LOCK(CONCAT(DATABASE(), '.fl_ml_', slot), 0), 0);
+      IF got = 0 THEN SET slot = slot + 1; END IF;
+    END WHILE;
+    IF got = 0 THEN
+      SET slot = FLOOR(RAND() * cap);
+      SET got = IFNULL(GET_LOCK(CONCAT(DATABASE(), '.fl_ml_', slot), 1), 0);
+    END IF;
+  END WHILE;
+  DO SLEEP(cost / 1000);
+  SET n = NEXTVAL(fl_ml_requests);
+  SET n = NEXTVAL(fl_ml_logical);
+  SET n = NEXTVAL(fl_ml_single);
+  DO RELEASE_LOCK(CONCAT(DATABASE(), '.fl_ml_', slot));
+  RETURN IF({z} >= 0, 'True.', 'False.');
+END"
+        ),
+        format!(
+            "CREATE TRIGGER customers_predict_insert BEFORE INSERT ON customers FOR EACH ROW
+SET NEW.churn_prediction = will_churn({}), NEW.predicted_at = NOW(6)",
+            new("NEW")
+        ),
+        format!(
+            "CREATE TRIGGER customers_predict_update BEFORE UPDATE ON customers FOR EACH ROW
+BEGIN
+  IF NOT ({changed}) THEN
+    SET NEW.churn_prediction = will_churn({}), NEW.predicted_at = NOW(6);
+  END IF;
+END",
+            new("NEW")
+        ),
+    ]
+}
+
+fn postgres(s: MlSettings) -> Vec<String> {
+    let params = "state TEXT, account_length BIGINT, area_code BIGINT, intl_plan TEXT, vmail_plan TEXT, vmail_message BIGINT, day_mins DOUBLE PRECISION, day_calls BIGINT, eve_mins DOUBLE PRECISION, eve_calls BIGINT, night_mins DOUBLE PRECISION, night_calls BIGINT, intl_mins DOUBLE PRECISION, intl_calls BIGINT, custserv_calls BIGINT";
+    let z = linear_term(Driver::Postgres, |f| format!("will_churn.{f}"));
+    let new = FEATURES.map(|f| format!("NEW.{f}")).join(", ");
+    vec![
+        "DROP TRIGGER IF EXISTS customers_predict_insert ON customers".into(),
+        "DROP TRIGGER IF EXISTS customers_predict_update ON customers".into(),
+        "DROP FUNCTION IF EXISTS customers_predict()".into(),
+        "DROP FUNCTION IF EXISTS will_churn(TEXT, BIGINT, BIGINT, TEXT, TEXT, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, BIGINT)".into(),
+        "DROP TABLE IF EXISTS fl_ml_config".into(),
+        "CREATE TABLE fl_ml_config(id INT PRIMARY KEY, overhead_ms DOUBLE PRECISION NOT NULL, row_cost_ms DOUBLE PRECISION NOT NULL, capacity INT NOT NULL)".into(),
+        format!("INSERT INTO fl_ml_config VALUES (1, {}, {}, {})", ms(s.overhead), ms(s.row_cost), s.capacity),
+        "DROP SEQUENCE IF EXISTS fl_ml_requests".into(),
+        "DROP SEQUENCE IF EXISTS fl_ml_logical".into(),
+        "DROP SEQUENCE IF EXISTS fl_ml_single".into(),
+        "CREATE SEQUENCE fl_ml_requests".into(),
+        "CREATE SEQUENCE fl_ml_logical".into(),
+        "CREATE SEQUENCE fl_ml_single".into(),
+        // Session-level advisory locks (key space 0x464c = 'FL'): a cancelled call's
+        // lock goes with its connection, which fleetload drops after a timeout.
+        format!(
+            "CREATE FUNCTION will_churn({params}) RETURNS VARCHAR LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  cap INT;
+  cost DOUBLE PRECISION;
+  slot INT := -1;
+BEGIN
+  SELECT c.capacity, c.overhead_ms + c.row_cost_ms INTO cap, cost FROM fl_ml_config c WHERE c.id = 1;
+  FOR s IN 0 .. cap - 1 LOOP
+    IF pg_try_advisory_lock(17996, s) THEN slot := s; EXIT; END IF;
+  END LOOP;
+  IF slot < 0 THEN
+    slot := floor(random() * cap)::INT;
+    PERFORM pg_advisory_lock(17996, slot);
+  END IF;
+  PERFORM pg_sleep(cost / 1000.0);
+  PERFORM nextval('fl_ml_requests'), nextval('fl_ml_logical'), nextval('fl_ml_single');
+  PERFORM pg_advisory_unlock(17996, slot);
+  RETURN CASE WHEN {z} >= 0 THEN 'True.' ELSE 'False.' END;
+END
+$fn$"
+        ),
+        format!(
+            "CREATE FUNCTION customers_predict() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  NEW.churn_prediction := will_churn({new});
+  NEW.predicted_at := clock_timestamp();
+  RETURN NEW;
+END
+$fn$"
+        ),
+        "CREATE TRIGGER customers_predict_insert BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION customers_predict()".into(),
+        format!(
+            "CREATE TRIGGER customers_predict_update BEFORE UPDATE OF {} ON customers FOR EACH ROW EXECUTE FUNCTION customers_predict()",
+            FEATURES.join(", ")
+        ),
+    ]
+}
+
+/// The stand-in's counters, as `(name, SQL returning one BIGINT)`.
+pub fn counters(driver: Driver) -> Vec<(&'static str, &'static str)> {
+    match driver {
+        Driver::MySql => vec![
+            (
+                "standin_requests",
+                "SELECT CAST(next_not_cached_value - 1 AS SIGNED) FROM fl_ml_requests",
+            ),
+            (
+                "standin_logical",
+                "SELECT CAST(next_not_cached_value - 1 AS SIGNED) FROM fl_ml_logical",
+            ),
+            (
+                "standin_single",
+                "SELECT CAST(next_not_cached_value - 1 AS SIGNED) FROM fl_ml_single",
+            ),
+        ],
+        Driver::Postgres => vec![
+            (
+                "standin_requests",
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fl_ml_requests",
+            ),
+            (
+                "standin_logical",
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fl_ml_logical",
+            ),
+            (
+                "standin_single",
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fl_ml_single",
+            ),
+        ],
+        Driver::Sqlite => Vec::new(),
+    }
+}
+
+/// The SQL call of the function over a row's columns.
+pub fn call_over_columns() -> String {
+    format!("will_churn({})", FEATURES.join(", "))
+}
