@@ -67,6 +67,9 @@ pub struct PlanArgs {
     /// Operation mix, e.g. point_select=3,read_customer=1.
     #[arg(long, value_parser = parse_mix)]
     pub mix: Option<BTreeMap<String, u32>>,
+    /// Rows per batched model request (churn: predict_batch, score_new).
+    #[arg(long)]
+    pub batch: Option<u32>,
     /// Sessions (connections) per worker.
     #[arg(long)]
     pub sessions: Option<u32>,
@@ -117,6 +120,7 @@ impl PlanArgs {
             scenario: self.scenario.clone(),
             rows: self.rows,
             mix: self.mix.clone(),
+            batch: self.batch,
             sessions: self.sessions,
             mode: self.mode.clone(),
             rate: self.rate,

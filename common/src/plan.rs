@@ -29,6 +29,8 @@ pub struct RawPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mix: Option<BTreeMap<String, u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
@@ -95,9 +97,11 @@ impl RawPlan {
             scenario,
             rows,
             mix,
+            batch,
             sessions,
             mode,
             rate,
+            arrival,
             think_time,
             max_backlog,
             duration,
@@ -134,6 +138,8 @@ pub struct Plan {
     pub scenario: Scenario,
     pub mix: Vec<(Operation, u32)>,
     pub rows: u64,
+    /// Rows per batched operation (predict_batch, score_new).
+    pub batch: u32,
     /// Sessions per worker.
     pub sessions: u32,
     pub load: LoadModel,
@@ -147,6 +153,8 @@ pub struct Plan {
 }
 
 pub const DEFAULT_SESSIONS: u32 = 8;
+pub const DEFAULT_BATCH: u32 = 10;
+pub const MAX_BATCH: u32 = 10_000;
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_SEED: u64 = 42;
@@ -263,6 +271,10 @@ impl TryFrom<RawPlan> for Plan {
                 rows,
                 "between 1 and 10000000000",
             ));
+        }
+        let batch = raw.batch.unwrap_or(DEFAULT_BATCH);
+        if !(1..=MAX_BATCH).contains(&batch) {
+            return Err(PlanError::invalid("batch", batch, format!("rows per batched model request, between 1 and {MAX_BATCH} (Aurora's MAX_BATCH_SIZE default is 10000)")));
         }
         let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
         if !(1..=MAX_SESSIONS).contains(&sessions) {
@@ -401,6 +413,7 @@ impl TryFrom<RawPlan> for Plan {
             scenario,
             mix,
             rows,
+            batch,
             sessions,
             load,
             duration: run_time,
@@ -444,6 +457,7 @@ impl Plan {
                     .map(|(op, w)| (op.name().to_string(), *w))
                     .collect(),
             ),
+            batch: Some(self.batch),
             sessions: Some(self.sessions),
             mode: Some(mode.to_string()),
             rate,

@@ -28,6 +28,10 @@ pub enum Operation {
     InsertCustomer,
     /// Change a customer's usage columns; the BEFORE UPDATE trigger re-scores it.
     UpdateUsage,
+    /// Score a range of `batch` customers in one statement: the batched path.
+    PredictBatch,
+    /// INSERT … SELECT of `batch` new rows with the model in the select list.
+    ScoreNew,
 }
 
 impl Scenario {
@@ -54,6 +58,8 @@ impl Scenario {
                 Operation::ReadPrediction,
                 Operation::InsertCustomer,
                 Operation::UpdateUsage,
+                Operation::PredictBatch,
+                Operation::ScoreNew,
             ],
         }
     }
@@ -72,6 +78,8 @@ impl Scenario {
                 (Operation::ReadPrediction, 2),
                 (Operation::InsertCustomer, 1),
                 (Operation::UpdateUsage, 1),
+                (Operation::PredictBatch, 1),
+                (Operation::ScoreNew, 1),
             ],
         }
     }
@@ -94,13 +102,15 @@ impl Scenario {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 8] = [
         Operation::PointSelect,
         Operation::ReadCustomer,
         Operation::PredictOne,
         Operation::ReadPrediction,
         Operation::InsertCustomer,
         Operation::UpdateUsage,
+        Operation::PredictBatch,
+        Operation::ScoreNew,
     ];
 
     /// Whether the operation calls the ML function (directly or through a trigger).
@@ -119,6 +129,8 @@ impl Operation {
             Operation::ReadPrediction => "read_prediction",
             Operation::InsertCustomer => "insert_customer",
             Operation::UpdateUsage => "update_usage",
+            Operation::PredictBatch => "predict_batch",
+            Operation::ScoreNew => "score_new",
         }
     }
 

@@ -57,6 +57,7 @@ pub struct Assignment {
     pub rows: u64,
     pub insert_id_base: u64,
     pub insert_id_stride: u64,
+    pub batch_size: u32,
     pub sessions: u32,
     pub load: WorkerLoad,
     pub duration: Duration,
@@ -85,6 +86,7 @@ pub struct Done {
     pub snapshots_sent: u64,
     pub totals: Vec<(Operation, OpTotals)>,
     pub inserted: u64,
+    pub insert_id_base: u64,
 }
 
 fn text(field: &'static str, s: String, max: usize) -> Result<String, WireError> {
@@ -210,6 +212,7 @@ impl From<&Assignment> for pb::Assignment {
             rows: a.rows,
             insert_id_base: a.insert_id_base,
             insert_id_stride: a.insert_id_stride,
+            batch_size: a.batch_size,
             sessions: a.sessions,
             load: Some(load),
             duration_millis: ms(a.duration),
@@ -334,6 +337,14 @@ impl TryFrom<pb::Assignment> for Assignment {
             rows: a.rows,
             insert_id_base: a.insert_id_base,
             insert_id_stride: a.insert_id_stride.max(1),
+            batch_size: if (1..=crate::plan::MAX_BATCH).contains(&a.batch_size) {
+                a.batch_size
+            } else {
+                return Err(WireError::invalid(
+                    "assignment.batch_size",
+                    format!("{} is not in 1..={}", a.batch_size, crate::plan::MAX_BATCH),
+                ));
+            },
             sessions: a.sessions,
             load,
             duration: millis(
@@ -496,6 +507,7 @@ impl From<&Done> for pb::Done {
                 })
                 .collect(),
             inserted: d.inserted,
+            insert_id_base: d.insert_id_base,
         }
     }
 }
@@ -523,6 +535,7 @@ impl TryFrom<pb::Done> for Done {
             snapshots_sent: d.snapshots_sent,
             totals,
             inserted: d.inserted,
+            insert_id_base: d.insert_id_base,
         })
     }
 }
@@ -550,6 +563,7 @@ mod tests {
             rows: 10_000,
             insert_id_base: 10_002,
             insert_id_stride: 2,
+            batch_size: 10,
             sessions: 16,
             load: WorkerLoad::Open {
                 rate: 1000.0,

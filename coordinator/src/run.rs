@@ -266,6 +266,7 @@ impl Controller {
                 rows: plan.rows,
                 insert_id_base: plan.rows + 1 + i as u64,
                 insert_id_stride: n,
+                batch_size: plan.batch,
                 sessions: plan.sessions,
                 load,
                 duration: plan.duration,
@@ -461,6 +462,7 @@ impl Controller {
                 },
                 message: s.message.clone(),
                 executed: s.done.as_ref().map(|d| d.totals.clone()),
+                inserted: s.done.as_ref().map(|d| (d.inserted, d.insert_id_base)),
             })
             .collect();
         Ok(Report::build(

@@ -396,7 +396,7 @@ async fn execute(
         op_timeout: a.op_timeout,
         seed: a.seed,
         worker_index: a.worker_index,
-        workload: Workload::new(a.target.driver(), a.scenario, a.seed),
+        workload: Workload::new(a.target.driver(), a.scenario, a.seed, a.batch_size),
         insert_base: a.insert_id_base,
         insert_stride: a.insert_id_stride,
         sessions: sessions.len(),
@@ -450,6 +450,7 @@ async fn execute(
         .iter()
         .map(|(op, _)| (*op, OpTotals::default()))
         .collect();
+    let mut inserted = 0;
     let pacer_dropped = match pacer {
         Some(p) => p
             .await
@@ -459,7 +460,8 @@ async fn execute(
     };
     for h in handles {
         match h.await {
-            Ok(session_totals) => {
+            Ok((session_totals, rows)) => {
+                inserted += rows;
                 for (slot, t) in session_totals.into_iter().enumerate() {
                     let into = &mut totals[slot].1;
                     into.ok += t.ok;
@@ -489,11 +491,8 @@ async fn execute(
         worker_index: a.worker_index,
         snapshots_sent: sender.sequence,
         totals: totals.clone(),
-        inserted: totals
-            .iter()
-            .filter(|(op, _)| *op == Operation::InsertCustomer)
-            .map(|(_, t)| t.ok)
-            .sum(),
+        inserted,
+        insert_id_base: a.insert_id_base,
     };
     control.send(ToCoordinator::Done((&done).into())).await?;
     // Wait for the coordinator to take the last messages and close the stream.

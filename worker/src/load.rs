@@ -81,12 +81,14 @@ struct Driver {
     total_weight: u64,
     backoff: Duration,
     totals: Vec<OpTotals>,
+    inserted: u64,
 }
 
 /// Run one session until the schedule ends, the run's duration passes or the run is
 /// cancelled. Returns what this session executed, per mix slot (counted here,
-/// independently of the snapshots, so the coordinator can check its merge).
-pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> Vec<OpTotals> {
+/// independently of the snapshots, so the coordinator can check its merge), and the rows
+/// it inserted.
+pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> (Vec<OpTotals>, u64) {
     let recorder = Arc::clone(&shared.recorders[index % shared.recorders.len()]);
     let total_weight = shared
         .mix
@@ -109,6 +111,7 @@ pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> Vec<O
         total_weight,
         backoff: BACKOFF_FIRST,
         totals: vec![OpTotals::default(); shared.mix.len()],
+        inserted: 0,
         shared,
     };
     match d.shared.load {
@@ -118,7 +121,7 @@ pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> Vec<O
     if let Some(s) = d.session.take() {
         s.close().await;
     }
-    d.totals
+    (d.totals, d.inserted)
 }
 
 impl Driver {
@@ -189,7 +192,8 @@ impl Driver {
         let done = Instant::now();
         let interval = shared.interval_of(done);
         match result {
-            Ok(Ok(())) => {
+            Ok(Ok(inserted)) => {
+                self.inserted += inserted;
                 let lag = open_loop.then(|| send.saturating_duration_since(intended));
                 self.recorder
                     .ok(interval, slot, done - intended, done - send, lag);

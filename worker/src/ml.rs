@@ -11,6 +11,13 @@
 //! not serialize callers (a counter table would, since MariaDB pre-locks a function's
 //! tables for the whole calling statement).
 //!
+//! The endpoint is split in two: `fl_ml_request(rows, single)` is one request (wait for a
+//! slot, pay overhead + rows x row cost, count it) and `will_churn_model(...)` is the
+//! pure model. `will_churn` is one single-row request plus the model. MariaDB and
+//! PostgreSQL cannot batch a function over a result set as Aurora's optimizer does, so
+//! the batched operations make one request for their K rows, then score them with the
+//! model: the same cost and the same counters as Aurora's batched path.
+//!
 //! BEFORE INSERT and BEFORE UPDATE triggers fill `churn_prediction` and `predicted_at`,
 //! one single-row call per row, as Aurora evaluates a function in a trigger.
 
@@ -102,28 +109,28 @@ fn mysql(s: MlSettings) -> Vec<String> {
     let changed = FEATURES
         .map(|f| format!("NEW.{f} <=> OLD.{f}"))
         .join(" AND ");
-    vec![
-        "DROP TRIGGER IF EXISTS customers_predict_insert".into(),
-        "DROP TRIGGER IF EXISTS customers_predict_update".into(),
-        "DROP FUNCTION IF EXISTS will_churn".into(),
-        "DROP TABLE IF EXISTS fl_ml_config".into(),
-        "CREATE TABLE fl_ml_config(id INT PRIMARY KEY, overhead_ms DOUBLE NOT NULL, row_cost_ms DOUBLE NOT NULL, capacity INT NOT NULL)".into(),
-        format!("INSERT INTO fl_ml_config VALUES (1, {}, {}, {})", ms(s.overhead), ms(s.row_cost), s.capacity),
-        "DROP SEQUENCE IF EXISTS fl_ml_requests".into(),
-        "DROP SEQUENCE IF EXISTS fl_ml_logical".into(),
-        "DROP SEQUENCE IF EXISTS fl_ml_single".into(),
-        "CREATE SEQUENCE fl_ml_requests START WITH 1 INCREMENT BY 1 NOCACHE".into(),
-        "CREATE SEQUENCE fl_ml_logical START WITH 1 INCREMENT BY 1 NOCACHE".into(),
-        "CREATE SEQUENCE fl_ml_single START WITH 1 INCREMENT BY 1 NOCACHE".into(),
-        format!(
-            "CREATE FUNCTION will_churn({params}) RETURNS VARCHAR(2048) CHARSET utf8mb4 NOT DETERMINISTIC MODIFIES SQL DATA
+    let mut ddl: Vec<String> = [
+        "DROP TRIGGER IF EXISTS customers_predict_insert",
+        "DROP TRIGGER IF EXISTS customers_predict_update",
+        "DROP FUNCTION IF EXISTS will_churn",
+        "DROP FUNCTION IF EXISTS will_churn_model",
+        "DROP FUNCTION IF EXISTS fl_ml_request",
+    ]
+    .map(String::from)
+    .to_vec();
+    ddl.extend(common_objects(Driver::MySql, s));
+    ddl.extend([
+        // One request to the endpoint for `nrows` rows: wait for a free model slot,
+        // pay overhead + nrows x row cost, count it.
+        "CREATE FUNCTION fl_ml_request(nrows BIGINT, single BIGINT) RETURNS BIGINT NOT DETERMINISTIC MODIFIES SQL DATA
 BEGIN
   DECLARE cap INT;
   DECLARE cost DOUBLE;
   DECLARE slot INT DEFAULT 0;
   DECLARE got INT DEFAULT 0;
+  DECLARE i BIGINT DEFAULT 0;
   DECLARE n BIGINT;
-  SELECT capacity, overhead_ms + row_cost_ms INTO cap, cost FROM fl_ml_config WHERE id = 1;
+  SELECT capacity, overhead_ms + nrows * row_cost_ms INTO cap, cost FROM fl_ml_config WHERE id = 1;
   WHILE got = 0 DO
     SET slot = 0;
     WHILE slot < cap AND got = 0 DO
@@ -137,15 +144,32 @@ BEGIN
   END WHILE;
   DO SLEEP(cost / 1000);
   SET n = NEXTVAL(fl_ml_requests);
-  SET n = NEXTVAL(fl_ml_logical);
-  SET n = NEXTVAL(fl_ml_single);
+  WHILE i < nrows DO
+    SET n = NEXTVAL(fl_ml_logical);
+    SET i = i + 1;
+  END WHILE;
+  IF single = 1 THEN SET n = NEXTVAL(fl_ml_single); END IF;
   DO RELEASE_LOCK(CONCAT(DATABASE(), '.fl_ml_', slot));
-  RETURN IF({z} >= 0, 'True.', 'False.');
+  RETURN nrows;
 END"
+        .to_string(),
+        format!("CREATE FUNCTION will_churn_model({params}) RETURNS VARCHAR(16) CHARSET utf8mb4 DETERMINISTIC NO SQL RETURN IF({z} >= 0, 'True.', 'False.')"),
+        format!(
+            "CREATE FUNCTION will_churn({params}) RETURNS VARCHAR(2048) CHARSET utf8mb4 NOT DETERMINISTIC MODIFIES SQL DATA
+BEGIN
+  DECLARE r BIGINT;
+  SET r = fl_ml_request(1, 1);
+  RETURN will_churn_model({});
+END",
+            FEATURES.join(", ")
         ),
         format!(
             "CREATE TRIGGER customers_predict_insert BEFORE INSERT ON customers FOR EACH ROW
-SET NEW.churn_prediction = will_churn({}), NEW.predicted_at = NOW(6)",
+BEGIN
+  IF NEW.churn_prediction IS NULL THEN
+    SET NEW.churn_prediction = will_churn({}), NEW.predicted_at = NOW(6);
+  END IF;
+END",
             new("NEW")
         ),
         format!(
@@ -157,37 +181,60 @@ BEGIN
 END",
             new("NEW")
         ),
-    ]
+    ]);
+    ddl
+}
+
+/// The configuration table and the counter sequences, the same in both dialects.
+fn common_objects(driver: Driver, s: MlSettings) -> Vec<String> {
+    let real = if driver == Driver::Postgres {
+        "DOUBLE PRECISION"
+    } else {
+        "DOUBLE"
+    };
+    let cache = if driver == Driver::MySql {
+        " NOCACHE"
+    } else {
+        ""
+    };
+    let mut ddl = vec![
+        "DROP TABLE IF EXISTS fl_ml_config".to_string(),
+        format!("CREATE TABLE fl_ml_config(id INT PRIMARY KEY, overhead_ms {real} NOT NULL, row_cost_ms {real} NOT NULL, capacity INT NOT NULL)"),
+        format!("INSERT INTO fl_ml_config VALUES (1, {}, {}, {})", ms(s.overhead), ms(s.row_cost), s.capacity),
+    ];
+    for seq in ["fl_ml_requests", "fl_ml_logical", "fl_ml_single"] {
+        ddl.push(format!("DROP SEQUENCE IF EXISTS {seq}"));
+        ddl.push(format!(
+            "CREATE SEQUENCE {seq} START WITH 1 INCREMENT BY 1{cache}"
+        ));
+    }
+    ddl
 }
 
 fn postgres(s: MlSettings) -> Vec<String> {
+    let types = "TEXT, BIGINT, BIGINT, TEXT, TEXT, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, BIGINT";
     let params = "state TEXT, account_length BIGINT, area_code BIGINT, intl_plan TEXT, vmail_plan TEXT, vmail_message BIGINT, day_mins DOUBLE PRECISION, day_calls BIGINT, eve_mins DOUBLE PRECISION, eve_calls BIGINT, night_mins DOUBLE PRECISION, night_calls BIGINT, intl_mins DOUBLE PRECISION, intl_calls BIGINT, custserv_calls BIGINT";
-    let z = linear_term(Driver::Postgres, |f| format!("will_churn.{f}"));
+    let z = linear_term(Driver::Postgres, |f| format!("will_churn_model.{f}"));
     let new = FEATURES.map(|f| format!("NEW.{f}")).join(", ");
-    vec![
-        "DROP TRIGGER IF EXISTS customers_predict_insert ON customers".into(),
-        "DROP TRIGGER IF EXISTS customers_predict_update ON customers".into(),
-        "DROP FUNCTION IF EXISTS customers_predict()".into(),
-        "DROP FUNCTION IF EXISTS will_churn(TEXT, BIGINT, BIGINT, TEXT, TEXT, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, BIGINT)".into(),
-        "DROP TABLE IF EXISTS fl_ml_config".into(),
-        "CREATE TABLE fl_ml_config(id INT PRIMARY KEY, overhead_ms DOUBLE PRECISION NOT NULL, row_cost_ms DOUBLE PRECISION NOT NULL, capacity INT NOT NULL)".into(),
-        format!("INSERT INTO fl_ml_config VALUES (1, {}, {}, {})", ms(s.overhead), ms(s.row_cost), s.capacity),
-        "DROP SEQUENCE IF EXISTS fl_ml_requests".into(),
-        "DROP SEQUENCE IF EXISTS fl_ml_logical".into(),
-        "DROP SEQUENCE IF EXISTS fl_ml_single".into(),
-        "CREATE SEQUENCE fl_ml_requests".into(),
-        "CREATE SEQUENCE fl_ml_logical".into(),
-        "CREATE SEQUENCE fl_ml_single".into(),
-        // Session-level advisory locks (key space 0x464c = 'FL'): a cancelled call's
-        // lock goes with its connection, which fleetload drops after a timeout.
-        format!(
-            "CREATE FUNCTION will_churn({params}) RETURNS VARCHAR LANGUAGE plpgsql VOLATILE AS $fn$
+    let mut ddl = vec![
+        "DROP TRIGGER IF EXISTS customers_predict_insert ON customers".to_string(),
+        "DROP TRIGGER IF EXISTS customers_predict_update ON customers".to_string(),
+        "DROP FUNCTION IF EXISTS customers_predict()".to_string(),
+        format!("DROP FUNCTION IF EXISTS will_churn({types})"),
+        format!("DROP FUNCTION IF EXISTS will_churn_model({types})"),
+        "DROP FUNCTION IF EXISTS fl_ml_request(BIGINT, BIGINT)".to_string(),
+    ];
+    ddl.extend(common_objects(Driver::Postgres, s));
+    ddl.extend([
+        // Session-level advisory locks (key space 17996): a cancelled call's lock goes
+        // with its connection, which fleetload drops after a timeout.
+        "CREATE FUNCTION fl_ml_request(nrows BIGINT, single BIGINT) RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
   cap INT;
   cost DOUBLE PRECISION;
   slot INT := -1;
 BEGIN
-  SELECT c.capacity, c.overhead_ms + c.row_cost_ms INTO cap, cost FROM fl_ml_config c WHERE c.id = 1;
+  SELECT c.capacity, c.overhead_ms + nrows * c.row_cost_ms INTO cap, cost FROM fl_ml_config c WHERE c.id = 1;
   FOR s IN 0 .. cap - 1 LOOP
     IF pg_try_advisory_lock(17996, s) THEN slot := s; EXIT; END IF;
   END LOOP;
@@ -196,27 +243,42 @@ BEGIN
     PERFORM pg_advisory_lock(17996, slot);
   END IF;
   PERFORM pg_sleep(cost / 1000.0);
-  PERFORM nextval('fl_ml_requests'), nextval('fl_ml_logical'), nextval('fl_ml_single');
+  PERFORM nextval('fl_ml_requests');
+  PERFORM nextval('fl_ml_logical') FROM generate_series(1, nrows);
+  IF single = 1 THEN PERFORM nextval('fl_ml_single'); END IF;
   PERFORM pg_advisory_unlock(17996, slot);
-  RETURN CASE WHEN {z} >= 0 THEN 'True.' ELSE 'False.' END;
+  RETURN nrows;
 END
 $fn$"
+        .to_string(),
+        format!("CREATE FUNCTION will_churn_model({params}) RETURNS VARCHAR LANGUAGE sql IMMUTABLE AS $fn$ SELECT CASE WHEN {z} >= 0 THEN 'True.' ELSE 'False.' END $fn$"),
+        format!(
+            "CREATE FUNCTION will_churn({params}) RETURNS VARCHAR LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+  PERFORM fl_ml_request(1, 1);
+  RETURN will_churn_model({});
+END
+$fn$",
+            FEATURES.map(|f| format!("will_churn.{f}")).join(", ")
         ),
         format!(
             "CREATE FUNCTION customers_predict() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  NEW.churn_prediction := will_churn({new});
-  NEW.predicted_at := clock_timestamp();
+  IF TG_OP = 'UPDATE' OR NEW.churn_prediction IS NULL THEN
+    NEW.churn_prediction := will_churn({new});
+    NEW.predicted_at := clock_timestamp();
+  END IF;
   RETURN NEW;
 END
 $fn$"
         ),
-        "CREATE TRIGGER customers_predict_insert BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION customers_predict()".into(),
+        "CREATE TRIGGER customers_predict_insert BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION customers_predict()".to_string(),
         format!(
             "CREATE TRIGGER customers_predict_update BEFORE UPDATE OF {} ON customers FOR EACH ROW EXECUTE FUNCTION customers_predict()",
             FEATURES.join(", ")
         ),
-    ]
+    ]);
+    ddl
 }
 
 /// The stand-in's counters, as `(name, SQL returning one BIGINT)`.
@@ -254,7 +316,10 @@ pub fn counters(driver: Driver) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-/// The SQL call of the function over a row's columns.
-pub fn call_over_columns() -> String {
-    format!("will_churn({})", FEATURES.join(", "))
+/// A call of `function` over a row's feature columns (with an optional table alias).
+pub fn call_over_columns(function: &str, alias: &str) -> String {
+    format!(
+        "{function}({})",
+        FEATURES.map(|f| format!("{alias}{f}")).join(", ")
+    )
 }

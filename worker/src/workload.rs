@@ -35,20 +35,36 @@ pub struct Workload {
     read_prediction: String,
     insert_customer: String,
     update_usage: String,
+    ml_request: String,
+    predict_batch: String,
+    score_new: String,
+    batch: u32,
 }
 
 impl Workload {
-    pub fn new(driver: Driver, scenario: Scenario, seed: u64) -> Self {
+    pub fn new(driver: Driver, scenario: Scenario, seed: u64, batch: u32) -> Self {
         let values = vec!["?"; CUSTOMER_COLUMNS.split(',').count()].join(", ");
         Workload {
             scenario,
             seed,
             point_select: placeholders(driver, "SELECT c FROM sbtest1 WHERE id=?"),
             read_customer: placeholders(driver, &format!("SELECT {CUSTOMER_COLUMNS}, churn_prediction, predicted_at FROM customers WHERE id=?")),
-            predict_one: placeholders(driver, &format!("SELECT {} FROM customers WHERE id=?", crate::ml::call_over_columns())),
+            predict_one: placeholders(driver, &format!("SELECT {} FROM customers WHERE id=?", crate::ml::call_over_columns("will_churn", ""))),
             read_prediction: placeholders(driver, "SELECT churn_prediction, predicted_at FROM customers WHERE id=?"),
             insert_customer: placeholders(driver, &format!("INSERT INTO customers({CUSTOMER_COLUMNS}) VALUES ({values})")),
             update_usage: placeholders(driver, "UPDATE customers SET day_mins=?, day_charge=?, custserv_calls=? WHERE id=?"),
+            ml_request: placeholders(driver, "SELECT fl_ml_request(?, 0)"),
+            predict_batch: placeholders(driver, &format!("SELECT id, {} FROM customers WHERE id BETWEEN ? AND ?", crate::ml::call_over_columns("will_churn_model", ""))),
+            score_new: placeholders(
+                driver,
+                &format!(
+                    "INSERT INTO customers({CUSTOMER_COLUMNS}, churn_prediction, predicted_at) SELECT ? + (c.id - ?) * ?, {}, {}, {} FROM customers c WHERE c.id BETWEEN ? AND ?",
+                    CUSTOMER_COLUMNS.split(", ").skip(1).map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", "),
+                    crate::ml::call_over_columns("will_churn_model", "c."),
+                    if driver == Driver::Postgres { "clock_timestamp()" } else { "NOW(6)" },
+                ),
+            ),
+            batch,
         }
     }
 
@@ -56,7 +72,7 @@ impl Workload {
         self.scenario
     }
 
-    /// Run one operation with keys from `keys`.
+    /// Run one operation with keys from `keys`; returns the rows it inserted.
     ///
     /// # Errors
     /// Whatever the database returns; the caller classifies it.
@@ -66,8 +82,13 @@ impl Workload {
         op: Operation,
         keys: &mut Keys,
         rng: &mut Rng,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<u64, sqlx::Error> {
         let id = rng.range(keys.shard.first, keys.shard.last) as i64;
+        // A batch of K rows inside the shard (the whole shard when it is smaller).
+        let k = u64::from(self.batch).min(keys.shard.len());
+        let batch_first = rng.range(keys.shard.first, keys.shard.last - (k - 1)) as i64;
+        let batch_last = batch_first + k as i64 - 1;
+        let mut inserted = 0;
         match op {
             Operation::PointSelect => session.fetch(&self.point_select, &[Arg::Int(id)]).await?,
             Operation::ReadCustomer => session.fetch(&self.read_customer, &[Arg::Int(id)]).await?,
@@ -82,7 +103,38 @@ impl Workload {
                 // The id is spent whether or not the insert succeeds: ids are never reused.
                 keys.next_insert += keys.insert_stride;
                 let args = customer_args(&churn::customer(self.seed, new_id));
-                session.execute(&self.insert_customer, &args).await? as usize
+                inserted = session.execute(&self.insert_customer, &args).await?;
+                0
+            }
+            Operation::PredictBatch => {
+                // One request for K rows, then the model over them (see `ml`).
+                session
+                    .fetch(&self.ml_request, &[Arg::Int(k as i64)])
+                    .await?;
+                session
+                    .fetch(
+                        &self.predict_batch,
+                        &[Arg::Int(batch_first), Arg::Int(batch_last)],
+                    )
+                    .await?
+            }
+            Operation::ScoreNew => {
+                // K new customers (copies of K existing ones under new ids), scored in
+                // the select list as Aurora batches an INSERT … SELECT.
+                let base = keys.next_insert;
+                keys.next_insert += k * keys.insert_stride;
+                session
+                    .fetch(&self.ml_request, &[Arg::Int(k as i64)])
+                    .await?;
+                let args = [
+                    Arg::Int(base as i64),
+                    Arg::Int(batch_first),
+                    Arg::Int(keys.insert_stride as i64),
+                    Arg::Int(batch_first),
+                    Arg::Int(batch_last),
+                ];
+                inserted = session.execute(&self.score_new, &args).await?;
+                0
             }
             Operation::UpdateUsage => {
                 let day_mins = (rng.normal(179.8, 54.5).clamp(0.0, 350.8) * 10.0).round() / 10.0;
@@ -97,7 +149,7 @@ impl Workload {
                 session.execute(&self.update_usage, &args).await? as usize
             }
         };
-        Ok(())
+        Ok(inserted)
     }
 }
 
@@ -281,9 +333,9 @@ mod tests {
 
     #[test]
     fn postgres_gets_numbered_placeholders() {
-        let w = Workload::new(Driver::Postgres, Scenario::PointSelect, 1);
+        let w = Workload::new(Driver::Postgres, Scenario::PointSelect, 1, 10);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=$1");
-        let w = Workload::new(Driver::MySql, Scenario::PointSelect, 1);
+        let w = Workload::new(Driver::MySql, Scenario::PointSelect, 1, 10);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=?");
     }
 }

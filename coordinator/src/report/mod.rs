@@ -204,6 +204,12 @@ pub struct WorkerJson {
     pub executed: Option<BTreeMap<&'static str, ExecutedJson>>,
     /// Measured totals from its snapshots (warm-up excluded).
     pub operations: BTreeMap<&'static str, OpSummary>,
+    /// Rows it inserted, and the ids they took: `insert_id_base + k·insert_id_stride`
+    /// for the run's k = 0, 1, … (each session of the worker owns one residue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted_rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_id_base: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -242,6 +248,8 @@ pub struct Report {
     pub intervals: Vec<IntervalJson>,
     pub histograms: BTreeMap<&'static str, HistogramsJson>,
     pub verification: Verification,
+    /// Rows the run inserted, over all workers (warm-up included).
+    pub inserted_rows: u64,
 }
 
 /// What the controller knows of one worker at the end.
@@ -259,6 +267,8 @@ pub struct WorkerInfo {
     pub state: &'static str,
     pub message: Option<String>,
     pub executed: Option<Vec<(fleetload_common::scenario::Operation, OpTotals)>>,
+    /// Rows inserted and the first insert id, from the worker's final message.
+    pub inserted: Option<(u64, u64)>,
 }
 
 fn b64(h: &Latency) -> String {
@@ -383,10 +393,17 @@ impl Report {
                     operations: agg
                         .map(|a| names.iter().zip(&a.measured).map(|(n, s)| (*n, OpSummary::of(s, measured_s))).collect())
                         .unwrap_or_default(),
+                    inserted_rows: w.inserted.map(|(rows, _)| rows),
+                    insert_id_base: w.inserted.map(|(_, base)| base),
                 }
             })
             .collect();
 
+        let inserted_rows = input
+            .workers
+            .iter()
+            .filter_map(|w| w.inserted.map(|(rows, _)| rows))
+            .sum();
         let mut failures = input.failures;
         let verified = mismatches.is_empty();
         if !verified {
@@ -435,6 +452,7 @@ impl Report {
                 merged_equals_executed: verified,
                 mismatches,
             },
+            inserted_rows,
         }
     }
 
