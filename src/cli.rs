@@ -153,8 +153,8 @@ pub struct MlArgs {
 }
 
 impl MlArgs {
-    pub fn settings(&self) -> fleetload_worker::ml::MlSettings {
-        fleetload_worker::ml::MlSettings {
+    pub fn settings(&self) -> fleetload_db::ml::MlSettings {
+        fleetload_db::ml::MlSettings {
             overhead: self.ml_delay,
             row_cost: self.ml_row_cost,
             capacity: self.ml_capacity,

@@ -7,7 +7,8 @@ use crate::cli::{
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
 use fleetload_coordinator::{CoordinatorConfig, Report, RunStatus};
-use fleetload_worker::{PrepareSpec, WorkerConfig};
+use fleetload_db::PrepareSpec;
+use fleetload_worker::WorkerConfig;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -78,7 +79,7 @@ fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
 async fn prepare_plan(
     plan: &Plan,
     loaders: usize,
-    ml: fleetload_worker::ml::MlSettings,
+    ml: fleetload_db::ml::MlSettings,
 ) -> anyhow::Result<()> {
     println!(
         "preparing {} rows of {} on {} ...",
@@ -86,7 +87,7 @@ async fn prepare_plan(
         plan.scenario.name(),
         plan.target
     );
-    let done = fleetload_worker::prepare(&PrepareSpec {
+    let done = fleetload_db::prepare(&PrepareSpec {
         target: plan.target.clone(),
         scenario: plan.scenario,
         rows: plan.rows,
@@ -294,6 +295,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         db.display(),
         humantime::format_duration(args.duration)
     );
-    prepare_plan(&plan, 1, fleetload_worker::ml::MlSettings::default()).await?;
+    prepare_plan(&plan, 1, fleetload_db::ml::MlSettings::default()).await?;
     local_fleet(plan, 2, &args.report_dir).await
 }

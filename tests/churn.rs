@@ -193,6 +193,26 @@ fn triggers_fill_predictions_and_counts_match(target: &str) {
         "{calls} requests, want about {want}"
     );
 
+    // The database's own counters are in the report: the stand-in's requests during the
+    // run, and the server's view of the inserts.
+    let c = &r["database_counters"];
+    assert!(c.get("unavailable").is_none(), "{c:#}");
+    assert!(
+        c["samples"].as_array().unwrap().len() >= 5,
+        "before, every interval, after"
+    );
+    assert_eq!(
+        u(&c["deltas"]["standin_requests"]),
+        calls,
+        "sampled counters agree with the stand-in"
+    );
+    let server_inserts = if target.starts_with("mysql") {
+        "Com_insert"
+    } else {
+        "tup_inserted"
+    };
+    assert!(u(&c["deltas"][server_inserts]) >= single_inserts, "{c:#}");
+
     // A second run inserts above the first run's ids: no collision, nothing lost.
     let r2 = run(
         target,

@@ -356,6 +356,12 @@ impl Controller {
             }));
         }
         tracing::info!(run = %self.run_id, "started");
+        let counters_stop = CancellationToken::new();
+        let counters = tokio::spawn(crate::counters::run(
+            plan.clone(),
+            start,
+            counters_stop.clone(),
+        ));
 
         let warmup_intervals = (plan.warmup.as_nanos() / plan.interval.as_nanos()) as u64;
         let mut merge = Merge::new(
@@ -437,6 +443,14 @@ impl Controller {
         for s in &mut self.slots {
             s.stop("run complete");
         }
+        counters_stop.cancel();
+        let database_counters = match counters.await {
+            Ok(c) => c,
+            Err(e) => crate::counters::DatabaseCounters {
+                unavailable: Some(format!("the sampler failed: {e}")),
+                ..Default::default()
+            },
+        };
         let ran_for = stopped_at.map_or(plan.duration, |t| {
             t.saturating_duration_since(start).min(plan.duration)
         });
@@ -474,6 +488,7 @@ impl Controller {
                 workers: &workers,
                 failures,
                 interrupted,
+                database_counters,
             },
             &merge,
         ))

@@ -5,14 +5,14 @@ use crate::error::WorkerError;
 use crate::load::{drive, Shared};
 use crate::pacer::Pacer;
 use crate::recorder::{IntervalStats, Recorder};
-use crate::session::{ConnectSpec, Session};
-use crate::workload::Workload;
 use fleetload_common::plan::interval_count;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::Operation;
 use fleetload_common::schedule::Arrivals;
 use fleetload_common::stats::{OpStats, OpTotals};
 use fleetload_common::wire::{Assignment, Done, Hello, Snapshot, WorkerLoad};
+use fleetload_db::session::{ConnectSpec, Session};
+use fleetload_db::workload::Workload;
 use fleetload_proto::v1 as pb;
 use fleetload_proto::v1::coordinator_message::Msg as FromCoordinator;
 use fleetload_proto::v1::worker_message::Msg as ToCoordinator;
@@ -301,7 +301,7 @@ pub async fn run(
                 return Err(control
                     .fail(format!(
                         "cannot read the highest id of {table}: {}",
-                        crate::session::describe(&e)
+                        fleetload_db::session::describe(&e)
                     ))
                     .await)
             }

@@ -22,8 +22,6 @@ pub enum WorkerError {
     Stream(String),
     #[error("{0}")]
     Database(String),
-    #[error("prepare failed on {target}: {message}")]
-    Prepare { target: String, message: String },
     #[error("stopped before the run started")]
     Cancelled,
 }

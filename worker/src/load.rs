@@ -8,14 +8,14 @@
 //! back, with an optional think time.
 
 use crate::recorder::Recorder;
-use crate::session::{classify, describe, ConnectSpec, Session};
-use crate::workload::{Keys, Workload};
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::Operation;
 use fleetload_common::split::Shard;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::WorkerLoad;
+use fleetload_db::session::{classify, describe, ConnectSpec, Session};
+use fleetload_db::workload::{Keys, Workload};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -250,6 +250,8 @@ pub struct Report {
     pub verification: Verification,
     /// Rows the run inserted, over all workers (warm-up included).
     pub inserted_rows: u64,
+    /// The database's own counters over the run.
+    pub database_counters: crate::counters::DatabaseCounters,
 }
 
 /// What the controller knows of one worker at the end.
@@ -287,6 +289,7 @@ pub struct ReportInput<'a> {
     pub workers: &'a [WorkerInfo],
     pub failures: Vec<String>,
     pub interrupted: bool,
+    pub database_counters: crate::counters::DatabaseCounters,
 }
 
 impl Report {
@@ -453,6 +456,7 @@ impl Report {
                 mismatches,
             },
             inserted_rows,
+            database_counters: input.database_counters,
         }
     }
 

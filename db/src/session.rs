@@ -193,6 +193,56 @@ impl Session {
         })
     }
 
+    /// Rows of two text columns (e.g. `SHOW GLOBAL STATUS`).
+    ///
+    /// # Errors
+    /// Whatever the database returns.
+    pub async fn text_pairs(&mut self, sql: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        Ok(match self {
+            Session::MySql(c) => {
+                sqlx::query_as::<_, (String, String)>(sql)
+                    .fetch_all(c)
+                    .await?
+            }
+            Session::Postgres(c) => {
+                sqlx::query_as::<_, (String, String)>(sql)
+                    .fetch_all(c)
+                    .await?
+            }
+            Session::Sqlite(c) => {
+                sqlx::query_as::<_, (String, String)>(sql)
+                    .fetch_all(c)
+                    .await?
+            }
+        })
+    }
+
+    /// The first row's columns as `(name, BIGINT)`; columns of other types are skipped.
+    ///
+    /// # Errors
+    /// Whatever the database returns, or a query that yields no row.
+    pub async fn named_i64(&mut self, sql: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        use sqlx::{Column, Row};
+        macro_rules! named {
+            ($row:expr) => {{
+                let row = $row;
+                row.columns()
+                    .iter()
+                    .filter_map(|c| {
+                        row.try_get::<i64, _>(c.ordinal())
+                            .ok()
+                            .map(|v| (c.name().to_string(), v))
+                    })
+                    .collect()
+            }};
+        }
+        Ok(match self {
+            Session::MySql(c) => named!(sqlx::query(sql).fetch_one(c).await?),
+            Session::Postgres(c) => named!(sqlx::query(sql).fetch_one(c).await?),
+            Session::Sqlite(c) => named!(sqlx::query(sql).fetch_one(c).await?),
+        })
+    }
+
     /// Close the connection politely (a dropped one is closed too, abruptly).
     pub async fn close(self) {
         let _ = match self {

@@ -5,7 +5,6 @@
 //! row depends only on the seed and its id, so any split of the load gives the same
 //! table.
 
-use crate::error::WorkerError;
 use crate::session::{describe, ConnectSpec, Session};
 use crate::workload::{finish, insert_rows, schema};
 use fleetload_common::scenario::Scenario;
@@ -15,6 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHUNK_ROWS: u64 = 1000;
+
+/// Why a prepare failed.
+#[derive(Debug, thiserror::Error)]
+#[error("prepare failed on {target}: {message}")]
+pub struct PrepareError {
+    pub target: String,
+    pub message: String,
+}
 
 /// What to prepare.
 #[derive(Debug, Clone)]
@@ -41,10 +48,10 @@ pub struct Prepared {
 ///
 /// # Errors
 /// The target cannot be reached or refuses the DDL or the rows.
-pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, WorkerError> {
+pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
     let started = Instant::now();
     let driver = spec.target.driver();
-    let fail = |message: String| WorkerError::Prepare {
+    let fail = |message: String| PrepareError {
         target: spec.target.to_string(),
         message,
     };

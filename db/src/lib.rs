@@ -1,0 +1,17 @@
+//! fleetload's database side, shared by the worker (load), the coordinator (counters)
+//! and the CLI (prepare).
+//!
+//! # Layout
+//! - [`session`]: one connection of one of sqlx's drivers, and error classification.
+//! - [`workload`]: the built-in scenarios as SQL per dialect.
+//! - [`ml`]: the in-database stand-in for the Aurora ML churn endpoint.
+//! - [`prepare`]: schema creation and fast data loading.
+//! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
+
+pub mod counters;
+pub mod ml;
+pub mod prepare;
+pub mod session;
+pub mod workload;
+
+pub use prepare::{prepare, PrepareError, PrepareSpec, Prepared};
