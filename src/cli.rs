@@ -34,6 +34,8 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create the scenario's schema and load its rows.
     Prepare(PrepareArgs),
+    /// After a churn run: check every prediction against the model and the inserted rows against the report.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -230,4 +232,13 @@ pub struct PrepareArgs {
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// The run's report.json.
+    #[arg(long, default_value = "fleetload-report/report.json")]
+    pub report: PathBuf,
 }

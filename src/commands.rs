@@ -2,7 +2,7 @@
 //! report, and choose the exit status (0 passed, 1 failed, 130 interrupted).
 
 use crate::cli::{
-    Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, RunArgs, WorkerArgs,
+    Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, RunArgs, VerifyArgs, WorkerArgs,
 };
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
@@ -65,6 +65,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Coordinator(a) => coordinator(a).await,
         Command::Worker(a) => worker(a).await,
         Command::Prepare(a) => prepare(a).await,
+        Command::Verify(a) => verify(a).await,
     }
 }
 
@@ -297,4 +298,74 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     prepare_plan(&plan, 1, fleetload_db::ml::MlSettings::default()).await?;
     local_fleet(plan, 2, &args.report_dir).await
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    use fleetload_db::verify::InsertRange;
+    let plan = load_plan(&args.plan)?;
+    if plan.scenario != fleetload_common::scenario::Scenario::Churn {
+        bail!(
+            "verify checks the churn scenario's predictions; the plan's scenario is {}",
+            plan.scenario.name()
+        );
+    }
+    let text = std::fs::read_to_string(&args.report)
+        .with_context(|| format!("cannot read the report {}", args.report.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a fleetload report.json", args.report.display()))?;
+    let field = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    let expected = field(&report, "inserted_rows").with_context(|| {
+        format!(
+            "{} has no inserted_rows: it was written by an older fleetload",
+            args.report.display()
+        )
+    })?;
+    let ranges: Vec<InsertRange> = report["workers"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| {
+                    Some(InsertRange {
+                        first: field(w, "insert_id_base")?,
+                        last: field(w, "insert_id_last")?,
+                        stride: field(w, "insert_id_stride")?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let found = fleetload_db::verify::verify(&plan.target, plan.connect_timeout, &ranges).await?;
+    println!(
+        "predictions: {} scored rows checked against the model, {} disagree",
+        found.scored_rows,
+        found.mismatches.len()
+    );
+    for m in found.mismatches.iter().take(10) {
+        println!(
+            "  customer {}: stored {:?}, the model says {:?}",
+            m.id, m.stored, m.model
+        );
+    }
+    println!(
+        "inserts: the report counted {expected} inserted rows; the run's id ranges hold {}",
+        found.inserted_found
+    );
+    if found.inserted_found != expected {
+        let diff = expected.abs_diff(found.inserted_found);
+        println!(
+            "  {diff} rows {}",
+            if found.inserted_found < expected {
+                "are missing"
+            } else {
+                "more than the report counted"
+            }
+        );
+    }
+    let ok = found.mismatches.is_empty() && found.inserted_found == expected;
+    println!("verify {}", if ok { "PASSED" } else { "FAILED" });
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -65,8 +65,10 @@ fn bigint(target: &str) -> &'static str {
     }
 }
 
-fn run(target: &str, extra: &[&str]) -> serde_json::Value {
+/// Run 2 workers with `extra` flags; returns the report and the directory holding it.
+fn run_keep(target: &str, extra: &[&str]) -> (serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let rows = ROWS.to_string();
     let mut args = vec![
         "run",
         "--target",
@@ -76,7 +78,7 @@ fn run(target: &str, extra: &[&str]) -> serde_json::Value {
         "--scenario",
         "churn",
         "--rows",
-        "1500",
+        &rows,
         "--workers",
         "2",
     ];
@@ -85,7 +87,25 @@ fn run(target: &str, extra: &[&str]) -> serde_json::Value {
     fleetload(&args).assert_ok();
     let r = read_report(dir.path());
     assert_eq!(r["status"], "passed", "{r:#}");
-    r
+    (r, dir)
+}
+
+fn run(target: &str, extra: &[&str]) -> serde_json::Value {
+    run_keep(target, extra).0
+}
+
+fn verify(target: &str, report: &std::path::Path) -> Outcome {
+    fleetload(&[
+        "verify",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+        "--report",
+        report.join("report.json").to_str().unwrap(),
+    ])
 }
 
 /// The stand-in labels every loaded row exactly as the Rust model does.
@@ -122,7 +142,7 @@ fn stand_in_agrees_with_the_model(target: &str) {
 fn triggers_fill_predictions_and_counts_match(target: &str) {
     prepare(target, "20ms", 64);
     let before = requests(target);
-    let r = run(
+    let (r, report_dir) = run_keep(
         target,
         &["--rate", "150", "--sessions", "8", "--duration", "4s"],
     );
@@ -213,6 +233,42 @@ fn triggers_fill_predictions_and_counts_match(target: &str) {
     };
     assert!(u(&c["deltas"][server_inserts]) >= single_inserts, "{c:#}");
 
+    // `fleetload verify` agrees, and notices a wrong prediction and a lost row.
+    let ok = verify(target, report_dir.path());
+    assert_eq!(ok.code, Some(0), "{}\n{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains(&format!(
+            "report counted {inserted} inserted rows; the run's id ranges hold {inserted}"
+        )),
+        "{}",
+        ok.stdout
+    );
+    let victim = scalar(
+        target,
+        &format!("SELECT MIN(id) FROM customers WHERE id > {ROWS}"),
+    );
+    exec(target, &format!("UPDATE customers SET churn_prediction = CASE WHEN churn_prediction = 'True.' THEN 'False.' ELSE 'True.' END WHERE id = {victim}"));
+    let tampered = verify(target, report_dir.path());
+    assert_eq!(tampered.code, Some(1), "{}", tampered.stdout);
+    assert!(
+        tampered
+            .stdout
+            .contains(&format!("customer {victim}: stored")),
+        "{}",
+        tampered.stdout
+    );
+    exec(
+        target,
+        &format!("DELETE FROM customers WHERE id = {victim}"),
+    );
+    let lost = verify(target, report_dir.path());
+    assert!(
+        lost.stdout.contains("1 rows are missing") && lost.stdout.contains("0 disagree"),
+        "{}",
+        lost.stdout
+    );
+    exec(target, &format!("DELETE FROM customers WHERE id > {ROWS}"));
+
     // A second run inserts above the first run's ids: no collision, nothing lost.
     let r2 = run(
         target,
@@ -244,7 +300,7 @@ fn triggers_fill_predictions_and_counts_match(target: &str) {
             target,
             &format!("SELECT COUNT(*) FROM customers WHERE id > {ROWS}")
         ) as u64,
-        inserted + second
+        second
     );
 }
 

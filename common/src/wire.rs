@@ -87,6 +87,7 @@ pub struct Done {
     pub totals: Vec<(Operation, OpTotals)>,
     pub inserted: u64,
     pub insert_id_base: u64,
+    pub insert_id_last: u64,
 }
 
 fn text(field: &'static str, s: String, max: usize) -> Result<String, WireError> {
@@ -508,6 +509,7 @@ impl From<&Done> for pb::Done {
                 .collect(),
             inserted: d.inserted,
             insert_id_base: d.insert_id_base,
+            insert_id_last: d.insert_id_last,
         }
     }
 }
@@ -536,6 +538,7 @@ impl TryFrom<pb::Done> for Done {
             totals,
             inserted: d.inserted,
             insert_id_base: d.insert_id_base,
+            insert_id_last: d.insert_id_last,
         })
     }
 }

@@ -476,7 +476,10 @@ impl Controller {
                 },
                 message: s.message.clone(),
                 executed: s.done.as_ref().map(|d| d.totals.clone()),
-                inserted: s.done.as_ref().map(|d| (d.inserted, d.insert_id_base)),
+                inserted: s
+                    .done
+                    .as_ref()
+                    .map(|d| (d.inserted, d.insert_id_base, d.insert_id_last)),
             })
             .collect();
         Ok(Report::build(

@@ -6,12 +6,14 @@
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
 //! - [`ml`]: the in-database stand-in for the Aurora ML churn endpoint.
 //! - [`prepare`]: schema creation and fast data loading.
+//! - [`verify`]: checks a churn table against the model and a run report.
 //! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
 
 pub mod counters;
 pub mod ml;
 pub mod prepare;
 pub mod session;
+pub mod verify;
 pub mod workload;
 
 pub use prepare::{prepare, PrepareError, PrepareSpec, Prepared};

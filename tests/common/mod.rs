@@ -217,3 +217,26 @@ pub fn scalar(url: &str, sql: &str) -> i64 {
         }
     })
 }
+
+/// Run one statement on MariaDB or PostgreSQL.
+pub fn exec(url: &str, sql: &str) {
+    block_on(async {
+        if url.starts_with("mysql") {
+            let mut c = sqlx::mysql::MySqlConnectOptions::from_str(url)
+                .unwrap()
+                .password(&password())
+                .connect()
+                .await
+                .unwrap();
+            c.execute(sql).await.unwrap();
+        } else {
+            let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
+                .unwrap()
+                .password(&password())
+                .connect()
+                .await
+                .unwrap();
+            c.execute(sql).await.unwrap();
+        }
+    });
+}

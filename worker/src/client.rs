@@ -451,6 +451,7 @@ async fn execute(
         .map(|(op, _)| (*op, OpTotals::default()))
         .collect();
     let mut inserted = 0;
+    let mut insert_id_last = 0;
     let pacer_dropped = match pacer {
         Some(p) => p
             .await
@@ -460,8 +461,9 @@ async fn execute(
     };
     for h in handles {
         match h.await {
-            Ok((session_totals, rows)) => {
+            Ok((session_totals, rows, last_id)) => {
                 inserted += rows;
+                insert_id_last = insert_id_last.max(last_id);
                 for (slot, t) in session_totals.into_iter().enumerate() {
                     let into = &mut totals[slot].1;
                     into.ok += t.ok;
@@ -493,6 +495,7 @@ async fn execute(
         totals: totals.clone(),
         inserted,
         insert_id_base: a.insert_id_base,
+        insert_id_last,
     };
     control.send(ToCoordinator::Done((&done).into())).await?;
     // Wait for the coordinator to take the last messages and close the stream.

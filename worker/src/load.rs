@@ -82,13 +82,19 @@ struct Driver {
     backoff: Duration,
     totals: Vec<OpTotals>,
     inserted: u64,
+    /// The largest id this session used for an insert.
+    last_insert_id: u64,
 }
 
 /// Run one session until the schedule ends, the run's duration passes or the run is
 /// cancelled. Returns what this session executed, per mix slot (counted here,
 /// independently of the snapshots, so the coordinator can check its merge), and the rows
-/// it inserted.
-pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> (Vec<OpTotals>, u64) {
+/// it inserted and the largest id it used for them.
+pub async fn drive(
+    index: usize,
+    session: Session,
+    shared: Arc<Shared>,
+) -> (Vec<OpTotals>, u64, u64) {
     let recorder = Arc::clone(&shared.recorders[index % shared.recorders.len()]);
     let total_weight = shared
         .mix
@@ -112,6 +118,7 @@ pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> (Vec<
         backoff: BACKOFF_FIRST,
         totals: vec![OpTotals::default(); shared.mix.len()],
         inserted: 0,
+        last_insert_id: 0,
         shared,
     };
     match d.shared.load {
@@ -121,7 +128,7 @@ pub async fn drive(index: usize, session: Session, shared: Arc<Shared>) -> (Vec<
     if let Some(s) = d.session.take() {
         s.close().await;
     }
-    (d.totals, d.inserted)
+    (d.totals, d.inserted, d.last_insert_id)
 }
 
 impl Driver {
@@ -181,6 +188,7 @@ impl Driver {
             return;
         };
         let (op, _) = shared.mix[slot];
+        let next_insert = self.keys.next_insert;
         let send = Instant::now();
         let result = tokio::time::timeout(
             shared.op_timeout,
@@ -190,6 +198,12 @@ impl Driver {
         )
         .await;
         let done = Instant::now();
+        if self.keys.next_insert != next_insert {
+            // Ids are spent whether or not the insert succeeded.
+            self.last_insert_id = self
+                .last_insert_id
+                .max(self.keys.next_insert - self.keys.insert_stride);
+        }
         let interval = shared.interval_of(done);
         match result {
             Ok(Ok(inserted)) => {

@@ -210,6 +210,10 @@ pub struct WorkerJson {
     pub inserted_rows: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insert_id_base: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_id_last: Option<u64>,
+    /// The id stride: the number of workers.
+    pub insert_id_stride: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -269,8 +273,8 @@ pub struct WorkerInfo {
     pub state: &'static str,
     pub message: Option<String>,
     pub executed: Option<Vec<(fleetload_common::scenario::Operation, OpTotals)>>,
-    /// Rows inserted and the first insert id, from the worker's final message.
-    pub inserted: Option<(u64, u64)>,
+    /// Rows inserted, the first and the last insert id, from the worker's final message.
+    pub inserted: Option<(u64, u64, u64)>,
 }
 
 fn b64(h: &Latency) -> String {
@@ -396,8 +400,10 @@ impl Report {
                     operations: agg
                         .map(|a| names.iter().zip(&a.measured).map(|(n, s)| (*n, OpSummary::of(s, measured_s))).collect())
                         .unwrap_or_default(),
-                    inserted_rows: w.inserted.map(|(rows, _)| rows),
-                    insert_id_base: w.inserted.map(|(_, base)| base),
+                    inserted_rows: w.inserted.map(|(rows, _, _)| rows),
+                    insert_id_base: w.inserted.map(|(_, base, _)| base),
+                    insert_id_last: w.inserted.and_then(|(_, _, last)| (last > 0).then_some(last)),
+                    insert_id_stride: input.workers.len() as u64,
                 }
             })
             .collect();
@@ -405,7 +411,7 @@ impl Report {
         let inserted_rows = input
             .workers
             .iter()
-            .filter_map(|w| w.inserted.map(|(rows, _)| rows))
+            .filter_map(|w| w.inserted.map(|(rows, _, _)| rows))
             .sum();
         let mut failures = input.failures;
         let verified = mismatches.is_empty();
