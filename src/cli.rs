@@ -72,6 +72,12 @@ pub struct PlanArgs {
     /// Rows per batched model request (churn: predict_batch, score_new).
     #[arg(long)]
     pub batch: Option<u32>,
+    /// Churn model: standin (fleetload's in-database endpoint) or aurora (a real Aurora ML function).
+    #[arg(long)]
+    pub ml: Option<String>,
+    /// SageMaker endpoint of the Aurora ML function (with --ml aurora).
+    #[arg(long)]
+    pub ml_endpoint: Option<String>,
     /// Sessions (connections) per worker.
     #[arg(long)]
     pub sessions: Option<u32>,
@@ -123,6 +129,8 @@ impl PlanArgs {
             rows: self.rows,
             mix: self.mix.clone(),
             batch: self.batch,
+            ml: self.ml.clone(),
+            ml_endpoint: self.ml_endpoint.clone(),
             sessions: self.sessions,
             mode: self.mode.clone(),
             rate: self.rate,

@@ -96,6 +96,11 @@ async fn prepare_plan(
         sessions: loaders,
         connect_timeout: plan.connect_timeout,
         ml,
+        aurora_endpoint: match &plan.ml {
+            fleetload_common::plan::MlMode::Aurora { endpoint } => Some(endpoint.clone()),
+            fleetload_common::plan::MlMode::StandIn => None,
+        },
+        batch: plan.batch,
     })
     .await?;
     let secs = done.elapsed.as_secs_f64();

@@ -429,3 +429,44 @@ fn model_operations_on_sqlite_are_refused_with_the_reason() {
         out.stderr
     );
 }
+
+#[test]
+fn aurora_mode_on_a_server_that_is_not_aurora_fails_with_a_hint() {
+    let target = fresh_mysql("churn_aurora");
+    let out = fleetload(&[
+        "prepare",
+        "--target",
+        &target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+        "--rows",
+        "100",
+        "--ml",
+        "aurora",
+        "--ml-endpoint",
+        "auroraml-churn-endpoint",
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("AWS_SAGEMAKER_INVOKE_ENDPOINT")
+            && out.stderr.contains("deploy/aurora/README.md"),
+        "{}",
+        out.stderr
+    );
+    let out = fleetload(&[
+        "prepare",
+        "--target",
+        &target,
+        "--scenario",
+        "churn",
+        "--ml",
+        "aurora",
+    ]);
+    assert!(
+        out.stderr.contains("`ml_endpoint` is required"),
+        "{}",
+        out.stderr
+    );
+}

@@ -31,6 +31,10 @@ pub struct RawPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
@@ -98,6 +102,8 @@ impl RawPlan {
             rows,
             mix,
             batch,
+            ml,
+            ml_endpoint,
             sessions,
             mode,
             rate,
@@ -131,6 +137,15 @@ pub enum LoadModel {
 
 pub use crate::schedule::Arrival;
 
+/// Where the churn scenario's model runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MlMode {
+    /// fleetload's in-database stand-in (MariaDB, PostgreSQL).
+    StandIn,
+    /// A real Aurora ML function backed by this SageMaker endpoint.
+    Aurora { endpoint: String },
+}
+
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -140,6 +155,8 @@ pub struct Plan {
     pub rows: u64,
     /// Rows per batched operation (predict_batch, score_new).
     pub batch: u32,
+    /// Where the churn model runs.
+    pub ml: MlMode,
     /// Sessions per worker.
     pub sessions: u32,
     pub load: LoadModel,
@@ -276,6 +293,16 @@ impl TryFrom<RawPlan> for Plan {
         if !(1..=MAX_BATCH).contains(&batch) {
             return Err(PlanError::invalid("batch", batch, format!("rows per batched model request, between 1 and {MAX_BATCH} (Aurora's MAX_BATCH_SIZE default is 10000)")));
         }
+        let ml = match (raw.ml.as_deref().unwrap_or("standin"), &raw.ml_endpoint) {
+            ("standin", None) => MlMode::StandIn,
+            ("standin", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
+            ("aurora", Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                MlMode::Aurora { endpoint: e.clone() }
+            }
+            ("aurora", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "a SageMaker endpoint name: 1 to 63 letters, digits and hyphens")),
+            ("aurora", None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
+            (other, _) => return Err(PlanError::invalid("ml", format!("{other:?}"), "\"standin\" (fleetload's in-database endpoint) or \"aurora\" (a real Aurora ML function)")),
+        };
         let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
         if !(1..=MAX_SESSIONS).contains(&sessions) {
             return Err(PlanError::invalid(
@@ -414,6 +441,7 @@ impl TryFrom<RawPlan> for Plan {
             mix,
             rows,
             batch,
+            ml,
             sessions,
             load,
             duration: run_time,
@@ -458,6 +486,17 @@ impl Plan {
                     .collect(),
             ),
             batch: Some(self.batch),
+            ml: Some(
+                match self.ml {
+                    MlMode::StandIn => "standin",
+                    MlMode::Aurora { .. } => "aurora",
+                }
+                .to_string(),
+            ),
+            ml_endpoint: match &self.ml {
+                MlMode::StandIn => None,
+                MlMode::Aurora { endpoint } => Some(endpoint.clone()),
+            },
             sessions: Some(self.sessions),
             mode: Some(mode.to_string()),
             rate,

@@ -58,6 +58,8 @@ pub struct Assignment {
     pub insert_id_base: u64,
     pub insert_id_stride: u64,
     pub batch_size: u32,
+    /// True when the target's `will_churn` is a real Aurora ML function.
+    pub aurora_ml: bool,
     pub sessions: u32,
     pub load: WorkerLoad,
     pub duration: Duration,
@@ -214,6 +216,7 @@ impl From<&Assignment> for pb::Assignment {
             insert_id_base: a.insert_id_base,
             insert_id_stride: a.insert_id_stride,
             batch_size: a.batch_size,
+            aurora_ml: a.aurora_ml,
             sessions: a.sessions,
             load: Some(load),
             duration_millis: ms(a.duration),
@@ -338,6 +341,7 @@ impl TryFrom<pb::Assignment> for Assignment {
             rows: a.rows,
             insert_id_base: a.insert_id_base,
             insert_id_stride: a.insert_id_stride.max(1),
+            aurora_ml: a.aurora_ml,
             batch_size: if (1..=crate::plan::MAX_BATCH).contains(&a.batch_size) {
                 a.batch_size
             } else {
@@ -567,6 +571,7 @@ mod tests {
             insert_id_base: 10_002,
             insert_id_stride: 2,
             batch_size: 10,
+            aurora_ml: false,
             sessions: 16,
             load: WorkerLoad::Open {
                 rate: 1000.0,

@@ -267,6 +267,7 @@ impl Controller {
                 insert_id_base: plan.rows + 1 + i as u64,
                 insert_id_stride: n,
                 batch_size: plan.batch,
+                aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
                 sessions: plan.sessions,
                 load,
                 duration: plan.duration,

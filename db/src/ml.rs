@@ -105,10 +105,6 @@ pub fn install(driver: Driver, s: MlSettings) -> Vec<String> {
 fn mysql(s: MlSettings) -> Vec<String> {
     let params = "state VARCHAR(2048), account_length BIGINT, area_code BIGINT, intl_plan VARCHAR(2048), vmail_plan VARCHAR(2048), vmail_message BIGINT, day_mins DOUBLE, day_calls BIGINT, eve_mins DOUBLE, eve_calls BIGINT, night_mins DOUBLE, night_calls BIGINT, intl_mins DOUBLE, intl_calls BIGINT, custserv_calls BIGINT";
     let z = linear_term(Driver::MySql, |f| f.to_string());
-    let new = |prefix: &str| FEATURES.map(|f| format!("{prefix}.{f}")).join(", ");
-    let changed = FEATURES
-        .map(|f| format!("NEW.{f} <=> OLD.{f}"))
-        .join(" AND ");
     let mut ddl: Vec<String> = [
         "DROP TRIGGER IF EXISTS customers_predict_insert",
         "DROP TRIGGER IF EXISTS customers_predict_update",
@@ -163,6 +159,18 @@ BEGIN
 END",
             FEATURES.join(", ")
         ),
+    ]);
+    ddl.extend(mysql_triggers());
+    ddl
+}
+
+/// BEFORE INSERT / BEFORE UPDATE triggers calling `will_churn`, one call per row.
+fn mysql_triggers() -> Vec<String> {
+    let new = |prefix: &str| FEATURES.map(|f| format!("{prefix}.{f}")).join(", ");
+    let changed = FEATURES
+        .map(|f| format!("NEW.{f} <=> OLD.{f}"))
+        .join(" AND ");
+    vec![
         format!(
             "CREATE TRIGGER customers_predict_insert BEFORE INSERT ON customers FOR EACH ROW
 BEGIN
@@ -181,8 +189,7 @@ BEGIN
 END",
             new("NEW")
         ),
-    ]);
-    ddl
+    ]
 }
 
 /// The configuration table and the counter sequences, the same in both dialects.
@@ -215,7 +222,6 @@ fn postgres(s: MlSettings) -> Vec<String> {
     let types = "TEXT, BIGINT, BIGINT, TEXT, TEXT, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, DOUBLE PRECISION, BIGINT, BIGINT";
     let params = "state TEXT, account_length BIGINT, area_code BIGINT, intl_plan TEXT, vmail_plan TEXT, vmail_message BIGINT, day_mins DOUBLE PRECISION, day_calls BIGINT, eve_mins DOUBLE PRECISION, eve_calls BIGINT, night_mins DOUBLE PRECISION, night_calls BIGINT, intl_mins DOUBLE PRECISION, intl_calls BIGINT, custserv_calls BIGINT";
     let z = linear_term(Driver::Postgres, |f| format!("will_churn_model.{f}"));
-    let new = FEATURES.map(|f| format!("NEW.{f}")).join(", ");
     let mut ddl = vec![
         "DROP TRIGGER IF EXISTS customers_predict_insert ON customers".to_string(),
         "DROP TRIGGER IF EXISTS customers_predict_update ON customers".to_string(),
@@ -261,6 +267,15 @@ END
 $fn$",
             FEATURES.map(|f| format!("will_churn.{f}")).join(", ")
         ),
+    ]);
+    ddl.extend(postgres_triggers());
+    ddl
+}
+
+/// The trigger function and BEFORE INSERT / BEFORE UPDATE OF <features> triggers.
+fn postgres_triggers() -> Vec<String> {
+    let new = FEATURES.map(|f| format!("NEW.{f}")).join(", ");
+    vec![
         format!(
             "CREATE FUNCTION customers_predict() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -277,8 +292,43 @@ $fn$"
             "CREATE TRIGGER customers_predict_update BEFORE UPDATE OF {} ON customers FOR EACH ROW EXECUTE FUNCTION customers_predict()",
             FEATURES.join(", ")
         ),
-    ]);
-    ddl
+    ]
+}
+
+/// Statements that create `will_churn` as a real Aurora ML function backed by the
+/// SageMaker endpoint `endpoint`, and the same triggers as the stand-in. Aurora only: the
+/// alias syntax and `aws_ml` exist nowhere else. The cluster needs the IAM role and
+/// parameter group of `deploy/aurora/README.md` first.
+pub fn install_aurora(driver: Driver, endpoint: &str, max_batch: u32) -> Vec<String> {
+    match driver {
+        Driver::MySql => {
+            let mut ddl = vec![
+                "DROP TRIGGER IF EXISTS customers_predict_insert".to_string(),
+                "DROP TRIGGER IF EXISTS customers_predict_update".to_string(),
+                "DROP FUNCTION IF EXISTS will_churn".to_string(),
+                format!(
+                    "CREATE FUNCTION will_churn(state VARCHAR(2048), account_length BIGINT, area_code BIGINT, intl_plan VARCHAR(2048), vmail_plan VARCHAR(2048), vmail_message BIGINT, day_mins DOUBLE, day_calls BIGINT, eve_mins DOUBLE, eve_calls BIGINT, night_mins DOUBLE, night_calls BIGINT, intl_mins DOUBLE, intl_calls BIGINT, custserv_calls BIGINT) RETURNS VARCHAR(2048) CHARSET utf8mb4 ALIAS AWS_SAGEMAKER_INVOKE_ENDPOINT ENDPOINT NAME '{endpoint}' MAX_BATCH_SIZE {max_batch}"
+                ),
+            ];
+            ddl.extend(mysql_triggers());
+            ddl
+        }
+        Driver::Postgres => {
+            let args = FEATURES.join(", ");
+            let mut ddl = vec![
+                "CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE".to_string(),
+                "DROP TRIGGER IF EXISTS customers_predict_insert ON customers".to_string(),
+                "DROP TRIGGER IF EXISTS customers_predict_update ON customers".to_string(),
+                "DROP FUNCTION IF EXISTS customers_predict()".to_string(),
+                format!(
+                    "CREATE OR REPLACE FUNCTION will_churn(state TEXT, account_length BIGINT, area_code BIGINT, intl_plan TEXT, vmail_plan TEXT, vmail_message BIGINT, day_mins DOUBLE PRECISION, day_calls BIGINT, eve_mins DOUBLE PRECISION, eve_calls BIGINT, night_mins DOUBLE PRECISION, night_calls BIGINT, intl_mins DOUBLE PRECISION, intl_calls BIGINT, custserv_calls BIGINT, max_rows_per_batch INT DEFAULT {max_batch}) RETURNS VARCHAR LANGUAGE SQL PARALLEL SAFE STABLE COST 5000 AS $fn$ SELECT aws_sagemaker.invoke_endpoint('{endpoint}', max_rows_per_batch, {args})::VARCHAR $fn$"
+                ),
+            ];
+            ddl.extend(postgres_triggers());
+            ddl
+        }
+        Driver::Sqlite => Vec::new(),
+    }
 }
 
 /// The stand-in's counters, as `(name, SQL returning one BIGINT)`.
@@ -322,4 +372,66 @@ pub fn call_over_columns(function: &str, alias: &str) -> String {
         "{function}({})",
         FEATURES.map(|f| format!("{alias}{f}")).join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalize(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn aurora_functions_have_the_documented_shape() {
+        let my = install_aurora(Driver::MySql, "auroraml-churn-endpoint", 100).join(";\n");
+        assert!(my.contains("RETURNS VARCHAR(2048) CHARSET utf8mb4 ALIAS AWS_SAGEMAKER_INVOKE_ENDPOINT ENDPOINT NAME 'auroraml-churn-endpoint' MAX_BATCH_SIZE 100"));
+        assert!(my.contains("CREATE TRIGGER customers_predict_insert BEFORE INSERT"));
+        assert!(!my.contains("fl_ml_"), "no stand-in objects on Aurora");
+        let pg = install_aurora(Driver::Postgres, "auroraml-churn-endpoint", 100).join(";\n");
+        assert!(pg.contains("CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE"));
+        assert!(pg.contains("aws_sagemaker.invoke_endpoint('auroraml-churn-endpoint', max_rows_per_batch, state, account_length"));
+        assert!(pg.contains("max_rows_per_batch INT DEFAULT 100"));
+    }
+
+    /// deploy/aurora/*.sql is exactly what `prepare --ml aurora` runs. Regenerate with
+    /// FLEETLOAD_BLESS=1 cargo test -p fleetload-db deploy_sql.
+    #[test]
+    fn deploy_sql_matches_what_prepare_runs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/aurora");
+        for (driver, file) in [
+            (Driver::MySql, "aurora-mysql.sql"),
+            (Driver::Postgres, "aurora-postgresql.sql"),
+        ] {
+            let statements = install_aurora(driver, "auroraml-churn-endpoint", 100);
+            let path = dir.join(file);
+            if std::env::var_os("FLEETLOAD_BLESS").is_some() {
+                let header = "-- Generated from fleetload-db's ml::install_aurora (endpoint auroraml-churn-endpoint,\n-- batch 100); `fleetload prepare --scenario churn --ml aurora --ml-endpoint NAME` runs the\n-- same statements. The customers table comes first: `fleetload prepare` creates and loads it.\n";
+                let delimiter = if driver == Driver::MySql {
+                    "DELIMITER //\n"
+                } else {
+                    ""
+                };
+                let end = if driver == Driver::MySql { "//" } else { ";" };
+                let body: Vec<String> = statements.iter().map(|s| format!("{s}{end}\n")).collect();
+                let tail = if driver == Driver::MySql {
+                    "DELIMITER ;\n"
+                } else {
+                    ""
+                };
+                std::fs::write(
+                    &path,
+                    format!("{header}{delimiter}{}{tail}", body.join("\n")),
+                )
+                .unwrap();
+            }
+            let text = normalize(
+                &std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            );
+            for s in statements {
+                assert!(text.contains(&normalize(&s)), "{file} lacks: {s}");
+            }
+        }
+    }
 }

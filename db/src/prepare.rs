@@ -34,6 +34,10 @@ pub struct PrepareSpec {
     pub connect_timeout: Duration,
     /// The ML stand-in (churn scenario on MySQL and PostgreSQL).
     pub ml: crate::ml::MlSettings,
+    /// Create a real Aurora ML function for this SageMaker endpoint instead.
+    pub aurora_endpoint: Option<String>,
+    /// MAX_BATCH_SIZE / max_rows_per_batch of the Aurora function.
+    pub batch: u32,
 }
 
 /// What a prepare did.
@@ -108,16 +112,27 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
         return Err(fail(e));
     }
     let mut session = last.ok_or_else(|| fail("no loader session finished".into()))?;
-    let mut finishing = finish(driver, spec.scenario, spec.rows);
-    if spec.scenario == fleetload_common::scenario::Scenario::Churn {
-        // After the load: the bulk insert must not call the model row by row.
-        finishing.extend(crate::ml::install(driver, spec.ml));
-    }
-    for stmt in finishing {
+    for stmt in finish(driver, spec.scenario, spec.rows) {
         session
             .run_text(&stmt)
             .await
             .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
+    }
+    if spec.scenario == fleetload_common::scenario::Scenario::Churn {
+        // After the load: the bulk insert must not call the model row by row.
+        let (ml, hint) = match &spec.aurora_endpoint {
+            Some(endpoint) => (
+                crate::ml::install_aurora(driver, endpoint, spec.batch),
+                "; --ml aurora needs an Aurora MySQL or Aurora PostgreSQL cluster with Aurora ML set up (deploy/aurora/README.md); elsewhere use --ml standin",
+            ),
+            None => (crate::ml::install(driver, spec.ml), ""),
+        };
+        for stmt in ml {
+            session
+                .run_text(&stmt)
+                .await
+                .map_err(|e| fail(format!("{}{hint}: {stmt}", describe(&e))))?;
+        }
     }
     let table = spec.scenario.table();
     let count = session

@@ -35,14 +35,21 @@ pub struct Workload {
     read_prediction: String,
     insert_customer: String,
     update_usage: String,
-    ml_request: String,
+    /// The stand-in's explicit batched request; `None` on Aurora, whose optimizer
+    /// batches the function itself.
+    ml_request: Option<String>,
     predict_batch: String,
     score_new: String,
     batch: u32,
 }
 
 impl Workload {
-    pub fn new(driver: Driver, scenario: Scenario, seed: u64, batch: u32) -> Self {
+    pub fn new(driver: Driver, scenario: Scenario, seed: u64, batch: u32, aurora_ml: bool) -> Self {
+        let model = if aurora_ml {
+            "will_churn"
+        } else {
+            "will_churn_model"
+        };
         let values = vec!["?"; CUSTOMER_COLUMNS.split(',').count()].join(", ");
         Workload {
             scenario,
@@ -53,14 +60,14 @@ impl Workload {
             read_prediction: placeholders(driver, "SELECT churn_prediction, predicted_at FROM customers WHERE id=?"),
             insert_customer: placeholders(driver, &format!("INSERT INTO customers({CUSTOMER_COLUMNS}) VALUES ({values})")),
             update_usage: placeholders(driver, "UPDATE customers SET day_mins=?, day_charge=?, custserv_calls=? WHERE id=?"),
-            ml_request: placeholders(driver, "SELECT fl_ml_request(?, 0)"),
-            predict_batch: placeholders(driver, &format!("SELECT id, {} FROM customers WHERE id BETWEEN ? AND ?", crate::ml::call_over_columns("will_churn_model", ""))),
+            ml_request: (!aurora_ml).then(|| placeholders(driver, "SELECT fl_ml_request(?, 0)")),
+            predict_batch: placeholders(driver, &format!("SELECT id, {} FROM customers WHERE id BETWEEN ? AND ?", crate::ml::call_over_columns(model, ""))),
             score_new: placeholders(
                 driver,
                 &format!(
                     "INSERT INTO customers({CUSTOMER_COLUMNS}, churn_prediction, predicted_at) SELECT ? + (c.id - ?) * ?, {}, {}, {} FROM customers c WHERE c.id BETWEEN ? AND ?",
                     CUSTOMER_COLUMNS.split(", ").skip(1).map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", "),
-                    crate::ml::call_over_columns("will_churn_model", "c."),
+                    crate::ml::call_over_columns(model, "c."),
                     if driver == Driver::Postgres { "clock_timestamp()" } else { "NOW(6)" },
                 ),
             ),
@@ -108,9 +115,9 @@ impl Workload {
             }
             Operation::PredictBatch => {
                 // One request for K rows, then the model over them (see `ml`).
-                session
-                    .fetch(&self.ml_request, &[Arg::Int(k as i64)])
-                    .await?;
+                if let Some(request) = &self.ml_request {
+                    session.fetch(request, &[Arg::Int(k as i64)]).await?;
+                }
                 session
                     .fetch(
                         &self.predict_batch,
@@ -123,9 +130,9 @@ impl Workload {
                 // the select list as Aurora batches an INSERT … SELECT.
                 let base = keys.next_insert;
                 keys.next_insert += k * keys.insert_stride;
-                session
-                    .fetch(&self.ml_request, &[Arg::Int(k as i64)])
-                    .await?;
+                if let Some(request) = &self.ml_request {
+                    session.fetch(request, &[Arg::Int(k as i64)]).await?;
+                }
                 let args = [
                     Arg::Int(base as i64),
                     Arg::Int(batch_first),
@@ -333,9 +340,28 @@ mod tests {
 
     #[test]
     fn postgres_gets_numbered_placeholders() {
-        let w = Workload::new(Driver::Postgres, Scenario::PointSelect, 1, 10);
+        let w = Workload::new(Driver::Postgres, Scenario::PointSelect, 1, 10, false);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=$1");
-        let w = Workload::new(Driver::MySql, Scenario::PointSelect, 1, 10);
+        let w = Workload::new(Driver::MySql, Scenario::PointSelect, 1, 10, false);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=?");
+    }
+
+    #[test]
+    fn aurora_batches_in_one_statement_and_the_stand_in_asks_explicitly() {
+        let aurora = Workload::new(Driver::MySql, Scenario::Churn, 1, 10, true);
+        assert!(aurora.ml_request.is_none());
+        assert!(aurora
+            .predict_batch
+            .starts_with("SELECT id, will_churn(state,"));
+        assert!(aurora.score_new.contains("will_churn(c.state,"));
+        let local = Workload::new(Driver::Postgres, Scenario::Churn, 1, 10, false);
+        assert_eq!(
+            local.ml_request.as_deref(),
+            Some("SELECT fl_ml_request($1, 0)")
+        );
+        assert!(
+            local.predict_batch.contains("will_churn_model(")
+                && local.predict_batch.ends_with("BETWEEN $1 AND $2")
+        );
     }
 }
