@@ -285,23 +285,31 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir =
         tempfile::tempdir().context("cannot create a temporary directory for the demo database")?;
     let db = dir.path().join("demo.db");
+    // SQLite has one writer at a time and the trigger holds it for the model's delay,
+    // so the demo's endpoint is quick (2 ms) and the rate moderate: the point is to show
+    // the scenario, its model calls and its counters, not to saturate a file database.
+    let ml = fleetload_db::ml::MlSettings {
+        overhead: Duration::from_millis(2),
+        row_cost: Duration::from_micros(100),
+        capacity: 8,
+    };
     let raw = RawPlan {
         target: Some(format!("sqlite://{}", db.display())),
         scenario: Some("churn".into()),
         rows: Some(20_000),
-        sessions: Some(4),
-        rate: Some(1000.0),
+        sessions: Some(8),
+        rate: Some(400.0),
         duration: Some(humantime::format_duration(args.duration).to_string()),
         warmup: Some("1s".into()),
         ..RawPlan::default()
     };
     let plan = Plan::try_from(raw)?;
     println!(
-        "fleetload demo: the churn scenario on embedded SQLite ({}), 2 workers, 1000 ops/s for {}",
+        "fleetload demo: the churn scenario (Aurora ML stand-in: 2 ms per request, 8 in parallel) on embedded SQLite ({}), 2 workers, 400 ops/s for {}",
         db.display(),
         humantime::format_duration(args.duration)
     );
-    prepare_plan(&plan, 1, fleetload_db::ml::MlSettings::default()).await?;
+    prepare_plan(&plan, 1, ml).await?;
     local_fleet(plan, 2, &args.report_dir).await
 }
 

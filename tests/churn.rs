@@ -30,17 +30,15 @@ fn prepare(target: &str, delay: &str, capacity: u32) {
 
 /// A stand-in counter: `requests`, `logical` or `single`.
 fn counter(target: &str, name: &str) -> i64 {
-    if target.starts_with("mysql") {
-        scalar(
-            target,
-            &format!("SELECT CAST(next_not_cached_value - 1 AS SIGNED) FROM fl_ml_{name}"),
-        )
-    } else {
-        scalar(
-            target,
-            &format!("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fl_ml_{name}"),
-        )
-    }
+    let driver = fleetload_common::target::Target::parse(target, None)
+        .unwrap()
+        .driver();
+    let wanted = format!("standin_{name}");
+    let (_, sql) = fleetload_db::ml::counters(driver)
+        .into_iter()
+        .find(|(n, _)| *n == wanted)
+        .unwrap();
+    scalar(target, sql)
 }
 
 fn requests(target: &str) -> i64 {
@@ -60,6 +58,8 @@ fn executed(r: &serde_json::Value, op: &str) -> u64 {
 fn bigint(target: &str) -> &'static str {
     if target.starts_with("mysql") {
         "SIGNED"
+    } else if target.starts_with("sqlite") {
+        "INTEGER"
     } else {
         "BIGINT"
     }
@@ -226,7 +226,9 @@ fn triggers_fill_predictions_and_counts_match(target: &str) {
         calls,
         "sampled counters agree with the stand-in"
     );
-    let server_inserts = if target.starts_with("mysql") {
+    let server_inserts = if target.starts_with("sqlite") {
+        "standin_requests"
+    } else if target.starts_with("mysql") {
         "Com_insert"
     } else {
         "tup_inserted"
@@ -409,22 +411,51 @@ fn postgres_capacity_saturates_like_an_endpoint() {
     capacity_saturates_like_an_endpoint(&fresh_pg("churn_capacity"));
 }
 
+/// An SQLite target in its own directory (the stand-in keeps files beside it).
+fn fresh_sqlite(dir: &tempfile::TempDir) -> String {
+    sqlite(dir.path())
+}
+
 #[test]
-fn model_operations_on_sqlite_are_refused_with_the_reason() {
+fn sqlite_stand_in_agrees_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    stand_in_agrees_with_the_model(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn sqlite_triggers_fill_predictions_and_counts_match() {
+    let dir = tempfile::tempdir().unwrap();
+    triggers_fill_predictions_and_counts_match(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn sqlite_a_batch_is_one_request_of_k_logical_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    a_batch_is_one_request_of_k_logical_calls(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn sqlite_capacity_saturates_like_an_endpoint_across_worker_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    capacity_saturates_like_an_endpoint(&fresh_sqlite(&dir));
+}
+
+#[test]
+fn aurora_mode_is_refused_on_sqlite() {
     let out = fleetload(&[
-        "run",
+        "prepare",
         "--target",
         "sqlite://x.db",
         "--scenario",
         "churn",
-        "--rate",
-        "10",
-        "--mix",
-        "predict_one=1",
+        "--ml",
+        "aurora",
+        "--ml-endpoint",
+        "e",
     ]);
     assert_eq!(out.code, Some(1));
     assert!(
-        out.stderr.contains("predict_one") && out.stderr.contains("no stand-in on SQLite"),
+        out.stderr.contains("`ml`") && out.stderr.contains("SQLite has only the stand-in"),
         "{}",
         out.stderr
     );

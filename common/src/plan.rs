@@ -238,9 +238,8 @@ impl TryFrom<RawPlan> for Plan {
             )
         })?;
 
-        let ml = target.driver() != crate::target::Driver::Sqlite;
         let mix = match &raw.mix {
-            None => scenario.default_mix(ml),
+            None => scenario.default_mix(),
             Some(m) => {
                 let mut mix = Vec::new();
                 for (name, weight) in m {
@@ -259,13 +258,6 @@ impl TryFrom<RawPlan> for Plan {
                                 ),
                             )
                         })?;
-                    if *weight > 0 && op.uses_ml() && !ml {
-                        return Err(PlanError::invalid(
-                            "mix",
-                            format!("{name:?}"),
-                            "calls the ML function, which has no stand-in on SQLite yet; use MariaDB/MySQL or PostgreSQL, or only read_customer and read_prediction",
-                        ));
-                    }
                     if *weight > 0 {
                         mix.push((op, *weight));
                     }
@@ -296,6 +288,9 @@ impl TryFrom<RawPlan> for Plan {
         let ml = match (raw.ml.as_deref().unwrap_or("standin"), &raw.ml_endpoint) {
             ("standin", None) => MlMode::StandIn,
             ("standin", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
+            ("aurora", _) if target.driver() == crate::target::Driver::Sqlite => {
+                return Err(PlanError::invalid("ml", "\"aurora\"", "Aurora ML needs an Aurora MySQL or Aurora PostgreSQL target; SQLite has only the stand-in"))
+            }
             ("aurora", Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
                 MlMode::Aurora { endpoint: e.clone() }
             }

@@ -64,12 +64,10 @@ impl Scenario {
         }
     }
 
-    /// The mix used when the plan names none. `ml` says whether the target has the ML
-    /// function (SQLite has no stand-in yet).
-    pub fn default_mix(self, ml: bool) -> Vec<(Operation, u32)> {
+    /// The mix used when the plan names none.
+    pub fn default_mix(self) -> Vec<(Operation, u32)> {
         match self {
             Scenario::PointSelect => vec![(Operation::PointSelect, 1)],
-            Scenario::Churn if !ml => vec![(Operation::ReadCustomer, 1)],
             // Mostly reads, a steady share of model calls, and writes that fire the
             // triggers: the OLTP-plus-inference shape of the Aurora ML blog post.
             Scenario::Churn => vec![

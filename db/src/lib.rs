@@ -13,6 +13,7 @@ pub mod counters;
 pub mod ml;
 pub mod prepare;
 pub mod session;
+pub mod sqlite_ml;
 pub mod verify;
 pub mod workload;
 

@@ -98,8 +98,29 @@ pub fn install(driver: Driver, s: MlSettings) -> Vec<String> {
     match driver {
         Driver::MySql => mysql(s),
         Driver::Postgres => postgres(s),
-        Driver::Sqlite => Vec::new(),
+        Driver::Sqlite => sqlite(s),
     }
+}
+
+/// SQLite: the functions are Rust (`sqlite_ml`), registered on every connection; here
+/// only their configuration and the triggers. SQLite cannot assign `NEW` in a BEFORE
+/// trigger, so AFTER triggers update the row they fired for.
+fn sqlite(s: MlSettings) -> Vec<String> {
+    let new = FEATURES.map(|f| format!("NEW.{f}")).join(", ");
+    let now = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+    let mut ddl = vec![
+        "DROP TRIGGER IF EXISTS customers_predict_insert".to_string(),
+        "DROP TRIGGER IF EXISTS customers_predict_update".to_string(),
+    ];
+    ddl.extend(common_objects(Driver::Sqlite, s));
+    ddl.extend([
+        format!("CREATE TRIGGER customers_predict_insert AFTER INSERT ON customers FOR EACH ROW WHEN NEW.churn_prediction IS NULL BEGIN UPDATE customers SET churn_prediction = will_churn({new}), predicted_at = {now} WHERE id = NEW.id; END"),
+        format!(
+            "CREATE TRIGGER customers_predict_update AFTER UPDATE OF {} ON customers FOR EACH ROW BEGIN UPDATE customers SET churn_prediction = will_churn({new}), predicted_at = {now} WHERE id = NEW.id; END",
+            FEATURES.join(", ")
+        ),
+    ]);
+    ddl
 }
 
 fn mysql(s: MlSettings) -> Vec<String> {
@@ -209,11 +230,14 @@ fn common_objects(driver: Driver, s: MlSettings) -> Vec<String> {
         format!("CREATE TABLE fl_ml_config(id INT PRIMARY KEY, overhead_ms {real} NOT NULL, row_cost_ms {real} NOT NULL, capacity INT NOT NULL)"),
         format!("INSERT INTO fl_ml_config VALUES (1, {}, {}, {})", ms(s.overhead), ms(s.row_cost), s.capacity),
     ];
-    for seq in ["fl_ml_requests", "fl_ml_logical", "fl_ml_single"] {
-        ddl.push(format!("DROP SEQUENCE IF EXISTS {seq}"));
-        ddl.push(format!(
-            "CREATE SEQUENCE {seq} START WITH 1 INCREMENT BY 1{cache}"
-        ));
+    if driver != Driver::Sqlite {
+        // SQLite's stand-in counts in a file beside the database (`sqlite_ml`).
+        for seq in ["fl_ml_requests", "fl_ml_logical", "fl_ml_single"] {
+            ddl.push(format!("DROP SEQUENCE IF EXISTS {seq}"));
+            ddl.push(format!(
+                "CREATE SEQUENCE {seq} START WITH 1 INCREMENT BY 1{cache}"
+            ));
+        }
     }
     ddl
 }
@@ -362,7 +386,11 @@ pub fn counters(driver: Driver) -> Vec<(&'static str, &'static str)> {
                 "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fl_ml_single",
             ),
         ],
-        Driver::Sqlite => Vec::new(),
+        Driver::Sqlite => vec![
+            ("standin_requests", "SELECT fl_ml_counter('requests')"),
+            ("standin_logical", "SELECT fl_ml_counter('logical')"),
+            ("standin_single", "SELECT fl_ml_counter('single')"),
+        ],
     }
 }
 

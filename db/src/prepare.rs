@@ -127,6 +127,19 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
             ),
             None => (crate::ml::install(driver, spec.ml), ""),
         };
+        if driver == Driver::Sqlite {
+            let database = std::path::PathBuf::from(
+                spec.target
+                    .url()
+                    .trim_start_matches("sqlite://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default(),
+            );
+            crate::sqlite_ml::Endpoint::new(&database, spec.ml)
+                .reset_counters()
+                .map_err(|e| fail(format!("cannot reset the ML stand-in's counters: {e}")))?;
+        }
         for stmt in ml {
             session
                 .run_text(&stmt)

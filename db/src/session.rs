@@ -105,7 +105,10 @@ impl ConnectSpec {
                             .journal_mode(SqliteJournalMode::Wal)
                             .synchronous(SqliteSynchronous::Normal);
                     }
-                    Session::Sqlite(o.connect().await?)
+                    let database = o.get_filename().to_path_buf();
+                    let mut conn = o.connect().await?;
+                    register_ml(&mut conn, &database).await?;
+                    Session::Sqlite(conn)
                 }
             })
         };
@@ -118,6 +121,35 @@ impl ConnectSpec {
             }),
         }
     }
+}
+
+/// Give an SQLite connection the ML stand-in's functions, configured from the
+/// `fl_ml_config` table that `prepare` writes (defaults before it exists).
+async fn register_ml(
+    conn: &mut SqliteConnection,
+    database: &std::path::Path,
+) -> Result<(), sqlx::Error> {
+    let row: Option<(f64, f64, i64)> =
+        sqlx::query_as("SELECT overhead_ms, row_cost_ms, capacity FROM fl_ml_config WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()
+            .flatten();
+    let settings = row.map_or_else(
+        crate::ml::MlSettings::default,
+        |(overhead, row_cost, capacity)| crate::ml::MlSettings {
+            overhead: Duration::from_secs_f64(overhead.max(0.0) / 1000.0),
+            row_cost: Duration::from_secs_f64(row_cost.max(0.0) / 1000.0),
+            capacity: u32::try_from(capacity).unwrap_or(1).max(1),
+        },
+    );
+    let endpoint = crate::sqlite_ml::Endpoint::new(database, settings);
+    let mut handle = conn.lock_handle().await?;
+    crate::sqlite_ml::register(handle.as_raw_handle(), &endpoint).map_err(|rc| {
+        sqlx::Error::Protocol(format!(
+            "cannot register the ML stand-in's functions (SQLite result code {rc})"
+        ))
+    })
 }
 
 macro_rules! bind_all {

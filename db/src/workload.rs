@@ -68,7 +68,11 @@ impl Workload {
                     "INSERT INTO customers({CUSTOMER_COLUMNS}, churn_prediction, predicted_at) SELECT ? + (c.id - ?) * ?, {}, {}, {} FROM customers c WHERE c.id BETWEEN ? AND ?",
                     CUSTOMER_COLUMNS.split(", ").skip(1).map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", "),
                     crate::ml::call_over_columns(model, "c."),
-                    if driver == Driver::Postgres { "clock_timestamp()" } else { "NOW(6)" },
+                    match driver {
+                        Driver::Postgres => "clock_timestamp()",
+                        Driver::MySql => "NOW(6)",
+                        Driver::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+                    },
                 ),
             ),
             batch,

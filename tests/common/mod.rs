@@ -160,83 +160,50 @@ pub fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// Rows of a query returning (BIGINT, VARCHAR), from MariaDB or PostgreSQL.
+/// A fleetload session to any of the three targets (SQLite ones get the ML stand-in's
+/// functions, as every fleetload connection does).
+async fn session(url: &str) -> fleetload_db::session::Session {
+    let spec = fleetload_db::session::ConnectSpec {
+        target: fleetload_common::target::Target::parse(url, None).expect("test URL"),
+        password: (!url.starts_with("sqlite")).then(password),
+        timeout: Duration::from_secs(10),
+        create: false,
+    };
+    spec.connect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}; {SERVERS}"))
+}
+
+/// Rows of a query returning (BIGINT, VARCHAR).
 pub fn id_text_rows(url: &str, sql: &str) -> Vec<(i64, String)> {
+    use fleetload_db::session::Session;
     block_on(async {
-        if url.starts_with("mysql") {
-            let mut c = sqlx::mysql::MySqlConnectOptions::from_str(url)
-                .unwrap()
-                .password(&password())
-                .connect()
-                .await
-                .unwrap();
-            sqlx::query_as::<_, (i64, String)>(sql)
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
-        } else {
-            let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
-                .unwrap()
-                .password(&password())
-                .connect()
-                .await
-                .unwrap();
-            sqlx::query_as::<_, (i64, String)>(sql)
-                .fetch_all(&mut c)
-                .await
-                .unwrap()
+        match session(url).await {
+            Session::MySql(mut c) => sqlx::query_as(sql).fetch_all(&mut c).await.unwrap(),
+            Session::Postgres(mut c) => sqlx::query_as(sql).fetch_all(&mut c).await.unwrap(),
+            Session::Sqlite(mut c) => sqlx::query_as(sql).fetch_all(&mut c).await.unwrap(),
         }
     })
 }
 
-/// A single BIGINT from MariaDB or PostgreSQL.
+/// A single BIGINT.
 pub fn scalar(url: &str, sql: &str) -> i64 {
     block_on(async {
-        if url.starts_with("mysql") {
-            let mut c = sqlx::mysql::MySqlConnectOptions::from_str(url)
-                .unwrap()
-                .password(&password())
-                .connect()
-                .await
-                .unwrap();
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        } else {
-            let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
-                .unwrap()
-                .password(&password())
-                .connect()
-                .await
-                .unwrap();
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&mut c)
-                .await
-                .unwrap()
-        }
+        session(url)
+            .await
+            .scalar_i64(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     })
 }
 
-/// Run one statement on MariaDB or PostgreSQL.
+/// Run one statement.
 pub fn exec(url: &str, sql: &str) {
     block_on(async {
-        if url.starts_with("mysql") {
-            let mut c = sqlx::mysql::MySqlConnectOptions::from_str(url)
-                .unwrap()
-                .password(&password())
-                .connect()
-                .await
-                .unwrap();
-            c.execute(sql).await.unwrap();
-        } else {
-            let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
-                .unwrap()
-                .password(&password())
-                .connect()
-                .await
-                .unwrap();
-            c.execute(sql).await.unwrap();
-        }
+        session(url)
+            .await
+            .run_text(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     });
 }

@@ -147,6 +147,25 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or_default()
         );
     }
+    let c = &r.database_counters;
+    if let Some(why) = &c.unavailable {
+        let _ = writeln!(out, "\ndatabase counters unavailable: {why}");
+    } else if !c.deltas.is_empty() {
+        let deltas: Vec<String> = c.deltas.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            out,
+            "\ndatabase counters over the run ({} samples): {}",
+            c.samples.len(),
+            deltas.join(", ")
+        );
+    }
+    if r.inserted_rows > 0 {
+        let _ = writeln!(
+            out,
+            "rows inserted: {} (ids per worker in report.json; check them with `fleetload verify`)",
+            r.inserted_rows
+        );
+    }
     let _ = writeln!(
         out,
         "\nmerge check: {}",
