@@ -184,7 +184,8 @@ pub struct RunArgs {
     /// Where the report goes.
     #[arg(long, default_value = "fleetload-report")]
     pub report_dir: PathBuf,
-    /// Run `prepare` first.
+    /// Prepare the data first, through the fleet: the coordinator creates the table and
+    /// every worker loads its own shard in parallel.
     #[arg(long)]
     pub prepare: bool,
 }
@@ -193,6 +194,12 @@ pub struct RunArgs {
 pub struct CoordinatorArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub ml: MlArgs,
+    /// Prepare the data first, through the fleet: this coordinator creates the table and
+    /// every worker loads its own shard in parallel before the start.
+    #[arg(long)]
+    pub prepare: bool,
     /// Address to serve workers on, e.g. 0.0.0.0:7400.
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: SocketAddr,

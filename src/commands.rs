@@ -77,18 +77,9 @@ fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
     Ok(Plan::try_from(file.overlay(args.flags()))?)
 }
 
-async fn prepare_plan(
-    plan: &Plan,
-    loaders: usize,
-    ml: fleetload_db::ml::MlSettings,
-) -> anyhow::Result<()> {
-    println!(
-        "preparing {} rows of {} on {} ...",
-        plan.rows,
-        plan.scenario.name(),
-        plan.target
-    );
-    let done = fleetload_db::prepare(&PrepareSpec {
+/// What `prepare` does for a plan, locally or through the fleet.
+fn prepare_spec(plan: &Plan, loaders: usize, ml: fleetload_db::ml::MlSettings) -> PrepareSpec {
+    PrepareSpec {
         target: plan.target.clone(),
         scenario: plan.scenario,
         rows: plan.rows,
@@ -101,8 +92,21 @@ async fn prepare_plan(
             fleetload_common::plan::MlMode::StandIn => None,
         },
         batch: plan.batch,
-    })
-    .await?;
+    }
+}
+
+async fn prepare_plan(
+    plan: &Plan,
+    loaders: usize,
+    ml: fleetload_db::ml::MlSettings,
+) -> anyhow::Result<()> {
+    println!(
+        "preparing {} rows of {} on {} ...",
+        plan.rows,
+        plan.scenario.name(),
+        plan.target
+    );
+    let done = fleetload_db::prepare(&prepare_spec(plan, loaders, ml)).await?;
     let secs = done.elapsed.as_secs_f64();
     println!(
         "prepared {} rows in {} in {secs:.2}s ({:.0} rows/s)",
@@ -150,11 +154,13 @@ async fn serve(
     plan: Plan,
     workers: usize,
     join_timeout: Duration,
+    prepare: Option<PrepareSpec>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
     let (tx, printer) = live_printer();
     let mut config = CoordinatorConfig::new(plan, workers);
     config.join_timeout = join_timeout;
+    config.prepare = prepare;
     config.progress = Some(tx);
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
     let _ = printer.await;
@@ -175,11 +181,15 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         humantime::format_duration(args.join_timeout),
         args.workers
     );
+    let prepare = args
+        .prepare
+        .then(|| prepare_spec(&plan, 4, args.ml.settings()));
     let report = serve(
         listener,
         plan,
         args.workers,
         args.join_timeout,
+        prepare,
         shutdown_token(),
     )
     .await?;
@@ -238,7 +248,12 @@ fn spawn_workers(endpoint: &str, n: usize) -> anyhow::Result<Vec<tokio::process:
         .collect()
 }
 
-async fn local_fleet(plan: Plan, workers: usize, report_dir: &Path) -> anyhow::Result<ExitCode> {
+async fn local_fleet(
+    plan: Plan,
+    workers: usize,
+    report_dir: &Path,
+    prepare: Option<PrepareSpec>,
+) -> anyhow::Result<ExitCode> {
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -256,6 +271,7 @@ async fn local_fleet(plan: Plan, workers: usize, report_dir: &Path) -> anyhow::R
         plan,
         workers,
         Duration::from_secs(30),
+        prepare,
         shutdown_token(),
     )
     .await;
@@ -275,10 +291,11 @@ async fn local_fleet(plan: Plan, workers: usize, report_dir: &Path) -> anyhow::R
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
-    if args.prepare {
-        prepare_plan(&plan, 4, args.ml.settings()).await?;
-    }
-    local_fleet(plan, args.workers, &args.report_dir).await
+    // --prepare: the coordinator creates the table and every worker loads its shard.
+    let prepare = args
+        .prepare
+        .then(|| prepare_spec(&plan, 4, args.ml.settings()));
+    local_fleet(plan, args.workers, &args.report_dir, prepare).await
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -310,7 +327,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         humantime::format_duration(args.duration)
     );
     prepare_plan(&plan, 1, ml).await?;
-    local_fleet(plan, 2, &args.report_dir).await
+    local_fleet(plan, 2, &args.report_dir, None).await
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {

@@ -501,3 +501,64 @@ fn aurora_mode_on_a_server_that_is_not_aurora_fails_with_a_hint() {
         out.stderr
     );
 }
+
+/// `run --prepare`: the coordinator creates the table, each worker loads its own shard,
+/// the coordinator installs the stand-in, then the run starts.
+fn the_fleet_prepares_the_data_in_parallel(target: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fleetload(&[
+        "run",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+        "--rows",
+        "6000",
+        "--workers",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--prepare",
+        "--ml-delay",
+        "1ms",
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    out.assert_ok();
+    let r = read_report(dir.path());
+    assert_eq!(r["status"], "passed", "{r:#}");
+    for w in r["workers"].as_array().unwrap() {
+        let shard = u(&w["shard"]["last"]) - u(&w["shard"]["first"]) + 1;
+        assert_eq!(
+            u(&w["rows_loaded"]),
+            shard,
+            "each worker loaded exactly its shard"
+        );
+    }
+    assert_eq!(
+        scalar(target, "SELECT COUNT(*) FROM customers WHERE id <= 6000"),
+        6000
+    );
+    assert_eq!(
+        u(&r["operations"]["predict_one"]["error_total"]),
+        0,
+        "the stand-in was installed before the start"
+    );
+    let ok = verify(target, dir.path());
+    assert_eq!(ok.code, Some(0), "{}", ok.stdout);
+}
+
+#[test]
+fn mariadb_the_fleet_prepares_the_data_in_parallel() {
+    the_fleet_prepares_the_data_in_parallel(&fresh_mysql("churn_fleet_prepare"));
+}
+
+#[test]
+fn sqlite_the_fleet_prepares_the_data_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    the_fleet_prepares_the_data_in_parallel(&fresh_sqlite(&dir));
+}

@@ -119,7 +119,10 @@ async fn a_first_message_that_is_not_hello_is_refused() {
         .unwrap();
     let (tx, rx) = mpsc::channel(4);
     tx.send(pb::WorkerMessage {
-        msg: Some(Msg::Ready(pb::Ready { sessions_open: 1 })),
+        msg: Some(Msg::Ready(pb::Ready {
+            sessions_open: 1,
+            rows_loaded: 0,
+        })),
     })
     .await
     .unwrap();

@@ -60,6 +60,8 @@ pub struct Assignment {
     pub batch_size: u32,
     /// True when the target's `will_churn` is a real Aurora ML function.
     pub aurora_ml: bool,
+    /// Load the rows of `shard` before reporting ready.
+    pub load_rows: bool,
     pub sessions: u32,
     pub load: WorkerLoad,
     pub duration: Duration,
@@ -217,6 +219,7 @@ impl From<&Assignment> for pb::Assignment {
             insert_id_stride: a.insert_id_stride,
             batch_size: a.batch_size,
             aurora_ml: a.aurora_ml,
+            load_rows: a.load_rows,
             sessions: a.sessions,
             load: Some(load),
             duration_millis: ms(a.duration),
@@ -342,6 +345,7 @@ impl TryFrom<pb::Assignment> for Assignment {
             insert_id_base: a.insert_id_base,
             insert_id_stride: a.insert_id_stride.max(1),
             aurora_ml: a.aurora_ml,
+            load_rows: a.load_rows,
             batch_size: if (1..=crate::plan::MAX_BATCH).contains(&a.batch_size) {
                 a.batch_size
             } else {
@@ -572,6 +576,7 @@ mod tests {
             insert_id_stride: 2,
             batch_size: 10,
             aurora_ml: false,
+            load_rows: true,
             sessions: 16,
             load: WorkerLoad::Open {
                 rate: 1000.0,

@@ -27,6 +27,8 @@ pub enum CoordinatorError {
     Split(#[from] fleetload_common::split::SplitError),
     #[error("cannot serve the control channel: {0}")]
     Serve(String),
+    #[error("{0}")]
+    Prepare(String),
     #[error("interrupted before the run started")]
     Cancelled,
     #[error("cannot write the report to {path}: {source}")]

@@ -32,6 +32,9 @@ pub struct CoordinatorConfig {
     pub start_lead: Duration,
     /// Receives one line per closed interval, for a live display.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// Prepare the data through the fleet first: the coordinator creates the table,
+    /// every worker loads its shard, the coordinator finishes the table.
+    pub prepare: Option<fleetload_db::PrepareSpec>,
 }
 
 impl CoordinatorConfig {
@@ -42,6 +45,7 @@ impl CoordinatorConfig {
             join_timeout: Duration::from_secs(60),
             start_lead: Duration::from_millis(500),
             progress: None,
+            prepare: None,
         }
     }
 }
@@ -107,6 +111,7 @@ struct Slot {
     rate: Option<f64>,
     message: Option<String>,
     done: Option<Done>,
+    rows_loaded: u64,
 }
 
 impl Slot {
@@ -182,8 +187,34 @@ impl Controller {
         shutdown: &CancellationToken,
     ) -> Result<Report, CoordinatorError> {
         self.gather(shutdown).await?;
+        let schema = match &self.config.prepare {
+            Some(spec) => {
+                tracing::info!(
+                    rows = spec.rows,
+                    "creating the table; every worker loads its shard"
+                );
+                Some(
+                    fleetload_db::prepare::create_schema(spec)
+                        .await
+                        .map_err(|e| CoordinatorError::Prepare(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
         self.assign()?;
         self.wait_ready(shutdown).await?;
+        if let (Some(spec), Some(mut session)) = (&self.config.prepare, schema) {
+            fleetload_db::prepare::finish_prepare(spec, &mut session)
+                .await
+                .map_err(|e| CoordinatorError::Prepare(e.to_string()))?;
+            session.close().await;
+            let loaded: Vec<String> = self
+                .slots
+                .iter()
+                .map(|s| format!("{} {}", s.hello.name, s.rows_loaded))
+                .collect();
+            tracing::info!(loaded = %loaded.join(", "), "data prepared by the fleet");
+        }
         self.collect(shutdown).await
     }
 
@@ -196,7 +227,7 @@ impl Controller {
                 ev = self.events.recv() => match ev {
                     Some(Event::Joined { conn, hello, peer, outbox }) => {
                         tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
-                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None });
+                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None, rows_loaded: 0 });
                     }
                     Some(Event::Closed { conn, .. }) => {
                         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
@@ -268,6 +299,7 @@ impl Controller {
                 insert_id_stride: n,
                 batch_size: plan.batch,
                 aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
+                load_rows: self.config.prepare.is_some(),
                 sessions: plan.sessions,
                 load,
                 duration: plan.duration,
@@ -294,17 +326,25 @@ impl Controller {
 
     async fn wait_ready(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
         let plan = self.config.plan.clone();
-        let waited = plan.connect_timeout
+        // Loading a shard takes time too: allow a generous 1 000 rows per second.
+        let loading = if self.config.prepare.is_some() {
+            Duration::from_secs(plan.rows / 1000)
+        } else {
+            Duration::ZERO
+        };
+        let waited = loading
+            + plan.connect_timeout
             + Duration::from_secs_f64(f64::from(plan.sessions) / f64::from(plan.connect_rate))
             + Duration::from_secs(10);
         let deadline = Instant::now() + waited;
         while self.slots.iter().any(|s| s.state != State::Ready) {
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(Event::Message { conn, message: FromWorker::Ready { sessions } }) => {
+                    Some(Event::Message { conn, message: FromWorker::Ready { sessions, rows_loaded } }) => {
                         if let Some((_, s)) = self.slot_of(conn) {
-                            tracing::info!(worker = %s.hello.name, sessions, "worker ready");
+                            tracing::info!(worker = %s.hello.name, sessions, rows_loaded, "worker ready");
                             s.state = State::Ready;
+                            s.rows_loaded = rows_loaded;
                         }
                     }
                     Some(Event::Message { conn, message: FromWorker::Failure(message) }) => {
@@ -481,6 +521,7 @@ impl Controller {
                     .done
                     .as_ref()
                     .map(|d| (d.inserted, d.insert_id_base, d.insert_id_last)),
+                rows_loaded: (s.rows_loaded > 0).then_some(s.rows_loaded),
             })
             .collect();
         Ok(Report::build(

@@ -26,7 +26,7 @@ pub type Outbox = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 /// A validated message from a worker.
 #[derive(Debug)]
 pub enum FromWorker {
-    Ready { sessions: u32 },
+    Ready { sessions: u32, rows_loaded: u64 },
     Snapshot(Box<Snapshot>),
     Done(Done),
     Failure(String),
@@ -80,6 +80,7 @@ fn convert(msg: Msg) -> Result<FromWorker, String> {
     Ok(match msg {
         Msg::Ready(r) => FromWorker::Ready {
             sessions: r.sessions_open,
+            rows_loaded: r.rows_loaded,
         },
         Msg::Snapshot(s) => {
             FromWorker::Snapshot(Box::new(Snapshot::try_from(s).map_err(|e| e.to_string())?))

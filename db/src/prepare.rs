@@ -54,7 +54,47 @@ pub struct Prepared {
 /// The target cannot be reached or refuses the DDL or the rows.
 pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
     let started = Instant::now();
+    let fail = |message: String| PrepareError {
+        target: spec.target.to_string(),
+        message,
+    };
+    let mut first = create_schema(spec).await?;
     let driver = spec.target.driver();
+    let sessions = if driver == Driver::Sqlite {
+        1
+    } else {
+        spec.sessions.clamp(1, 16)
+    };
+    let connect = ConnectSpec::new(spec.target.clone(), spec.connect_timeout)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut pool = Vec::with_capacity(sessions);
+    for _ in 1..sessions.min(spec.rows.div_ceil(CHUNK_ROWS).max(1) as usize) {
+        pool.push(connect.connect().await.map_err(|e| fail(e.to_string()))?);
+    }
+    pool.push(first);
+    let mut pool = load_range(pool, spec.scenario, spec.seed, spec.rows, 1..=spec.rows)
+        .await
+        .map_err(fail)?;
+    first = pool
+        .pop()
+        .ok_or_else(|| fail("no loader session left".into()))?;
+    for s in pool {
+        s.close().await;
+    }
+    finish_prepare(spec, &mut first).await?;
+    first.close().await;
+    Ok(Prepared {
+        table: spec.scenario.table(),
+        rows: spec.rows,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Phase 1: connect (creating an SQLite file) and drop and recreate the table.
+///
+/// # Errors
+/// The target cannot be reached or refuses the DDL.
+pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> {
     let fail = |message: String| PrepareError {
         target: spec.target.to_string(),
         message,
@@ -62,63 +102,86 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
     let mut connect = ConnectSpec::new(spec.target.clone(), spec.connect_timeout)
         .map_err(|e| fail(e.to_string()))?;
     connect.create = true;
-    let mut first = connect.connect().await.map_err(|e| fail(e.to_string()))?;
-    for stmt in schema(driver, spec.scenario) {
-        first
+    let mut session = connect.connect().await.map_err(|e| fail(e.to_string()))?;
+    for stmt in schema(spec.target.driver(), spec.scenario) {
+        session
             .run_text(&stmt)
             .await
             .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
     }
-    let sessions = if driver == Driver::Sqlite {
-        1
+    Ok(session)
+}
+
+/// Phase 2: load rows `ids` (of a table of `rows` rows) on all `sessions` at once, in
+/// chunks of a thousand; returns the sessions. Workers load their own shard this way.
+///
+/// # Errors
+/// A chunk failed; the message names its ids.
+pub async fn load_range(
+    sessions: Vec<Session>,
+    scenario: Scenario,
+    seed: u64,
+    rows: u64,
+    ids: std::ops::RangeInclusive<u64>,
+) -> Result<Vec<Session>, String> {
+    let (first, last) = (*ids.start(), *ids.end());
+    let chunks = if last >= first {
+        (last - first + 1).div_ceil(CHUNK_ROWS)
     } else {
-        spec.sessions.clamp(1, 16)
+        0
     };
-    let chunks = spec.rows.div_ceil(CHUNK_ROWS);
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut pool = vec![first];
-    for _ in 1..sessions.min(chunks.max(1) as usize) {
-        pool.push(connect.connect().await.map_err(|e| fail(e.to_string()))?);
-    }
-    for mut session in pool {
+    for mut session in sessions {
         let next = Arc::clone(&next);
-        let (scenario, seed, rows) = (spec.scenario, spec.seed, spec.rows);
         tasks.spawn(async move {
             loop {
                 let chunk = next.fetch_add(1, Ordering::Relaxed);
                 if chunk >= chunks {
                     return Ok::<Session, String>(session);
                 }
-                let first_id = chunk * CHUNK_ROWS + 1;
-                let last_id = (first_id + CHUNK_ROWS - 1).min(rows);
-                let sql = insert_rows(scenario, seed, rows, first_id..=last_id);
-                session.run_text(&sql).await.map_err(|e| {
-                    format!("loading rows {first_id}..={last_id}: {}", describe(&e))
-                })?;
+                let from = first + chunk * CHUNK_ROWS;
+                let to = (from + CHUNK_ROWS - 1).min(last);
+                let sql = insert_rows(scenario, seed, rows, from..=to);
+                if let Err(e) = session.run_text(&sql).await {
+                    return Err(format!("loading rows {from}..={to}: {}", describe(&e)));
+                }
             }
         });
     }
-    let mut last = None;
+    let mut back = Vec::new();
     let mut error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(session)) => last = Some(session),
+            Ok(Ok(session)) => back.push(session),
             Ok(Err(e)) => error = error.or(Some(e)),
             Err(e) => error = error.or(Some(format!("loader task failed: {e}"))),
         }
     }
-    if let Some(e) = error {
-        return Err(fail(e));
+    match error {
+        Some(e) => Err(e),
+        None => Ok(back),
     }
-    let mut session = last.ok_or_else(|| fail("no loader session finished".into()))?;
+}
+
+/// Phase 3: indexes and statistics, the ML stand-in or Aurora function (churn), and a
+/// check that the table holds exactly `rows` rows.
+///
+/// # Errors
+/// A statement fails or the row count is wrong.
+pub async fn finish_prepare(spec: &PrepareSpec, session: &mut Session) -> Result<(), PrepareError> {
+    let driver = spec.target.driver();
+    let fail = |message: String| PrepareError {
+        target: spec.target.to_string(),
+        message,
+    };
     for stmt in finish(driver, spec.scenario, spec.rows) {
         session
             .run_text(&stmt)
             .await
             .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
     }
-    if spec.scenario == fleetload_common::scenario::Scenario::Churn {
+    if spec.scenario == Scenario::Churn {
         // After the load: the bulk insert must not call the model row by row.
         let (ml, hint) = match &spec.aurora_endpoint {
             Some(endpoint) => (
@@ -152,16 +215,11 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
         .scalar_i64(&format!("SELECT COUNT(*) FROM {table}"))
         .await
         .map_err(|e| fail(describe(&e)))?;
-    session.close().await;
     if u64::try_from(count).ok() != Some(spec.rows) {
         return Err(fail(format!(
             "{table} has {count} rows after loading {}",
             spec.rows
         )));
     }
-    Ok(Prepared {
-        table,
-        rows: spec.rows,
-        elapsed: started.elapsed(),
-    })
+    Ok(())
 }

@@ -278,6 +278,32 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => return Err(control.fail(e).await),
     };
+    // The fleet prepares the data: this worker loads its own shard on its sessions.
+    let mut rows_loaded = 0;
+    if assignment.load_rows {
+        let shard = assignment.shard;
+        let loaded = fleetload_db::prepare::load_range(
+            sessions,
+            assignment.scenario,
+            assignment.seed,
+            assignment.rows,
+            shard.first..=shard.last,
+        )
+        .await;
+        sessions = match loaded {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(control
+                    .fail(format!(
+                        "loading shard [{}, {}]: {e}",
+                        shard.first, shard.last
+                    ))
+                    .await)
+            }
+        };
+        rows_loaded = shard.len();
+        tracing::info!(rows = rows_loaded, "loaded this worker's shard");
+    }
     // Inserted ids start above every id in the table, so runs never collide. Every
     // worker reads the maximum before it reports ready, and nobody inserts before the
     // start, so all workers of the run see the same maximum.
@@ -310,6 +336,7 @@ pub async fn run(
     control
         .send(ToCoordinator::Ready(pb::Ready {
             sessions_open: sessions.len() as u32,
+            rows_loaded,
         }))
         .await?;
 

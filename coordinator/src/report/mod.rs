@@ -214,6 +214,9 @@ pub struct WorkerJson {
     pub insert_id_last: Option<u64>,
     /// The id stride: the number of workers.
     pub insert_id_stride: u64,
+    /// Rows of its shard it loaded, when the fleet prepared the data (`--prepare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_loaded: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,6 +278,8 @@ pub struct WorkerInfo {
     pub executed: Option<Vec<(fleetload_common::scenario::Operation, OpTotals)>>,
     /// Rows inserted, the first and the last insert id, from the worker's final message.
     pub inserted: Option<(u64, u64, u64)>,
+    /// Rows of its shard it loaded when the fleet prepared the data.
+    pub rows_loaded: Option<u64>,
 }
 
 fn b64(h: &Latency) -> String {
@@ -404,6 +409,7 @@ impl Report {
                     insert_id_base: w.inserted.map(|(_, base, _)| base),
                     insert_id_last: w.inserted.and_then(|(_, _, last)| (last > 0).then_some(last)),
                     insert_id_stride: input.workers.len() as u64,
+                    rows_loaded: w.rows_loaded,
                 }
             })
             .collect();
