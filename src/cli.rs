@@ -76,7 +76,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub ml: Option<String>,
     /// SageMaker endpoint of the Aurora ML function (with --ml aurora).
-    #[arg(long)]
+    #[arg(long, alias = "endpoint")]
     pub ml_endpoint: Option<String>,
     /// Sessions (connections) per worker.
     #[arg(long)]
