@@ -372,75 +372,6 @@ fn a_batch_is_one_request_of_k_logical_calls(target: &str) {
 }
 
 #[test]
-fn mariadb_a_batch_is_one_request_of_k_logical_calls() {
-    a_batch_is_one_request_of_k_logical_calls(&fresh_mysql("churn_batch"));
-}
-
-#[test]
-fn postgres_a_batch_is_one_request_of_k_logical_calls() {
-    a_batch_is_one_request_of_k_logical_calls(&fresh_pg("churn_batch"));
-}
-
-#[test]
-fn mariadb_stand_in_agrees_with_the_model() {
-    stand_in_agrees_with_the_model(&fresh_mysql("churn_model"));
-}
-
-#[test]
-fn postgres_stand_in_agrees_with_the_model() {
-    stand_in_agrees_with_the_model(&fresh_pg("churn_model"));
-}
-
-#[test]
-fn mariadb_triggers_fill_predictions_and_counts_match() {
-    triggers_fill_predictions_and_counts_match(&fresh_mysql("churn_triggers"));
-}
-
-#[test]
-fn postgres_triggers_fill_predictions_and_counts_match() {
-    triggers_fill_predictions_and_counts_match(&fresh_pg("churn_triggers"));
-}
-
-#[test]
-fn mariadb_capacity_saturates_like_an_endpoint() {
-    capacity_saturates_like_an_endpoint(&fresh_mysql("churn_capacity"));
-}
-
-#[test]
-fn postgres_capacity_saturates_like_an_endpoint() {
-    capacity_saturates_like_an_endpoint(&fresh_pg("churn_capacity"));
-}
-
-/// An SQLite target in its own directory (the stand-in keeps files beside it).
-fn fresh_sqlite(dir: &tempfile::TempDir) -> String {
-    sqlite(dir.path())
-}
-
-#[test]
-fn sqlite_stand_in_agrees_with_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    stand_in_agrees_with_the_model(&fresh_sqlite(&dir));
-}
-
-#[test]
-fn sqlite_triggers_fill_predictions_and_counts_match() {
-    let dir = tempfile::tempdir().unwrap();
-    triggers_fill_predictions_and_counts_match(&fresh_sqlite(&dir));
-}
-
-#[test]
-fn sqlite_a_batch_is_one_request_of_k_logical_calls() {
-    let dir = tempfile::tempdir().unwrap();
-    a_batch_is_one_request_of_k_logical_calls(&fresh_sqlite(&dir));
-}
-
-#[test]
-fn sqlite_capacity_saturates_like_an_endpoint_across_worker_processes() {
-    let dir = tempfile::tempdir().unwrap();
-    capacity_saturates_like_an_endpoint(&fresh_sqlite(&dir));
-}
-
-#[test]
 fn aurora_mode_is_refused_on_sqlite() {
     let out = fleetload(&[
         "prepare",
@@ -552,13 +483,34 @@ fn the_fleet_prepares_the_data_in_parallel(target: &str) {
     assert_eq!(ok.code, Some(0), "{}", ok.stdout);
 }
 
-#[test]
-fn mariadb_the_fleet_prepares_the_data_in_parallel() {
-    the_fleet_prepares_the_data_in_parallel(&fresh_mysql("churn_fleet_prepare"));
+/// One test per check and target: MariaDB, PostgreSQL and SQLite (each in a database of
+/// its own, so they run in parallel).
+macro_rules! on_every_target {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            #[test]
+            fn mariadb() {
+                super::$check(&super::fresh_mysql(stringify!($check)));
+            }
+
+            #[test]
+            fn postgres() {
+                super::$check(&super::fresh_pg(stringify!($check)));
+            }
+
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$check(&super::sqlite(dir.path()));
+            }
+        }
+    )*};
 }
 
-#[test]
-fn sqlite_the_fleet_prepares_the_data_in_parallel() {
-    let dir = tempfile::tempdir().unwrap();
-    the_fleet_prepares_the_data_in_parallel(&fresh_sqlite(&dir));
-}
+on_every_target!(
+    stand_in_agrees_with_the_model,
+    triggers_fill_predictions_and_counts_match,
+    a_batch_is_one_request_of_k_logical_calls,
+    capacity_saturates_like_an_endpoint,
+    the_fleet_prepares_the_data_in_parallel,
+);
