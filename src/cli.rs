@@ -117,6 +117,10 @@ pub struct PlanArgs {
     /// Sessions opened per second per worker.
     #[arg(long)]
     pub connect_rate: Option<u32>,
+    /// Liveness lease: a worker that hears nothing from its coordinator this long stops
+    /// its load; the coordinator marks a silent worker lost.
+    #[arg(long)]
+    pub lease: Option<String>,
 }
 
 impl PlanArgs {
@@ -144,6 +148,7 @@ impl PlanArgs {
             op_timeout: self.op_timeout.clone(),
             connect_timeout: self.connect_timeout.clone(),
             connect_rate: self.connect_rate,
+            lease: self.lease.clone(),
         }
     }
 }
@@ -236,6 +241,9 @@ pub struct WorkerArgs {
     /// workers (one per core), which also spreads the sessions.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
+    /// Where to write unacknowledged snapshots if the coordinator is lost.
+    #[arg(long, default_value = ".")]
+    pub spool_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

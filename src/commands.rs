@@ -214,6 +214,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         config.max_sessions = m;
     }
     config.dial_timeout = args.dial_timeout;
+    config.spool_dir = args.spool_dir.clone();
     let summary = fleetload_worker::run(&args.coordinator, config, shutdown_token()).await?;
     let ok: u64 = summary.totals.iter().map(|(_, t)| t.ok).sum();
     tracing::info!(run = %summary.run_id, ok, snapshots = summary.snapshots_sent, "worker finished");

@@ -60,6 +60,8 @@ pub struct RawPlan {
     pub connect_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 macro_rules! overlay_fields {
@@ -116,7 +118,8 @@ impl RawPlan {
             seed,
             op_timeout,
             connect_timeout,
-            connect_rate
+            connect_rate,
+            lease
         );
         self
     }
@@ -167,6 +170,8 @@ pub struct Plan {
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
     pub connect_rate: u32,
+    /// Liveness lease between coordinator and workers.
+    pub lease: Duration,
 }
 
 pub const DEFAULT_SESSIONS: u32 = 8;
@@ -179,6 +184,7 @@ pub const DEFAULT_MAX_BACKLOG: Duration = Duration::from_secs(5);
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_RATE: u32 = 200;
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 pub const MAX_SESSIONS: u32 = 20_000;
 pub const MAX_RATE: f64 = 10_000_000.0;
 
@@ -421,6 +427,12 @@ impl TryFrom<RawPlan> for Plan {
             Duration::from_millis(100),
             Duration::from_secs(600),
         )?;
+        let lease = within(
+            "lease",
+            duration("lease", raw.lease.as_deref(), DEFAULT_LEASE)?,
+            Duration::from_millis(500),
+            Duration::from_secs(600),
+        )?;
         let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
         if connect_rate == 0 {
             return Err(PlanError::invalid(
@@ -446,6 +458,7 @@ impl TryFrom<RawPlan> for Plan {
             op_timeout,
             connect_timeout,
             connect_rate,
+            lease,
         })
     }
 }
@@ -505,6 +518,7 @@ impl Plan {
             op_timeout: Some(fmt(self.op_timeout)),
             connect_timeout: Some(fmt(self.connect_timeout)),
             connect_rate: Some(self.connect_rate),
+            lease: Some(fmt(self.lease)),
         }
     }
 

@@ -62,6 +62,7 @@ pub struct Assignment {
     pub aurora_ml: bool,
     /// Load the rows of `shard` before reporting ready.
     pub load_rows: bool,
+    pub lease: Duration,
     pub sessions: u32,
     pub load: WorkerLoad,
     pub duration: Duration,
@@ -220,6 +221,7 @@ impl From<&Assignment> for pb::Assignment {
             batch_size: a.batch_size,
             aurora_ml: a.aurora_ml,
             load_rows: a.load_rows,
+            lease_millis: u64::try_from(a.lease.as_millis()).unwrap_or(u64::MAX),
             sessions: a.sessions,
             load: Some(load),
             duration_millis: ms(a.duration),
@@ -346,6 +348,12 @@ impl TryFrom<pb::Assignment> for Assignment {
             insert_id_stride: a.insert_id_stride.max(1),
             aurora_ml: a.aurora_ml,
             load_rows: a.load_rows,
+            lease: millis(
+                "assignment.lease_millis",
+                a.lease_millis,
+                Duration::from_millis(500),
+                Duration::from_secs(600),
+            )?,
             batch_size: if (1..=crate::plan::MAX_BATCH).contains(&a.batch_size) {
                 a.batch_size
             } else {
@@ -577,6 +585,7 @@ mod tests {
             batch_size: 10,
             aurora_ml: false,
             load_rows: true,
+            lease: Duration::from_secs(5),
             sessions: 16,
             load: WorkerLoad::Open {
                 rate: 1000.0,

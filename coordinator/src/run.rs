@@ -112,6 +112,8 @@ struct Slot {
     message: Option<String>,
     done: Option<Done>,
     rows_loaded: u64,
+    /// When the worker last said anything (any message, heartbeats included).
+    last_heard: Instant,
 }
 
 impl Slot {
@@ -227,7 +229,7 @@ impl Controller {
                 ev = self.events.recv() => match ev {
                     Some(Event::Joined { conn, hello, peer, outbox }) => {
                         tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
-                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None, rows_loaded: 0 });
+                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None, rows_loaded: 0, last_heard: Instant::now() });
                     }
                     Some(Event::Closed { conn, .. }) => {
                         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
@@ -308,6 +310,7 @@ impl Controller {
                 connect_rate: plan.connect_rate,
                 op_timeout: plan.op_timeout,
                 connect_timeout: plan.connect_timeout,
+                lease: plan.lease,
             };
             tracing::info!(worker = %slot.hello.name, shard = ?shard, rate = ?slot.rate, "assigned");
             slot.send(ToWorker::Assignment(pb::Assignment::from(&a)));
@@ -417,6 +420,10 @@ impl Controller {
         let mut next_close = 0u64;
         let mut stopped_at: Option<Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut next_heartbeat = Instant::now();
+        for s in &mut self.slots {
+            s.last_heard = Instant::now();
+        }
 
         loop {
             if self
@@ -431,7 +438,28 @@ impl Controller {
                     let Some(ev) = ev else { break };
                     self.on_event(ev, &mut merge, &mut failures, start);
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now >= next_heartbeat {
+                        next_heartbeat = now + plan.lease / 3;
+                        for s in &self.slots {
+                            if matches!(s.state, State::Running | State::Done) {
+                                s.send(ToWorker::Heartbeat(pb::Heartbeat {}));
+                            }
+                        }
+                    }
+                    for s in &mut self.slots {
+                        if s.state == State::Running && now.duration_since(s.last_heard) > plan.lease {
+                            let at = now.saturating_duration_since(start).as_secs_f64();
+                            let m = format!("lost at {at:.1}s: no message for longer than the lease ({:?}); network partition or a stalled host", plan.lease);
+                            tracing::warn!(worker = %s.hello.name, "{m}");
+                            failures.push(format!("worker {} {m}", s.hello.name));
+                            s.state = State::Lost;
+                            s.message = Some(m);
+                            s.stop("lost: lease expired");
+                        }
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     for s in &mut self.slots {
                         if s.state == State::Running {
@@ -553,6 +581,7 @@ impl Controller {
                 let Some((index, slot)) = self.slot_of(conn) else {
                     return;
                 };
+                slot.last_heard = Instant::now();
                 match message {
                     FromWorker::Snapshot(snap) => {
                         if snap.run_id != run_id || snap.worker_index as usize != index {
@@ -586,7 +615,7 @@ impl Controller {
                         slot.state = State::Failed;
                         slot.message = Some(m);
                     }
-                    FromWorker::Ready { .. } => {}
+                    FromWorker::Ready { .. } | FromWorker::Heartbeat => {}
                 }
             }
             Event::Invalid { conn, error } => {

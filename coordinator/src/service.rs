@@ -26,10 +26,15 @@ pub type Outbox = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 /// A validated message from a worker.
 #[derive(Debug)]
 pub enum FromWorker {
-    Ready { sessions: u32, rows_loaded: u64 },
+    Ready {
+        sessions: u32,
+        rows_loaded: u64,
+    },
     Snapshot(Box<Snapshot>),
     Done(Done),
     Failure(String),
+    /// Nothing to say, but alive.
+    Heartbeat,
 }
 
 /// What happens on the worker streams, in the order it happened.
@@ -87,6 +92,7 @@ fn convert(msg: Msg) -> Result<FromWorker, String> {
         }
         Msg::Done(d) => FromWorker::Done(Done::try_from(d).map_err(|e| e.to_string())?),
         Msg::Failure(f) => FromWorker::Failure(f.message.chars().take(4096).collect()),
+        Msg::Heartbeat(_) => FromWorker::Heartbeat,
         Msg::Hello(_) => return Err("a second hello on the same stream".into()),
     })
 }

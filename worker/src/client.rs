@@ -42,6 +42,8 @@ pub struct WorkerConfig {
     pub max_sessions: u32,
     /// How long to keep dialing a coordinator that is not up yet.
     pub dial_timeout: Duration,
+    /// Where unacknowledged snapshots go when the coordinator is lost.
+    pub spool_dir: std::path::PathBuf,
 }
 
 impl WorkerConfig {
@@ -54,6 +56,7 @@ impl WorkerConfig {
             capacity: cores as f64,
             max_sessions: fleetload_common::plan::MAX_SESSIONS,
             dial_timeout: Duration::from_secs(30),
+            spool_dir: std::path::PathBuf::from("."),
         }
     }
 }
@@ -360,7 +363,16 @@ pub async fn run(
             }
         }
     };
-    execute(assignment, sessions, connect, start, control, shutdown).await
+    execute(
+        assignment,
+        sessions,
+        connect,
+        start,
+        control,
+        shutdown,
+        &config.spool_dir,
+    )
+    .await
 }
 
 async fn execute(
@@ -370,6 +382,7 @@ async fn execute(
     start: Instant,
     mut control: Control,
     shutdown: CancellationToken,
+    spool_dir: &std::path::Path,
 ) -> Result<WorkerSummary, WorkerError> {
     let last_interval = interval_count(a.duration, a.interval) - 1;
     let recorder_count = sessions.len().clamp(1, 16);
@@ -449,31 +462,53 @@ async fn execute(
         shared: &shared,
         sequence: 0,
         next_interval: 0,
+        unacked: std::collections::VecDeque::new(),
     };
     let mut stopped: Option<String> = None;
-    let mut broken: Option<WorkerError> = None;
+    // Set when the coordinator is gone (stream broken or silent for a whole lease): the
+    // dead man's switch stops the load, since nobody supervises it any more.
+    let mut orphaned: Option<String> = None;
+    let mut last_heard = Instant::now();
+    let mut heartbeat = tokio::time::interval(a.lease / 3);
     loop {
         let edge = start
             + a.interval * u32::try_from(sender.next_interval + 1).unwrap_or(u32::MAX)
             + SNAPSHOT_GRACE;
         tokio::select! {
-            _ = tokio::time::sleep_until(edge), if sender.next_interval < last_interval && broken.is_none() => {
+            _ = tokio::time::sleep_until(edge), if sender.next_interval < last_interval && orphaned.is_none() => {
                 let k = sender.next_interval;
-                sender.send_through(&control, k).await?;
-            }
-            _ = tracker.wait() => break,
-            msg = control.recv(), if broken.is_none() => match msg {
-                Ok(FromCoordinator::Stop(s)) => {
-                    tracing::info!(reason = %s.reason, "stopped by the coordinator");
-                    stopped = Some(s.reason);
+                if let Err(e) = sender.send_through(Some(&control), k).await {
+                    orphaned = Some(format!("cannot send to the coordinator: {e}"));
                     cancel.cancel();
                 }
-                Ok(_) => {}
+            }
+            _ = tracker.wait() => break,
+            _ = heartbeat.tick(), if orphaned.is_none() => {
+                let _ = control.send(ToCoordinator::Heartbeat(pb::Heartbeat {})).await;
+            }
+            _ = tokio::time::sleep_until(last_heard + a.lease), if orphaned.is_none() => {
+                tracing::error!(lease = ?a.lease, "no word from the coordinator for a whole lease; stopping the load");
+                orphaned = Some(format!("no message from the coordinator for longer than the lease ({:?})", a.lease));
+                cancel.cancel();
+            }
+            msg = control.recv(), if orphaned.is_none() => match msg {
+                Ok(m) => {
+                    last_heard = Instant::now();
+                    match m {
+                        FromCoordinator::Stop(s) => {
+                            tracing::info!(reason = %s.reason, "stopped by the coordinator");
+                            stopped = Some(s.reason);
+                            cancel.cancel();
+                        }
+                        FromCoordinator::Ack(ack) => sender.acked(ack.sequence),
+                        _ => {}
+                    }
+                }
                 Err(e) => {
                     // Without a coordinator nobody supervises this load: stop it.
                     tracing::error!(error = %e, "lost the coordinator; stopping the load");
+                    orphaned = Some(e.to_string());
                     cancel.cancel();
-                    broken = Some(e);
                 }
             },
         }
@@ -512,15 +547,32 @@ async fn execute(
     for (slot, t) in pacer_dropped.into_iter().flatten().enumerate() {
         totals[slot].1.dropped_backlog += t.dropped_backlog;
     }
-    if let Some(e) = broken {
-        return Err(e);
+    if let Some(reason) = orphaned {
+        // Nothing measured is lost: what the coordinator never acknowledged, and what
+        // was never sent, goes to a file beside the worker.
+        let through = shared.interval_of(Instant::now()).max(sender.next_interval);
+        let _ = sender.send_through(None, through).await;
+        let spooled = sender.unacked.len();
+        let path = spool_dir.join(format!(
+            "fleetload-unsent-{}-w{}.jsonl",
+            a.run_id, a.worker_index
+        ));
+        let file = match write_spool(&path, &sender.unacked) {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("(could not write {}: {e})", path.display()),
+        };
+        return Err(WorkerError::Orphaned {
+            reason,
+            spooled,
+            file,
+        });
     }
     let through = if stopped.is_some() || shutdown.is_cancelled() {
         shared.interval_of(Instant::now()).max(sender.next_interval)
     } else {
         last_interval
     };
-    sender.send_through(&control, through).await?;
+    sender.send_through(Some(&control), through).await?;
     let done = Done {
         run_id: a.run_id.clone(),
         worker_index: a.worker_index,
@@ -555,12 +607,26 @@ struct SnapshotSender<'a> {
     shared: &'a Shared,
     sequence: u64,
     next_interval: u64,
+    /// Snapshots the coordinator has not acknowledged yet, oldest first.
+    unacked: std::collections::VecDeque<pb::Snapshot>,
 }
 
 impl SnapshotSender<'_> {
+    /// The coordinator holds every snapshot up to `sequence`.
+    fn acked(&mut self, sequence: u64) {
+        while self.unacked.front().is_some_and(|s| s.sequence <= sequence) {
+            self.unacked.pop_front();
+        }
+    }
+
     /// Send one snapshot for every interval from the next unsent one through `through`,
     /// empty ones included, so the coordinator can close each interval.
-    async fn send_through(&mut self, control: &Control, through: u64) -> Result<(), WorkerError> {
+    /// Without `control` (no coordinator) the snapshots are only kept.
+    async fn send_through(
+        &mut self,
+        control: Option<&Control>,
+        through: u64,
+    ) -> Result<(), WorkerError> {
         let mut by_interval: std::collections::BTreeMap<u64, IntervalStats> = Default::default();
         for r in &self.shared.recorders {
             for (k, stats) in r.take_through(through) {
@@ -588,10 +654,42 @@ impl SnapshotSender<'_> {
             let wire = snapshot
                 .to_proto()
                 .map_err(|e| WorkerError::Protocol(e.to_string()))?;
-            control.send(ToCoordinator::Snapshot(wire)).await?;
+            self.unacked.push_back(wire.clone());
             self.sequence += 1;
             self.next_interval += 1;
+            if let Some(control) = control {
+                control.send(ToCoordinator::Snapshot(wire)).await?;
+            }
         }
         Ok(())
     }
+}
+
+/// Write snapshots as JSON lines (histograms as base64 V2+deflate, as in report.json).
+fn write_spool(
+    path: &std::path::Path,
+    snapshots: &std::collections::VecDeque<pb::Snapshot>,
+) -> std::io::Result<()> {
+    use base64::Engine;
+    use std::io::Write;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for s in snapshots {
+        let operations: Vec<serde_json::Value> = s
+            .operations
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "name": o.name, "ok": o.ok, "errors": o.errors, "dropped_backlog": o.dropped_backlog,
+                    "response_time": b64(&o.response_time), "service_time": b64(&o.service_time), "schedule_lag": b64(&o.schedule_lag),
+                })
+            })
+            .collect();
+        let line = serde_json::json!({
+            "run_id": s.run_id, "worker_index": s.worker_index, "sequence": s.sequence,
+            "interval_index": s.interval_index, "operations": operations,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
 }

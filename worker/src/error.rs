@@ -22,6 +22,12 @@ pub enum WorkerError {
     Stream(String),
     #[error("{0}")]
     Database(String),
+    #[error("dead man's switch: {reason}; the load was stopped and {spooled} unacknowledged snapshots were written to {file}")]
+    Orphaned {
+        reason: String,
+        spooled: usize,
+        file: String,
+    },
     #[error("stopped before the run started")]
     Cancelled,
 }

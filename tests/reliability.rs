@@ -1,0 +1,231 @@
+//! Liveness with real processes: a coordinator that dies, a worker that goes silent.
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn spawn(args: &[&str], cwd: &std::path::Path) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("FLEETLOAD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Wait for `child` at most `limit`; None if it is still running.
+fn wait_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn stderr_of(child: Child) -> String {
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+}
+
+#[test]
+fn workers_stop_their_load_and_keep_their_data_when_the_coordinator_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
+    let addr = free_port();
+    let mut coordinator = spawn(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--rows",
+            "2000",
+            "--workers",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "60s",
+            "--lease",
+            "1s",
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let endpoint = format!("http://{addr}");
+    let mut workers: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                    "--spool-dir",
+                    dir.path().to_str().unwrap(),
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(3500));
+    signal(&coordinator, "-KILL");
+    let _ = coordinator.wait();
+    let killed = Instant::now();
+    for w in &mut workers {
+        let status = wait_within(w, Duration::from_secs(10))
+            .expect("a worker kept running without its coordinator");
+        assert!(
+            !status.success(),
+            "a worker that lost its coordinator exits non-zero"
+        );
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "stopped within about a lease: {:?}",
+        killed.elapsed()
+    );
+    for w in workers {
+        let err = stderr_of(w);
+        assert!(
+            err.contains("dead man's switch") && err.contains("fleetload-unsent-"),
+            "{err}"
+        );
+    }
+    // The unsent snapshots are on disk: at least the interval in progress, with operations.
+    let spools: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("fleetload-unsent-")
+        })
+        .collect();
+    assert_eq!(spools.len(), 2);
+    let mut ok = 0;
+    for f in spools {
+        for line in std::fs::read_to_string(f.path()).unwrap().lines() {
+            let snap: serde_json::Value = serde_json::from_str(line).unwrap();
+            ok += snap["operations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| u(&o["ok"]))
+                .sum::<u64>();
+            assert!(snap["operations"][0]["response_time"].as_str().is_some());
+        }
+    }
+    assert!(
+        ok > 0,
+        "the operations of the unacknowledged intervals are kept"
+    );
+}
+
+#[test]
+fn a_worker_that_goes_silent_is_marked_lost_when_its_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let coordinator = spawn(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--rows",
+            "2000",
+            "--workers",
+            "2",
+            "--rate",
+            "100",
+            "--duration",
+            "6s",
+            "--lease",
+            "1s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let endpoint = format!("http://{addr}");
+    let workers: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    // Frozen, not dead: its TCP connection stays open, only the lease can tell.
+    signal(&workers[1], "-STOP");
+    let out = coordinator.wait_with_output().unwrap();
+    signal(&workers[1], "-KILL");
+    for w in workers {
+        let _ = w.wait_with_output();
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_report(&report);
+    assert_eq!(r["status"], "failed");
+    let states: Vec<&str> = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"lost") && states.contains(&"done"),
+        "{states:?}"
+    );
+    assert!(
+        r["failures"].to_string().contains("lease"),
+        "{}",
+        r["failures"]
+    );
+    // The silent worker's data up to its last snapshot stays in the report.
+    let lost = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["state"] == "lost")
+        .unwrap();
+    assert!(u(&lost["snapshots"]) >= 1);
+}
