@@ -142,9 +142,17 @@ fn stand_in_agrees_with_the_model(target: &str) {
 fn triggers_fill_predictions_and_counts_match(target: &str) {
     prepare(target, "20ms", 64);
     let before = requests(target);
+    // SQLite has one writer, and a trigger holds it for the model's delay: at 150 ops/s
+    // the writes alone would keep it ~75 % busy and queue everything behind them. The
+    // D..D+15 ms check needs an unsaturated database, so SQLite runs slower.
+    let rate = if target.starts_with("sqlite") {
+        "60"
+    } else {
+        "150"
+    };
     let (r, report_dir) = run_keep(
         target,
-        &["--rate", "150", "--sessions", "8", "--duration", "4s"],
+        &["--rate", rate, "--sessions", "8", "--duration", "4s"],
     );
     let ops = &r["operations"];
     let p50 = f(&ops["predict_one"]["response_time"]["p50_ms"]);

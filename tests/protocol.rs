@@ -29,6 +29,7 @@ fn hello(version: u32) -> pb::WorkerMessage {
             cores: 1,
             max_sessions: 10,
             capacity: 1.0,
+            ..Default::default()
         })),
     }
 }

@@ -229,3 +229,162 @@ fn a_worker_that_goes_silent_is_marked_lost_when_its_lease_expires() {
         .unwrap();
     assert!(u(&lost["snapshots"]) >= 1);
 }
+
+/// A loopback TCP proxy that can cut every connection through it and refuse new ones
+/// until healed. Its threads end by themselves within a minute.
+struct Proxy {
+    addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(upstream: String) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, l) = (cut.clone(), live.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((client, _)) if !c.load(Ordering::SeqCst) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                            continue;
+                        };
+                        let mut conns = l.lock().unwrap();
+                        conns.push(client.try_clone().unwrap());
+                        conns.push(server.try_clone().unwrap());
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                    }
+                    Ok((client, _)) => drop(client),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { addr, cut, live }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_worker_cut_off_for_less_than_the_lease_rejoins_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let coordinator = spawn(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--rows",
+            "2000",
+            "--workers",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "8s",
+            "--lease",
+            "4s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let proxy = Proxy::start(addr.clone());
+    let direct = spawn(
+        &[
+            "worker",
+            "--coordinator",
+            &format!("http://{addr}"),
+            "--name",
+            "direct",
+        ],
+        dir.path(),
+    );
+    let behind = spawn(
+        &[
+            "worker",
+            "--coordinator",
+            &format!("http://{}", proxy.addr),
+            "--name",
+            "behind-proxy",
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(3000));
+    proxy.cut();
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.heal();
+    let out = coordinator.wait_with_output().unwrap();
+    let (d, b) = (
+        direct.wait_with_output().unwrap(),
+        behind.wait_with_output().unwrap(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        d.status.success() && b.status.success(),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("stream broke") && log.contains("behind-proxy"),
+        "the cut really cut the worker off:\n{log}"
+    );
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{:#}", r["failures"]);
+    assert_eq!(
+        r["verification"]["merged_equals_executed"], true,
+        "every snapshot arrived exactly once"
+    );
+    let executed: u64 = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| u(&w["executed"]["point_select"]["ok"]))
+        .sum();
+    assert!(
+        (executed as f64 - 1600.0).abs() <= 32.0,
+        "the cut worker kept its share running: {executed}"
+    );
+    assert!(r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w["state"] == "done"));
+}

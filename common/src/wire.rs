@@ -29,6 +29,8 @@ pub struct Hello {
     pub max_sessions: u32,
     /// Relative capacity: the worker's weight in the rate and key split.
     pub capacity: f64,
+    /// `(run id, worker index)` when a worker rejoins its run after a broken stream.
+    pub rejoin: Option<(String, u32)>,
 }
 
 /// One worker's share of the load.
@@ -146,6 +148,12 @@ impl From<&Hello> for pb::Hello {
             cores: h.cores,
             max_sessions: h.max_sessions,
             capacity: h.capacity,
+            rejoin_run_id: h
+                .rejoin
+                .as_ref()
+                .map(|(r, _)| r.clone())
+                .unwrap_or_default(),
+            rejoin_worker_index: h.rejoin.as_ref().map_or(0, |(_, i)| *i),
         }
     }
 }
@@ -171,6 +179,12 @@ impl TryFrom<pb::Hello> for Hello {
             cores: h.cores,
             max_sessions: h.max_sessions,
             capacity: h.capacity,
+            rejoin: (!h.rejoin_run_id.is_empty()).then(|| {
+                (
+                    h.rejoin_run_id.chars().take(128).collect(),
+                    h.rejoin_worker_index,
+                )
+            }),
         })
     }
 }

@@ -576,7 +576,36 @@ impl Controller {
     ) {
         let run_id = self.run_id.clone();
         match ev {
-            Event::Joined { hello, outbox, .. } => self.refuse(outbox, &hello.name),
+            Event::Joined {
+                conn,
+                hello,
+                outbox,
+                ..
+            } => match &hello.rejoin {
+                Some((rejoin_run, index)) if *rejoin_run == run_id => {
+                    let Some(slot) = self.slots.get_mut(*index as usize) else {
+                        return self.refuse(outbox, &hello.name);
+                    };
+                    if slot.state != State::Running {
+                        let reason = format!(
+                            "worker {} of run {run_id} is no longer part of it ({:?})",
+                            slot.hello.name, slot.state
+                        );
+                        let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
+                        return;
+                    }
+                    tracing::info!(worker = %slot.hello.name, "worker rejoined; it resends what was not acknowledged");
+                    slot.conn = conn;
+                    slot.outbox = Some(outbox);
+                    slot.last_heard = Instant::now();
+                    let held = merge.workers.get(index).and_then(|a| a.contiguous());
+                    slot.send(match held {
+                        Some(seq) => ToWorker::Ack(pb::Ack { sequence: seq }),
+                        None => ToWorker::Heartbeat(pb::Heartbeat {}),
+                    });
+                }
+                _ => self.refuse(outbox, &hello.name),
+            },
             Event::Message { conn, message } => {
                 let Some((index, slot)) = self.slot_of(conn) else {
                     return;
@@ -630,14 +659,10 @@ impl Controller {
             Event::Closed { conn, error } => {
                 if let Some((_, slot)) = self.slot_of(conn) {
                     if slot.state == State::Running {
+                        // Not lost yet: the worker keeps running and redials; the lease
+                        // decides (see the tick in `collect`).
                         let at = start.elapsed().as_secs_f64();
-                        let m = format!(
-                            "lost at {at:.1}s: {}",
-                            error.unwrap_or_else(|| "stream closed".into())
-                        );
-                        failures.push(format!("worker {} {m}", slot.hello.name));
-                        slot.state = State::Lost;
-                        slot.message = Some(m);
+                        tracing::warn!(worker = %slot.hello.name, at, error = ?error, "stream broke; waiting up to the lease for the worker to rejoin");
                     }
                     slot.outbox = None;
                 }

@@ -233,6 +233,7 @@ pub async fn run(
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         max_sessions: config.max_sessions,
         capacity: config.capacity,
+        rejoin: None,
     };
     tx.send(pb::WorkerMessage {
         msg: Some(ToCoordinator::Hello((&hello).into())),
@@ -370,7 +371,11 @@ pub async fn run(
         start,
         control,
         shutdown,
-        &config.spool_dir,
+        &RejoinTo {
+            endpoint,
+            hello: &hello,
+            spool_dir: &config.spool_dir,
+        },
     )
     .await
 }
@@ -382,8 +387,9 @@ async fn execute(
     start: Instant,
     mut control: Control,
     shutdown: CancellationToken,
-    spool_dir: &std::path::Path,
+    rejoin_to: &RejoinTo<'_>,
 ) -> Result<WorkerSummary, WorkerError> {
+    let spool_dir = rejoin_to.spool_dir;
     let last_interval = interval_count(a.duration, a.interval) - 1;
     let recorder_count = sessions.len().clamp(1, 16);
     let cancel = shutdown.child_token();
@@ -465,11 +471,16 @@ async fn execute(
         unacked: std::collections::VecDeque::new(),
     };
     let mut stopped: Option<String> = None;
-    // Set when the coordinator is gone (stream broken or silent for a whole lease): the
-    // dead man's switch stops the load, since nobody supervises it any more.
+    // Set when the coordinator is gone for good (a whole lease without a word, or it
+    // refused our rejoin): the dead man's switch stops the load, since nobody supervises
+    // it any more.
     let mut orphaned: Option<String> = None;
     let mut last_heard = Instant::now();
     let mut heartbeat = tokio::time::interval(a.lease / 3);
+    // While the stream is broken the load goes on for up to the lease; snapshots are
+    // kept and the worker redials, then resends what was not acknowledged.
+    let mut connected = true;
+    let mut redial = Redial::new();
     loop {
         let edge = start
             + a.interval * u32::try_from(sender.next_interval + 1).unwrap_or(u32::MAX)
@@ -477,21 +488,44 @@ async fn execute(
         tokio::select! {
             _ = tokio::time::sleep_until(edge), if sender.next_interval < last_interval && orphaned.is_none() => {
                 let k = sender.next_interval;
-                if let Err(e) = sender.send_through(Some(&control), k).await {
-                    orphaned = Some(format!("cannot send to the coordinator: {e}"));
-                    cancel.cancel();
+                if sender.send_through(connected.then_some(&control), k).await.is_err() {
+                    connected = false;
                 }
             }
             _ = tracker.wait() => break,
-            _ = heartbeat.tick(), if orphaned.is_none() => {
-                let _ = control.send(ToCoordinator::Heartbeat(pb::Heartbeat {})).await;
+            _ = heartbeat.tick(), if connected && orphaned.is_none() => {
+                if control.send(ToCoordinator::Heartbeat(pb::Heartbeat {})).await.is_err() {
+                    connected = false;
+                }
             }
             _ = tokio::time::sleep_until(last_heard + a.lease), if orphaned.is_none() => {
                 tracing::error!(lease = ?a.lease, "no word from the coordinator for a whole lease; stopping the load");
                 orphaned = Some(format!("no message from the coordinator for longer than the lease ({:?})", a.lease));
                 cancel.cancel();
             }
-            msg = control.recv(), if orphaned.is_none() => match msg {
+            _ = tokio::time::sleep_until(redial.at), if !connected && orphaned.is_none() => {
+                match rejoin(rejoin_to, &a, &sender).await {
+                    Ok(Rejoined::Back(c, acked)) => {
+                        tracing::info!("rejoined the coordinator; resent the unacknowledged snapshots");
+                        control = *c;
+                        connected = true;
+                        last_heard = Instant::now();
+                        redial = Redial::new();
+                        if let Some(seq) = acked {
+                    sender.acked(seq);
+                }
+                    }
+                    Ok(Rejoined::Refused(reason)) => {
+                        orphaned = Some(format!("the coordinator refused the rejoin: {reason}"));
+                        cancel.cancel();
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "rejoin failed; retrying");
+                        redial.failed();
+                    }
+                }
+            }
+            msg = control.recv(), if connected && orphaned.is_none() => match msg {
                 Ok(m) => {
                     last_heard = Instant::now();
                     match m {
@@ -505,10 +539,9 @@ async fn execute(
                     }
                 }
                 Err(e) => {
-                    // Without a coordinator nobody supervises this load: stop it.
-                    tracing::error!(error = %e, "lost the coordinator; stopping the load");
-                    orphaned = Some(e.to_string());
-                    cancel.cancel();
+                    tracing::warn!(error = %e, lease = ?a.lease, "the stream to the coordinator broke; the load goes on while redialing, for up to the lease");
+                    connected = false;
+                    redial = Redial::new();
                 }
             },
         }
@@ -546,6 +579,30 @@ async fn execute(
     }
     for (slot, t) in pacer_dropped.into_iter().flatten().enumerate() {
         totals[slot].1.dropped_backlog += t.dropped_backlog;
+    }
+    // The load is over; the final snapshots and Done still need a coordinator.
+    while !connected && orphaned.is_none() {
+        if Instant::now() >= last_heard + a.lease {
+            orphaned = Some(format!(
+                "no message from the coordinator for longer than the lease ({:?})",
+                a.lease
+            ));
+            break;
+        }
+        tokio::time::sleep_until(redial.at).await;
+        match rejoin(rejoin_to, &a, &sender).await {
+            Ok(Rejoined::Back(c, acked)) => {
+                control = *c;
+                connected = true;
+                if let Some(seq) = acked {
+                    sender.acked(seq);
+                }
+            }
+            Ok(Rejoined::Refused(reason)) => {
+                orphaned = Some(format!("the coordinator refused the rejoin: {reason}"))
+            }
+            Err(_) => redial.failed(),
+        }
     }
     if let Some(reason) = orphaned {
         // Nothing measured is lost: what the coordinator never acknowledged, and what
@@ -600,6 +657,93 @@ async fn execute(
         snapshots_sent,
         stopped,
     })
+}
+
+/// When to redial a broken stream: 250 ms, doubling to 2 s.
+struct Redial {
+    at: Instant,
+    backoff: Duration,
+}
+
+impl Redial {
+    fn new() -> Self {
+        Redial {
+            at: Instant::now(),
+            backoff: Duration::from_millis(250),
+        }
+    }
+
+    fn failed(&mut self) {
+        self.at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Where and as whom a worker redials, and where it spools when it cannot.
+pub(crate) struct RejoinTo<'a> {
+    endpoint: &'a str,
+    hello: &'a Hello,
+    spool_dir: &'a std::path::Path,
+}
+
+enum Rejoined {
+    /// The new stream, and the highest sequence the coordinator said it holds.
+    Back(Box<Control>, Option<u64>),
+    Refused(String),
+}
+
+/// Dial the coordinator again as worker `a.worker_index` of run `a.run_id`, and resend
+/// every snapshot it has not acknowledged (it ignores the ones it already holds).
+async fn rejoin(
+    to: &RejoinTo<'_>,
+    a: &Assignment,
+    sender: &SnapshotSender<'_>,
+) -> Result<Rejoined, WorkerError> {
+    let attempt = async {
+        let ep = tonic::transport::Endpoint::from_shared(to.endpoint.to_string())
+            .map_err(|e| WorkerError::Endpoint {
+                endpoint: to.endpoint.into(),
+                message: e.to_string(),
+            })?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let channel = ep
+            .connect()
+            .await
+            .map_err(|e| WorkerError::Stream(e.to_string()))?;
+        let mut client = pb::fleet_client::FleetClient::new(channel);
+        let (tx, rx) = mpsc::channel(256);
+        let mut hello = to.hello.clone();
+        hello.rejoin = Some((a.run_id.clone(), a.worker_index));
+        tx.send(pb::WorkerMessage {
+            msg: Some(ToCoordinator::Hello((&hello).into())),
+        })
+        .await
+        .map_err(|_| WorkerError::Stream("cannot send hello".into()))?;
+        let inbound = client
+            .control(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| WorkerError::Stream(s.message().to_string()))?
+            .into_inner();
+        let mut control = Control { tx, inbound };
+        let first = control.recv().await?;
+        if let FromCoordinator::Refused(r) = first {
+            return Ok(Rejoined::Refused(r.reason));
+        }
+        for snapshot in &sender.unacked {
+            control
+                .send(ToCoordinator::Snapshot(snapshot.clone()))
+                .await?;
+        }
+        let acked = match first {
+            FromCoordinator::Ack(ack) => Some(ack.sequence),
+            _ => None,
+        };
+        Ok(Rejoined::Back(Box::new(control), acked))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .unwrap_or_else(|_| Err(WorkerError::Stream("rejoin timed out".into())))
 }
 
 struct SnapshotSender<'a> {
