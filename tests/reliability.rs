@@ -230,65 +230,6 @@ fn a_worker_that_goes_silent_is_marked_lost_when_its_lease_expires() {
     assert!(u(&lost["snapshots"]) >= 1);
 }
 
-/// A loopback TCP proxy that can cut every connection through it and refuse new ones
-/// until healed. Its threads end by themselves within a minute.
-struct Proxy {
-    addr: String,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(upstream: String) -> Proxy {
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, l) = (cut.clone(), live.clone());
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((client, _)) if !c.load(Ordering::SeqCst) => {
-                        client.set_nonblocking(false).unwrap();
-                        let Ok(server) = std::net::TcpStream::connect(&upstream) else {
-                            continue;
-                        };
-                        let mut conns = l.lock().unwrap();
-                        conns.push(client.try_clone().unwrap());
-                        conns.push(server.try_clone().unwrap());
-                        for (mut from, mut to) in [
-                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                            (server, client),
-                        ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut to);
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                            });
-                        }
-                    }
-                    Ok((client, _)) => drop(client),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Proxy { addr, cut, live }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        for s in self.live.lock().unwrap().drain(..) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn heal(&self) {
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_worker_cut_off_for_less_than_the_lease_rejoins_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,4 +328,92 @@ fn a_worker_cut_off_for_less_than_the_lease_rejoins_and_nothing_is_lost_or_doubl
         .unwrap()
         .iter()
         .all(|w| w["state"] == "done"));
+}
+
+#[test]
+fn a_database_outage_shows_as_a_window_and_the_run_recovers() {
+    let direct = fresh_pg("outage");
+    fleetload(&[
+        "prepare",
+        "--target",
+        &direct,
+        "--password-env",
+        PASSWORD_ENV,
+        "--rows",
+        "5000",
+    ])
+    .assert_ok();
+    let proxy = Proxy::start("127.0.0.1:5432".into());
+    let through_proxy = direct.replace("127.0.0.1:5432", &proxy.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let mut run = Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            &through_proxy,
+            "--password-env",
+            PASSWORD_ENV,
+            "--rows",
+            "5000",
+            "--rate",
+            "200",
+            "--sessions",
+            "4",
+            "--duration",
+            "9s",
+            "--workers",
+            "2",
+            "--op-timeout",
+            "1s",
+            "--connect-timeout",
+            "1s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ])
+        .env(PASSWORD_ENV, password())
+        .env("FLEETLOAD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    proxy.cut();
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.heal();
+    assert!(
+        wait_within(&mut run, Duration::from_secs(60)).is_some(),
+        "the run ends by itself"
+    );
+    let out = run.wait_with_output().unwrap();
+    let r = read_report(&report);
+    assert_eq!(r["verification"]["merged_equals_executed"], true);
+    // The outage is one window of connection errors, shorter than 5 s.
+    let outages = r["outages"].as_array().unwrap();
+    assert_eq!(
+        outages.len(),
+        1,
+        "{outages:#?}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let o = &outages[0];
+    let classes = o["errors"].as_object().unwrap();
+    assert!(
+        classes
+            .keys()
+            .all(|c| ["connect", "connection_lost", "timeout"].contains(&c.as_str())),
+        "{classes:?}"
+    );
+    assert!(
+        f(&o["duration_s"]) <= 5.0 && f(&o["min_ok_per_s"]) < 150.0,
+        "{o:#}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OUTAGE"));
+    // After it the cluster is back at the planned rate.
+    let last = r["intervals"].as_array().unwrap().last().unwrap();
+    let ok = u(&last["operations"]["point_select"]["count"]) as f64;
+    assert!(
+        (ok - 200.0).abs() <= 12.0,
+        "recovered to the planned rate: {ok} in the last interval"
+    );
 }

@@ -226,6 +226,86 @@ pub struct HistogramsJson {
     pub schedule_lag: String,
 }
 
+/// A stretch of consecutive intervals in which operations failed or were dropped: a
+/// database outage or failover, as the clients saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outage {
+    pub from_s: f64,
+    pub to_s: f64,
+    /// How long until operations succeeded without errors again.
+    pub duration_s: f64,
+    pub errors: BTreeMap<&'static str, u64>,
+    pub dropped_backlog: u64,
+    /// Lowest successful rate of the cluster in the window, all operations.
+    pub min_ok_per_s: f64,
+    pub error_samples: Vec<ErrorSampleJson>,
+}
+
+/// Find outage windows in the interval series (warm-up included: an outage is an
+/// outage). Constraint errors are the workload's, not an outage, and do not count.
+fn outages(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<Outage> {
+    let mut out: Vec<Outage> = Vec::new();
+    let mut open: Option<Outage> = None;
+    for (k, agg) in &merge.intervals {
+        let mut errors = [0u64; ErrorClass::COUNT];
+        let (mut ok, mut dropped) = (0u64, 0u64);
+        let mut samples = Vec::new();
+        for s in &agg.cluster {
+            for (e, n) in errors.iter_mut().zip(s.errors) {
+                *e += n;
+            }
+            ok += s.ok;
+            dropped += s.dropped_backlog;
+            samples.extend(
+                s.samples
+                    .iter()
+                    .filter(|e| e.class != ErrorClass::Constraint)
+                    .cloned(),
+            );
+        }
+        errors[ErrorClass::Constraint.index()] = 0;
+        let start = *k as f64 * interval_s;
+        let end = (start + interval_s).min(duration_s);
+        let rate = ok as f64 / (end - start).max(1e-9);
+        let bad = errors.iter().sum::<u64>() > 0 || dropped > 0;
+        match (&mut open, bad) {
+            (Some(o), true) => {
+                o.to_s = end;
+                o.duration_s = end - o.from_s;
+                for (c, n) in ErrorClass::ALL.iter().zip(errors) {
+                    if n > 0 {
+                        *o.errors.entry(c.name()).or_default() += n;
+                    }
+                }
+                o.dropped_backlog += dropped;
+                o.min_ok_per_s = o.min_ok_per_s.min(rate);
+            }
+            (None, true) => {
+                open = Some(Outage {
+                    from_s: start,
+                    to_s: end,
+                    duration_s: end - start,
+                    errors: error_map(&errors),
+                    dropped_backlog: dropped,
+                    min_ok_per_s: rate,
+                    error_samples: samples
+                        .iter()
+                        .take(3)
+                        .map(|e| ErrorSampleJson {
+                            class: e.class,
+                            message: e.message.clone(),
+                        })
+                        .collect(),
+                })
+            }
+            (Some(_), false) => out.extend(open.take()),
+            (None, false) => {}
+        }
+    }
+    out.extend(open);
+    out
+}
+
 /// Whether the merged snapshots add up to what every worker says it executed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
@@ -259,6 +339,8 @@ pub struct Report {
     pub inserted_rows: u64,
     /// The database's own counters over the run.
     pub database_counters: crate::counters::DatabaseCounters,
+    /// Windows in which operations failed or were dropped (outages, failovers).
+    pub outages: Vec<Outage>,
 }
 
 /// What the controller knows of one worker at the end.
@@ -469,6 +551,7 @@ impl Report {
             },
             inserted_rows,
             database_counters: input.database_counters,
+            outages: outages(merge, interval_s, duration_s),
         }
     }
 

@@ -147,6 +147,26 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or_default()
         );
     }
+    for o in &r.outages {
+        let classes: Vec<String> = o.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "\nOUTAGE {:.1}s–{:.1}s ({:.1}s): {}{}; lowest rate {:.0} ok/s",
+            o.from_s,
+            o.to_s,
+            o.duration_s,
+            classes.join(", "),
+            if o.dropped_backlog > 0 {
+                format!(", {} dropped", o.dropped_backlog)
+            } else {
+                String::new()
+            },
+            o.min_ok_per_s
+        );
+        if let Some(e) = o.error_samples.first() {
+            let _ = writeln!(out, "  first error: {}", e.message);
+        }
+    }
     let c = &r.database_counters;
     if let Some(why) = &c.unavailable {
         let _ = writeln!(out, "\ndatabase counters unavailable: {why}");
