@@ -121,6 +121,9 @@ pub struct PlanArgs {
     /// its load; the coordinator marks a silent worker lost.
     #[arg(long)]
     pub lease: Option<String>,
+    /// When a worker is lost mid-run: rebalance (survivors take over its keys and rate), continue, or abort.
+    #[arg(long)]
+    pub on_worker_loss: Option<String>,
 }
 
 impl PlanArgs {
@@ -149,6 +152,7 @@ impl PlanArgs {
             connect_timeout: self.connect_timeout.clone(),
             connect_rate: self.connect_rate,
             lease: self.lease.clone(),
+            on_worker_loss: self.on_worker_loss.clone(),
         }
     }
 }

@@ -417,3 +417,157 @@ fn a_database_outage_shows_as_a_window_and_the_run_recovers() {
         "recovered to the planned rate: {ok} in the last interval"
     );
 }
+
+#[test]
+fn when_a_worker_dies_the_survivor_takes_over_its_keys_and_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let coordinator = spawn(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--rows",
+            "2000",
+            "--workers",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "8s",
+            "--lease",
+            "1s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let endpoint = format!("http://{addr}");
+    let workers: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&workers[1], "-KILL");
+    let out = coordinator.wait_with_output().unwrap();
+    for w in workers {
+        let _ = w.wait_with_output();
+    }
+    let r = read_report(&report);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a lost worker fails the run, even when rebalanced"
+    );
+    let events = r["membership"].to_string();
+    assert!(
+        events.contains("left the run")
+            && events.contains("rebalanced")
+            && events.contains("rate 200.0/s"),
+        "{events}"
+    );
+    // Within two intervals of the loss the cluster is back at the planned rate.
+    let intervals = r["intervals"].as_array().unwrap();
+    for i in &intervals[intervals.len() - 3..] {
+        let ok = u(&i["operations"]["point_select"]["count"]) as f64;
+        assert!(
+            (ok - 200.0).abs() <= 15.0,
+            "interval {}: {ok} ok, planned 200",
+            i["index"]
+        );
+    }
+    let survivor = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["state"] == "done")
+        .unwrap();
+    assert_eq!(survivor["rate"], 200.0);
+}
+
+#[test]
+fn with_on_worker_loss_abort_the_run_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let coordinator = spawn(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--rows",
+            "2000",
+            "--workers",
+            "2",
+            "--rate",
+            "100",
+            "--duration",
+            "30s",
+            "--lease",
+            "1s",
+            "--on-worker-loss",
+            "abort",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let endpoint = format!("http://{addr}");
+    let workers: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Instant::now();
+    signal(&workers[1], "-KILL");
+    let out = coordinator.wait_with_output().unwrap();
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "stopped long before the planned 30 s"
+    );
+    for w in workers {
+        let _ = w.wait_with_output();
+    }
+    assert_eq!(out.status.code(), Some(1));
+    let r = read_report(&report);
+    assert!(
+        r["failures"].to_string().contains("on_worker_loss = abort"),
+        "{}",
+        r["failures"]
+    );
+    assert_eq!(
+        r["verification"]["merged_equals_executed"], true,
+        "the survivor's data is complete"
+    );
+}

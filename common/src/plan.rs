@@ -62,6 +62,8 @@ pub struct RawPlan {
     pub connect_rate: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_worker_loss: Option<String>,
 }
 
 macro_rules! overlay_fields {
@@ -119,7 +121,8 @@ impl RawPlan {
             op_timeout,
             connect_timeout,
             connect_rate,
-            lease
+            lease,
+            on_worker_loss
         );
         self
     }
@@ -172,6 +175,29 @@ pub struct Plan {
     pub connect_rate: u32,
     /// Liveness lease between coordinator and workers.
     pub lease: Duration,
+    /// What the coordinator does when a worker is lost mid-run.
+    pub on_worker_loss: OnWorkerLoss,
+}
+
+/// What the coordinator does when a worker is lost mid-run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWorkerLoss {
+    /// Give its keys and rate share to the survivors: the cluster keeps the planned rate.
+    Rebalance,
+    /// Go on with less.
+    Continue,
+    /// Stop the run.
+    Abort,
+}
+
+impl OnWorkerLoss {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnWorkerLoss::Rebalance => "rebalance",
+            OnWorkerLoss::Continue => "continue",
+            OnWorkerLoss::Abort => "abort",
+        }
+    }
 }
 
 pub const DEFAULT_SESSIONS: u32 = 8;
@@ -433,6 +459,12 @@ impl TryFrom<RawPlan> for Plan {
             Duration::from_millis(500),
             Duration::from_secs(600),
         )?;
+        let on_worker_loss = match raw.on_worker_loss.as_deref().unwrap_or("rebalance") {
+            "rebalance" => OnWorkerLoss::Rebalance,
+            "continue" => OnWorkerLoss::Continue,
+            "abort" => OnWorkerLoss::Abort,
+            other => return Err(PlanError::invalid("on_worker_loss", format!("{other:?}"), "\"rebalance\" (survivors take over its keys and rate), \"continue\" (go on with less) or \"abort\" (stop the run)")),
+        };
         let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
         if connect_rate == 0 {
             return Err(PlanError::invalid(
@@ -459,6 +491,7 @@ impl TryFrom<RawPlan> for Plan {
             connect_timeout,
             connect_rate,
             lease,
+            on_worker_loss,
         })
     }
 }
@@ -519,6 +552,7 @@ impl Plan {
             connect_timeout: Some(fmt(self.connect_timeout)),
             connect_rate: Some(self.connect_rate),
             lease: Some(fmt(self.lease)),
+            on_worker_loss: Some(self.on_worker_loss.name().to_string()),
         }
     }
 

@@ -61,6 +61,18 @@ impl Arrivals {
     }
 }
 
+impl Arrivals {
+    /// Continue at `rate` from the arrival pending at `at` (the one `next` returned last
+    /// and not yet released): it keeps its time, the following ones follow the new rate,
+    /// so no arrival is skipped or repeated across the change.
+    pub fn restart(&mut self, at: Duration, rate: f64) {
+        self.schedule = Schedule::constant(rate, at);
+        self.next_index = 1;
+        self.next_nanos = at.as_nanos() as f64
+            + exponential_gap_nanos(&mut self.rng, rate.max(f64::MIN_POSITIVE));
+    }
+}
+
 /// Successive intended starts relative to the run start; ends when the rate is 0.
 impl Iterator for Arrivals {
     type Item = Duration;
@@ -212,6 +224,21 @@ mod tests {
         );
         assert_eq!(u.next(), Some(Duration::from_micros(5)));
         assert_eq!(u.next(), Some(Duration::from_micros(1005)));
+    }
+
+    #[test]
+    fn a_restart_keeps_the_pending_arrival_and_follows_the_new_rate() {
+        let mut a = Arrivals::new(Arrival::Uniform, 100.0, Duration::ZERO, Rng::new(1));
+        assert_eq!(a.next(), Some(Duration::ZERO));
+        let pending = a.next().unwrap();
+        assert_eq!(pending, 10 * MS);
+        a.restart(pending, 1000.0);
+        assert_eq!(
+            a.next(),
+            Some(11 * MS),
+            "the pending one keeps 10 ms; the next is 1 ms later"
+        );
+        assert_eq!(a.next(), Some(12 * MS));
     }
 
     #[test]

@@ -114,6 +114,8 @@ struct Slot {
     rows_loaded: u64,
     /// When the worker last said anything (any message, heartbeats included).
     last_heard: Instant,
+    /// Key ranges it took over from lost workers.
+    extra: Vec<Shard>,
 }
 
 impl Slot {
@@ -137,6 +139,8 @@ pub(crate) struct Controller {
     events: mpsc::Receiver<Event>,
     slots: Vec<Slot>,
     run_id: String,
+    /// Who was lost and how the work was redistributed, in order.
+    membership: Vec<crate::report::Membership>,
 }
 
 fn new_run_id() -> String {
@@ -160,6 +164,7 @@ impl Controller {
             events,
             slots: Vec::new(),
             run_id: new_run_id(),
+            membership: Vec::new(),
         }
     }
 
@@ -229,7 +234,7 @@ impl Controller {
                 ev = self.events.recv() => match ev {
                     Some(Event::Joined { conn, hello, peer, outbox }) => {
                         tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
-                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None, rows_loaded: 0, last_heard: Instant::now() });
+                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None, rows_loaded: 0, last_heard: Instant::now(), extra: Vec::new() });
                     }
                     Some(Event::Closed { conn, .. }) => {
                         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
@@ -448,8 +453,10 @@ impl Controller {
                             }
                         }
                     }
-                    for s in &mut self.slots {
+                    let mut lost_now = Vec::new();
+                    for (i, s) in self.slots.iter_mut().enumerate() {
                         if s.state == State::Running && now.duration_since(s.last_heard) > plan.lease {
+                            lost_now.push(i);
                             let at = now.saturating_duration_since(start).as_secs_f64();
                             let m = format!("lost at {at:.1}s: no message for longer than the lease ({:?}); network partition or a stalled host", plan.lease);
                             tracing::warn!(worker = %s.hello.name, "{m}");
@@ -458,6 +465,10 @@ impl Controller {
                             s.message = Some(m);
                             s.stop("lost: lease expired");
                         }
+                    }
+                    for i in lost_now {
+                        let at = now.saturating_duration_since(start).as_secs_f64();
+                        failures.extend(self.after_loss(i, at));
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -562,6 +573,7 @@ impl Controller {
                 failures,
                 interrupted,
                 database_counters,
+                membership: self.membership.clone(),
             },
             &merge,
         ))
@@ -643,6 +655,8 @@ impl Controller {
                         failures.push(format!("worker {} failed: {m}", slot.hello.name));
                         slot.state = State::Failed;
                         slot.message = Some(m);
+                        let at = start.elapsed().as_secs_f64();
+                        failures.extend(self.after_loss(index, at));
                     }
                     FromWorker::Ready { .. } | FromWorker::Heartbeat => {}
                 }
@@ -666,6 +680,110 @@ impl Controller {
                     }
                     slot.outbox = None;
                 }
+            }
+        }
+    }
+
+    /// Apply the plan's policy after worker `lost` left the run at `at_s`; returns a
+    /// failure to record when the policy ends the run.
+    fn after_loss(&mut self, lost: usize, at_s: f64) -> Option<String> {
+        use fleetload_common::plan::OnWorkerLoss;
+        let plan = self.config.plan.clone();
+        let name = self.slots[lost].hello.name.clone();
+        let mut note = |event: String| {
+            tracing::warn!("{event}");
+            self.membership
+                .push(crate::report::Membership { t_s: at_s, event });
+        };
+        note(format!("worker {name} left the run"));
+        match plan.on_worker_loss {
+            OnWorkerLoss::Continue => None,
+            OnWorkerLoss::Abort => {
+                let reason = format!(
+                    "run aborted at {at_s:.1}s: worker {name} was lost (on_worker_loss = abort)"
+                );
+                for s in &self.slots {
+                    if s.state == State::Running {
+                        s.send(ToWorker::Stop(pb::Stop {
+                            reason: reason.clone(),
+                        }));
+                    }
+                }
+                self.membership.push(crate::report::Membership {
+                    t_s: at_s,
+                    event: reason.clone(),
+                });
+                Some(reason)
+            }
+            OnWorkerLoss::Rebalance => {
+                let survivors: Vec<usize> = (0..self.slots.len())
+                    .filter(|i| *i != lost && self.slots[*i].state == State::Running)
+                    .collect();
+                if survivors.is_empty() {
+                    self.membership.push(crate::report::Membership {
+                        t_s: at_s,
+                        event: "no worker left to take over".into(),
+                    });
+                    return None;
+                }
+                let mut ranges = vec![self.slots[lost].shard];
+                ranges.append(&mut self.slots[lost].extra);
+                let weights: Vec<f64> = survivors
+                    .iter()
+                    .map(|i| self.slots[*i].hello.capacity)
+                    .collect();
+                for r in ranges {
+                    match split_keys(r.len(), &weights) {
+                        Ok(parts) => {
+                            for (i, p) in survivors.iter().zip(parts) {
+                                self.slots[*i].extra.push(Shard {
+                                    first: r.first + p.first - 1,
+                                    last: r.first + p.last - 1,
+                                });
+                            }
+                        }
+                        // Fewer keys than survivors: the first takes them all.
+                        Err(_) => self.slots[survivors[0]].extra.push(r),
+                    }
+                }
+                if let LoadModel::Open { rate, .. } = plan.load {
+                    if let Ok(shares) = split_rate(rate, &weights) {
+                        for (i, share) in survivors.iter().zip(shares) {
+                            self.slots[*i].rate = Some(share.rate);
+                        }
+                    }
+                }
+                let mut parts = Vec::new();
+                for i in &survivors {
+                    let s = &self.slots[*i];
+                    s.send(ToWorker::Rebalance(pb::Rebalance {
+                        rate: s.rate.unwrap_or(0.0),
+                        extra_shards: s
+                            .extra
+                            .iter()
+                            .map(|x| pb::Shard {
+                                first: x.first,
+                                last: x.last,
+                            })
+                            .collect(),
+                    }));
+                    let ranges: Vec<String> = s
+                        .extra
+                        .iter()
+                        .map(|x| format!("[{}, {}]", x.first, x.last))
+                        .collect();
+                    parts.push(format!(
+                        "{} rate {:.1}/s takes {}",
+                        s.hello.name,
+                        s.rate.unwrap_or(0.0),
+                        ranges.join(" ")
+                    ));
+                }
+                self.membership.push(crate::report::Membership {
+                    t_s: at_s,
+                    event: format!("rebalanced: {}", parts.join("; ")),
+                });
+                None
             }
         }
     }

@@ -17,11 +17,31 @@ use std::ops::RangeInclusive;
 /// Where one session draws its keys: reads and updates from the worker's shard,
 /// inserts from its own id sequence (`next_insert`, `next_insert + stride`, …), which
 /// no other session of the run shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     pub shard: Shard,
+    /// Ranges taken over from lost workers, drawn from as well.
+    pub extra: Vec<Shard>,
     pub next_insert: u64,
     pub insert_stride: u64,
+}
+
+impl Keys {
+    /// One of the session's ranges, in proportion to its size.
+    fn pick(&self, rng: &mut Rng) -> Shard {
+        if self.extra.is_empty() {
+            return self.shard;
+        }
+        let total = self.shard.len() + self.extra.iter().map(Shard::len).sum::<u64>();
+        let mut x = rng.range(1, total);
+        for s in std::iter::once(&self.shard).chain(&self.extra) {
+            if x <= s.len() {
+                return *s;
+            }
+            x -= s.len();
+        }
+        self.shard
+    }
 }
 
 /// A scenario's statements, rendered once for one dialect.
@@ -94,10 +114,11 @@ impl Workload {
         keys: &mut Keys,
         rng: &mut Rng,
     ) -> Result<u64, sqlx::Error> {
-        let id = rng.range(keys.shard.first, keys.shard.last) as i64;
-        // A batch of K rows inside the shard (the whole shard when it is smaller).
-        let k = u64::from(self.batch).min(keys.shard.len());
-        let batch_first = rng.range(keys.shard.first, keys.shard.last - (k - 1)) as i64;
+        let shard = keys.pick(rng);
+        let id = rng.range(shard.first, shard.last) as i64;
+        // A batch of K rows inside the range (the whole range when it is smaller).
+        let k = u64::from(self.batch).min(shard.len());
+        let batch_first = rng.range(shard.first, shard.last - (k - 1)) as i64;
         let batch_last = batch_first + k as i64 - 1;
         let mut inserted = 0;
         match op {
@@ -366,6 +387,30 @@ mod tests {
         assert!(
             local.predict_batch.contains("will_churn_model(")
                 && local.predict_batch.ends_with("BETWEEN $1 AND $2")
+        );
+    }
+
+    #[test]
+    fn keys_are_drawn_from_every_range_in_proportion() {
+        let keys = Keys {
+            shard: Shard {
+                first: 1,
+                last: 100,
+            },
+            extra: vec![Shard {
+                first: 1001,
+                last: 1300,
+            }],
+            next_insert: 0,
+            insert_stride: 1,
+        };
+        let mut rng = Rng::new(9);
+        let extra = (0..10_000)
+            .filter(|_| keys.pick(&mut rng).first == 1001)
+            .count();
+        assert!(
+            (7_200..7_800).contains(&extra),
+            "{extra} of 10000 from the range 3x larger"
         );
     }
 }

@@ -9,6 +9,7 @@ use fleetload_common::plan::interval_count;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::Operation;
 use fleetload_common::schedule::Arrivals;
+use fleetload_common::split::Shard;
 use fleetload_common::stats::{OpStats, OpTotals};
 use fleetload_common::wire::{Assignment, Done, Hello, Snapshot, WorkerLoad};
 use fleetload_db::session::{ConnectSpec, Session};
@@ -398,6 +399,11 @@ async fn execute(
         .collect();
     let (arrivals_tx, arrivals) = async_channel::unbounded();
     let tracker = TaskTracker::new();
+    let initial_rate = match a.load {
+        WorkerLoad::Open { rate, .. } => rate,
+        WorkerLoad::Closed { .. } => 0.0,
+    };
+    let (rate_tx, rate_rx) = tokio::sync::watch::channel(initial_rate);
     let pacer = match a.load {
         WorkerLoad::Open {
             rate,
@@ -425,6 +431,7 @@ async fn execute(
                 recorder: Arc::clone(&recorders[0]),
                 rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
                 cancel: cancel.clone(),
+                rate: rate_rx,
             };
             Some(tracker.spawn(pacer.run()))
         }
@@ -439,6 +446,8 @@ async fn execute(
         arrivals,
         mix: a.mix.clone(),
         shard: a.shard,
+        extra: std::sync::RwLock::new(Vec::new()),
+        extra_version: std::sync::atomic::AtomicU64::new(0),
         op_timeout: a.op_timeout,
         seed: a.seed,
         worker_index: a.worker_index,
@@ -535,6 +544,7 @@ async fn execute(
                             cancel.cancel();
                         }
                         FromCoordinator::Ack(ack) => sender.acked(ack.sequence),
+                        FromCoordinator::Rebalance(r) => rebalance(&r, &a, &shared, &rate_tx),
                         _ => {}
                     }
                 }
@@ -836,4 +846,47 @@ fn write_spool(
         writeln!(out, "{line}")?;
     }
     out.flush()
+}
+
+/// Apply a rebalance: the new rate share and the ranges taken over from lost workers.
+/// Out-of-bounds values are refused (logged) rather than applied.
+fn rebalance(
+    r: &pb::Rebalance,
+    a: &Assignment,
+    shared: &Shared,
+    rate: &tokio::sync::watch::Sender<f64>,
+) {
+    let ranges_ok = r
+        .extra_shards
+        .iter()
+        .all(|s| s.first >= 1 && s.first <= s.last && s.last <= a.rows);
+    if !r.rate.is_finite()
+        || r.rate < 0.0
+        || r.rate > fleetload_common::plan::MAX_RATE
+        || !ranges_ok
+    {
+        tracing::error!(
+            rate = r.rate,
+            "refused an invalid rebalance from the coordinator"
+        );
+        return;
+    }
+    let extra: Vec<Shard> = r
+        .extra_shards
+        .iter()
+        .map(|s| Shard {
+            first: s.first,
+            last: s.last,
+        })
+        .collect();
+    tracing::warn!(rate = r.rate, ranges = ?extra, "rebalanced: taking over a lost worker's share");
+    if let WorkerLoad::Open { .. } = a.load {
+        let _ = rate.send(r.rate);
+    }
+    if let Ok(mut e) = shared.extra.write() {
+        *e = extra;
+    }
+    shared
+        .extra_version
+        .fetch_add(1, std::sync::atomic::Ordering::Release);
 }

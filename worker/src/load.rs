@@ -36,6 +36,10 @@ pub struct Shared {
     pub arrivals: async_channel::Receiver<std::time::Instant>,
     pub mix: Vec<(Operation, u32)>,
     pub shard: Shard,
+    /// Ranges taken over from lost workers, and a version sessions check per operation
+    /// (one atomic load; the lock only when it changed).
+    pub extra: std::sync::RwLock<Vec<Shard>>,
+    pub extra_version: std::sync::atomic::AtomicU64,
     /// First id this worker inserts, and the worker stride (the fleet size).
     pub insert_base: u64,
     pub insert_stride: u64,
@@ -78,6 +82,7 @@ struct Driver {
     session: Option<Session>,
     rng: Rng,
     keys: Keys,
+    extra_seen: u64,
     total_weight: u64,
     backoff: Duration,
     totals: Vec<OpTotals>,
@@ -108,8 +113,10 @@ pub async fn drive(
         recorder,
         // Session i of the worker inserts base + i·N, base + (i + S)·N, …: distinct
         // from every other session of every worker of the run.
+        extra_seen: 0,
         keys: Keys {
             shard: shared.shard,
+            extra: Vec::new(),
             next_insert: shared.insert_base + index as u64 * shared.insert_stride,
             insert_stride: shared.insert_stride * shared.sessions.max(1) as u64,
         },
@@ -188,6 +195,13 @@ impl Driver {
             return;
         };
         let (op, _) = shared.mix[slot];
+        let version = shared
+            .extra_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        if version != self.extra_seen {
+            self.extra_seen = version;
+            self.keys.extra = shared.extra.read().map(|e| e.clone()).unwrap_or_default();
+        }
         let next_insert = self.keys.next_insert;
         let send = Instant::now();
         let result = tokio::time::timeout(

@@ -46,6 +46,8 @@ pub struct Pacer {
     pub recorder: Arc<Recorder>,
     pub rng: Rng,
     pub cancel: CancellationToken,
+    /// Rate changes (rebalancing after a worker was lost).
+    pub rate: tokio::sync::watch::Receiver<f64>,
 }
 
 impl Pacer {
@@ -85,6 +87,7 @@ impl Pacer {
             }
         };
         let mut released: u32 = 0;
+        let mut rate_open = true;
         let mut next = self.arrivals_plan.next();
         loop {
             if self.cancel.is_cancelled() {
@@ -94,11 +97,22 @@ impl Pacer {
             if offset >= self.duration {
                 break;
             }
+            if self.rate.has_changed().unwrap_or(false) {
+                let rate = *self.rate.borrow_and_update();
+                // The pending arrival keeps its time; the ones after follow the new rate.
+                self.arrivals_plan.restart(offset, rate);
+            }
             let due = self.start + offset;
             let now = Instant::now();
             if due > now {
                 let cancel = self.cancel.clone();
+                let mut rate = self.rate.clone();
                 tokio::select! {
+                    changed = rate.changed(), if rate_open => {
+                        // A closed channel means no more changes; keep pacing.
+                        rate_open = changed.is_ok();
+                        continue;
+                    }
                     slept = sleep_until(timer.as_ref(), due) => {
                         if let Err(e) = slept {
                             tracing::warn!(error = %e, "precise timer failed; using tokio's timer");

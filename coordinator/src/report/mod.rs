@@ -226,6 +226,13 @@ pub struct HistogramsJson {
     pub schedule_lag: String,
 }
 
+/// A change of the fleet during the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Membership {
+    pub t_s: f64,
+    pub event: String,
+}
+
 /// A stretch of consecutive intervals in which operations failed or were dropped: a
 /// database outage or failover, as the clients saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -341,6 +348,8 @@ pub struct Report {
     pub database_counters: crate::counters::DatabaseCounters,
     /// Windows in which operations failed or were dropped (outages, failovers).
     pub outages: Vec<Outage>,
+    /// Workers lost and how their work was redistributed.
+    pub membership: Vec<Membership>,
 }
 
 /// What the controller knows of one worker at the end.
@@ -381,6 +390,7 @@ pub struct ReportInput<'a> {
     pub failures: Vec<String>,
     pub interrupted: bool,
     pub database_counters: crate::counters::DatabaseCounters,
+    pub membership: Vec<Membership>,
 }
 
 impl Report {
@@ -552,6 +562,7 @@ impl Report {
             inserted_rows,
             database_counters: input.database_counters,
             outages: outages(merge, interval_s, duration_s),
+            membership: input.membership,
         }
     }
 

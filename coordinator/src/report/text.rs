@@ -167,6 +167,9 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "  first error: {}", e.message);
         }
     }
+    for m in &r.membership {
+        let _ = writeln!(out, "fleet at {:.1}s: {}", m.t_s, m.event);
+    }
     let c = &r.database_counters;
     if let Some(why) = &c.unavailable {
         let _ = writeln!(out, "\ndatabase counters unavailable: {why}");
