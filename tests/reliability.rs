@@ -571,3 +571,76 @@ fn with_on_worker_loss_abort_the_run_stops() {
         "the survivor's data is complete"
     );
 }
+
+#[test]
+fn an_interrupted_worker_flushes_its_last_snapshot_before_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let coordinator = spawn(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--rows",
+            "2000",
+            "--workers",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "6s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let endpoint = format!("http://{addr}");
+    let mut workers: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&workers[1], "-INT");
+    let status = wait_within(&mut workers[1], Duration::from_secs(5))
+        .expect("an interrupted worker exits promptly");
+    assert!(status.success(), "a graceful stop is not an error");
+    let _ = coordinator.wait_with_output().unwrap();
+    for w in workers {
+        let _ = w.wait_with_output();
+    }
+    let r = read_report(&report);
+    assert_eq!(
+        r["verification"]["merged_equals_executed"], true,
+        "its last snapshot arrived before it left"
+    );
+    let ok = |name: &str| {
+        let w = r["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap();
+        u(&w["executed"]["point_select"]["ok"])
+    };
+    let (stopped, kept) = (ok("w1"), ok("w0"));
+    assert!(
+        stopped > 50 && stopped < kept,
+        "the interrupted worker ran part of the run: {stopped} vs {kept}"
+    );
+}
