@@ -166,6 +166,27 @@ async fn dial(
     }
 }
 
+/// Open the control stream on `channel` and say hello.
+async fn open_stream(
+    channel: tonic::transport::Channel,
+    hello: &Hello,
+) -> Result<Control, WorkerError> {
+    let mut client = pb::fleet_client::FleetClient::new(channel);
+    // Room for a lease's worth of resent snapshots without blocking the sender.
+    let (tx, rx) = mpsc::channel(256);
+    tx.send(pb::WorkerMessage {
+        msg: Some(ToCoordinator::Hello(hello.into())),
+    })
+    .await
+    .map_err(|_| WorkerError::Stream("cannot send hello".into()))?;
+    let inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| WorkerError::Stream(s.message().to_string()))?
+        .into_inner();
+    Ok(Control { tx, inbound })
+}
+
 /// Convert an absolute Unix time to this process's monotonic clock.
 fn instant_at(unix_nanos: i64) -> Instant {
     let (now_sys, now) = (SystemTime::now(), Instant::now());
@@ -225,8 +246,6 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<WorkerSummary, WorkerError> {
     let channel = dial(endpoint, config.dial_timeout, &shutdown).await?;
-    let mut client = pb::fleet_client::FleetClient::new(channel);
-    let (tx, rx) = mpsc::channel(64);
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         name: config.name.clone(),
@@ -236,17 +255,7 @@ pub async fn run(
         capacity: config.capacity,
         rejoin: None,
     };
-    tx.send(pb::WorkerMessage {
-        msg: Some(ToCoordinator::Hello((&hello).into())),
-    })
-    .await
-    .map_err(|_| WorkerError::Stream("cannot send hello".into()))?;
-    let inbound = client
-        .control(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| WorkerError::Stream(s.message().to_string()))?
-        .into_inner();
-    let mut control = Control { tx, inbound };
+    let mut control = open_stream(channel, &hello).await?;
 
     let mut assignment = loop {
         tokio::select! {
@@ -721,21 +730,9 @@ async fn rejoin(
             .connect()
             .await
             .map_err(|e| WorkerError::Stream(e.to_string()))?;
-        let mut client = pb::fleet_client::FleetClient::new(channel);
-        let (tx, rx) = mpsc::channel(256);
         let mut hello = to.hello.clone();
         hello.rejoin = Some((a.run_id.clone(), a.worker_index));
-        tx.send(pb::WorkerMessage {
-            msg: Some(ToCoordinator::Hello((&hello).into())),
-        })
-        .await
-        .map_err(|_| WorkerError::Stream("cannot send hello".into()))?;
-        let inbound = client
-            .control(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| WorkerError::Stream(s.message().to_string()))?
-            .into_inner();
-        let mut control = Control { tx, inbound };
+        let mut control = open_stream(channel, &hello).await?;
         let first = control.recv().await?;
         if let FromCoordinator::Refused(r) = first {
             return Ok(Rejoined::Refused(r.reason));
