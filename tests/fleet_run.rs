@@ -167,6 +167,37 @@ fn open_loop_run_is_exact_and_on_rate(target: &str) {
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
     assert_eq!(decode(&bytes).unwrap().len(), count);
     assert_eq!(r["plan"]["target"], Value::String(target.into()));
+
+    // report.csv: one row per interval and operation, counts matching the report.
+    let csv = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("interval,start_s,end_s,warmup,operation,count,"));
+    assert_eq!(rows.len(), 1 + intervals.len());
+    let csv_total: u64 = rows[1..]
+        .iter()
+        .map(|l| l.split(',').nth(5).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(csv_total, series);
+
+    // report.hlog: a standard HdrHistogram interval log that HdrHistogram's own reader
+    // parses, holding every operation of the run.
+    let hlog = std::fs::read(dir.path().join("report.hlog")).unwrap();
+    let mut logged = 0;
+    let mut entries = 0;
+    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&hlog) {
+        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(h) = entry.unwrap() {
+            assert_eq!(h.tag().unwrap().as_str(), "point_select");
+            let bytes = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                h.encoded_histogram(),
+            )
+            .unwrap();
+            logged += decode(&bytes).unwrap().len();
+            entries += 1;
+        }
+    }
+    assert_eq!(entries, intervals.len());
+    assert_eq!(logged, series, "the interval log holds every operation");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! from merged histograms; the cluster histograms themselves are included as base64
 //! HdrHistogram V2+deflate so other HdrHistogram tools can read them.
 
+pub mod files;
 pub mod text;
 
 use crate::merge::{Brief, Merge};
@@ -350,6 +351,11 @@ pub struct Report {
     pub outages: Vec<Outage>,
     /// Workers lost and how their work was redistributed.
     pub membership: Vec<Membership>,
+    /// Per-interval cluster histograms for `report.hlog` (not in report.json).
+    #[serde(skip)]
+    pub interval_log: Vec<files::LoggedInterval>,
+    #[serde(skip)]
+    pub start_unix_s: f64,
 }
 
 /// What the controller knows of one worker at the end.
@@ -563,6 +569,28 @@ impl Report {
             database_counters: input.database_counters,
             outages: outages(merge, interval_s, duration_s),
             membership: input.membership,
+            interval_log: merge
+                .intervals
+                .iter()
+                .flat_map(|(k, agg)| {
+                    let start_s = *k as f64 * interval_s;
+                    let length_s = (interval_s).min(duration_s - start_s).max(0.0);
+                    names
+                        .iter()
+                        .zip(&agg.cluster)
+                        .map(move |(n, s)| files::LoggedInterval {
+                            start_s,
+                            length_s,
+                            operation: n,
+                            max_us: s.response.max(),
+                            encoded: b64(&s.response),
+                        })
+                })
+                .collect(),
+            start_unix_s: input
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         }
     }
 
@@ -583,6 +611,13 @@ impl Report {
                 source: std::io::Error::other(e),
             })?;
         std::fs::write(&json, body).map_err(werr(&json))?;
+        for (name, body) in [
+            ("report.csv", files::csv(self)),
+            ("report.hlog", files::hlog(self, self.start_unix_s)),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, body).map_err(werr(&path))?;
+        }
         let txt = dir.join("report.txt");
         std::fs::write(&txt, text::render(self)).map_err(werr(&txt))?;
         Ok(())
