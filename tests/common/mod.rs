@@ -5,10 +5,8 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use sqlx::{ConnectOptions, Executor};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fleetload");
@@ -40,44 +38,32 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 const SERVERS: &str =
     "run the suite with scripts/test, which installs, starts and configures MariaDB and PostgreSQL";
 
-/// A new, empty MariaDB database for one test; returns its URL (no password).
-pub fn fresh_mysql(name: &str) -> String {
-    let base = mysql_base();
+/// A new, empty database `fl_<name>` on the server at `base`, created through its
+/// `admin` database; returns its URL (no password).
+fn fresh_db(base: &str, admin: &str, drop_options: &str, name: &str) -> String {
     block_on(async {
-        let mut c = sqlx::mysql::MySqlConnectOptions::from_str(&format!("{base}/mysql"))
-            .expect("mysql url")
-            .password(&password())
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach MariaDB at {base}: {e}; {SERVERS}"));
-        c.execute(format!("DROP DATABASE IF EXISTS fl_{name}").as_str())
-            .await
-            .expect("drop db");
-        c.execute(format!("CREATE DATABASE fl_{name}").as_str())
-            .await
-            .expect("create db");
+        let mut s = session(&format!("{base}/{admin}")).await;
+        for sql in [
+            format!("DROP DATABASE IF EXISTS fl_{name}{drop_options}"),
+            format!("CREATE DATABASE fl_{name}"),
+        ] {
+            s.run_text(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        s.close().await;
     });
     format!("{base}/fl_{name}")
 }
 
-/// A new, empty PostgreSQL database for one test; returns its URL (no password).
+/// A new, empty MariaDB database for one test.
+pub fn fresh_mysql(name: &str) -> String {
+    fresh_db(&mysql_base(), "mysql", "", name)
+}
+
+/// A new, empty PostgreSQL database for one test.
 pub fn fresh_pg(name: &str) -> String {
-    let base = pg_base();
-    block_on(async {
-        let mut c = sqlx::postgres::PgConnectOptions::from_str(&format!("{base}/postgres"))
-            .expect("pg url")
-            .password(&password())
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}; {SERVERS}"));
-        c.execute(format!("DROP DATABASE IF EXISTS fl_{name} WITH (FORCE)").as_str())
-            .await
-            .expect("drop db");
-        c.execute(format!("CREATE DATABASE fl_{name}").as_str())
-            .await
-            .expect("create db");
-    });
-    format!("{base}/fl_{name}")
+    fresh_db(&pg_base(), "postgres", " WITH (FORCE)", name)
 }
 
 pub fn sqlite(dir: &Path) -> String {
