@@ -34,6 +34,10 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create the scenario's schema and load its rows.
     Prepare(PrepareArgs),
+    /// Check a plan and its scenario file against the target: every statement must prepare; nothing runs.
+    Check(CheckArgs),
+    /// Run a scenario file's [teardown] statements.
+    Teardown(CheckArgs),
     /// After a churn run: check every prediction against the model and the inserted rows against the report.
     Verify(VerifyArgs),
 }
@@ -60,7 +64,7 @@ pub struct PlanArgs {
     /// Environment variable each worker reads the database password from.
     #[arg(long)]
     pub password_env: Option<String>,
-    /// Scenario: point_select or churn.
+    /// Scenario: point_select, churn, or a scenario file (PATH.toml; see docs/scenarios.md).
     #[arg(long)]
     pub scenario: Option<String>,
     /// Rows in the scenario's table (the key space).
@@ -259,6 +263,12 @@ pub struct PrepareArgs {
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,8 @@
 //! report, and choose the exit status (0 passed, 1 failed, 130 interrupted).
 
 use crate::cli::{
-    Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, RunArgs, VerifyArgs, WorkerArgs,
+    CheckArgs, Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, RunArgs, VerifyArgs,
+    WorkerArgs,
 };
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
@@ -66,6 +67,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(a) => worker(a).await,
         Command::Prepare(a) => prepare(a).await,
         Command::Verify(a) => verify(a).await,
+        Command::Check(a) => check(a).await,
+        Command::Teardown(a) => teardown(a).await,
     }
 }
 
@@ -81,7 +84,7 @@ fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
 fn prepare_spec(plan: &Plan, loaders: usize, ml: fleetload_db::ml::MlSettings) -> PrepareSpec {
     PrepareSpec {
         target: plan.target.clone(),
-        scenario: plan.scenario,
+        scenario: plan.scenario.clone(),
         rows: plan.rows,
         seed: plan.seed,
         sessions: loaders,
@@ -120,6 +123,61 @@ async fn prepare_plan(
 async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
     prepare_plan(&plan, args.loaders, args.ml.settings()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prepare every statement of the plan's operations on one session, as each worker does
+/// before a run, and say what was checked.
+async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let plan = load_plan(&args.plan)?;
+    let connect =
+        fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
+    let mut session = connect.connect().await?;
+    let names: Vec<_> = plan.mix.iter().map(|(op, _)| op.clone()).collect();
+    match &plan.scenario {
+        fleetload_common::scenario::ScenarioRef::File(file) => {
+            let workload = fleetload_db::custom::CustomWorkload::new(
+                std::sync::Arc::clone(file),
+                plan.target.driver(),
+                &names,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let result = workload.check(&mut session).await;
+            session.close().await;
+            result.map_err(anyhow::Error::msg)?;
+            let statements: usize = names
+                .iter()
+                .filter_map(|n| file.operation(n))
+                .map(|o| o.statements.len())
+                .sum();
+            println!(
+                "{}: {} operations, {statements} statements prepare on {}",
+                file.origin,
+                names.len(),
+                plan.target
+            );
+        }
+        fleetload_common::scenario::ScenarioRef::Builtin(s) => {
+            session.close().await;
+            println!(
+                "{}: built-in scenario, the plan is valid and {} answers",
+                s.name(),
+                plan.target
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let plan = load_plan(&args.plan)?;
+    let spec = prepare_spec(&plan, 1, fleetload_db::ml::MlSettings::default());
+    let ran = fleetload_db::prepare::teardown(&spec).await?;
+    println!(
+        "ran {ran} teardown statements of {} on {}",
+        plan.scenario.name(),
+        plan.target
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -334,7 +392,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     use fleetload_db::verify::InsertRange;
     let plan = load_plan(&args.plan)?;
-    if plan.scenario != fleetload_common::scenario::Scenario::Churn {
+    if plan.scenario.builtin() != Some(fleetload_common::scenario::Scenario::Churn) {
         bail!(
             "verify checks the churn scenario's predictions; the plan's scenario is {}",
             plan.scenario.name()

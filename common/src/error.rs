@@ -19,6 +19,8 @@ pub enum PlanError {
         value: String,
         allowed: String,
     },
+    #[error("plan key `scenario`: {0}")]
+    Scenario(#[from] crate::scenario_file::ScenarioFileError),
     #[error("plan key `{key}` is required: {hint}")]
     Missing {
         key: &'static str,

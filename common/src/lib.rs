@@ -4,6 +4,10 @@
 //! - [`plan`]: the TOML plan, its CLI overrides and the validated [`plan::Plan`].
 //! - [`target`]: database target URLs (driver, redaction, password from the environment).
 //! - [`scenario`]: the built-in scenarios and their operations.
+//! - [`scenario_file`]: users' own workloads (TOML scenario files), checked on reading.
+//! - [`generator`]: the parameter generators of scenario files and their per-session state.
+//! - [`sqltext`]: `:name` parameters in scenario SQL and each driver's placeholders.
+//! - [`value`]: values bound to statements, and their SQL literals for the text protocol.
 //! - [`schedule`]: open-loop intended start times, rate changes rebase the schedule.
 //! - [`split`]: key-space shards and the cluster rate split across workers.
 //! - [`histogram`]: the one set of histogram bounds and the V2+deflate codec.
@@ -16,15 +20,19 @@
 
 pub mod churn;
 pub mod error;
+pub mod generator;
 pub mod histogram;
 pub mod outcome;
 pub mod plan;
 pub mod rng;
 pub mod scenario;
+pub mod scenario_file;
 pub mod schedule;
 pub mod split;
+pub mod sqltext;
 pub mod stats;
 pub mod target;
+pub mod value;
 pub mod wire;
 
 pub use error::{PlanError, WireError};

@@ -93,6 +93,12 @@ pub fn classify_sqlite(code: &str) -> ErrorClass {
     let Ok(n) = code.parse::<u32>() else {
         return ErrorClass::OtherSql;
     };
+    if n == 517 {
+        // SQLITE_BUSY_SNAPSHOT: a WAL read transaction cannot become a write one because
+        // another writer committed since it began. Waiting does not help; the
+        // transaction must start over, exactly as after a serialization failure.
+        return ErrorClass::Deadlock;
+    }
     match n & 0xff {
         5 | 6 => ErrorClass::Timeout,          // SQLITE_BUSY, SQLITE_LOCKED
         19 => ErrorClass::Constraint,          // SQLITE_CONSTRAINT and its extended codes
@@ -114,6 +120,8 @@ mod tests {
         assert_eq!(classify_mysql(2013, None), ErrorClass::ConnectionLost);
         assert_eq!(classify_mysql(1146, Some("42S02")), ErrorClass::OtherSql);
         assert_eq!(classify_sqlstate("40P01"), ErrorClass::Deadlock);
+        assert_eq!(classify_sqlite("517"), ErrorClass::Deadlock);
+        assert_eq!(classify_sqlite("5"), ErrorClass::Timeout);
         assert_eq!(classify_sqlstate("23505"), ErrorClass::Constraint);
         assert_eq!(classify_sqlstate("08006"), ErrorClass::ConnectionLost);
         assert_eq!(classify_sqlstate("57014"), ErrorClass::Timeout);

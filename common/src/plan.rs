@@ -5,7 +5,8 @@
 //! [`Plan::try_from`] validates everything at once, so an invalid plan cannot exist past
 //! parsing. Every error names the key, the bad value and what is allowed.
 
-use crate::scenario::{scenario_names, Operation, Scenario};
+use crate::scenario::{scenario_names, OpName, Scenario, ScenarioRef};
+use crate::scenario_file::ScenarioFile;
 use crate::target::Target;
 use crate::PlanError;
 use serde::{Deserialize, Serialize};
@@ -81,10 +82,21 @@ impl RawPlan {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|message| PlanError::Syntax {
+        let mut raw = Self::from_toml(&text).map_err(|message| PlanError::Syntax {
             path: path.to_path_buf(),
             message,
-        })
+        })?;
+        // A scenario file named in a plan file is found beside the plan, wherever the
+        // command runs from.
+        if let Some(s) = &raw.scenario {
+            let file = Path::new(s);
+            if is_scenario_file(s) && file.is_relative() {
+                if let Some(dir) = path.parent() {
+                    raw.scenario = Some(dir.join(file).display().to_string());
+                }
+            }
+        }
+        Ok(raw)
     }
 
     /// Parse TOML text.
@@ -128,6 +140,11 @@ impl RawPlan {
     }
 }
 
+/// Whether a `scenario` value names a file rather than a built-in scenario.
+pub fn is_scenario_file(value: &str) -> bool {
+    value.ends_with(".toml")
+}
+
 /// How load is offered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadModel {
@@ -156,8 +173,8 @@ pub enum MlMode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub target: Target,
-    pub scenario: Scenario,
-    pub mix: Vec<(Operation, u32)>,
+    pub scenario: ScenarioRef,
+    pub mix: Vec<(OpName, u32)>,
     pub rows: u64,
     /// Rows per batched operation (predict_batch, score_new).
     pub batch: u32,
@@ -262,24 +279,35 @@ impl TryFrom<RawPlan> for Plan {
         let target = Target::parse(target_url, raw.password_env.clone())?;
 
         let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
-        let scenario = Scenario::from_name(scenario_name).ok_or_else(|| {
-            PlanError::invalid(
-                "scenario",
-                format!("{scenario_name:?}"),
-                format!("one of: {}", scenario_names()),
-            )
-        })?;
+        let scenario = if is_scenario_file(scenario_name) {
+            let file = ScenarioFile::from_file(Path::new(scenario_name))?;
+            file.check_dialect(target.driver())?;
+            ScenarioRef::File(std::sync::Arc::new(file))
+        } else {
+            ScenarioRef::Builtin(Scenario::from_name(scenario_name).ok_or_else(|| {
+                PlanError::invalid(
+                    "scenario",
+                    format!("{scenario_name:?}"),
+                    format!(
+                        "one of: {}, or the path of a scenario file ending in .toml",
+                        scenario_names()
+                    ),
+                )
+            })?)
+        };
 
         let mix = match &raw.mix {
             None => scenario.default_mix(),
             Some(m) => {
                 let mut mix = Vec::new();
+                let operations = scenario.operations();
                 for (name, weight) in m {
-                    let op = Operation::from_name(name)
-                        .filter(|op| scenario.operations().contains(op))
+                    let op = operations
+                        .iter()
+                        .find(|op| op.as_str() == name)
+                        .cloned()
                         .ok_or_else(|| {
-                            let names: Vec<_> =
-                                scenario.operations().iter().map(|o| o.name()).collect();
+                            let names: Vec<_> = operations.iter().map(OpName::as_str).collect();
                             PlanError::invalid(
                                 "mix",
                                 format!("{name:?}"),
@@ -518,7 +546,10 @@ impl Plan {
         RawPlan {
             target: Some(self.target.url().to_string()),
             password_env: self.target.password_env().map(str::to_string),
-            scenario: Some(self.scenario.name().to_string()),
+            scenario: Some(match &self.scenario {
+                ScenarioRef::Builtin(s) => s.name().to_string(),
+                ScenarioRef::File(f) => f.origin.clone(),
+            }),
             rows: Some(self.rows),
             mix: Some(
                 self.mix
@@ -588,6 +619,7 @@ pub fn parse_mix(s: &str) -> Result<BTreeMap<String, u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Operation;
 
     fn base() -> RawPlan {
         RawPlan {
@@ -603,7 +635,7 @@ mod tests {
     #[test]
     fn a_minimal_plan_gets_documented_defaults() {
         let plan = Plan::try_from(base()).unwrap();
-        assert_eq!(plan.scenario, Scenario::PointSelect);
+        assert_eq!(plan.scenario, ScenarioRef::Builtin(Scenario::PointSelect));
         assert_eq!(
             plan.load,
             LoadModel::Closed {
@@ -627,7 +659,7 @@ mod tests {
             ..RawPlan::default()
         };
         let plan = Plan::try_from(file.overlay(flags)).unwrap();
-        assert_eq!(plan.scenario, Scenario::Churn);
+        assert_eq!(plan.scenario, ScenarioRef::Builtin(Scenario::Churn));
         assert_eq!(
             plan.load,
             LoadModel::Open {
@@ -638,7 +670,7 @@ mod tests {
         );
         assert_eq!(plan.sessions, 4);
         assert_eq!(plan.warmup, Duration::from_secs(2));
-        assert_eq!(plan.mix, vec![(Operation::ReadCustomer, 2)]);
+        assert_eq!(plan.mix, vec![(Operation::ReadCustomer.into(), 2)]);
         // The effective plan parses back into the same plan.
         assert_eq!(Plan::try_from(plan.effective()).unwrap(), plan);
     }

@@ -1,7 +1,135 @@
 //! The built-in scenarios and their operations. Names here are the names users write in
 //! plans and read in reports, so they are stable.
 
+use crate::scenario_file::ScenarioFile;
 use serde::Serialize;
+use std::sync::Arc;
+
+/// The name of an operation, as users write it in plans and read it in reports: a
+/// built-in operation's name or one a scenario file defines.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpName(Arc<str>);
+
+impl OpName {
+    /// Longest operation name.
+    pub const MAX_LEN: usize = 64;
+
+    /// A name: 1 to 64 lowercase letters, digits and `_`, starting with a letter (it is
+    /// a CSV column, a JSON key, an HdrHistogram tag and a Prometheus label value).
+    ///
+    /// # Errors
+    /// The name breaks one of those rules; the message says which.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(OpName(Arc::from(name)))
+        } else {
+            Err(format!(
+                "operation name {name:?} must be 1 to {} lowercase letters, digits and _, starting with a letter",
+                Self::MAX_LEN
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Same as [`OpName::as_str`]; kept so call sites read like the built-in `name()`.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// The built-in operation of this name, if it is one.
+    pub fn builtin(&self) -> Option<Operation> {
+        Operation::from_name(&self.0)
+    }
+}
+
+impl From<Operation> for OpName {
+    fn from(op: Operation) -> Self {
+        OpName(Arc::from(op.name()))
+    }
+}
+
+impl std::fmt::Display for OpName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for OpName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl PartialEq<Operation> for OpName {
+    fn eq(&self, other: &Operation) -> bool {
+        &*self.0 == other.name()
+    }
+}
+
+/// The workload of a run: a built-in scenario or a user's scenario file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScenarioRef {
+    Builtin(Scenario),
+    File(Arc<ScenarioFile>),
+}
+
+impl ScenarioRef {
+    pub fn name(&self) -> &str {
+        match self {
+            ScenarioRef::Builtin(s) => s.name(),
+            ScenarioRef::File(f) => &f.name,
+        }
+    }
+
+    pub fn builtin(&self) -> Option<Scenario> {
+        match self {
+            ScenarioRef::Builtin(s) => Some(*s),
+            ScenarioRef::File(_) => None,
+        }
+    }
+
+    /// Every operation the scenario can run.
+    pub fn operations(&self) -> Vec<OpName> {
+        match self {
+            ScenarioRef::Builtin(s) => s.operations().iter().map(|o| OpName::from(*o)).collect(),
+            ScenarioRef::File(f) => f.operations.iter().map(|o| o.name.clone()).collect(),
+        }
+    }
+
+    /// The mix used when the plan names none.
+    pub fn default_mix(&self) -> Vec<(OpName, u32)> {
+        match self {
+            ScenarioRef::Builtin(s) => s
+                .default_mix()
+                .into_iter()
+                .map(|(o, w)| (o.into(), w))
+                .collect(),
+            ScenarioRef::File(f) => f
+                .operations
+                .iter()
+                .filter(|o| o.weight > 0)
+                .map(|o| (o.name.clone(), o.weight))
+                .collect(),
+        }
+    }
+
+    /// Keys when the plan names no row count.
+    pub fn default_rows(&self) -> u64 {
+        match self {
+            ScenarioRef::Builtin(s) => s.default_rows(),
+            ScenarioRef::File(f) => f.rows.unwrap_or(10_000),
+        }
+    }
+}
 
 /// A workload: a schema, its data and a set of operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -23,6 +23,8 @@ pub struct OpStats {
     pub errors: [u64; ErrorClass::COUNT],
     /// Operations never started because the worker was too far behind schedule.
     pub dropped_backlog: u64,
+    /// Deadlocks and serialization failures retried inside operations (not operations).
+    pub retries: u64,
     /// Completion minus intended start (open loop) or send (closed loop), µs.
     pub response: Latency,
     /// Completion minus actual send, µs.
@@ -38,6 +40,7 @@ impl Default for OpStats {
             ok: 0,
             errors: [0; ErrorClass::COUNT],
             dropped_backlog: 0,
+            retries: 0,
             response: new_latency(),
             service: new_latency(),
             lag: new_latency(),
@@ -69,6 +72,7 @@ impl OpStats {
             *a += b;
         }
         self.dropped_backlog += other.dropped_backlog;
+        self.retries += other.retries;
         merge(&mut self.response, &other.response);
         merge(&mut self.service, &other.service);
         merge(&mut self.lag, &other.lag);
@@ -85,6 +89,7 @@ impl OpStats {
         self.ok = 0;
         self.errors = [0; ErrorClass::COUNT];
         self.dropped_backlog = 0;
+        self.retries = 0;
         self.response.reset();
         self.service.reset();
         self.lag.reset();
@@ -92,7 +97,7 @@ impl OpStats {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ok == 0 && self.error_total() == 0 && self.dropped_backlog == 0
+        self.ok == 0 && self.error_total() == 0 && self.dropped_backlog == 0 && self.retries == 0
     }
 }
 
@@ -102,14 +107,26 @@ pub struct OpTotals {
     pub ok: u64,
     pub errors: [u64; ErrorClass::COUNT],
     pub dropped_backlog: u64,
+    pub retries: u64,
 }
 
 impl OpTotals {
+    /// Add another count of the same operation.
+    pub fn merge(&mut self, t: &OpTotals) {
+        self.ok += t.ok;
+        for (a, b) in self.errors.iter_mut().zip(t.errors) {
+            *a += b;
+        }
+        self.dropped_backlog += t.dropped_backlog;
+        self.retries += t.retries;
+    }
+
     pub fn add(&mut self, s: &OpStats) {
         self.ok += s.ok;
         for (a, b) in self.errors.iter_mut().zip(s.errors) {
             *a += b;
         }
         self.dropped_backlog += s.dropped_backlog;
+        self.retries += s.retries;
     }
 }

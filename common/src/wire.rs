@@ -7,7 +7,8 @@
 use crate::histogram::{decode, encode, HistogramError};
 use crate::outcome::ErrorClass;
 use crate::plan::{MAX_RATE, MAX_SESSIONS};
-use crate::scenario::{Operation, Scenario};
+use crate::scenario::{OpName, Scenario, ScenarioRef};
+use crate::scenario_file::ScenarioFile;
 use crate::split::Shard;
 use crate::stats::{ErrorSample, OpStats, OpTotals};
 use crate::target::Target;
@@ -53,8 +54,8 @@ pub struct Assignment {
     pub run_id: String,
     pub worker_index: u32,
     pub target: Target,
-    pub scenario: Scenario,
-    pub mix: Vec<(Operation, u32)>,
+    pub scenario: ScenarioRef,
+    pub mix: Vec<(OpName, u32)>,
     pub shard: Shard,
     pub rows: u64,
     pub insert_id_base: u64,
@@ -82,7 +83,7 @@ pub struct Snapshot {
     pub worker_index: u32,
     pub sequence: u64,
     pub interval_index: u64,
-    pub operations: Vec<(Operation, OpStats)>,
+    pub operations: Vec<(OpName, OpStats)>,
 }
 
 /// A worker's closing message: what it executed, so the merge can be proven.
@@ -91,7 +92,7 @@ pub struct Done {
     pub run_id: String,
     pub worker_index: u32,
     pub snapshots_sent: u64,
-    pub totals: Vec<(Operation, OpTotals)>,
+    pub totals: Vec<(OpName, OpTotals)>,
     pub inserted: u64,
     pub insert_id_base: u64,
     pub insert_id_last: u64,
@@ -118,9 +119,8 @@ fn millis(field: &'static str, ms: u64, lo: Duration, hi: Duration) -> Result<Du
     Ok(d)
 }
 
-fn operation(field: &'static str, name: &str) -> Result<Operation, WireError> {
-    Operation::from_name(name)
-        .ok_or_else(|| WireError::invalid(field, format!("unknown operation {name:?}")))
+fn operation(field: &'static str, name: &str) -> Result<OpName, WireError> {
+    OpName::new(name).map_err(|e| WireError::invalid(field, e))
 }
 
 fn error_counts(field: &'static str, v: &[u64]) -> Result<[u64; ErrorClass::COUNT], WireError> {
@@ -216,7 +216,14 @@ impl From<&Assignment> for pb::Assignment {
             worker_index: a.worker_index,
             target_url: a.target.url().to_string(),
             password_env: a.target.password_env().unwrap_or_default().to_string(),
-            scenario: a.scenario.name().to_string(),
+            scenario: match &a.scenario {
+                ScenarioRef::Builtin(s) => s.name().to_string(),
+                ScenarioRef::File(f) => f.origin.clone(),
+            },
+            scenario_source: match &a.scenario {
+                ScenarioRef::Builtin(_) => String::new(),
+                ScenarioRef::File(f) => f.source.clone(),
+            },
             mix: a
                 .mix
                 .iter()
@@ -259,20 +266,33 @@ impl TryFrom<pb::Assignment> for Assignment {
         let env = (!a.password_env.is_empty()).then_some(a.password_env);
         let target = Target::parse(&a.target_url, env)
             .map_err(|e| WireError::invalid("assignment.target_url", e.to_string()))?;
-        let scenario = Scenario::from_name(&a.scenario).ok_or_else(|| {
-            WireError::invalid(
-                "assignment.scenario",
-                format!(
-                    "unknown scenario {:?}; this worker knows {}",
-                    a.scenario,
-                    crate::scenario::scenario_names()
-                ),
-            )
-        })?;
+        let scenario = if a.scenario_source.is_empty() {
+            ScenarioRef::Builtin(Scenario::from_name(&a.scenario).ok_or_else(|| {
+                WireError::invalid(
+                    "assignment.scenario",
+                    format!(
+                        "unknown scenario {:?}; this worker knows {}",
+                        a.scenario,
+                        crate::scenario::scenario_names()
+                    ),
+                )
+            })?)
+        } else {
+            let origin = text("assignment.scenario", a.scenario.clone(), 4096)?;
+            let stem = std::path::Path::new(&origin)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("custom")
+                .to_string();
+            let file = ScenarioFile::parse(&origin, &stem, &a.scenario_source)
+                .map_err(|e| WireError::invalid("assignment.scenario_source", e.to_string()))?;
+            ScenarioRef::File(std::sync::Arc::new(file))
+        };
+        let operations = scenario.operations();
         let mut mix = Vec::with_capacity(a.mix.len());
         for w in &a.mix {
             let op = operation("assignment.mix", &w.name)?;
-            if !scenario.operations().contains(&op) {
+            if !operations.contains(&op) {
                 return Err(WireError::invalid(
                     "assignment.mix",
                     format!("{} is not an operation of {}", op.name(), scenario.name()),
@@ -416,6 +436,7 @@ impl Snapshot {
                 ok: s.ok,
                 errors: s.errors.to_vec(),
                 dropped_backlog: s.dropped_backlog,
+                retries: s.retries,
                 response_time: encode(&s.response)?,
                 service_time: encode(&s.service)?,
                 schedule_lag: encode(&s.lag)?,
@@ -504,6 +525,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     ok: o.ok,
                     errors: error_counts("snapshot.operations.errors", &o.errors)?,
                     dropped_backlog: o.dropped_backlog,
+                    retries: o.retries,
                     response,
                     service: histogram("snapshot.service_time", &o.service_time)?,
                     lag: histogram("snapshot.schedule_lag", &o.schedule_lag)?,
@@ -535,6 +557,7 @@ impl From<&Done> for pb::Done {
                     ok: t.ok,
                     errors: t.errors.to_vec(),
                     dropped_backlog: t.dropped_backlog,
+                    retries: t.retries,
                 })
                 .collect(),
             inserted: d.inserted,
@@ -558,6 +581,7 @@ impl TryFrom<pb::Done> for Done {
                     ok: t.ok,
                     errors: error_counts("done.totals.errors", &t.errors)?,
                     dropped_backlog: t.dropped_backlog,
+                    retries: t.retries,
                 },
             ));
         }
@@ -577,6 +601,7 @@ impl TryFrom<pb::Done> for Done {
 mod tests {
     use super::*;
     use crate::histogram::record;
+    use crate::scenario::Operation;
 
     fn assignment() -> Assignment {
         Assignment {
@@ -587,8 +612,8 @@ mod tests {
                 Some("PGPASSWORD".into()),
             )
             .unwrap(),
-            scenario: Scenario::PointSelect,
-            mix: vec![(Operation::PointSelect, 1)],
+            scenario: ScenarioRef::Builtin(Scenario::PointSelect),
+            mix: vec![(Operation::PointSelect.into(), 1)],
             shard: Shard {
                 first: 5001,
                 last: 10_000,
@@ -663,7 +688,7 @@ mod tests {
             worker_index: 0,
             sequence: 4,
             interval_index: 4,
-            operations: vec![(Operation::PointSelect, s)],
+            operations: vec![(Operation::PointSelect.into(), s)],
         };
         let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
         let (op, b) = &back.operations[0];

@@ -5,7 +5,7 @@
 //! a resent snapshot is never counted twice (§4). Warm-up intervals are kept in the
 //! series but left out of the totals.
 
-use fleetload_common::scenario::Operation;
+use fleetload_common::scenario::OpName;
 use fleetload_common::stats::{OpStats, OpTotals};
 use fleetload_common::wire::Snapshot;
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,7 +83,7 @@ pub enum Accepted {
 
 #[derive(Debug)]
 pub struct Merge {
-    pub operations: Vec<Operation>,
+    pub operations: Vec<OpName>,
     pub warmup_intervals: u64,
     pub intervals: BTreeMap<u64, IntervalAgg>,
     pub workers: BTreeMap<u32, WorkerAgg>,
@@ -94,7 +94,7 @@ fn empty(n: usize) -> Vec<OpStats> {
 }
 
 impl Merge {
-    pub fn new(operations: Vec<Operation>, warmup_intervals: u64) -> Self {
+    pub fn new(operations: Vec<OpName>, warmup_intervals: u64) -> Self {
         Merge {
             operations,
             warmup_intervals,
@@ -103,8 +103,8 @@ impl Merge {
         }
     }
 
-    fn slot(&self, op: Operation) -> Option<usize> {
-        self.operations.iter().position(|o| *o == op)
+    fn slot(&self, op: &OpName) -> Option<usize> {
+        self.operations.iter().position(|o| o == op)
     }
 
     /// Add one worker's snapshot. Operations the run does not have are an error.
@@ -113,7 +113,7 @@ impl Merge {
         let mut slots = Vec::with_capacity(snap.operations.len());
         for (op, _) in &snap.operations {
             slots.push(
-                self.slot(*op)
+                self.slot(op)
                     .ok_or_else(|| format!("operation {} is not part of this run", op.name()))?,
             );
         }
@@ -170,6 +170,7 @@ impl Merge {
 mod tests {
     use super::*;
     use fleetload_common::histogram::record;
+    use fleetload_common::scenario::Operation;
     use std::time::Duration;
 
     fn snap(worker: u32, seq: u64, interval: u64, values_us: &[u64]) -> Snapshot {
@@ -184,13 +185,13 @@ mod tests {
             worker_index: worker,
             sequence: seq,
             interval_index: interval,
-            operations: vec![(Operation::PointSelect, s)],
+            operations: vec![(Operation::PointSelect.into(), s)],
         }
     }
 
     #[test]
     fn merge_is_exact_ignores_duplicates_and_leaves_out_warmup() {
-        let mut m = Merge::new(vec![Operation::PointSelect], 1);
+        let mut m = Merge::new(vec![Operation::PointSelect.into()], 1);
         assert_eq!(m.add(&snap(0, 0, 0, &[9_000; 10])).unwrap(), Accepted::New);
         assert_eq!(
             m.add(&snap(0, 1, 1, &[100, 200, 300])).unwrap(),

@@ -298,7 +298,7 @@ impl Controller {
                 run_id: self.run_id.clone(),
                 worker_index: i as u32,
                 target: plan.target.clone(),
-                scenario: plan.scenario,
+                scenario: plan.scenario.clone(),
                 mix: plan.mix.clone(),
                 shard,
                 rows: plan.rows,
@@ -414,7 +414,7 @@ impl Controller {
 
         let warmup_intervals = (plan.warmup.as_nanos() / plan.interval.as_nanos()) as u64;
         let mut merge = Merge::new(
-            plan.mix.iter().map(|(op, _)| *op).collect(),
+            plan.mix.iter().map(|(op, _)| op.clone()).collect(),
             warmup_intervals,
         );
         let last_interval = plan.interval_count() - 1;

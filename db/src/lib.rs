@@ -4,12 +4,15 @@
 //! # Layout
 //! - [`session`]: one connection of one of sqlx's drivers, and error classification.
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
+//! - [`custom`]: scenario files at run time: compiled statements, transactions with
+//!   retry, the pre-run check, set-up, load and tear-down.
 //! - [`ml`]: the in-database stand-in for the Aurora ML churn endpoint.
 //! - [`prepare`]: schema creation and fast data loading.
 //! - [`verify`]: checks a churn table against the model and a run report.
 //! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
 
 pub mod counters;
+pub mod custom;
 pub mod ml;
 pub mod prepare;
 pub mod session;

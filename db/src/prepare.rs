@@ -7,7 +7,7 @@
 
 use crate::session::{describe, ConnectSpec, Session};
 use crate::workload::{finish, insert_rows, schema};
-use fleetload_common::scenario::Scenario;
+use fleetload_common::scenario::{Scenario, ScenarioRef};
 use fleetload_common::target::{Driver, Target};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub struct PrepareError {
 #[derive(Debug, Clone)]
 pub struct PrepareSpec {
     pub target: Target,
-    pub scenario: Scenario,
+    pub scenario: ScenarioRef,
     pub rows: u64,
     pub seed: u64,
     pub sessions: usize,
@@ -43,7 +43,8 @@ pub struct PrepareSpec {
 /// What a prepare did.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub table: &'static str,
+    /// The table loaded (built-in scenarios) or the scenario file's name.
+    pub table: String,
     pub rows: u64,
     pub elapsed: Duration,
 }
@@ -72,7 +73,7 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
         pool.push(connect.connect().await.map_err(|e| fail(e.to_string()))?);
     }
     pool.push(first);
-    let mut pool = load_range(pool, spec.scenario, spec.seed, spec.rows, 1..=spec.rows)
+    let mut pool = load_range(pool, &spec.scenario, spec.seed, spec.rows, 1..=spec.rows)
         .await
         .map_err(fail)?;
     first = pool
@@ -84,8 +85,14 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
     finish_prepare(spec, &mut first).await?;
     first.close().await;
     Ok(Prepared {
-        table: spec.scenario.table(),
-        rows: spec.rows,
+        table: match &spec.scenario {
+            ScenarioRef::Builtin(s) => s.table().to_string(),
+            ScenarioRef::File(f) => f.name.clone(),
+        },
+        rows: match &spec.scenario {
+            ScenarioRef::File(f) if f.load.is_none() => 0,
+            _ => spec.rows,
+        },
         elapsed: started.elapsed(),
     })
 }
@@ -103,11 +110,20 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
         .map_err(|e| fail(e.to_string()))?;
     connect.create = true;
     let mut session = connect.connect().await.map_err(|e| fail(e.to_string()))?;
-    for stmt in schema(spec.target.driver(), spec.scenario) {
-        session
-            .run_text(&stmt)
-            .await
-            .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
+    match &spec.scenario {
+        ScenarioRef::Builtin(scenario) => {
+            for stmt in schema(spec.target.driver(), *scenario) {
+                session
+                    .run_text(&stmt)
+                    .await
+                    .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
+            }
+        }
+        ScenarioRef::File(file) => {
+            crate::custom::run_plain(&mut session, file, &file.setup, "[setup]")
+                .await
+                .map_err(fail)?;
+        }
     }
     Ok(session)
 }
@@ -119,7 +135,7 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
 /// A chunk failed; the message names its ids.
 pub async fn load_range(
     sessions: Vec<Session>,
-    scenario: Scenario,
+    scenario: &ScenarioRef,
     seed: u64,
     rows: u64,
     ids: std::ops::RangeInclusive<u64>,
@@ -130,10 +146,16 @@ pub async fn load_range(
     } else {
         0
     };
+    if let ScenarioRef::File(f) = scenario {
+        if f.load.is_none() {
+            return Ok(sessions);
+        }
+    }
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for mut session in sessions {
         let next = Arc::clone(&next);
+        let scenario = scenario.clone();
         tasks.spawn(async move {
             loop {
                 let chunk = next.fetch_add(1, Ordering::Relaxed);
@@ -142,9 +164,16 @@ pub async fn load_range(
                 }
                 let from = first + chunk * CHUNK_ROWS;
                 let to = (from + CHUNK_ROWS - 1).min(last);
-                let sql = insert_rows(scenario, seed, rows, from..=to);
-                if let Err(e) = session.run_text(&sql).await {
-                    return Err(format!("loading rows {from}..={to}: {}", describe(&e)));
+                match &scenario {
+                    ScenarioRef::Builtin(s) => {
+                        let sql = insert_rows(*s, seed, rows, from..=to);
+                        if let Err(e) = session.run_text(&sql).await {
+                            return Err(format!("loading rows {from}..={to}: {}", describe(&e)));
+                        }
+                    }
+                    ScenarioRef::File(f) => {
+                        crate::custom::load_rows(&mut session, f, seed, from..=to).await?;
+                    }
                 }
             }
         });
@@ -175,13 +204,18 @@ pub async fn finish_prepare(spec: &PrepareSpec, session: &mut Session) -> Result
         target: spec.target.to_string(),
         message,
     };
-    for stmt in finish(driver, spec.scenario, spec.rows) {
+    // A scenario file's set-up is all it asks for; its rows are what its statements made.
+    let ScenarioRef::Builtin(scenario) = &spec.scenario else {
+        return Ok(());
+    };
+    let scenario = *scenario;
+    for stmt in finish(driver, scenario, spec.rows) {
         session
             .run_text(&stmt)
             .await
             .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
     }
-    if spec.scenario == Scenario::Churn {
+    if scenario == Scenario::Churn {
         // After the load: the bulk insert must not call the model row by row.
         let (ml, hint) = match &spec.aurora_endpoint {
             Some(endpoint) => (
@@ -210,7 +244,7 @@ pub async fn finish_prepare(spec: &PrepareSpec, session: &mut Session) -> Result
                 .map_err(|e| fail(format!("{}{hint}: {stmt}", describe(&e))))?;
         }
     }
-    let table = spec.scenario.table();
+    let table = scenario.table();
     let count = session
         .scalar_i64(&format!("SELECT COUNT(*) FROM {table}"))
         .await
@@ -222,4 +256,27 @@ pub async fn finish_prepare(spec: &PrepareSpec, session: &mut Session) -> Result
         )));
     }
     Ok(())
+}
+
+/// Run a scenario file's `[teardown]`; returns the statements run (built-in scenarios
+/// have none: their tables are dropped by the next prepare).
+///
+/// # Errors
+/// The target cannot be reached or a statement fails.
+pub async fn teardown(spec: &PrepareSpec) -> Result<usize, PrepareError> {
+    let fail = |message: String| PrepareError {
+        target: spec.target.to_string(),
+        message,
+    };
+    let ScenarioRef::File(file) = &spec.scenario else {
+        return Ok(0);
+    };
+    let connect = ConnectSpec::new(spec.target.clone(), spec.connect_timeout)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut session = connect.connect().await.map_err(|e| fail(e.to_string()))?;
+    let ran = crate::custom::run_plain(&mut session, file, &file.teardown, "[teardown]")
+        .await
+        .map_err(fail)?;
+    session.close().await;
+    Ok(ran)
 }

@@ -14,13 +14,7 @@ use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A bound statement argument.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    Int(i64),
-    Real(f64),
-    Text(String),
-}
+pub use fleetload_common::value::Arg;
 
 /// An open connection.
 #[derive(Debug)]
@@ -160,13 +154,186 @@ macro_rules! bind_all {
                 Arg::Int(v) => q.bind(*v),
                 Arg::Real(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_str()),
+                Arg::Timestamp(micros) => q.bind(timestamp(*micros)),
             };
         }
         q
     }};
 }
 
+fn timestamp(micros: i64) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// A column value as an [`Arg`], whatever its SQL type: integers, floats, text and
+/// timestamps; anything else is refused by name.
+macro_rules! column_arg {
+    ($row:expr, $i:expr) => {{
+        use sqlx::{Column, Row, TypeInfo, ValueRef};
+        let row = $row;
+        let i = $i;
+        if row.try_get_raw(i).map(|v| v.is_null()).unwrap_or(false) {
+            Err(format!("column `{}` is NULL", row.columns()[i].name()))
+        } else if let Ok(v) = row.try_get::<i64, _>(i) {
+            Ok(Arg::Int(v))
+        } else if let Ok(v) = row.try_get::<i32, _>(i) {
+            Ok(Arg::Int(i64::from(v)))
+        } else if let Ok(v) = row.try_get::<i16, _>(i) {
+            Ok(Arg::Int(i64::from(v)))
+        } else if let Ok(v) = row.try_get::<f64, _>(i) {
+            Ok(Arg::Real(v))
+        } else if let Ok(v) = row.try_get::<f32, _>(i) {
+            Ok(Arg::Real(f64::from(v)))
+        } else if let Ok(v) = row.try_get::<String, _>(i) {
+            Ok(Arg::Text(v))
+        } else if let Ok(v) = row.try_get::<chrono::NaiveDateTime, _>(i) {
+            Ok(Arg::Timestamp(v.and_utc().timestamp_micros()))
+        } else {
+            Err(format!(
+                "column `{}` has type {}, which fleetload cannot pass on; CAST it to an integer, a float or text",
+                row.columns()[i].name(),
+                row.columns()[i].type_info().name()
+            ))
+        }
+    }};
+}
+
+/// Take the named columns of a statement's first row into `out` (names compared without
+/// case, as SQL does).
+macro_rules! capture {
+    ($rows:expr, $names:expr, $out:expr) => {{
+        use sqlx::{Column, Row};
+        if let Some(row) = $rows.first() {
+            for name in $names {
+                if let Some(c) = row
+                    .columns()
+                    .iter()
+                    .find(|c| c.name().eq_ignore_ascii_case(name))
+                {
+                    let value = column_arg!(row, c.ordinal()).map_err(CaptureError::Column)?;
+                    $out.retain(|(n, _): &(String, Arg)| !n.eq_ignore_ascii_case(name));
+                    $out.push((name.clone(), value));
+                }
+            }
+        }
+        Ok::<usize, CaptureError>($rows.len())
+    }};
+}
+
+/// Why a statement whose columns were wanted failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// A returned column cannot be taken as a parameter value.
+    #[error("{0}")]
+    Column(String),
+}
+
 impl Session {
+    /// Run one statement of a scenario file and keep the `capture` columns of its first
+    /// row in `out`; returns the rows it gave. Prepared: `sql` has placeholders and
+    /// `args` are bound (the statement is prepared once per connection and cached).
+    /// Text: `sql` already holds the values and goes as a plain query, so the server
+    /// parses it every time.
+    ///
+    /// # Errors
+    /// Whatever the database returns, or a captured column of a type that cannot be
+    /// passed on.
+    pub async fn run_statement(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        prepared: bool,
+        capture: &[String],
+        out: &mut Vec<(String, Arg)>,
+    ) -> Result<usize, CaptureError> {
+        use sqlx::Executor;
+        macro_rules! go {
+            ($c:expr) => {{
+                let rows = if prepared {
+                    bind_all!(sqlx::query(sql), args)
+                        .fetch_all(&mut *$c)
+                        .await?
+                } else {
+                    $c.fetch_all(sql).await?
+                };
+                capture!(rows, capture, out)
+            }};
+        }
+        match self {
+            Session::MySql(c) => go!(c),
+            Session::Postgres(c) => go!(c),
+            Session::Sqlite(c) => go!(c),
+        }
+    }
+
+    /// Prepare `sql` without running it, and return the names of the columns it would
+    /// return: how a scenario file's statements are checked before a run. `params` gives
+    /// a value of the type each placeholder will be bound with (`None`: unknown, let the
+    /// server infer it); PostgreSQL checks the statement with those types, so a value of
+    /// the wrong type for its column fails here rather than in every operation.
+    ///
+    /// The statement cache is cleared afterwards: the server may have inferred other
+    /// types than the run binds.
+    ///
+    /// # Errors
+    /// The server cannot prepare it (syntax, unknown table or column, types).
+    pub async fn describe_columns(
+        &mut self,
+        sql: &str,
+        params: &[Option<Arg>],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        use sqlx::{Column, Executor, Statement};
+        let names = match self {
+            Session::MySql(c) => c
+                .prepare(sql)
+                .await?
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+            Session::Postgres(c) => {
+                use sqlx::postgres::{types::Oid, PgTypeInfo, Postgres};
+                use sqlx::Type;
+                let types: Vec<PgTypeInfo> = params
+                    .iter()
+                    .map(|p| match p {
+                        Some(Arg::Int(_)) => <i64 as Type<Postgres>>::type_info(),
+                        Some(Arg::Real(_)) => <f64 as Type<Postgres>>::type_info(),
+                        Some(Arg::Text(_)) => <&str as Type<Postgres>>::type_info(),
+                        Some(Arg::Timestamp(_)) => {
+                            <chrono::NaiveDateTime as Type<Postgres>>::type_info()
+                        }
+                        // 705 is PostgreSQL's `unknown`: the server infers the type.
+                        None => PgTypeInfo::with_oid(Oid(705)),
+                    })
+                    .collect();
+                c.prepare_with(sql, &types)
+                    .await?
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect()
+            }
+            Session::Sqlite(c) => c
+                .prepare(sql)
+                .await?
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+        };
+        match self {
+            Session::MySql(c) => c.clear_cached_statements().await?,
+            Session::Postgres(c) => c.clear_cached_statements().await?,
+            Session::Sqlite(c) => c.clear_cached_statements().await?,
+        }
+        Ok(names)
+    }
+
     /// Run a prepared (cached per connection) query and return how many rows it gave.
     ///
     /// # Errors

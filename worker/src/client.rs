@@ -2,16 +2,18 @@
 //! sessions, start with the fleet, stream one snapshot per interval, say what ran.
 
 use crate::error::WorkerError;
+use crate::load::Work;
 use crate::load::{drive, Shared};
 use crate::pacer::Pacer;
 use crate::recorder::{IntervalStats, Recorder};
 use fleetload_common::plan::interval_count;
 use fleetload_common::rng::Rng;
-use fleetload_common::scenario::Operation;
+use fleetload_common::scenario::{OpName, Operation, ScenarioRef};
 use fleetload_common::schedule::Arrivals;
 use fleetload_common::split::Shard;
 use fleetload_common::stats::{OpStats, OpTotals};
 use fleetload_common::wire::{Assignment, Done, Hello, Snapshot, WorkerLoad};
+use fleetload_db::custom::CustomWorkload;
 use fleetload_db::session::{ConnectSpec, Session};
 use fleetload_db::workload::Workload;
 use fleetload_proto::v1 as pb;
@@ -77,7 +79,7 @@ pub fn host_name() -> String {
 pub struct WorkerSummary {
     pub run_id: String,
     pub worker_index: u32,
-    pub totals: Vec<(Operation, OpTotals)>,
+    pub totals: Vec<(OpName, OpTotals)>,
     pub snapshots_sent: u64,
     /// Why the run ended early, if the coordinator stopped it.
     pub stopped: Option<String>,
@@ -298,7 +300,7 @@ pub async fn run(
         let shard = assignment.shard;
         let loaded = fleetload_db::prepare::load_range(
             sessions,
-            assignment.scenario,
+            &assignment.scenario,
             assignment.seed,
             assignment.rows,
             shard.first..=shard.last,
@@ -321,12 +323,13 @@ pub async fn run(
     // Inserted ids start above every id in the table, so runs never collide. Every
     // worker reads the maximum before it reports ready, and nobody inserts before the
     // start, so all workers of the run see the same maximum.
-    if assignment
-        .mix
-        .iter()
-        .any(|(op, _)| *op == Operation::InsertCustomer)
-    {
-        let table = assignment.scenario.table();
+    let builtin_table = assignment.scenario.builtin().map(|s| s.table());
+    if let Some(table) = builtin_table.filter(|_| {
+        assignment
+            .mix
+            .iter()
+            .any(|(op, _)| *op == Operation::InsertCustomer)
+    }) {
         match sessions[0]
             .scalar_i64(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
             .await
@@ -345,6 +348,17 @@ pub async fn run(
                     ))
                     .await)
             }
+        }
+    }
+    // A scenario file's statements are prepared on the server now, so a broken file
+    // fails the run with its line before any load starts.
+    let mut work = match work_for(&assignment) {
+        Ok(w) => w,
+        Err(e) => return Err(control.fail(e).await),
+    };
+    if let (Work::Custom { workload, .. }, Some(first)) = (&work, sessions.first_mut()) {
+        if let Err(e) = workload.check(first).await {
+            return Err(control.fail(e).await);
         }
     }
     control
@@ -374,8 +388,17 @@ pub async fn run(
             }
         }
     };
+    // Sequences start above what is in the table once every worker has loaded its
+    // shard (all were ready) and before anyone inserts (the start is still ahead).
+    if let (Work::Custom { workload, bases }, Some(first)) = (&mut work, sessions.first_mut()) {
+        match workload.sequence_bases(first).await {
+            Ok(b) => *bases = b,
+            Err(e) => return Err(control.fail(e).await),
+        }
+    }
     execute(
         assignment,
+        work,
         sessions,
         connect,
         start,
@@ -390,8 +413,37 @@ pub async fn run(
     .await
 }
 
+/// What this worker's sessions will run, from its assignment.
+fn work_for(a: &Assignment) -> Result<Work, String> {
+    let names: Vec<OpName> = a.mix.iter().map(|(op, _)| op.clone()).collect();
+    match &a.scenario {
+        ScenarioRef::Builtin(scenario) => Ok(Work::Builtin {
+            workload: Workload::new(
+                a.target.driver(),
+                *scenario,
+                a.seed,
+                a.batch_size,
+                a.aurora_ml,
+            ),
+            ops: names
+                .iter()
+                .map(|n| {
+                    n.builtin()
+                        .ok_or_else(|| format!("{n} is not an operation of {}", scenario.name()))
+                })
+                .collect::<Result<_, _>>()?,
+        }),
+        ScenarioRef::File(file) => Ok(Work::Custom {
+            workload: CustomWorkload::new(std::sync::Arc::clone(file), a.target.driver(), &names)?,
+            bases: Default::default(),
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     a: Assignment,
+    work: Work,
     sessions: Vec<Session>,
     connect: ConnectSpec,
     start: Instant,
@@ -460,13 +512,7 @@ async fn execute(
         op_timeout: a.op_timeout,
         seed: a.seed,
         worker_index: a.worker_index,
-        workload: Workload::new(
-            a.target.driver(),
-            a.scenario,
-            a.seed,
-            a.batch_size,
-            a.aurora_ml,
-        ),
+        work,
         insert_base: a.insert_id_base,
         insert_stride: a.insert_id_stride,
         sessions: sessions.len(),
@@ -565,10 +611,10 @@ async fn execute(
             },
         }
     }
-    let mut totals: Vec<(Operation, OpTotals)> = a
+    let mut totals: Vec<(OpName, OpTotals)> = a
         .mix
         .iter()
-        .map(|(op, _)| (*op, OpTotals::default()))
+        .map(|(op, _)| (op.clone(), OpTotals::default()))
         .collect();
     let mut inserted = 0;
     let mut insert_id_last = 0;
@@ -584,13 +630,8 @@ async fn execute(
             Ok((session_totals, rows, last_id)) => {
                 inserted += rows;
                 insert_id_last = insert_id_last.max(last_id);
-                for (slot, t) in session_totals.into_iter().enumerate() {
-                    let into = &mut totals[slot].1;
-                    into.ok += t.ok;
-                    into.dropped_backlog += t.dropped_backlog;
-                    for (x, y) in into.errors.iter_mut().zip(t.errors) {
-                        *x += y;
-                    }
+                for (slot, t) in session_totals.iter().enumerate() {
+                    totals[slot].1.merge(t);
                 }
             }
             Err(e) => tracing::error!(error = %e, "a session task failed"),
@@ -800,7 +841,13 @@ impl SnapshotSender<'_> {
                 worker_index: self.a.worker_index,
                 sequence: self.sequence,
                 interval_index: k,
-                operations: self.a.mix.iter().map(|(op, _)| *op).zip(stats).collect(),
+                operations: self
+                    .a
+                    .mix
+                    .iter()
+                    .map(|(op, _)| op.clone())
+                    .zip(stats)
+                    .collect(),
             };
             let wire = snapshot
                 .to_proto()

@@ -8,14 +8,17 @@
 //! back, with an optional think time.
 
 use crate::recorder::Recorder;
+use fleetload_common::generator::Streams;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
-use fleetload_common::scenario::Operation;
+use fleetload_common::scenario::{OpName, Operation};
 use fleetload_common::split::Shard;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::WorkerLoad;
-use fleetload_db::session::{classify, describe, ConnectSpec, Session};
+use fleetload_db::custom::{CustomSession, CustomWorkload, OpFailure};
+use fleetload_db::session::{ConnectSpec, Session};
 use fleetload_db::workload::{Keys, Workload};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -23,6 +26,21 @@ use tokio_util::sync::CancellationToken;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+/// What the sessions run: a built-in scenario's operations or a scenario file's, one per
+/// mix slot.
+#[derive(Debug)]
+pub enum Work {
+    Builtin {
+        workload: Workload,
+        ops: Vec<Operation>,
+    },
+    Custom {
+        workload: CustomWorkload,
+        /// First value of each sequence parameter, read once before the start.
+        bases: BTreeMap<(usize, usize), u64>,
+    },
+}
 
 /// What every session of a worker shares.
 #[derive(Debug)]
@@ -34,7 +52,7 @@ pub struct Shared {
     pub load: WorkerLoad,
     /// Intended starts released by the pacer (open loop only).
     pub arrivals: async_channel::Receiver<std::time::Instant>,
-    pub mix: Vec<(Operation, u32)>,
+    pub mix: Vec<(OpName, u32)>,
     pub shard: Shard,
     /// Ranges taken over from lost workers, and a version sessions check per operation
     /// (one atomic load; the lock only when it changed).
@@ -47,7 +65,7 @@ pub struct Shared {
     pub op_timeout: Duration,
     pub seed: u64,
     pub worker_index: u32,
-    pub workload: Workload,
+    pub work: Work,
     pub connect: ConnectSpec,
     pub recorders: Vec<Arc<Recorder>>,
     pub cancel: CancellationToken,
@@ -82,6 +100,8 @@ struct Driver {
     session: Option<Session>,
     rng: Rng,
     keys: Keys,
+    /// Generator state of a scenario file's parameters.
+    custom: Option<CustomSession>,
     extra_seen: u64,
     total_weight: u64,
     backoff: Duration,
@@ -119,6 +139,18 @@ pub async fn drive(
             extra: Vec::new(),
             next_insert: shared.insert_base + index as u64 * shared.insert_stride,
             insert_stride: shared.insert_stride * shared.sessions.max(1) as u64,
+        },
+        custom: match &shared.work {
+            Work::Custom { workload, bases } => Some(workload.session(
+                Streams {
+                    worker_index: u64::from(shared.worker_index),
+                    fleet: shared.insert_stride,
+                    session: index as u64,
+                    sessions: shared.sessions.max(1) as u64,
+                },
+                bases,
+            )),
+            Work::Builtin { .. } => None,
         },
         session: Some(session),
         total_weight,
@@ -194,7 +226,6 @@ impl Driver {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let (op, _) = shared.mix[slot];
         let version = shared
             .extra_version
             .load(std::sync::atomic::Ordering::Acquire);
@@ -204,14 +235,36 @@ impl Driver {
         }
         let next_insert = self.keys.next_insert;
         let send = Instant::now();
-        let result = tokio::time::timeout(
-            shared.op_timeout,
-            shared
-                .workload
-                .execute(session, op, &mut self.keys, &mut self.rng),
-        )
-        .await;
+        let (retries, result) = match &shared.work {
+            Work::Builtin { workload, ops } => {
+                let r = tokio::time::timeout(
+                    shared.op_timeout,
+                    workload.execute(session, ops[slot], &mut self.keys, &mut self.rng),
+                )
+                .await;
+                (0, r.map(|r| r.map_err(OpFailure::Sql)))
+            }
+            Work::Custom { workload, .. } => {
+                let Some(state) = self.custom.as_mut() else {
+                    return;
+                };
+                match tokio::time::timeout(
+                    shared.op_timeout,
+                    workload.execute(session, slot, state, &self.keys, &mut self.rng),
+                )
+                .await
+                {
+                    Ok((done, r)) => (done.retries, Ok(r.map(|()| 0))),
+                    Err(elapsed) => (0, Err(elapsed)),
+                }
+            }
+        };
         let done = Instant::now();
+        if retries > 0 {
+            self.recorder
+                .retried(shared.interval_of(done), slot, retries);
+            self.totals[slot].retries += retries;
+        }
         if self.keys.next_insert != next_insert {
             // Ids are spent whether or not the insert succeeded.
             self.last_insert_id = self
@@ -228,8 +281,8 @@ impl Driver {
                 self.totals[slot].ok += 1;
             }
             Ok(Err(e)) => {
-                let class = classify(&e);
-                self.recorder.error(interval, slot, class, || describe(&e));
+                let class = e.class();
+                self.recorder.error(interval, slot, class, || e.describe());
                 self.totals[slot].errors[class.index()] += 1;
                 if class.needs_reconnect() {
                     self.session = None;
@@ -241,7 +294,7 @@ impl Driver {
                     .error(interval, slot, ErrorClass::Timeout, || {
                         format!(
                             "{} did not complete within op_timeout {timeout:?}",
-                            op.name()
+                            shared.mix[slot].0
                         )
                     });
                 self.totals[slot].errors[ErrorClass::Timeout.index()] += 1;

@@ -94,6 +94,11 @@ impl Recorder {
         self.with(interval, slot, |s| s.add_error(class, message));
     }
 
+    /// Deadlocks or serialization failures an operation retried past.
+    pub fn retried(&self, interval: u64, slot: usize, retries: u64) {
+        self.with(interval, slot, |s| s.retries += retries);
+    }
+
     pub fn dropped(&self, interval: u64, slot: usize) {
         self.with(interval, slot, |s| s.dropped_backlog += 1);
     }

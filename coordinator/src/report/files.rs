@@ -4,6 +4,7 @@
 //! HdrHistogram tools).
 
 use super::Report;
+use fleetload_common::scenario::OpName;
 use std::fmt::Write as _;
 
 /// One interval's cluster histogram of one operation, already encoded.
@@ -11,7 +12,7 @@ use std::fmt::Write as _;
 pub struct LoggedInterval {
     pub start_s: f64,
     pub length_s: f64,
-    pub operation: &'static str,
+    pub operation: OpName,
     pub max_us: u64,
     /// Base64 of V2+deflate, as in report.json.
     pub encoded: String,

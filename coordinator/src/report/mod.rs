@@ -13,6 +13,7 @@ use base64::Engine;
 use fleetload_common::histogram::{encode, Latency};
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::plan::{Plan, RawPlan};
+use fleetload_common::scenario::OpName;
 use fleetload_common::split::Shard;
 use fleetload_common::stats::{OpStats, OpTotals};
 use serde::Serialize;
@@ -78,6 +79,10 @@ pub struct OpSummary {
     pub error_total: u64,
     pub error_rate: f64,
     pub dropped_backlog: u64,
+    /// Deadlocks and serialization failures retried inside successful or failed
+    /// operations (scenario files' `retry`); not operations themselves.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: u64,
     pub response_time: Percentiles,
     pub service_time: Percentiles,
     /// Only in open loop: actual send − intended start.
@@ -105,6 +110,7 @@ impl OpSummary {
                 0.0
             },
             dropped_backlog: s.dropped_backlog,
+            retries: s.retries,
             response_time: Percentiles::of(&s.response),
             service_time: Percentiles::of(&s.service),
             schedule_lag: (!s.lag.is_empty()).then(|| Percentiles::of(&s.lag)),
@@ -159,8 +165,8 @@ pub struct IntervalJson {
     pub workers_reporting: usize,
     /// Snapshots that arrived after the interval was reported live (still counted).
     pub late_snapshots: u64,
-    pub operations: BTreeMap<&'static str, OpSummary>,
-    pub per_worker: BTreeMap<u32, BTreeMap<&'static str, BriefJson>>,
+    pub operations: BTreeMap<OpName, OpSummary>,
+    pub per_worker: BTreeMap<u32, BTreeMap<OpName, BriefJson>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +174,12 @@ pub struct ExecutedJson {
     pub ok: u64,
     pub errors: BTreeMap<&'static str, u64>,
     pub dropped_backlog: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<&OpTotals> for ExecutedJson {
@@ -176,6 +188,7 @@ impl From<&OpTotals> for ExecutedJson {
             ok: t.ok,
             errors: error_map(&t.errors),
             dropped_backlog: t.dropped_backlog,
+            retries: t.retries,
         }
     }
 }
@@ -202,9 +215,9 @@ pub struct WorkerJson {
     pub duplicate_snapshots: u64,
     /// What the worker says it executed, warm-up included (from its final message).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub executed: Option<BTreeMap<&'static str, ExecutedJson>>,
+    pub executed: Option<BTreeMap<OpName, ExecutedJson>>,
     /// Measured totals from its snapshots (warm-up excluded).
-    pub operations: BTreeMap<&'static str, OpSummary>,
+    pub operations: BTreeMap<OpName, OpSummary>,
     /// Rows it inserted, and the ids they took: `insert_id_base + k·insert_id_stride`
     /// for the run's k = 0, 1, … (each session of the worker owns one residue).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,9 +352,9 @@ pub struct Report {
     /// The effective plan; URLs never hold passwords, so nothing is redacted away.
     pub plan: RawPlan,
     pub workers: Vec<WorkerJson>,
-    pub operations: BTreeMap<&'static str, OpSummary>,
+    pub operations: BTreeMap<OpName, OpSummary>,
     pub intervals: Vec<IntervalJson>,
-    pub histograms: BTreeMap<&'static str, HistogramsJson>,
+    pub histograms: BTreeMap<OpName, HistogramsJson>,
     pub verification: Verification,
     /// Rows the run inserted, over all workers (warm-up included).
     pub inserted_rows: u64,
@@ -372,7 +385,7 @@ pub struct WorkerInfo {
     pub sessions: u32,
     pub state: &'static str,
     pub message: Option<String>,
-    pub executed: Option<Vec<(fleetload_common::scenario::Operation, OpTotals)>>,
+    pub executed: Option<Vec<(fleetload_common::scenario::OpName, OpTotals)>>,
     /// Rows inserted, the first and the last insert id, from the worker's final message.
     pub inserted: Option<(u64, u64, u64)>,
     /// Rows of its shard it loaded when the fleet prepared the data.
@@ -406,19 +419,19 @@ impl Report {
         let warmup_s = plan.warmup.as_secs_f64();
         let measured_s = (input.ran_for.as_secs_f64().min(plan.duration.as_secs_f64()) - warmup_s)
             .max(interval_s.min(plan.duration.as_secs_f64()));
-        let names: Vec<&'static str> = merge.operations.iter().map(|o| o.name()).collect();
+        let names: Vec<OpName> = merge.operations.clone();
         let cluster = merge.cluster_measured();
         let operations = names
             .iter()
             .zip(&cluster)
-            .map(|(n, s)| (*n, OpSummary::of(s, measured_s)))
+            .map(|(n, s)| (n.clone(), OpSummary::of(s, measured_s)))
             .collect();
         let histograms = names
             .iter()
             .zip(&cluster)
             .map(|(n, s)| {
                 (
-                    *n,
+                    n.clone(),
                     HistogramsJson {
                         response_time: b64(&s.response),
                         service_time: b64(&s.service),
@@ -445,7 +458,7 @@ impl Report {
                     operations: names
                         .iter()
                         .zip(&agg.cluster)
-                        .map(|(n, s)| (*n, OpSummary::of(s, len)))
+                        .map(|(n, s)| (n.clone(), OpSummary::of(s, len)))
                         .collect(),
                     per_worker: agg
                         .per_worker
@@ -456,7 +469,7 @@ impl Report {
                                 names
                                     .iter()
                                     .zip(briefs)
-                                    .map(|(n, b)| (*n, BriefJson::of(b, len)))
+                                    .map(|(n, b)| (n.clone(), BriefJson::of(b, len)))
                                     .collect(),
                             )
                         })
@@ -478,9 +491,9 @@ impl Report {
                             .unwrap_or_default();
                         if got != *done {
                             mismatches.push(format!(
-                                "worker {} {}: executed {} ok / {} errors / {} dropped, snapshots hold {} / {} / {}",
-                                w.name, op.name(), done.ok, done.errors.iter().sum::<u64>(), done.dropped_backlog,
-                                got.ok, got.errors.iter().sum::<u64>(), got.dropped_backlog
+                                "worker {} {}: executed {} ok / {} errors / {} dropped / {} retries, snapshots hold {} / {} / {} / {}",
+                                w.name, op.name(), done.ok, done.errors.iter().sum::<u64>(), done.dropped_backlog, done.retries,
+                                got.ok, got.errors.iter().sum::<u64>(), got.dropped_backlog, got.retries
                             ));
                         }
                     }
@@ -499,9 +512,9 @@ impl Report {
                     message: w.message.clone(),
                     snapshots: agg.map_or(0, |a| a.sequences.len()),
                     duplicate_snapshots: agg.map_or(0, |a| a.duplicates),
-                    executed: w.executed.as_ref().map(|e| e.iter().map(|(op, t)| (op.name(), ExecutedJson::from(t))).collect()),
+                    executed: w.executed.as_ref().map(|e| e.iter().map(|(op, t)| (op.clone(), ExecutedJson::from(t))).collect()),
                     operations: agg
-                        .map(|a| names.iter().zip(&a.measured).map(|(n, s)| (*n, OpSummary::of(s, measured_s))).collect())
+                        .map(|a| names.iter().zip(&a.measured).map(|(n, s)| (n.clone(), OpSummary::of(s, measured_s))).collect())
                         .unwrap_or_default(),
                     inserted_rows: w.inserted.map(|(rows, _, _)| rows),
                     insert_id_base: w.inserted.map(|(_, base, _)| base),
@@ -581,7 +594,7 @@ impl Report {
                         .map(move |(n, s)| files::LoggedInterval {
                             start_s,
                             length_s,
-                            operation: n,
+                            operation: n.clone(),
                             max_us: s.response.max(),
                             encoded: b64(&s.response),
                         })

@@ -78,7 +78,7 @@ pub fn render(r: &Report) -> String {
     );
     header(&mut out);
     for (name, s) in &r.operations {
-        row(&mut out, name, s);
+        row(&mut out, name.as_str(), s);
     }
     for (name, s) in &r.operations {
         let v = &s.service_time;
@@ -89,6 +89,13 @@ pub fn render(r: &Report) -> String {
             ms(v.p99_ms),
             ms(v.max_ms)
         );
+        if s.retries > 0 {
+            let _ = writeln!(
+                out,
+                "  {name}: {} deadlock/serialization retries",
+                s.retries
+            );
+        }
         if let Some(l) = &s.schedule_lag {
             let _ = writeln!(
                 out,
