@@ -34,6 +34,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create the scenario's schema and load its rows.
     Prepare(PrepareArgs),
+    /// Read a report.json again: print its summary, render its HTML, or compare two runs.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Check a plan and its scenario file against the target: every statement must prepare; nothing runs.
     Check(CheckArgs),
     /// Run a scenario file's [teardown] statements.
@@ -263,6 +266,31 @@ pub struct PrepareArgs {
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Print the summary of a report.json.
+    Show {
+        /// The report.json.
+        report: PathBuf,
+    },
+    /// Render report.html from a report.json.
+    Html {
+        /// The report.json.
+        report: PathBuf,
+        /// Where to write it (default: report.html beside the report.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Per operation, the change in throughput and percentiles from BASE to NEW, marking
+    /// changes larger than the noise the two runs' interval series show.
+    Compare {
+        /// The baseline report.json.
+        base: PathBuf,
+        /// The report.json to compare with it.
+        new: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,8 +2,8 @@
 //! report, and choose the exit status (0 passed, 1 failed, 130 interrupted).
 
 use crate::cli::{
-    CheckArgs, Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, RunArgs, VerifyArgs,
-    WorkerArgs,
+    CheckArgs, Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, ReportCommand,
+    RunArgs, VerifyArgs, WorkerArgs,
 };
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
@@ -68,6 +68,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prepare(a) => prepare(a).await,
         Command::Verify(a) => verify(a).await,
         Command::Check(a) => check(a).await,
+        Command::Report(c) => report(c),
         Command::Teardown(a) => teardown(a).await,
     }
 }
@@ -163,6 +164,32 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 "{}: built-in scenario, the plan is valid and {} answers",
                 s.name(),
                 plan.target
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
+    let read = |p: &Path| Report::from_json_file(p).map_err(anyhow::Error::msg);
+    match command {
+        ReportCommand::Show { report } => {
+            print!(
+                "{}",
+                fleetload_coordinator::report::text::render(&read(&report)?)
+            );
+        }
+        ReportCommand::Html { report, out } => {
+            let r = read(&report)?;
+            let out = out.unwrap_or_else(|| report.with_file_name("report.html"));
+            std::fs::write(&out, fleetload_coordinator::report::html::render(&r))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+        ReportCommand::Compare { base, new } => {
+            print!(
+                "{}",
+                fleetload_coordinator::report::compare::render(&read(&base)?, &read(&new)?)
             );
         }
     }

@@ -1,10 +1,10 @@
 //! Error classes. Database error codes map to a handful of classes that mean something
 //! to an operator (see DESIGN-NOTES §6); counts travel by class, never by string.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why an operation did not succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// A session could not be opened (refused, unreachable, authentication).

@@ -75,6 +75,13 @@ impl PartialEq<Operation> for OpName {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for OpName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OpName::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The workload of a run: a built-in scenario or a user's scenario file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScenarioRef {

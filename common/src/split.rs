@@ -2,11 +2,11 @@
 //! shares by weight, with phase offsets so the union of the workers' schedules is the
 //! cluster's schedule (DESIGN-NOTES §2, §5).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// An inclusive key range `[first, last]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     pub first: u64,
     pub last: u64,

@@ -6,20 +6,20 @@
 use fleetload_common::plan::Plan;
 use fleetload_db::counters::{sample, Counters};
 use fleetload_db::session::ConnectSpec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// One sample: seconds after the start (negative: before it) and the values.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     pub t_s: f64,
     pub values: Counters,
 }
 
 /// What the report holds of the database's counters.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DatabaseCounters {
     /// Why there are no samples, when there are none.
     #[serde(skip_serializing_if = "Option::is_none")]

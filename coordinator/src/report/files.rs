@@ -25,7 +25,7 @@ pub fn csv(r: &Report) -> String {
     for c in classes {
         let _ = write!(out, ",errors_{}", c.name());
     }
-    out.push('\n');
+    out.push_str(",retries\n");
     for i in &r.intervals {
         for (op, s) in &i.operations {
             let t = &s.response_time;
@@ -55,7 +55,7 @@ pub fn csv(r: &Report) -> String {
             for c in classes {
                 let _ = write!(out, ",{}", s.errors.get(c.name()).copied().unwrap_or(0));
             }
-            out.push('\n');
+            let _ = writeln!(out, ",{}", s.retries);
         }
     }
     out

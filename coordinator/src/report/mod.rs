@@ -5,7 +5,10 @@
 //! from merged histograms; the cluster histograms themselves are included as base64
 //! HdrHistogram V2+deflate so other HdrHistogram tools can read them.
 
+pub mod compare;
 pub mod files;
+pub mod html;
+pub mod svg;
 pub mod text;
 
 use crate::merge::{Brief, Merge};
@@ -16,14 +19,15 @@ use fleetload_common::plan::{Plan, RawPlan};
 use fleetload_common::scenario::OpName;
 use fleetload_common::split::Shard;
 use fleetload_common::stats::{OpStats, OpTotals};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Version of the report format; bumped on any incompatible change.
 pub const REPORT_FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Passed,
@@ -31,7 +35,7 @@ pub enum RunStatus {
     Interrupted,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -55,40 +59,43 @@ impl Percentiles {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorSampleJson {
     pub class: ErrorClass,
     pub message: String,
 }
 
-fn error_map(errors: &[u64; ErrorClass::COUNT]) -> BTreeMap<&'static str, u64> {
+/// Counts by error class name (borrowed when built, owned when read back from JSON).
+pub type ClassCounts = BTreeMap<Cow<'static, str>, u64>;
+
+fn error_map(errors: &[u64; ErrorClass::COUNT]) -> ClassCounts {
     ErrorClass::ALL
         .iter()
         .filter(|c| errors[c.index()] > 0)
-        .map(|c| (c.name(), errors[c.index()]))
+        .map(|c| (Cow::Borrowed(c.name()), errors[c.index()]))
         .collect()
 }
 
 /// One operation over some span: counts, rates and latency percentiles.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpSummary {
     /// Successful operations.
     pub count: u64,
     pub ok_per_s: f64,
-    pub errors: BTreeMap<&'static str, u64>,
+    pub errors: ClassCounts,
     pub error_total: u64,
     pub error_rate: f64,
     pub dropped_backlog: u64,
     /// Deadlocks and serialization failures retried inside successful or failed
     /// operations (scenario files' `retry`); not operations themselves.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
     pub response_time: Percentiles,
     pub service_time: Percentiles,
     /// Only in open loop: actual send − intended start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_lag: Option<Percentiles>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<ErrorSampleJson>,
 }
 
@@ -130,7 +137,7 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BriefJson {
     pub count: u64,
     pub ok_per_s: f64,
@@ -155,7 +162,7 @@ impl BriefJson {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntervalJson {
     pub index: u64,
     pub start_s: f64,
@@ -169,12 +176,12 @@ pub struct IntervalJson {
     pub per_worker: BTreeMap<u32, BTreeMap<OpName, BriefJson>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecutedJson {
     pub ok: u64,
-    pub errors: BTreeMap<&'static str, u64>,
+    pub errors: ClassCounts,
     pub dropped_backlog: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
 }
 
@@ -193,7 +200,7 @@ impl From<&OpTotals> for ExecutedJson {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerJson {
     pub index: u32,
     pub name: String,
@@ -233,7 +240,7 @@ pub struct WorkerJson {
     pub rows_loaded: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistogramsJson {
     pub response_time: String,
     pub service_time: String,
@@ -241,7 +248,7 @@ pub struct HistogramsJson {
 }
 
 /// A change of the fleet during the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Membership {
     pub t_s: f64,
     pub event: String,
@@ -249,13 +256,13 @@ pub struct Membership {
 
 /// A stretch of consecutive intervals in which operations failed or were dropped: a
 /// database outage or failover, as the clients saw it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outage {
     pub from_s: f64,
     pub to_s: f64,
     /// How long until operations succeeded without errors again.
     pub duration_s: f64,
-    pub errors: BTreeMap<&'static str, u64>,
+    pub errors: ClassCounts,
     pub dropped_backlog: u64,
     /// Lowest successful rate of the cluster in the window, all operations.
     pub min_ok_per_s: f64,
@@ -295,7 +302,7 @@ fn outages(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<Outage> {
                 o.duration_s = end - o.from_s;
                 for (c, n) in ErrorClass::ALL.iter().zip(errors) {
                     if n > 0 {
-                        *o.errors.entry(c.name()).or_default() += n;
+                        *o.errors.entry(Cow::Borrowed(c.name())).or_default() += n;
                     }
                 }
                 o.dropped_backlog += dropped;
@@ -328,17 +335,17 @@ fn outages(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<Outage> {
 }
 
 /// Whether the merged snapshots add up to what every worker says it executed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verification {
     pub merged_equals_executed: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mismatches: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub report_format: u32,
-    pub fleetload_version: &'static str,
+    pub fleetload_version: Cow<'static, str>,
     pub run_id: String,
     pub status: RunStatus,
     /// Why the run failed, one sentence each.
@@ -560,7 +567,7 @@ impl Report {
         };
         Report {
             report_format: REPORT_FORMAT,
-            fleetload_version: env!("CARGO_PKG_VERSION"),
+            fleetload_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
             run_id: input.run_id.to_string(),
             status,
             failures,
@@ -611,6 +618,37 @@ impl Report {
     ///
     /// # Errors
     /// The directory or a file cannot be written.
+    /// Read a report.json back (for `fleetload report show | html | compare`).
+    ///
+    /// # Errors
+    /// The file cannot be read, is not a report, or is of another report format.
+    pub fn from_json_file(path: &Path) -> Result<Report, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+        match value
+            .get("report_format")
+            .and_then(serde_json::Value::as_u64)
+        {
+            Some(f) if f == u64::from(REPORT_FORMAT) => {}
+            Some(f) => {
+                return Err(format!(
+                    "{} is report format {f}; this fleetload reads format {REPORT_FORMAT}",
+                    path.display()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{} is not a fleetload report (no report_format)",
+                    path.display()
+                ))
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| format!("{} is not a valid fleetload report: {e}", path.display()))
+    }
+
     pub fn write_to(&self, dir: &Path) -> Result<(), crate::CoordinatorError> {
         let werr = |path: &Path| {
             let path = path.to_path_buf();
@@ -627,6 +665,7 @@ impl Report {
         for (name, body) in [
             ("report.csv", files::csv(self)),
             ("report.hlog", files::hlog(self, self.start_unix_s)),
+            ("report.html", html::render(self)),
         ] {
             let path = dir.join(name);
             std::fs::write(&path, body).map_err(werr(&path))?;
@@ -634,5 +673,174 @@ impl Report {
         let txt = dir.join("report.txt");
         std::fs::write(&txt, text::render(self)).map_err(werr(&txt))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A report built from fixed snapshots: what its text, CSV and HTML look like.
+    use super::*;
+    use fleetload_common::histogram::record;
+    use fleetload_common::wire::Snapshot;
+    use std::time::Duration;
+
+    /// Two workers, two operations, three 1 s intervals (the first warm-up), with fixed
+    /// latencies and one error: every number in the outputs follows from these.
+    pub(crate) fn fixture() -> Report {
+        let raw = RawPlan {
+            target: Some("postgres://app@db.example:5432/shop".into()),
+            password_env: Some("PGPASSWORD".into()),
+            rate: Some(40.0),
+            duration: Some("3s".into()),
+            warmup: Some("1s".into()),
+            sessions: Some(4),
+            ..RawPlan::default()
+        };
+        let plan = Plan::try_from(raw).expect("fixture plan");
+        let ops: Vec<OpName> = ["point_select", "update_k"]
+            .iter()
+            .map(|n| OpName::new(n).unwrap())
+            .collect();
+        let mut merge = Merge::new(ops.clone(), 1);
+        for worker in 0..2u32 {
+            for interval in 0..3u64 {
+                let operations = ops
+                    .iter()
+                    .enumerate()
+                    .map(|(k, op)| {
+                        let mut s = OpStats::default();
+                        let n = 10 + 5 * k as u64 + interval + u64::from(worker);
+                        for i in 0..n {
+                            let us = 200 + 50 * i + 1000 * k as u64 + 100 * interval;
+                            record(&mut s.response, Duration::from_micros(us));
+                            record(&mut s.service, Duration::from_micros(us - 20));
+                            record(&mut s.lag, Duration::from_micros(20));
+                        }
+                        s.ok = n;
+                        if k == 1 && interval == 2 && worker == 1 {
+                            s.add_error(ErrorClass::Deadlock, || {
+                                "Deadlock found when trying to get lock".into()
+                            });
+                            s.retries = 2;
+                        }
+                        (op.clone(), s)
+                    })
+                    .collect();
+                merge
+                    .add(&Snapshot {
+                        run_id: "run-fixture".into(),
+                        worker_index: worker,
+                        sequence: interval,
+                        interval_index: interval,
+                        operations,
+                    })
+                    .unwrap();
+            }
+        }
+        let workers: Vec<WorkerInfo> = (0..2u32)
+            .map(|i| WorkerInfo {
+                index: i,
+                name: format!("worker-{i}"),
+                host: format!("host-{i}"),
+                peer: None,
+                cores: 2,
+                capacity: 2.0,
+                shard: Shard {
+                    first: 1 + 5000 * u64::from(i),
+                    last: 5000 * (u64::from(i) + 1),
+                },
+                rate: Some(20.0),
+                sessions: 4,
+                state: "done",
+                message: None,
+                executed: Some(
+                    merge
+                        .operations
+                        .iter()
+                        .enumerate()
+                        .map(|(k, op)| (op.clone(), merge.workers[&i].received[k]))
+                        .collect(),
+                ),
+                inserted: None,
+                rows_loaded: None,
+            })
+            .collect();
+        Report::build(
+            ReportInput {
+                plan: &plan,
+                run_id: "run-fixture",
+                started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_795_752_306),
+                ran_for: Duration::from_secs(3),
+                workers: &workers,
+                failures: Vec::new(),
+                interrupted: false,
+                database_counters: crate::counters::DatabaseCounters::default(),
+                membership: Vec::new(),
+            },
+            &merge,
+        )
+    }
+
+    fn redacted<R>(f: impl FnOnce() -> R) -> R {
+        let mut settings = insta::Settings::clone_current();
+        settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]");
+        settings.add_filter(r"run-\d{8}T\d{6}-[0-9a-f]{4}", "[run-id]");
+        settings.bind(f)
+    }
+
+    #[test]
+    fn the_text_summary_reads_as_reviewed() {
+        let r = fixture();
+        redacted(|| insta::assert_snapshot!("summary", text::render(&r)));
+    }
+
+    #[test]
+    fn the_csv_reads_as_reviewed() {
+        let r = fixture();
+        redacted(|| insta::assert_snapshot!("csv", files::csv(&r)));
+    }
+
+    #[test]
+    fn the_json_reads_back_into_the_same_report() {
+        let r = fixture();
+        let dir = std::env::temp_dir().join(format!("fl-report-{}", std::process::id()));
+        r.write_to(&dir).unwrap();
+        let back = Report::from_json_file(&dir.join("report.json")).unwrap();
+        assert_eq!(text::render(&back), text::render(&r));
+        assert_eq!(html::render(&back), html::render(&r));
+        assert_eq!(files::csv(&back), files::csv(&r));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_html_chart_has_data_points_and_the_page_needs_nothing_outside() {
+        let r = fixture();
+        let charts = html::charts(&r);
+        let ids: Vec<&str> = charts.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "throughput",
+                "latency-point_select",
+                "latency-update_k",
+                "errors",
+                "workers",
+                "distribution"
+            ]
+        );
+        for c in &charts {
+            assert!(c.point_count() > 0, "{} has no points", c.id);
+        }
+        let page = html::render(&r);
+        // Self-contained: the only URLs are the SVG namespace names, which are not fetched.
+        assert_eq!(
+            page.matches("http://").count(),
+            page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+        );
+        assert!(!page.contains("<script") && !page.contains("https://"));
+        assert!(page.contains("planned rate") && page.contains("Deadlock found"));
+        assert!(
+            !page.contains("PGPASSWORD=") && page.contains("postgres://app@db.example:5432/shop")
+        );
     }
 }

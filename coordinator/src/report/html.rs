@@ -1,0 +1,503 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script, no network)
+//! with the run's charts and tables, built from the same [`Report`] as report.json, so
+//! `fleetload report html report.json` renders it again later.
+
+use super::svg::{escape, Chart, Series, XAxis};
+use super::{OpSummary, Report, RunStatus};
+use base64::Engine;
+use fleetload_common::histogram::decode;
+use std::fmt::Write as _;
+
+const STYLE: &str = r#"
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1000px;color:#1b1b1b;padding:0 12px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.meta{color:#555}.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;font-size:13px}
+.passed{background:#1a7f37}.failed{background:#cf222e}.interrupted{background:#9a6700}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f6f8fa}td.l,th.l{text-align:left}.failure{color:#cf222e;font-weight:600}
+figure{margin:10px 0 18px}svg.chart{max-width:100%;height:auto;background:#fff}
+svg .grid{stroke:#eee;stroke-width:1}svg .axis{stroke:#555;stroke-width:1}
+svg .tick{font-size:11px;fill:#555}svg .label{font-size:12px;fill:#333}svg .title{font-size:14px;font-weight:600;fill:#1b1b1b}
+svg .legend{font-size:12px;fill:#333}svg .empty{font-size:13px;fill:#999}
+code{background:#f6f8fa;padding:1px 4px;border-radius:3px}
+"#;
+
+fn ms(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{:.2} s", x / 1000.0)
+    } else if x >= 10.0 {
+        format!("{x:.1} ms")
+    } else {
+        format!("{x:.3} ms")
+    }
+}
+
+/// Interval midpoints, seconds since the start.
+fn mid(i: &super::IntervalJson) -> f64 {
+    (i.start_s + i.end_s) / 2.0
+}
+
+/// The charts of a report, in page order.
+pub fn charts(r: &Report) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    let ops: Vec<_> = r.operations.keys().cloned().collect();
+
+    // Throughput per operation, the total, and the plan.
+    let mut series: Vec<Series> = ops
+        .iter()
+        .map(|op| Series {
+            name: op.to_string(),
+            points: r
+                .intervals
+                .iter()
+                .filter_map(|i| i.operations.get(op).map(|s| (mid(i), s.ok_per_s)))
+                .collect(),
+            dashed: false,
+        })
+        .collect();
+    if ops.len() > 1 {
+        series.push(Series {
+            name: "all operations".into(),
+            points: r
+                .intervals
+                .iter()
+                .map(|i| (mid(i), i.operations.values().map(|s| s.ok_per_s).sum()))
+                .collect(),
+            dashed: false,
+        });
+    }
+    if let Some(rate) = r.plan.rate {
+        series.push(Series {
+            name: "planned rate".into(),
+            points: vec![(0.0, rate), (r.duration_s, rate)],
+            dashed: true,
+        });
+    }
+    charts.push(Chart {
+        id: "throughput".into(),
+        title: "Throughput per operation (successful operations per second)".into(),
+        y_label: "ops/s".into(),
+        x: XAxis::Seconds,
+        log_y: false,
+        series,
+    });
+
+    // Latency over time, one chart per operation.
+    for op in &ops {
+        let pick = |f: fn(&OpSummary) -> f64| -> Vec<(f64, f64)> {
+            r.intervals
+                .iter()
+                .filter_map(|i| {
+                    i.operations
+                        .get(op)
+                        .filter(|s| s.count > 0)
+                        .map(|s| (mid(i), f(s)))
+                })
+                .collect()
+        };
+        let series = vec![
+            Series {
+                name: "p50".into(),
+                points: pick(|s| s.response_time.p50_ms),
+                dashed: false,
+            },
+            Series {
+                name: "p90".into(),
+                points: pick(|s| s.response_time.p90_ms),
+                dashed: false,
+            },
+            Series {
+                name: "p99".into(),
+                points: pick(|s| s.response_time.p99_ms),
+                dashed: false,
+            },
+            Series {
+                name: "max".into(),
+                points: pick(|s| s.response_time.max_ms),
+                dashed: false,
+            },
+        ];
+        charts.push(Chart {
+            id: format!("latency-{op}"),
+            title: format!("{op}: response time per interval"),
+            y_label: "ms (log scale)".into(),
+            x: XAxis::Seconds,
+            log_y: true,
+            series,
+        });
+    }
+
+    // Errors per second by class (a zero line when there were none).
+    let mut classes: Vec<String> = r
+        .intervals
+        .iter()
+        .flat_map(|i| {
+            i.operations
+                .values()
+                .flat_map(|s| s.errors.keys().map(|k| k.to_string()))
+        })
+        .collect();
+    classes.sort();
+    classes.dedup();
+    let per_class = |class: Option<&str>| -> Vec<(f64, f64)> {
+        r.intervals
+            .iter()
+            .map(|i| {
+                let n: u64 = i
+                    .operations
+                    .values()
+                    .map(|s| match class {
+                        Some(c) => s.errors.get(c).copied().unwrap_or(0),
+                        None => s.error_total,
+                    })
+                    .sum();
+                (mid(i), n as f64 / (i.end_s - i.start_s).max(1e-9))
+            })
+            .collect()
+    };
+    let mut series: Vec<Series> = classes
+        .iter()
+        .map(|c| Series {
+            name: c.clone(),
+            points: per_class(Some(c)),
+            dashed: false,
+        })
+        .collect();
+    if series.is_empty() {
+        series.push(Series {
+            name: "all classes (none)".into(),
+            points: per_class(None),
+            dashed: false,
+        });
+    }
+    let dropped: Vec<(f64, f64)> = r
+        .intervals
+        .iter()
+        .map(|i| {
+            let n: u64 = i.operations.values().map(|s| s.dropped_backlog).sum();
+            (mid(i), n as f64 / (i.end_s - i.start_s).max(1e-9))
+        })
+        .collect();
+    if dropped.iter().any(|p| p.1 > 0.0) {
+        series.push(Series {
+            name: "dropped (backlog)".into(),
+            points: dropped,
+            dashed: true,
+        });
+    }
+    charts.push(Chart {
+        id: "errors".into(),
+        title: "Errors per second by class".into(),
+        y_label: "errors/s".into(),
+        x: XAxis::Seconds,
+        log_y: false,
+        series,
+    });
+
+    // Per-worker throughput, all operations.
+    let series = r
+        .workers
+        .iter()
+        .map(|w| Series {
+            name: w.name.clone(),
+            points: r
+                .intervals
+                .iter()
+                .filter_map(|i| {
+                    i.per_worker
+                        .get(&w.index)
+                        .map(|ops| (mid(i), ops.values().map(|b| b.ok_per_s).sum()))
+                })
+                .collect(),
+            dashed: false,
+        })
+        .collect();
+    charts.push(Chart {
+        id: "workers".into(),
+        title: "Throughput per worker (all operations)".into(),
+        y_label: "ops/s".into(),
+        x: XAxis::Seconds,
+        log_y: false,
+        series,
+    });
+
+    // Latency by percentile over the measured run, from the merged histograms.
+    let series = r
+        .histograms
+        .iter()
+        .filter_map(|(op, h)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&h.response_time)
+                .ok()?;
+            let hist = decode(&bytes).ok()?;
+            if hist.is_empty() {
+                return None;
+            }
+            let n = hist.len() as f64;
+            let mut points = Vec::new();
+            // x = 1/(1-q) from 1 to the run's resolution, 12 points per decade.
+            let mut k = 0.0_f64;
+            loop {
+                let x = 10f64.powf(k / 12.0);
+                let q = 1.0 - 1.0 / x;
+                if q > 1.0 - 1.0 / n && k > 0.0 {
+                    break;
+                }
+                points.push((x, hist.value_at_quantile(q) as f64 / 1000.0));
+                k += 1.0;
+            }
+            points.push((n.max(10.0), hist.max() as f64 / 1000.0));
+            Some(Series {
+                name: op.to_string(),
+                points,
+                dashed: false,
+            })
+        })
+        .collect();
+    charts.push(Chart {
+        id: "distribution".into(),
+        title: "Response time by percentile (measured intervals, cluster)".into(),
+        y_label: "ms (log scale)".into(),
+        x: XAxis::PercentileTail,
+        log_y: true,
+        series,
+    });
+
+    // The database's counters: rates of those that only grow.
+    let samples = &r.database_counters.samples;
+    if samples.len() >= 2 {
+        let mut names: Vec<(&String, i64)> = samples[0]
+            .values
+            .keys()
+            .filter_map(|k| {
+                let vals: Vec<i64> = samples
+                    .iter()
+                    .filter_map(|s| s.values.get(k).copied())
+                    .collect();
+                let monotonic = vals.windows(2).all(|w| w[1] >= w[0]);
+                let change = vals.last()? - vals.first()?;
+                (monotonic && change > 0).then_some((k, change))
+            })
+            .collect();
+        names.sort_by_key(|(_, change)| std::cmp::Reverse(*change));
+        let series: Vec<Series> = names
+            .iter()
+            .take(8)
+            .map(|(k, _)| Series {
+                name: (*k).clone(),
+                points: samples
+                    .windows(2)
+                    .filter_map(|w| {
+                        let (a, b) = (w[0].values.get(*k)?, w[1].values.get(*k)?);
+                        let dt = (w[1].t_s - w[0].t_s).max(1e-9);
+                        Some(((w[0].t_s + w[1].t_s) / 2.0, (b - a) as f64 / dt))
+                    })
+                    .collect(),
+                dashed: false,
+            })
+            .collect();
+        if !series.is_empty() {
+            charts.push(Chart {
+                id: "database".into(),
+                title: "Database counters (per second, the busiest 8)".into(),
+                y_label: "per second".into(),
+                x: XAxis::Seconds,
+                log_y: false,
+                series,
+            });
+        }
+    }
+    charts
+}
+
+fn summary_table(out: &mut String, rows: &[(String, &OpSummary)]) {
+    out.push_str("<table><tr><th class=l>operation</th><th>count</th><th>ok/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>error rate</th><th>dropped</th><th>retries</th></tr>");
+    for (name, s) in rows {
+        let t = &s.response_time;
+        let _ = write!(
+            out,
+            "<tr><td class=l>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}%</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            s.count,
+            s.ok_per_s,
+            ms(t.p50_ms),
+            ms(t.p90_ms),
+            ms(t.p99_ms),
+            ms(t.p999_ms),
+            ms(t.max_ms),
+            s.error_total,
+            s.error_rate * 100.0,
+            s.dropped_backlog,
+            s.retries
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// The whole page.
+pub fn render(r: &Report) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let status = match r.status {
+        RunStatus::Passed => "passed",
+        RunStatus::Failed => "failed",
+        RunStatus::Interrupted => "interrupted",
+    };
+    let plan = &r.plan;
+    let target = fleetload_common::target::redact(plan.target.as_deref().unwrap_or("?"));
+    let load = match plan.rate {
+        Some(rate) => format!("open loop at {rate} ops/s"),
+        None => format!(
+            "closed loop, think time {}",
+            plan.think_time.as_deref().unwrap_or("0s")
+        ),
+    };
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>fleetload {}</title><meta name=viewport content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head><body>",
+        escape(&r.run_id)
+    );
+    let _ = write!(
+        out,
+        "<h1>fleetload run {} <span class=\"badge {status}\">{}</span></h1><p class=meta>target <code>{}</code> · scenario <code>{}</code> · {} workers × {} sessions · {load}<br>started {} · measured {:.1} s (warm-up {:.1} s excluded) · interval {:.1} s · fleetload {}</p>",
+        escape(&r.run_id),
+        status.to_uppercase(),
+        escape(&target),
+        escape(plan.scenario.as_deref().unwrap_or("?")),
+        r.workers.len(),
+        plan.sessions.unwrap_or(0),
+        escape(&r.started_at),
+        r.measured_s,
+        r.warmup_s,
+        r.interval_s,
+        escape(&r.fleetload_version)
+    );
+    for f in &r.failures {
+        let _ = write!(out, "<p class=failure>FAILURE: {}</p>", escape(f));
+    }
+
+    out.push_str("<h2>Summary (cluster, measured intervals)</h2>");
+    let rows: Vec<(String, &OpSummary)> = r
+        .operations
+        .iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    summary_table(&mut out, &rows);
+    let _ = write!(
+        out,
+        "<p class=meta>Response time = completion − intended start (open loop) or send (closed loop). Merge check: {}.</p>",
+        if r.verification.merged_equals_executed {
+            "the merged snapshots equal what every worker executed".to_string()
+        } else {
+            format!("MISMATCH: {}", escape(&r.verification.mismatches.join("; ")))
+        }
+    );
+
+    out.push_str("<h2>Charts</h2>");
+    for chart in charts(r) {
+        let _ = write!(out, "<figure>{}</figure>", chart.render());
+    }
+
+    out.push_str("<h2>Workers</h2><table><tr><th class=l>worker</th><th class=l>host</th><th class=l>shard</th><th>rate share</th><th>sessions</th><th class=l>state</th><th>snapshots</th><th>ok</th><th>errors</th></tr>");
+    for w in &r.workers {
+        let ok: u64 = w.operations.values().map(|s| s.count).sum();
+        let errors: u64 = w.operations.values().map(|s| s.error_total).sum();
+        let _ = write!(
+            out,
+            "<tr><td class=l>{}</td><td class=l>{}</td><td class=l>[{}, {}]</td><td>{}</td><td>{}</td><td class=l>{}{}</td><td>{}</td><td>{ok}</td><td>{errors}</td></tr>",
+            escape(&w.name),
+            escape(&w.host),
+            w.shard.first,
+            w.shard.last,
+            w.rate.map_or("—".into(), |r| format!("{r:.1}/s")),
+            w.sessions,
+            escape(&w.state),
+            w.message.as_deref().map_or(String::new(), |m| format!(": {}", escape(m))),
+            w.snapshots
+        );
+    }
+    out.push_str("</table>");
+
+    let mut any_error = false;
+    for (op, s) in &r.operations {
+        if s.error_samples.is_empty() {
+            continue;
+        }
+        if !any_error {
+            out.push_str("<h2>Errors</h2><table><tr><th class=l>operation</th><th class=l>class</th><th class=l>message</th></tr>");
+            any_error = true;
+        }
+        for e in &s.error_samples {
+            let _ = write!(
+                out,
+                "<tr><td class=l>{}</td><td class=l>{}</td><td class=l>{}</td></tr>",
+                escape(op.as_str()),
+                e.class.name(),
+                escape(&e.message)
+            );
+        }
+    }
+    if any_error {
+        out.push_str("</table>");
+    }
+
+    if !r.outages.is_empty() {
+        out.push_str("<h2>Outages</h2><table><tr><th>from (s)</th><th>to (s)</th><th>time to recover (s)</th><th class=l>errors</th><th>dropped</th><th>lowest ok/s</th></tr>");
+        for o in &r.outages {
+            let errors: Vec<String> = o.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = write!(
+                out,
+                "<tr><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td class=l>{}</td><td>{}</td><td>{:.1}</td></tr>",
+                o.from_s,
+                o.to_s,
+                o.duration_s,
+                escape(&errors.join(", ")),
+                o.dropped_backlog,
+                o.min_ok_per_s
+            );
+        }
+        out.push_str("</table>");
+    }
+
+    out.push_str("<h2>Membership</h2>");
+    if r.membership.is_empty() {
+        out.push_str("<p class=meta>No worker joined late or was lost: the fleet was the same from start to end.</p>");
+    } else {
+        out.push_str("<table><tr><th>t (s)</th><th class=l>event</th></tr>");
+        for m in &r.membership {
+            let _ = write!(
+                out,
+                "<tr><td>{:.1}</td><td class=l>{}</td></tr>",
+                m.t_s,
+                escape(&m.event)
+            );
+        }
+        out.push_str("</table>");
+    }
+
+    out.push_str("<h2>Effective plan</h2><table>");
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(plan) {
+        for (k, v) in map {
+            let shown = match (k.as_str(), &v) {
+                ("target", serde_json::Value::String(s)) => fleetload_common::target::redact(s),
+                (_, serde_json::Value::String(s)) => s.clone(),
+                _ => v.to_string(),
+            };
+            let _ = write!(
+                out,
+                "<tr><th class=l>{}</th><td class=l><code>{}</code></td></tr>",
+                escape(&k),
+                escape(&shown)
+            );
+        }
+    }
+    out.push_str("</table><p class=meta>Passwords are never part of a plan: each worker reads its own from the variable <code>password_env</code> names.</p>");
+    if let Some(why) = &r.database_counters.unavailable {
+        let _ = write!(
+            out,
+            "<p class=meta>Database counters: not sampled ({}).</p>",
+            escape(why)
+        );
+    }
+    out.push_str("</body></html>\n");
+    out
+}

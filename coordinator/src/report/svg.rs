@@ -1,0 +1,384 @@
+//! Line charts as inline SVG for `report.html`: axes with units, grid, legend, and a
+//! native tooltip per point. No script and no external resource: the file opens
+//! anywhere, offline, and prints.
+
+use std::fmt::Write as _;
+
+const WIDTH: f64 = 920.0;
+const HEIGHT: f64 = 300.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 170.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 44.0;
+
+/// Colours that stay apart for the colour-blind (Okabe–Ito), then greys.
+const PALETTE: [&str; 10] = [
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#777777",
+    "#B8A000", "#AAAAAA",
+];
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed: a plan or target rather than a measurement.
+    pub dashed: bool,
+}
+
+/// How the x axis reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XAxis {
+    /// Seconds since the start.
+    Seconds,
+    /// Percentiles, log-scaled towards the tail as HdrHistogram plots are: x is
+    /// `1 / (1 − q)` and ticks read 0 %, 90 %, 99 %, 99.9 %, …
+    PercentileTail,
+}
+
+/// A line chart.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub id: String,
+    pub title: String,
+    pub y_label: String,
+    pub x: XAxis,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A "nice" step near `span / 5`: 1, 2 or 5 times a power of ten.
+fn nice_step(span: f64) -> f64 {
+    let raw = (span / 5.0).max(f64::MIN_POSITIVE);
+    let mag = 10f64.powf(raw.log10().floor());
+    let f = raw / mag;
+    mag * if f <= 1.0 {
+        1.0
+    } else if f <= 2.0 {
+        2.0
+    } else if f <= 5.0 {
+        5.0
+    } else {
+        10.0
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 100.0 || v == v.round() {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else if a >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn percentile_label(x: f64) -> String {
+    // x = 1/(1-q)
+    let q = 1.0 - 1.0 / x;
+    let pct = q * 100.0;
+    if pct == 0.0 {
+        "0%".into()
+    } else {
+        let digits = (x.log10().round() as usize).saturating_sub(2);
+        format!("{pct:.digits$}%")
+    }
+}
+
+impl Chart {
+    /// Points over all series.
+    pub fn point_count(&self) -> usize {
+        self.series.iter().map(|s| s.points.len()).sum()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let _ = write!(
+            out,
+            r#"<svg class="chart" id="{}" data-points="{}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
+            escape(&self.id),
+            pts.len(),
+            escape(&self.title)
+        );
+        let _ = write!(
+            out,
+            r#"<text x="{LEFT}" y="20" class="title">{}</text>"#,
+            escape(&self.title)
+        );
+        let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+        if pts.is_empty() {
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{}" class="empty">no data</text></svg>"#,
+                LEFT + plot_w / 2.0 - 30.0,
+                TOP + plot_h / 2.0
+            );
+            return out;
+        }
+        // x range
+        let (x_lo, x_hi) = match self.x {
+            XAxis::Seconds => (
+                pts.iter()
+                    .map(|p| p.0)
+                    .fold(f64::INFINITY, f64::min)
+                    .min(0.0),
+                pts.iter().map(|p| p.0).fold(0.0, f64::max).max(1e-9),
+            ),
+            XAxis::PercentileTail => (1.0, pts.iter().map(|p| p.0).fold(10.0, f64::max)),
+        };
+        let x_to = |x: f64| -> f64 {
+            let f = match self.x {
+                XAxis::Seconds => (x - x_lo) / (x_hi - x_lo),
+                XAxis::PercentileTail => x.max(1.0).log10() / x_hi.log10().max(1e-9),
+            };
+            LEFT + f * plot_w
+        };
+        // y range
+        let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+        let (y_lo, y_hi, y_ticks): (f64, f64, Vec<f64>) = if self.log_y {
+            let positive_min = pts
+                .iter()
+                .map(|p| p.1)
+                .filter(|y| *y > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let lo = if positive_min.is_finite() {
+                10f64.powf(positive_min.log10().floor())
+            } else {
+                0.001
+            };
+            let hi = 10f64.powf(y_max.max(lo * 10.0).log10().ceil());
+            let mut ticks = Vec::new();
+            let mut t = lo;
+            while t <= hi * 1.0001 {
+                ticks.push(t);
+                t *= 10.0;
+            }
+            (lo, hi, ticks)
+        } else {
+            let hi = if y_max > 0.0 { y_max * 1.08 } else { 1.0 };
+            let step = nice_step(hi);
+            let top = (hi / step).ceil() * step;
+            let ticks = (0..=((top / step).round() as usize))
+                .map(|k| k as f64 * step)
+                .collect();
+            (0.0, top, ticks)
+        };
+        let y_to = |y: f64| -> f64 {
+            let f = if self.log_y {
+                (y.max(y_lo).log10() - y_lo.log10()) / (y_hi.log10() - y_lo.log10()).max(1e-9)
+            } else {
+                (y - y_lo) / (y_hi - y_lo).max(1e-12)
+            };
+            TOP + plot_h - f.clamp(0.0, 1.0) * plot_h
+        };
+        // grid and y ticks
+        for t in &y_ticks {
+            let y = y_to(*t);
+            let _ = write!(
+                out,
+                r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
+                LEFT + plot_w,
+                LEFT - 6.0,
+                y + 4.0,
+                fmt_num(*t)
+            );
+        }
+        // x ticks
+        let x_ticks: Vec<f64> = match self.x {
+            XAxis::Seconds => {
+                let step = nice_step(x_hi - x_lo);
+                let first = (x_lo / step).ceil() * step;
+                (0..)
+                    .map(|k| first + k as f64 * step)
+                    .take_while(|t| *t <= x_hi + 1e-9)
+                    .collect()
+            }
+            XAxis::PercentileTail => {
+                let mut v = Vec::new();
+                let mut t = 1.0;
+                while t <= x_hi * 1.0001 {
+                    v.push(t);
+                    t *= 10.0;
+                }
+                v
+            }
+        };
+        for t in &x_ticks {
+            let x = x_to(*t);
+            let label = match self.x {
+                XAxis::Seconds => fmt_num(*t),
+                XAxis::PercentileTail => percentile_label(*t),
+            };
+            let _ = write!(
+                out,
+                r#"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="tick" text-anchor="middle">{label}</text>"#,
+                TOP + plot_h,
+                TOP + plot_h + 16.0
+            );
+        }
+        // axes and labels
+        let _ = write!(
+            out,
+            r#"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" class="axis"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{:.1}" class="axis"/>"#,
+            TOP + plot_h,
+            LEFT + plot_w,
+            TOP + plot_h,
+            TOP + plot_h
+        );
+        let x_label = match self.x {
+            XAxis::Seconds => "time since start (s)",
+            XAxis::PercentileTail => "percentile",
+        };
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" class="label" text-anchor="middle">{x_label}</text><text x="14" y="{:.1}" class="label" text-anchor="middle" transform="rotate(-90 14 {:.1})">{}</text>"#,
+            LEFT + plot_w / 2.0,
+            HEIGHT - 6.0,
+            TOP + plot_h / 2.0,
+            TOP + plot_h / 2.0,
+            escape(&self.y_label)
+        );
+        // series
+        for (i, s) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let mut line = String::new();
+            for (x, y) in s
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+            {
+                let _ = write!(line, "{:.1},{:.1} ", x_to(*x), y_to(*y));
+            }
+            let dash = if s.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                out,
+                r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash}><title>{}</title></polyline>"#,
+                escape(&s.name),
+                line.trim_end(),
+                escape(&s.name)
+            );
+            if s.points.len() <= 120 && !s.dashed {
+                for (x, y) in &s.points {
+                    if x.is_finite() && y.is_finite() {
+                        let _ = write!(
+                            out,
+                            r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{color}"><title>{}: {} at {}</title></circle>"#,
+                            x_to(*x),
+                            y_to(*y),
+                            escape(&s.name),
+                            fmt_num(*y),
+                            match self.x {
+                                XAxis::Seconds => format!("{}s", fmt_num(*x)),
+                                XAxis::PercentileTail => percentile_label(*x),
+                            }
+                        );
+                    }
+                }
+            }
+            // legend
+            let ly = TOP + 6.0 + i as f64 * 18.0;
+            let lx = LEFT + plot_w + 14.0;
+            let _ = write!(
+                out,
+                r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"{dash}/><text x="{:.1}" y="{:.1}" class="legend">{}</text>"#,
+                lx + 18.0,
+                lx + 24.0,
+                ly + 4.0,
+                escape(&s.name)
+            );
+        }
+        out.push_str("</svg>");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart(log_y: bool, x: XAxis, points: Vec<(f64, f64)>) -> Chart {
+        Chart {
+            id: "c".into(),
+            title: "A <chart>".into(),
+            y_label: "ops/s".into(),
+            x,
+            log_y,
+            series: vec![Series {
+                name: "read & write".into(),
+                points,
+                dashed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_point_is_drawn_inside_the_plot_and_text_is_escaped() {
+        let svg = chart(
+            false,
+            XAxis::Seconds,
+            vec![(1.0, 10.0), (2.0, 25.0), (3.0, 0.0)],
+        )
+        .render();
+        assert!(svg.contains(r#"data-points="3""#));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("A &lt;chart&gt;") && svg.contains("read &amp; write"));
+        assert!(!svg.contains("NaN"), "{svg}");
+        for cap in svg.split("cy=\"").skip(1) {
+            let y: f64 = cap.split('"').next().unwrap().parse().unwrap();
+            assert!((TOP..=HEIGHT - BOTTOM).contains(&y), "{y}");
+        }
+    }
+
+    #[test]
+    fn log_axes_get_decade_ticks_and_percentile_labels() {
+        let svg = chart(
+            true,
+            XAxis::PercentileTail,
+            vec![(1.0, 0.2), (10.0, 1.5), (1000.0, 40.0)],
+        )
+        .render();
+        for label in ["0%", "90%", "99%", "99.9%"] {
+            assert!(svg.contains(&format!(">{label}<")), "{label} missing");
+        }
+        for tick in [">0.10<", ">1<", ">10<", ">100<"] {
+            assert!(svg.contains(tick), "{tick} missing");
+        }
+    }
+
+    #[test]
+    fn an_empty_chart_says_so() {
+        let svg = chart(false, XAxis::Seconds, vec![]).render();
+        assert!(svg.contains("no data") && svg.contains(r#"data-points="0""#));
+    }
+
+    #[test]
+    fn steps_are_nice() {
+        assert_eq!(nice_step(100.0), 20.0);
+        assert_eq!(nice_step(7.0), 2.0);
+        assert_eq!(nice_step(0.3), 0.1);
+    }
+}
