@@ -188,12 +188,28 @@ impl MlArgs {
     }
 }
 
+/// The coordinator's Prometheus endpoint.
+#[derive(Debug, Args, Clone)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464. Off unless
+    /// given; an address like 0.0.0.0:9464 exposes them to the network, so name it only
+    /// when that is wanted.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keep serving the metrics this long after the run ends, so a scraper gets the
+    /// final counts (set it to your scrape interval).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_hold: Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     #[command(flatten)]
     pub ml: MlArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Worker processes to start.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -212,6 +228,8 @@ pub struct CoordinatorArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub ml: MlArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Prepare the data first, through the fleet: this coordinator creates the table and
     /// every worker loads its own shard in parallel before the start.
     #[arg(long)]

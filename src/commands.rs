@@ -2,8 +2,8 @@
 //! report, and choose the exit status (0 passed, 1 failed, 130 interrupted).
 
 use crate::cli::{
-    CheckArgs, Cli, Command, CoordinatorArgs, DemoArgs, PlanArgs, PrepareArgs, ReportCommand,
-    RunArgs, VerifyArgs, WorkerArgs,
+    CheckArgs, Cli, Command, CoordinatorArgs, DemoArgs, MetricsArgs, PlanArgs, PrepareArgs,
+    ReportCommand, RunArgs, VerifyArgs, WorkerArgs,
 };
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
@@ -234,12 +234,66 @@ fn finish(report: &Report, dir: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The Prometheus endpoint while it is served.
+struct MetricsServer {
+    addr: std::net::SocketAddr,
+    metrics: std::sync::Arc<fleetload_coordinator::metrics::Metrics>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    hold: Duration,
+}
+
+impl MetricsServer {
+    async fn start(args: &MetricsArgs) -> anyhow::Result<Option<MetricsServer>> {
+        let Some(addr) = args.metrics_listen else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() {
+            eprintln!("note: metrics at http://{addr}/metrics are reachable from the network");
+        }
+        let metrics = std::sync::Arc::new(fleetload_coordinator::metrics::Metrics::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(fleetload_coordinator::metrics::serve(
+            listener,
+            std::sync::Arc::clone(&metrics),
+            stop.clone(),
+        ));
+        println!("metrics at http://{addr}/metrics");
+        Ok(Some(MetricsServer {
+            addr,
+            metrics,
+            stop,
+            task,
+            hold: args.metrics_hold,
+        }))
+    }
+
+    /// Keep serving for the hold (the report is written by then), then stop.
+    async fn close(self) {
+        if !self.hold.is_zero() {
+            println!(
+                "metrics stay at http://{}/metrics for {}",
+                self.addr,
+                humantime::format_duration(self.hold)
+            );
+            tokio::time::sleep(self.hold).await;
+        }
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
 async fn serve(
     listener: TcpListener,
     plan: Plan,
     workers: usize,
     join_timeout: Duration,
     prepare: Option<PrepareSpec>,
+    metrics: Option<&MetricsServer>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
     let (tx, printer) = live_printer();
@@ -247,6 +301,7 @@ async fn serve(
     config.join_timeout = join_timeout;
     config.prepare = prepare;
     config.progress = Some(tx);
+    config.metrics = metrics.map(|m| std::sync::Arc::clone(&m.metrics));
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
     let _ = printer.await;
     Ok(result?)
@@ -269,16 +324,22 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let prepare = args
         .prepare
         .then(|| prepare_spec(&plan, 4, args.ml.settings()));
+    let metrics = MetricsServer::start(&args.metrics).await?;
     let report = serve(
         listener,
         plan,
         args.workers,
         args.join_timeout,
         prepare,
+        metrics.as_ref(),
         shutdown_token(),
     )
-    .await?;
-    finish(&report, &args.report_dir)
+    .await;
+    let code = report.and_then(|r| finish(&r, &args.report_dir));
+    if let Some(m) = metrics {
+        m.close().await;
+    }
+    code
 }
 
 async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -339,6 +400,7 @@ async fn local_fleet(
     workers: usize,
     report_dir: &Path,
     prepare: Option<PrepareSpec>,
+    metrics: Option<MetricsServer>,
 ) -> anyhow::Result<ExitCode> {
     if workers == 0 {
         bail!("--workers must be at least 1");
@@ -358,6 +420,7 @@ async fn local_fleet(
         workers,
         Duration::from_secs(30),
         prepare,
+        metrics.as_ref(),
         shutdown_token(),
     )
     .await;
@@ -372,7 +435,11 @@ async fn local_fleet(
             }
         }
     }
-    finish(&result?, report_dir)
+    let code = result.and_then(|r| finish(&r, report_dir));
+    if let Some(m) = metrics {
+        m.close().await;
+    }
+    code
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -381,7 +448,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let prepare = args
         .prepare
         .then(|| prepare_spec(&plan, 4, args.ml.settings()));
-    local_fleet(plan, args.workers, &args.report_dir, prepare).await
+    let metrics = MetricsServer::start(&args.metrics).await?;
+    local_fleet(plan, args.workers, &args.report_dir, prepare, metrics).await
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -413,7 +481,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         humantime::format_duration(args.duration)
     );
     prepare_plan(&plan, 1, ml).await?;
-    local_fleet(plan, 2, &args.report_dir, None).await
+    local_fleet(plan, 2, &args.report_dir, None, None).await
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {

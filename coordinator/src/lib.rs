@@ -5,12 +5,14 @@
 //! - [`service`]: the gRPC edge; validated events for the controller.
 //! - [`run`]: the run controller (one task, owns all run state).
 //! - [`merge`]: exact merge of snapshots per interval, worker and run.
+//! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
 //! - [`counters`]: the database's own counters, sampled during the run.
 //! - [`report`]: `report.json` and the terminal summary.
 
 pub mod counters;
 pub mod error;
 pub mod merge;
+pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod service;

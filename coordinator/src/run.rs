@@ -35,6 +35,8 @@ pub struct CoordinatorConfig {
     /// Prepare the data through the fleet first: the coordinator creates the table,
     /// every worker loads its shard, the coordinator finishes the table.
     pub prepare: Option<fleetload_db::PrepareSpec>,
+    /// Counters and gauges for the Prometheus endpoint, when one is served.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl CoordinatorConfig {
@@ -46,6 +48,7 @@ impl CoordinatorConfig {
             start_lead: Duration::from_millis(500),
             progress: None,
             prepare: None,
+            metrics: None,
         }
     }
 }
@@ -388,6 +391,19 @@ impl Controller {
 
     async fn collect(&mut self, shutdown: &CancellationToken) -> Result<Report, CoordinatorError> {
         let plan = self.config.plan.clone();
+        if let Some(m) = &self.config.metrics {
+            m.describe_run(
+                &self.run_id,
+                plan.scenario.name(),
+                plan.target.url(),
+                self.config.workers,
+                plan.duration,
+                match plan.load {
+                    LoadModel::Open { rate, .. } => Some(rate),
+                    LoadModel::Closed { .. } => None,
+                },
+            );
+        }
         let lead = self.config.start_lead;
         let started_at = SystemTime::now() + lead;
         let start = Instant::now() + lead;
@@ -619,6 +635,7 @@ impl Controller {
                 _ => self.refuse(outbox, &hello.name),
             },
             Event::Message { conn, message } => {
+                let metrics = self.config.metrics.clone();
                 let Some((index, slot)) = self.slot_of(conn) else {
                     return;
                 };
@@ -630,7 +647,11 @@ impl Controller {
                             return;
                         }
                         match merge.add(&snap) {
-                            Ok(Accepted::New) => {}
+                            Ok(Accepted::New) => {
+                                if let Some(m) = &metrics {
+                                    m.accepted(&snap);
+                                }
+                            }
                             Ok(Accepted::Duplicate) => {
                                 tracing::debug!(worker = %slot.hello.name, seq = snap.sequence, "duplicate snapshot ignored")
                             }
@@ -789,11 +810,22 @@ impl Controller {
     }
 
     fn emit_progress(&self, merge: &Merge, k: u64, live: usize) {
-        let Some(tx) = &self.config.progress else {
-            return;
-        };
         let plan = &self.config.plan;
         let Some(agg) = merge.intervals.get(&k) else {
+            return;
+        };
+        let end = (plan.interval * (k as u32 + 1)).min(plan.duration);
+        if let Some(m) = &self.config.metrics {
+            let len = end.saturating_sub(plan.interval * k as u32).as_secs_f64();
+            let ops: Vec<_> = merge
+                .operations
+                .iter()
+                .cloned()
+                .zip(agg.cluster.iter())
+                .collect();
+            m.interval_closed(&ops, len, live, end);
+        }
+        let Some(tx) = &self.config.progress else {
             return;
         };
         let mut all = new_latency();
@@ -804,7 +836,6 @@ impl Controller {
             errors += s.error_total();
             dropped += s.dropped_backlog;
         }
-        let end = (plan.interval * (k as u32 + 1)).min(plan.duration);
         let len = end
             .saturating_sub(plan.interval * k as u32)
             .as_secs_f64()
