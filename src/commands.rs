@@ -28,7 +28,8 @@ pub fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::live::LogWriter)
+        .with_ansi(crate::live::stdout_is_fancy())
         .with_target(false)
         .init();
 }
@@ -51,7 +52,8 @@ fn shutdown_token() -> CancellationToken {
             }
         };
         wait.await;
-        eprintln!("stopping: collecting final snapshots (press Ctrl-C again to exit at once)");
+        crate::live::console()
+            .log(b"stopping: collecting final snapshots (press Ctrl-C again to exit at once)\n");
         t.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
@@ -208,20 +210,6 @@ async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print the live line of every closed interval until the channel closes.
-fn live_printer() -> (
-    tokio::sync::mpsc::UnboundedSender<fleetload_coordinator::Progress>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<fleetload_coordinator::Progress>();
-    let handle = tokio::spawn(async move {
-        while let Some(p) = rx.recv().await {
-            println!("{p}");
-        }
-    });
-    (tx, handle)
-}
-
 fn finish(report: &Report, dir: &Path) -> anyhow::Result<ExitCode> {
     println!();
     print!("{}", fleetload_coordinator::report::text::render(report));
@@ -296,7 +284,19 @@ async fn serve(
     metrics: Option<&MetricsServer>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
-    let (tx, printer) = live_printer();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let display = crate::live::Display::new(
+        format!(
+            "fleetload · {} · {} · {} workers",
+            plan.scenario.name(),
+            plan.target,
+            workers
+        ),
+        plan.duration,
+        plan.warmup,
+        workers,
+    );
+    let printer = tokio::spawn(crate::live::show(rx, display));
     let mut config = CoordinatorConfig::new(plan, workers);
     config.join_timeout = join_timeout;
     config.prepare = prepare;

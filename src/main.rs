@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod live;
 
 use clap::Parser;
 
