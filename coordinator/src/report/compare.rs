@@ -49,7 +49,8 @@ pub fn change(
 ) -> Change {
     let (_, sa, na) = mean_sd(base_series);
     let (_, sb, nb) = mean_sd(new_series);
-    let se = if na > 0 && nb > 0 {
+    // With fewer than two intervals on a side there is no spread to judge by.
+    let se = if na >= 2 && nb >= 2 {
         (sa * sa / na as f64 + sb * sb / nb as f64).sqrt()
     } else {
         f64::INFINITY
@@ -63,8 +64,7 @@ pub fn change(
         new,
         delta,
         noise,
-        // With fewer than two intervals on a side there is no spread to judge by.
-        significant: na >= 2 && nb >= 2 && delta.abs() > noise,
+        significant: delta.abs() > noise,
     }
 }
 
