@@ -2,7 +2,7 @@
 //! quick run needs no file at all.
 
 use clap::{Args, Parser, Subcommand};
-use fleetload_common::plan::{parse_mix, RawPlan};
+use fleetload_common::plan::{parse_mix, RawPlan, RawStage};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +34,10 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create the scenario's schema and load its rows.
     Prepare(PrepareArgs),
+    /// Find the highest cluster rate that meets the SLOs: step up, then bisect.
+    FindCapacity(FindCapacityArgs),
+    /// Change a running experiment: status, set-rate, pause, resume, stop.
+    Ctl(CtlArgs),
     /// Read a report.json again: print its summary, render its HTML, or compare two runs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -131,6 +135,19 @@ pub struct PlanArgs {
     /// When a worker is lost mid-run: rebalance (survivors take over its keys and rate), continue, or abort.
     #[arg(long)]
     pub on_worker_loss: Option<String>,
+    /// A load stage, repeatable, in order: ramp:DURATION:TO, hold:DURATION, step:TO or
+    /// step:TO:DURATION (cluster ops/s, or active sessions in closed loop).
+    #[arg(long = "stage", value_parser = RawStage::from_flag)]
+    pub stage: Vec<RawStage>,
+    /// A whole-run threshold, repeatable, e.g. "predict_one.p99 < 50ms", "error_rate < 0.5%".
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// Stop the run early when a threshold fails (after --abort-grace).
+    #[arg(long)]
+    pub abort_on_fail: bool,
+    /// How long a threshold may fail before --abort-on-fail stops the run.
+    #[arg(long)]
+    pub abort_grace: Option<String>,
 }
 
 impl PlanArgs {
@@ -160,6 +177,10 @@ impl PlanArgs {
             connect_rate: self.connect_rate,
             lease: self.lease.clone(),
             on_worker_loss: self.on_worker_loss.clone(),
+            stage: (!self.stage.is_empty()).then(|| self.stage.clone()),
+            thresholds: (!self.thresholds.is_empty()).then(|| self.thresholds.clone()),
+            abort_on_fail: self.abort_on_fail.then_some(true),
+            abort_grace: self.abort_grace.clone(),
         }
     }
 }
@@ -240,6 +261,10 @@ pub struct CoordinatorArgs {
     /// Workers to wait for.
     #[arg(long)]
     pub workers: usize,
+    /// Workers admitted in all (default: --workers). Those beyond --workers may join
+    /// while the run goes; the load is re-split from the next interval on.
+    #[arg(long)]
+    pub max_workers: Option<usize>,
     /// How long to wait for them.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub join_timeout: Duration,
@@ -273,6 +298,9 @@ pub struct WorkerArgs {
     /// Where to write unacknowledged snapshots if the coordinator is lost.
     #[arg(long, default_value = ".")]
     pub spool_dir: PathBuf,
+    /// Test hook: pretend this host's clock is off by this many milliseconds.
+    #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
+    pub clock_skew_ms: i64,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +312,73 @@ pub struct PrepareArgs {
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct FindCapacityArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub ml: MlArgs,
+    /// An SLO every stage must meet, repeatable, e.g. "p99<50ms", "error_rate<0.5%".
+    #[arg(long = "slo", required = true)]
+    pub slos: Vec<String>,
+    /// First cluster rate tried, ops/s.
+    #[arg(long)]
+    pub start: f64,
+    /// Factor the rate grows by after a stage that met the SLOs.
+    #[arg(long, default_value_t = 1.5)]
+    pub step: f64,
+    /// How long each rate is held (whole intervals; the first interval settles).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stage_length: Duration,
+    /// Stop when the highest passing and lowest failing rate are this close (relative).
+    #[arg(long, default_value_t = 0.05)]
+    pub precision: f64,
+    /// Never offer more than this, ops/s.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// Local worker processes to start (ignored with --listen).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Serve workers on other hosts at this address instead of starting local ones.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// With --listen: workers to wait for.
+    #[arg(long, default_value_t = 1)]
+    pub remote_workers: usize,
+    /// Where the report goes.
+    #[arg(long, default_value = "fleetload-report")]
+    pub report_dir: PathBuf,
+    /// Prepare the data first, through the fleet.
+    #[arg(long)]
+    pub prepare: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The coordinator, e.g. http://10.0.0.5:7400.
+    #[arg(long, env = "FLEETLOAD_COORDINATOR")]
+    pub coordinator: String,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Print the run's state as JSON.
+    Status,
+    /// Cluster ops/s (open loop) or active sessions (closed loop), from the next interval.
+    SetRate { value: f64 },
+    /// Offer no load from the next interval until resumed.
+    Pause,
+    /// Go back to the load in effect before the pause.
+    Resume,
+    /// End the run now; the report covers what ran.
+    Stop {
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

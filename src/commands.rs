@@ -2,8 +2,8 @@
 //! report, and choose the exit status (0 passed, 1 failed, 130 interrupted).
 
 use crate::cli::{
-    CheckArgs, Cli, Command, CoordinatorArgs, DemoArgs, MetricsArgs, PlanArgs, PrepareArgs,
-    ReportCommand, RunArgs, VerifyArgs, WorkerArgs,
+    CheckArgs, Cli, Command, CoordinatorArgs, CtlAction, CtlArgs, DemoArgs, FindCapacityArgs,
+    MetricsArgs, PlanArgs, PrepareArgs, ReportCommand, RunArgs, VerifyArgs, WorkerArgs,
 };
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
@@ -71,6 +71,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify(a).await,
         Command::Check(a) => check(a).await,
         Command::Report(c) => report(c),
+        Command::Ctl(a) => ctl(a).await,
+        Command::FindCapacity(a) => find_capacity(a).await,
         Command::Teardown(a) => teardown(a).await,
     }
 }
@@ -170,6 +172,162 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `fleetload find-capacity`: one run whose rate the coordinator steers.
+async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
+    if !(args.start.is_finite() && args.start > 0.0) {
+        bail!(
+            "--start {}: the first rate must be above 0 ops/s",
+            args.start
+        );
+    }
+    if !(args.step.is_finite() && args.step > 1.0 && args.step <= 100.0) {
+        bail!(
+            "--step {}: the growth factor must be above 1 (e.g. 1.5) and at most 100",
+            args.step
+        );
+    }
+    if !(args.precision > 0.0 && args.precision < 1.0) {
+        bail!(
+            "--precision {}: a fraction such as 0.05 (5 %)",
+            args.precision
+        );
+    }
+    let mut flags = args.plan.flags();
+    flags.mode = Some("open".into());
+    flags.rate = Some(args.start);
+    let file = match &args.plan.plan {
+        Some(path) => RawPlan::from_file(path)?,
+        None => RawPlan::default(),
+    };
+    let mut raw = file.overlay(flags);
+    if raw.stage.is_some() {
+        bail!("find-capacity sets the load itself: drop the plan's stages");
+    }
+    raw.duration.get_or_insert_with(|| "30m".into());
+    let plan = Plan::try_from(raw)?;
+    let names: Vec<String> = plan.mix.iter().map(|(o, _)| o.to_string()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let slos = args
+        .slos
+        .iter()
+        .map(|t| {
+            fleetload_common::threshold::Threshold::parse(t, &refs)
+                .map_err(|e| anyhow::anyhow!("--slo {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.stage_length < plan.interval * 2 {
+        bail!(
+            "--stage-length {}: at least two intervals ({} each), the first of which settles",
+            humantime::format_duration(args.stage_length),
+            humantime::format_duration(plan.interval)
+        );
+    }
+    let search = fleetload_coordinator::search::SearchSpec {
+        slos,
+        start: args.start,
+        factor: args.step,
+        stage: args.stage_length,
+        precision: args.precision,
+        max_rate: args.max_rate,
+    };
+    let prepare = args
+        .prepare
+        .then(|| prepare_spec(&plan, 4, args.ml.settings()));
+    println!(
+        "finding the capacity of {} for {} from {} ops/s (×{} per stage of {}, then bisecting to {:.0}%)",
+        plan.target,
+        args.slos.join(", "),
+        args.start,
+        args.step,
+        humantime::format_duration(args.stage_length),
+        args.precision * 100.0
+    );
+    match args.listen {
+        None => {
+            local_fleet_search(
+                plan,
+                args.workers,
+                &args.report_dir,
+                prepare,
+                None,
+                Some(search),
+            )
+            .await
+        }
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            println!("waiting for {} workers on {addr}", args.remote_workers);
+            let report = serve(
+                listener,
+                plan,
+                args.remote_workers,
+                Duration::from_secs(60),
+                prepare,
+                None,
+                Some(search),
+                args.remote_workers,
+                shutdown_token(),
+            )
+            .await?;
+            finish(&report, &args.report_dir)
+        }
+    }
+}
+
+/// `fleetload ctl`: one command to a running coordinator.
+async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    use fleetload_proto::v1 as pb;
+    use pb::command_request::Command as C;
+    let endpoint = if args.coordinator.contains("://") {
+        args.coordinator.clone()
+    } else {
+        format!("http://{}", args.coordinator)
+    };
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .with_context(|| {
+            format!(
+                "--coordinator {}: not a URL like http://HOST:PORT",
+                args.coordinator
+            )
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the coordinator at {endpoint}"))?;
+    let mut client = pb::fleet_client::FleetClient::new(channel);
+    let command = match &args.action {
+        CtlAction::Status => C::Status(pb::StatusCommand {}),
+        CtlAction::SetRate { value } => C::SetRate(pb::SetRateCommand { value: *value }),
+        CtlAction::Pause => C::Pause(pb::PauseCommand {}),
+        CtlAction::Resume => C::Resume(pb::ResumeCommand {}),
+        CtlAction::Stop { reason } => C::Stop(pb::StopCommand {
+            reason: reason.clone(),
+        }),
+    };
+    let reply = client
+        .command(pb::CommandRequest {
+            command: Some(command),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    if !reply.status_json.is_empty() {
+        let pretty = serde_json::from_str::<serde_json::Value>(&reply.status_json)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or(reply.status_json);
+        println!("{pretty}");
+    } else {
+        println!("{}", reply.message);
+    }
+    Ok(if reply.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
@@ -275,6 +433,7 @@ impl MetricsServer {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listener: TcpListener,
     plan: Plan,
@@ -282,6 +441,8 @@ async fn serve(
     join_timeout: Duration,
     prepare: Option<PrepareSpec>,
     metrics: Option<&MetricsServer>,
+    search: Option<fleetload_coordinator::search::SearchSpec>,
+    max_workers: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -302,6 +463,8 @@ async fn serve(
     config.prepare = prepare;
     config.progress = Some(tx);
     config.metrics = metrics.map(|m| std::sync::Arc::clone(&m.metrics));
+    config.search = search;
+    config.max_workers = max_workers.max(workers);
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
     let _ = printer.await;
     Ok(result?)
@@ -332,6 +495,8 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         args.join_timeout,
         prepare,
         metrics.as_ref(),
+        None,
+        args.max_workers.unwrap_or(args.workers),
         shutdown_token(),
     )
     .await;
@@ -361,6 +526,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     }
     config.dial_timeout = args.dial_timeout;
     config.spool_dir = args.spool_dir.clone();
+    config.clock_skew_nanos = args.clock_skew_ms.saturating_mul(1_000_000);
     let summary = fleetload_worker::run(&args.coordinator, config, shutdown_token()).await?;
     let ok: u64 = summary.totals.iter().map(|(_, t)| t.ok).sum();
     tracing::info!(run = %summary.run_id, ok, snapshots = summary.snapshots_sent, "worker finished");
@@ -402,6 +568,17 @@ async fn local_fleet(
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
 ) -> anyhow::Result<ExitCode> {
+    local_fleet_search(plan, workers, report_dir, prepare, metrics, None).await
+}
+
+async fn local_fleet_search(
+    plan: Plan,
+    workers: usize,
+    report_dir: &Path,
+    prepare: Option<PrepareSpec>,
+    metrics: Option<MetricsServer>,
+    search: Option<fleetload_coordinator::search::SearchSpec>,
+) -> anyhow::Result<ExitCode> {
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -421,6 +598,8 @@ async fn local_fleet(
         Duration::from_secs(30),
         prepare,
         metrics.as_ref(),
+        search,
+        workers,
         shutdown_token(),
     )
     .await;

@@ -25,14 +25,6 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Scraped while the run goes, the counters grow; scraped after it (during
 /// --metrics-hold), they equal what the report says every worker executed.
 #[test]
@@ -40,9 +32,9 @@ fn metrics_scraped_during_a_run_end_equal_to_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let target = sqlite(dir.path());
     fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
-    let port = free_port();
+    let listen = free_port();
+    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
     let report = dir.path().join("report");
-    let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(BIN)
         .args([
             "run",

@@ -54,40 +54,12 @@ impl Site {
     }
 }
 
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-fn spawn(args: &[&str], cwd: &std::path::Path) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env("FLEETLOAD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn signal(child: &Child, sig: &str) {
     assert!(Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
         .unwrap()
         .success());
-}
-
-/// Wait for `child` at most `limit`; None if it is still running.
-fn wait_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 fn stderr_of(child: Child) -> String {

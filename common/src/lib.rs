@@ -8,12 +8,14 @@
 //! - [`generator`]: the parameter generators of scenario files and their per-session state.
 //! - [`sqltext`]: `:name` parameters in scenario SQL and each driver's placeholders.
 //! - [`value`]: values bound to statements, and their SQL literals for the text protocol.
+//! - [`profile`]: load shapes (piecewise-linear rate or sessions over time).
 //! - [`schedule`]: open-loop intended start times, rate changes rebase the schedule.
 //! - [`split`]: key-space shards and the cluster rate split across workers.
 //! - [`histogram`]: the one set of histogram bounds and the V2+deflate codec.
 //! - [`stats`]: per-operation counts and histograms, and their exact merge.
 //! - [`outcome`]: error classes.
 //! - [`churn`]: the telco-churn row generator and the deterministic churn model.
+//! - [`threshold`]: SLO thresholds such as `predict_one.p99 < 50ms`.
 //! - [`wire`]: conversions between the generated proto types and these domain types.
 //! - [`rng`]: a small, stable, seedable generator (the same seed gives the same data on
 //!   every version and platform, which `rand`'s generators do not promise).
@@ -24,6 +26,7 @@ pub mod generator;
 pub mod histogram;
 pub mod outcome;
 pub mod plan;
+pub mod profile;
 pub mod rng;
 pub mod scenario;
 pub mod scenario_file;
@@ -32,6 +35,7 @@ pub mod split;
 pub mod sqltext;
 pub mod stats;
 pub mod target;
+pub mod threshold;
 pub mod value;
 pub mod wire;
 

@@ -5,9 +5,11 @@
 //! [`Plan::try_from`] validates everything at once, so an invalid plan cannot exist past
 //! parsing. Every error names the key, the bad value and what is allowed.
 
+use crate::profile::Profile;
 use crate::scenario::{scenario_names, OpName, Scenario, ScenarioRef};
 use crate::scenario_file::ScenarioFile;
 use crate::target::Target;
+use crate::threshold::Threshold;
 use crate::PlanError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,6 +67,55 @@ pub struct RawPlan {
     pub lease: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_worker_loss: Option<String>,
+    /// Load shape: `[[stage]]` tables (`ramp`/`to`, `hold`, `step`/`hold`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Vec<RawStage>>,
+    /// Whole-run thresholds, e.g. `["predict_one.p99 < 50ms", "error_rate < 0.5%"]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<String>>,
+    /// Stop the run when a threshold fails (after `abort_grace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_on_fail: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_grace: Option<String>,
+}
+
+/// One stage as written: exactly one of `ramp` (with `to`), `hold`, or `step` (with an
+/// optional `hold` after it).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<String>>,
+}
+
+impl RawStage {
+    /// Parse the CLI form: `ramp:60s:5000`, `hold:2m`, `step:8000` or `step:8000:60s`.
+    ///
+    /// # Errors
+    /// The text is not one of those forms.
+    pub fn from_flag(text: &str) -> Result<RawStage, String> {
+        let parts: Vec<&str> = text.split(':').map(str::trim).collect();
+        let num = |s: &str| {
+            s.parse::<f64>()
+                .map_err(|_| format!("--stage {text:?}: {s:?} is not a number"))
+        };
+        Ok(match parts.as_slice() {
+            ["ramp", d, to] => RawStage { ramp: Some((*d).into()), to: Some(num(to)?), ..RawStage::default() },
+            ["hold", d] => RawStage { hold: Some((*d).into()), ..RawStage::default() },
+            ["step", to] => RawStage { step: Some(num(to)?), ..RawStage::default() },
+            ["step", to, d] => RawStage { step: Some(num(to)?), hold: Some((*d).into()), ..RawStage::default() },
+            _ => return Err(format!("--stage {text:?}: write ramp:DURATION:TO, hold:DURATION, step:TO or step:TO:DURATION")),
+        })
+    }
 }
 
 macro_rules! overlay_fields {
@@ -134,7 +185,11 @@ impl RawPlan {
             connect_timeout,
             connect_rate,
             lease,
-            on_worker_loss
+            on_worker_loss,
+            stage,
+            thresholds,
+            abort_on_fail,
+            abort_grace
         );
         self
     }
@@ -194,7 +249,50 @@ pub struct Plan {
     pub lease: Duration,
     /// What the coordinator does when a worker is lost mid-run.
     pub on_worker_loss: OnWorkerLoss,
+    /// The load shape (empty: the constant `rate`, or every session, all run long).
+    pub stages: Vec<Stage>,
+    /// Whole-run thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// Stop the run once a threshold fails, after this grace (from the measured start,
+    /// or the stage's start for a stage's thresholds).
+    pub abort_on_fail: Option<Duration>,
 }
+
+/// What a stage does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    Ramp,
+    Hold,
+    Step,
+}
+
+/// One validated stage, in cluster terms: operations per second (open loop) or active
+/// sessions across the fleet (closed loop).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub kind: StageKind,
+    pub start: Duration,
+    pub duration: Duration,
+    /// The value at the stage's start (after a step) and at its end.
+    pub from: f64,
+    pub to: f64,
+    pub thresholds: Vec<Threshold>,
+}
+
+impl Stage {
+    pub fn describe(&self, unit: &str) -> String {
+        let d = humantime::format_duration(self.duration);
+        match self.kind {
+            StageKind::Ramp => format!("ramp {} → {} {unit} over {d}", self.from, self.to),
+            StageKind::Hold => format!("hold {} {unit} for {d}", self.to),
+            StageKind::Step => format!("step to {} {unit}, hold {d}", self.to),
+        }
+    }
+}
+
+/// Most stages a plan may have.
+pub const MAX_STAGES: usize = 1000;
 
 /// What the coordinator does when a worker is lost mid-run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,13 +469,21 @@ impl TryFrom<RawPlan> for Plan {
             raw.mode
                 .as_deref()
                 .unwrap_or(if raw.rate.is_some() { "open" } else { "closed" });
+        let staged = raw.stage.as_ref().is_some_and(|s| !s.is_empty());
         let load = match mode {
             "open" => {
-                let rate = raw.rate.ok_or(PlanError::Missing {
-                    key: "rate",
-                    hint: "open-loop load needs a cluster rate in operations per second, e.g. --rate 2000 (or mode = \"closed\")",
-                })?;
-                if !rate.is_finite() || rate <= 0.0 || rate > MAX_RATE {
+                let rate = match (raw.rate, staged) {
+                    (Some(r), _) => r,
+                    // Stages without a starting rate start from 0.
+                    (None, true) => 0.0,
+                    (None, false) => {
+                        return Err(PlanError::Missing {
+                            key: "rate",
+                            hint: "open-loop load needs a cluster rate in operations per second, e.g. --rate 2000 (or mode = \"closed\")",
+                        })
+                    }
+                };
+                if !rate.is_finite() || rate < 0.0 || (rate == 0.0 && !staged) || rate > MAX_RATE {
                     return Err(PlanError::invalid("rate", rate, format!("operations per second across the cluster, above 0 and at most {MAX_RATE}")));
                 }
                 if raw.think_time.is_some() {
@@ -445,12 +551,129 @@ impl TryFrom<RawPlan> for Plan {
             Duration::from_millis(100),
             Duration::from_secs(600),
         )?;
-        let run_time = within(
-            "duration",
-            duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
-            interval,
-            Duration::from_secs(7 * 86_400),
-        )?;
+        let operation_names: Vec<String> = mix.iter().map(|(o, _)| o.to_string()).collect();
+        let op_refs: Vec<&str> = operation_names.iter().map(String::as_str).collect();
+        let thresholds_of =
+            |key: &'static str, list: &Option<Vec<String>>| -> Result<Vec<Threshold>, PlanError> {
+                let list = list.as_deref().unwrap_or_default();
+                if list.len() > 100 {
+                    return Err(PlanError::invalid(
+                        key,
+                        format!("{} thresholds", list.len()),
+                        "at most 100",
+                    ));
+                }
+                list.iter()
+                    .map(|t| {
+                        Threshold::parse(t, &op_refs)
+                            .map_err(|e| PlanError::invalid(key, format!("{t:?}"), e))
+                    })
+                    .collect()
+            };
+        let thresholds = thresholds_of("thresholds", &raw.thresholds)?;
+        let (start_value, unit_max) = match load {
+            LoadModel::Open { rate, .. } => (rate, MAX_RATE),
+            LoadModel::Closed { .. } => (0.0, f64::from(MAX_SESSIONS) * 10_000.0),
+        };
+        let mut stages = Vec::new();
+        let mut at = Duration::ZERO;
+        let mut current = start_value;
+        let raw_stages = raw.stage.as_deref().unwrap_or_default();
+        if raw_stages.len() > MAX_STAGES {
+            return Err(PlanError::invalid(
+                "stage",
+                format!("{} stages", raw_stages.len()),
+                format!("at most {MAX_STAGES}"),
+            ));
+        }
+        for (i, st) in raw_stages.iter().enumerate() {
+            let n = i + 1;
+            let value = |v: f64| -> Result<f64, PlanError> {
+                if v.is_finite() && (0.0..=unit_max).contains(&v) {
+                    Ok(v)
+                } else {
+                    Err(PlanError::invalid(
+                        "stage",
+                        format!("stage {n}: {v}"),
+                        format!("a value between 0 and {unit_max}"),
+                    ))
+                }
+            };
+            let dur = |d: &Option<String>| -> Result<Duration, PlanError> {
+                match d {
+                    None => Ok(Duration::ZERO),
+                    Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                        PlanError::invalid(
+                            "stage",
+                            format!("stage {n}: {text:?}"),
+                            format!("a duration like \"30s\" or \"5m\" ({e})"),
+                        )
+                    }),
+                }
+            };
+            let (kind, from, to, length) = match (st.ramp.as_ref(), st.step, st.hold.as_ref()) {
+                (Some(_), None, None) => {
+                    let to = value(st.to.ok_or_else(|| PlanError::invalid("stage", format!("stage {n}: ramp without `to`"), "a ramp needs the value it ramps to, e.g. { ramp = \"60s\", to = 5000 }"))?)?;
+                    (StageKind::Ramp, current, to, dur(&st.ramp)?)
+                }
+                (None, Some(step), hold) => {
+                    if st.to.is_some() {
+                        return Err(PlanError::invalid("stage", format!("stage {n}"), "a step names its value in `step`; `to` belongs to ramps"));
+                    }
+                    let v = value(step)?;
+                    (StageKind::Step, v, v, dur(&hold.cloned())?)
+                }
+                (None, None, Some(hold)) => {
+                    if st.to.is_some() {
+                        return Err(PlanError::invalid("stage", format!("stage {n}"), "a hold keeps the current value; use a step or a ramp to change it"));
+                    }
+                    (StageKind::Hold, current, current, dur(&Some(hold.clone()))?)
+                }
+                _ => {
+                    return Err(PlanError::invalid(
+                        "stage",
+                        format!("stage {n}"),
+                        "give exactly one of { ramp = \"60s\", to = 5000 }, { hold = \"2m\" } or { step = 8000, hold = \"1m\" }",
+                    ))
+                }
+            };
+            stages.push(Stage {
+                kind,
+                start: at,
+                duration: length,
+                from,
+                to,
+                thresholds: thresholds_of("stage", &st.thresholds)?,
+            });
+            at += length;
+            current = to;
+        }
+        let run_time = if stages.is_empty() {
+            within(
+                "duration",
+                duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
+                interval,
+                Duration::from_secs(7 * 86_400),
+            )?
+        } else {
+            if let Some(d) = raw.duration.as_deref() {
+                let given = duration("duration", Some(d), DEFAULT_DURATION)?;
+                if given != at {
+                    return Err(PlanError::invalid("duration", d, format!("the stages last {}; drop `duration` (it is the stages' sum) or make them add up", humantime::format_duration(at))));
+                }
+            }
+            if matches!(load, LoadModel::Open { .. })
+                && stages.iter().all(|s| s.to == 0.0)
+                && start_value == 0.0
+            {
+                return Err(PlanError::invalid(
+                    "stage",
+                    "every rate 0",
+                    "at least one stage must offer load",
+                ));
+            }
+            within("stage", at, interval, Duration::from_secs(7 * 86_400))?
+        };
         let warmup = duration("warmup", raw.warmup.as_deref(), Duration::ZERO)?;
         if warmup >= run_time {
             return Err(PlanError::invalid(
@@ -520,11 +743,56 @@ impl TryFrom<RawPlan> for Plan {
             connect_rate,
             lease,
             on_worker_loss,
+            stages,
+            thresholds,
+            abort_on_fail: match raw.abort_on_fail {
+                Some(true) => Some(within(
+                    "abort_grace",
+                    duration(
+                        "abort_grace",
+                        raw.abort_grace.as_deref(),
+                        Duration::from_secs(10),
+                    )?,
+                    Duration::ZERO,
+                    Duration::from_secs(86_400),
+                )?),
+                _ if raw.abort_grace.is_some() => {
+                    return Err(PlanError::invalid(
+                        "abort_grace",
+                        raw.abort_grace.clone().unwrap_or_default(),
+                        "only used with abort_on_fail = true",
+                    ))
+                }
+                _ => None,
+            },
         })
     }
 }
 
 impl Plan {
+    /// The cluster's load over time: operations per second (open loop) or active
+    /// sessions across the fleet (closed loop; `None` without stages: every session).
+    pub fn cluster_profile(&self) -> Option<Profile> {
+        let start = match self.load {
+            LoadModel::Open { rate, .. } => rate,
+            LoadModel::Closed { .. } if self.stages.is_empty() => return None,
+            LoadModel::Closed { .. } => 0.0,
+        };
+        let mut points = vec![(0.0, start)];
+        for s in &self.stages {
+            let (t0, t1) = (s.start.as_secs_f64(), (s.start + s.duration).as_secs_f64());
+            match s.kind {
+                StageKind::Step => {
+                    points.push((t0, s.to));
+                    points.push((t1, s.to));
+                }
+                StageKind::Ramp | StageKind::Hold => points.push((t1, s.to)),
+            }
+        }
+        points.dedup();
+        Profile::from_points(points).ok()
+    }
+
     /// The effective plan as a raw plan, every key filled in. It holds no secret (URLs
     /// never carry passwords), so it can go into a report as it is.
     pub fn effective(&self) -> RawPlan {
@@ -584,6 +852,41 @@ impl Plan {
             connect_rate: Some(self.connect_rate),
             lease: Some(fmt(self.lease)),
             on_worker_loss: Some(self.on_worker_loss.name().to_string()),
+            stage: (!self.stages.is_empty()).then(|| {
+                self.stages
+                    .iter()
+                    .map(|s| {
+                        let d = Some(humantime::format_duration(s.duration).to_string());
+                        let thresholds = (!s.thresholds.is_empty())
+                            .then(|| s.thresholds.iter().map(|t| t.text.clone()).collect());
+                        match s.kind {
+                            StageKind::Ramp => RawStage {
+                                ramp: d,
+                                to: Some(s.to),
+                                thresholds,
+                                ..RawStage::default()
+                            },
+                            StageKind::Hold => RawStage {
+                                hold: d,
+                                thresholds,
+                                ..RawStage::default()
+                            },
+                            StageKind::Step => RawStage {
+                                step: Some(s.to),
+                                hold: d,
+                                thresholds,
+                                ..RawStage::default()
+                            },
+                        }
+                    })
+                    .collect()
+            }),
+            thresholds: (!self.thresholds.is_empty())
+                .then(|| self.thresholds.iter().map(|t| t.text.clone()).collect()),
+            abort_on_fail: self.abort_on_fail.map(|_| true),
+            abort_grace: self
+                .abort_on_fail
+                .map(|g| humantime::format_duration(g).to_string()),
         }
     }
 
@@ -630,6 +933,99 @@ mod tests {
 
     fn err(raw: RawPlan) -> String {
         Plan::try_from(raw).unwrap_err().to_string()
+    }
+
+    fn staged(stages: &[&str]) -> RawPlan {
+        RawPlan {
+            mode: Some("open".into()),
+            rate: Some(100.0),
+            stage: Some(
+                stages
+                    .iter()
+                    .map(|s| RawStage::from_flag(s).unwrap())
+                    .collect(),
+            ),
+            ..base()
+        }
+    }
+
+    #[test]
+    fn stages_become_the_cluster_profile_and_the_duration() {
+        let plan = Plan::try_from(staged(&["ramp:10s:500", "hold:5s", "step:200:5s"])).unwrap();
+        assert_eq!(plan.duration, Duration::from_secs(20));
+        let p = plan.cluster_profile().unwrap();
+        assert_eq!(p.value_at(0.0), 100.0);
+        assert_eq!(p.value_at(5.0), 300.0);
+        assert_eq!(p.value_at(12.0), 500.0);
+        assert_eq!(p.value_at(15.0), 200.0);
+        assert_eq!(
+            plan.stages[2].describe("ops/s"),
+            "step to 200 ops/s, hold 5s"
+        );
+        // The effective plan reads back into the same plan.
+        assert_eq!(Plan::try_from(plan.effective()).unwrap(), plan);
+        // Without a rate, an open-loop ramp starts from 0.
+        let mut raw = staged(&["ramp:4s:400"]);
+        raw.rate = None;
+        assert_eq!(
+            Plan::try_from(raw)
+                .unwrap()
+                .cluster_profile()
+                .unwrap()
+                .value_at(1.0),
+            100.0
+        );
+    }
+
+    #[test]
+    fn bad_stages_and_thresholds_name_what_is_wrong() {
+        let e = err(RawPlan {
+            stage: Some(vec![RawStage {
+                ramp: Some("5s".into()),
+                ..RawStage::default()
+            }]),
+            ..staged(&[])
+        });
+        assert!(e.contains("stage 1: ramp without `to`"), "{e}");
+        let e = err(RawPlan {
+            duration: Some("30s".into()),
+            ..staged(&["hold:10s"])
+        });
+        assert!(e.contains("the stages last 10s"), "{e}");
+        let e = err(RawPlan {
+            stage: Some(vec![RawStage {
+                hold: Some("1s".into()),
+                step: Some(5.0),
+                to: Some(3.0),
+                ..RawStage::default()
+            }]),
+            ..staged(&[])
+        });
+        assert!(e.contains("`to` belongs to ramps"), "{e}");
+        let e = err(RawPlan {
+            thresholds: Some(vec!["p99 < fast".into()]),
+            ..base()
+        });
+        assert!(e.contains("`thresholds`") && e.contains("unit"), "{e}");
+        let e = err(RawPlan {
+            abort_grace: Some("5s".into()),
+            ..base()
+        });
+        assert!(e.contains("only used with abort_on_fail"), "{e}");
+        assert!(RawStage::from_flag("jump:5")
+            .unwrap_err()
+            .contains("ramp:DURATION:TO"));
+        let many = RawPlan {
+            stage: Some(vec![
+                RawStage {
+                    hold: Some("1s".into()),
+                    ..RawStage::default()
+                };
+                MAX_STAGES + 1
+            ]),
+            ..staged(&[])
+        };
+        assert!(err(many).contains("at most 1000"));
     }
 
     #[test]

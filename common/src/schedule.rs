@@ -1,11 +1,11 @@
 //! Open-loop schedules: the intended start of every operation as a function of time,
 //! never of the previous operation (DESIGN-NOTES §2).
 //!
-//! Operation `i` of a segment starting at op `first` and time `t0` with rate `r` is due
-//! at `t0 + (i - first) / r`. A rate change at time `T` starts a new segment at the first
-//! operation the old segment would have issued at or after `T`, so no operation is
-//! skipped or issued twice across the change.
+//! Arrivals follow a [`Profile`] of the rate: operation `k` is due when the integral of
+//! the rate reaches `φ + k`. A new profile takes over from the pending arrival, so no
+//! operation is skipped or issued twice across a change.
 
+use crate::profile::Profile;
 use crate::rng::Rng;
 use serde::Serialize;
 use std::time::Duration;
@@ -32,148 +32,68 @@ impl Arrival {
     }
 }
 
-/// Successive intended starts of one worker, for either arrival process.
+/// Successive intended starts of one worker, for either arrival process, following a
+/// rate profile: operation `k` is due when the integral of the rate since the start
+/// reaches `φ + k` (uniform), or the next sum of unit exponential gaps (Poisson: time
+/// rescaling turns a unit-rate Poisson process into one of the profile's rate).
 #[derive(Debug, Clone)]
 pub struct Arrivals {
-    schedule: Schedule,
+    profile: Profile,
     arrival: Arrival,
     rng: Rng,
-    next_index: u64,
-    /// Poisson: offset of the next arrival in nanoseconds.
-    next_nanos: f64,
+    /// Seconds since the start of the last arrival returned (or 0).
+    t: f64,
+    /// Integral of the rate still to pass before the next arrival.
+    need: f64,
 }
 
 impl Arrivals {
-    /// Arrivals at `rate` per second starting at `phase` (uniform) or at the start with
-    /// exponential gaps (Poisson, from `rng`).
-    pub fn new(arrival: Arrival, rate: f64, phase: Duration, mut rng: Rng) -> Self {
-        let first = match arrival {
-            Arrival::Uniform => phase.as_nanos() as f64,
-            Arrival::Poisson => exponential_gap_nanos(&mut rng, rate),
+    /// Arrivals following `profile`; uniform ones start at the fraction `phase` of an
+    /// operation, Poisson ones after an exponential gap.
+    pub fn new(arrival: Arrival, profile: Profile, phase: f64, mut rng: Rng) -> Self {
+        let need = match arrival {
+            Arrival::Uniform => phase.clamp(0.0, 1.0),
+            Arrival::Poisson => unit_exponential(&mut rng),
         };
         Arrivals {
-            schedule: Schedule::constant(rate, phase),
+            profile,
             arrival,
             rng,
-            next_index: 0,
-            next_nanos: first,
+            t: 0.0,
+            need,
         }
     }
-}
 
-impl Arrivals {
-    /// Continue at `rate` from the arrival pending at `at` (the one `next` returned last
-    /// and not yet released): it keeps its time, the following ones follow the new rate,
+    /// Follow `profile` from the arrival pending now (the one `next` returned last and
+    /// not yet released): it keeps its time, the following ones follow the new profile,
     /// so no arrival is skipped or repeated across the change.
-    pub fn restart(&mut self, at: Duration, rate: f64) {
-        self.schedule = Schedule::constant(rate, at);
-        self.next_index = 1;
-        self.next_nanos = at.as_nanos() as f64
-            + exponential_gap_nanos(&mut self.rng, rate.max(f64::MIN_POSITIVE));
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 }
 
-/// Successive intended starts relative to the run start; ends when the rate is 0.
+/// Successive intended starts relative to the run start; ends when the rate stays 0.
 impl Iterator for Arrivals {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        match self.arrival {
-            Arrival::Uniform => {
-                let t = self.schedule.intended(self.next_index)?;
-                self.next_index += 1;
-                Some(t)
-            }
-            Arrival::Poisson => {
-                let rate = self.schedule.segments.last().map_or(0.0, |s| s.rate);
-                if rate <= 0.0 {
-                    return None;
-                }
-                let t = Duration::from_nanos(self.next_nanos as u64);
-                self.next_nanos += exponential_gap_nanos(&mut self.rng, rate);
-                Some(t)
-            }
-        }
+        let t = self.profile.advance(self.t, self.need)?;
+        self.t = t;
+        self.need = match self.arrival {
+            Arrival::Uniform => 1.0,
+            Arrival::Poisson => unit_exponential(&mut self.rng),
+        };
+        Some(Duration::from_secs_f64(t.max(0.0)))
     }
 }
 
-fn exponential_gap_nanos(rng: &mut Rng, rate: f64) -> f64 {
+fn unit_exponential(rng: &mut Rng) -> f64 {
     // 1 - U lies in (0, 1], so the logarithm is finite.
-    -(1.0 - rng.next_f64()).ln() / rate * 1e9
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Segment {
-    first_op: u64,
-    start_nanos: f64,
-    /// Operations per second; 0 pauses the schedule.
-    rate: f64,
-}
-
-/// A piecewise-constant-rate schedule relative to the run start.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Schedule {
-    segments: Vec<Segment>,
-}
-
-impl Schedule {
-    /// A constant rate with the first operation at `phase` after the start.
-    pub fn constant(rate: f64, phase: Duration) -> Self {
-        Schedule {
-            segments: vec![Segment {
-                first_op: 0,
-                start_nanos: phase.as_nanos() as f64,
-                rate: rate.max(0.0),
-            }],
-        }
-    }
-
-    /// Intended start of operation `i`, relative to the run start; `None` while paused.
-    pub fn intended(&self, i: u64) -> Option<Duration> {
-        let seg = self.segment_for(i);
-        if seg.rate <= 0.0 {
-            return None;
-        }
-        let nanos = seg.start_nanos + (i - seg.first_op) as f64 * 1e9 / seg.rate;
-        Some(Duration::from_nanos(nanos as u64))
-    }
-
-    /// How many operations are due strictly before `t`.
-    pub fn due_before(&self, t: Duration) -> u64 {
-        let t = t.as_nanos() as f64;
-        let mut count = 0;
-        for (k, seg) in self.segments.iter().enumerate() {
-            let end_op = self.segments.get(k + 1).map(|s| s.first_op);
-            if t <= seg.start_nanos {
-                break;
-            }
-            let n = if seg.rate <= 0.0 {
-                0
-            } else {
-                ((t - seg.start_nanos) * seg.rate / 1e9).ceil() as u64
-            };
-            count = seg.first_op + end_op.map_or(n, |e| n.min(e - seg.first_op));
-        }
-        count
-    }
-
-    /// Change the rate from time `at` on (relative to the run start).
-    pub fn change_rate(&mut self, at: Duration, rate: f64) {
-        let first_op = self.due_before(at);
-        // Segments that would begin after `at` are superseded.
-        self.segments
-            .retain(|s| s.first_op < first_op || s.start_nanos < at.as_nanos() as f64);
-        self.segments.push(Segment {
-            first_op,
-            start_nanos: at.as_nanos() as f64,
-            rate: rate.max(0.0),
-        });
-    }
-
-    fn segment_for(&self, i: u64) -> &Segment {
-        let idx = self.segments.partition_point(|s| s.first_op <= i);
-        &self.segments[idx.saturating_sub(1)]
-    }
+    -(1.0 - rng.next_f64()).ln()
 }
 
 #[cfg(test)]
@@ -183,32 +103,13 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn constant_rate_spaces_operations_evenly_from_the_phase() {
-        let s = Schedule::constant(1000.0, Duration::from_micros(250));
-        assert_eq!(s.intended(0), Some(Duration::from_micros(250)));
-        assert_eq!(s.intended(1), Some(Duration::from_micros(1250)));
-        assert_eq!(s.intended(1000), Some(Duration::from_micros(1_000_250)));
-        assert_eq!(s.due_before(Duration::from_secs(2)), 2000);
-        assert_eq!(s.due_before(Duration::ZERO), 0);
-    }
-
-    #[test]
-    fn a_rate_change_rebases_without_skipping_or_repeating() {
-        let mut s = Schedule::constant(100.0, Duration::ZERO);
-        s.change_rate(Duration::from_secs(1), 1000.0);
-        // 100 ops in the first second, then 1000/s from exactly t = 1 s.
-        assert_eq!(s.intended(99), Some(990 * MS));
-        assert_eq!(s.intended(100), Some(Duration::from_secs(1)));
-        assert_eq!(s.intended(101), Some(Duration::from_secs(1) + MS));
-        assert_eq!(s.due_before(Duration::from_secs(2)), 1100);
-        // Intended times stay strictly increasing across the change.
-        let times: Vec<_> = (0..300).filter_map(|i| s.intended(i)).collect();
-        assert!(times.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
     fn poisson_arrivals_have_the_planned_mean_rate_and_exponential_gaps() {
-        let mut a = Arrivals::new(Arrival::Poisson, 1000.0, Duration::ZERO, Rng::new(5));
+        let mut a = Arrivals::new(
+            Arrival::Poisson,
+            Profile::constant(1000.0),
+            0.0,
+            Rng::new(5),
+        );
         let times: Vec<Duration> = (0..20_000).map(|_| a.next().unwrap()).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         let rate = 20_000.0 / times.last().unwrap().as_secs_f64();
@@ -218,8 +119,8 @@ mod tests {
         assert!((short - 0.632).abs() < 0.02, "share of short gaps {short}");
         let mut u = Arrivals::new(
             Arrival::Uniform,
-            1000.0,
-            Duration::from_micros(5),
+            Profile::constant(1000.0),
+            0.005,
             Rng::new(5),
         );
         assert_eq!(u.next(), Some(Duration::from_micros(5)));
@@ -227,12 +128,12 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_keeps_the_pending_arrival_and_follows_the_new_rate() {
-        let mut a = Arrivals::new(Arrival::Uniform, 100.0, Duration::ZERO, Rng::new(1));
+    fn a_new_profile_keeps_the_pending_arrival_and_follows_the_new_rate() {
+        let mut a = Arrivals::new(Arrival::Uniform, Profile::constant(100.0), 0.0, Rng::new(1));
         assert_eq!(a.next(), Some(Duration::ZERO));
         let pending = a.next().unwrap();
         assert_eq!(pending, 10 * MS);
-        a.restart(pending, 1000.0);
+        a.set_profile(Profile::constant(100.0).splice(0.010, &Profile::constant(1000.0)));
         assert_eq!(
             a.next(),
             Some(11 * MS),
@@ -242,13 +143,53 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_rate_pauses_and_a_later_change_resumes() {
-        let mut s = Schedule::constant(10.0, Duration::ZERO);
-        s.change_rate(Duration::from_secs(1), 0.0);
-        assert_eq!(s.intended(9), Some(900 * MS));
-        assert_eq!(s.intended(10), None);
-        s.change_rate(Duration::from_secs(3), 10.0);
-        assert_eq!(s.intended(10), Some(Duration::from_secs(3)));
-        assert_eq!(s.due_before(Duration::from_secs(4)), 20);
+    fn a_ramp_is_followed_at_every_instant() {
+        // 0 → 1000/s over 10 s: ∫ = 50 t², so the 5000 operations of the ramp split
+        // 500 / 1500 / … per 2 s, and arrival k is due at √(k/50).
+        let ramp = Profile::from_points(vec![(0.0, 0.0), (10.0, 1000.0)]).unwrap();
+        let times: Vec<f64> = Arrivals::new(Arrival::Uniform, ramp, 0.0, Rng::new(1))
+            .take_while(|t| t.as_secs_f64() < 10.0)
+            .map(|t| t.as_secs_f64())
+            .collect();
+        assert_eq!(times.len(), 5000);
+        for k in [1usize, 100, 2500, 4999] {
+            assert!(
+                (times[k] - (k as f64 / 50.0).sqrt()).abs() < 1e-6,
+                "{k}: {}",
+                times[k]
+            );
+        }
+        let in_first_2s = times.iter().filter(|t| **t < 2.0).count();
+        assert_eq!(in_first_2s, 200);
+    }
+
+    #[test]
+    fn a_zero_rate_pauses_and_a_later_rate_resumes() {
+        let paused = Profile::from_points(vec![
+            (0.0, 10.0),
+            (1.0, 10.0),
+            (1.0, 0.0),
+            (3.0, 0.0),
+            (3.0, 10.0),
+        ])
+        .unwrap();
+        let times: Vec<Duration> = Arrivals::new(Arrival::Uniform, paused, 0.0, Rng::new(1))
+            .take(20)
+            .collect();
+        assert_eq!(times[9], 900 * MS);
+        assert!(
+            times
+                .iter()
+                .all(|t| *t <= Duration::from_secs(1) || *t >= Duration::from_secs(3)),
+            "nothing is due while paused: {times:?}"
+        );
+        assert_eq!(
+            times
+                .iter()
+                .filter(|t| **t >= Duration::from_secs(3))
+                .count(),
+            9
+        );
+        assert_eq!(times[19] - times[18], 100 * MS);
     }
 }

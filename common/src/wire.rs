@@ -7,6 +7,7 @@
 use crate::histogram::{decode, encode, HistogramError};
 use crate::outcome::ErrorClass;
 use crate::plan::{MAX_RATE, MAX_SESSIONS};
+use crate::profile::Profile;
 use crate::scenario::{OpName, Scenario, ScenarioRef};
 use crate::scenario_file::ScenarioFile;
 use crate::split::Shard;
@@ -35,17 +36,50 @@ pub struct Hello {
 }
 
 /// One worker's share of the load.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WorkerLoad {
     Open {
-        rate: f64,
+        /// Operations per second over time.
+        profile: Profile,
         arrival: crate::schedule::Arrival,
-        phase: Duration,
+        /// Uniform arrivals: the first is due when the rate's integral reaches this
+        /// fraction of one operation, so the workers interleave.
+        phase: f64,
         max_backlog: Duration,
     },
     Closed {
         think_time: Duration,
+        /// Active sessions over time; `None`: every session, all run long.
+        sessions: Option<Profile>,
     },
+}
+
+/// Points for the wire.
+pub fn profile_points(p: &Profile) -> Vec<pb::ProfilePoint> {
+    p.points()
+        .iter()
+        .map(|(t, v)| pb::ProfilePoint { t_s: *t, value: *v })
+        .collect()
+}
+
+/// A profile from the wire, with every value at most `max`.
+///
+/// # Errors
+/// Too many points, times going backwards, or a value out of bounds.
+pub fn profile_from(
+    field: &'static str,
+    points: &[pb::ProfilePoint],
+    max: f64,
+) -> Result<Profile, WireError> {
+    // NaN is caught by Profile::from_points; here only values above the bound.
+    if let Some(p) = points.iter().find(|p| p.value > max) {
+        return Err(WireError::invalid(
+            field,
+            format!("value {} is above {max}", p.value),
+        ));
+    }
+    Profile::from_points(points.iter().map(|p| (p.t_s, p.value)).collect())
+        .map_err(|e| WireError::invalid(field, e))
 }
 
 /// Everything a worker needs to run its part of a run.
@@ -96,6 +130,8 @@ pub struct Done {
     pub inserted: u64,
     pub insert_id_base: u64,
     pub insert_id_last: u64,
+    /// When its first operation started, on the worker's clock (Unix nanoseconds).
+    pub first_op_unix_nanos: Option<i64>,
 }
 
 fn text(field: &'static str, s: String, max: usize) -> Result<String, WireError> {
@@ -191,23 +227,29 @@ impl TryFrom<pb::Hello> for Hello {
 
 impl From<&Assignment> for pb::Assignment {
     fn from(a: &Assignment) -> Self {
-        let load = match a.load {
+        let load = match &a.load {
             WorkerLoad::Open {
-                rate,
+                profile,
                 arrival,
                 phase,
                 max_backlog,
             } => pb::assignment::Load::OpenLoop(pb::OpenLoop {
-                rate,
+                rate: profile.value_at(0.0),
                 arrival: match arrival {
                     crate::schedule::Arrival::Uniform => pb::Arrival::Uniform as i32,
                     crate::schedule::Arrival::Poisson => pb::Arrival::Poisson as i32,
                 },
-                phase_nanos: u64::try_from(phase.as_nanos()).unwrap_or(u64::MAX),
+                phase_nanos: 0,
+                phase_fraction: *phase,
+                profile: profile_points(profile),
                 max_backlog_millis: u64::try_from(max_backlog.as_millis()).unwrap_or(u64::MAX),
             }),
-            WorkerLoad::Closed { think_time } => pb::assignment::Load::ClosedLoop(pb::ClosedLoop {
+            WorkerLoad::Closed {
+                think_time,
+                sessions,
+            } => pb::assignment::Load::ClosedLoop(pb::ClosedLoop {
                 think_time_micros: u64::try_from(think_time.as_micros()).unwrap_or(u64::MAX),
+                sessions_profile: sessions.as_ref().map(profile_points).unwrap_or_default(),
             }),
         };
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -330,14 +372,26 @@ impl TryFrom<pb::Assignment> for Assignment {
             field: "assignment.load",
         })? {
             pb::assignment::Load::OpenLoop(o) => {
-                if !o.rate.is_finite() || o.rate <= 0.0 || o.rate > MAX_RATE {
+                if o.profile.is_empty()
+                    && (!o.rate.is_finite() || o.rate <= 0.0 || o.rate > MAX_RATE)
+                {
                     return Err(WireError::invalid(
                         "assignment.open_loop.rate",
                         format!("{} is not in (0, {MAX_RATE}]", o.rate),
                     ));
                 }
+                if !(0.0..1.0).contains(&o.phase_fraction) {
+                    return Err(WireError::invalid(
+                        "assignment.open_loop.phase_fraction",
+                        format!("{} is not in [0, 1)", o.phase_fraction),
+                    ));
+                }
                 WorkerLoad::Open {
-                    rate: o.rate,
+                    profile: if o.profile.is_empty() {
+                        Profile::constant(o.rate)
+                    } else {
+                        profile_from("assignment.open_loop.profile", &o.profile, MAX_RATE)?
+                    },
                     arrival: match pb::Arrival::try_from(o.arrival) {
                         Ok(pb::Arrival::Uniform) => crate::schedule::Arrival::Uniform,
                         Ok(pb::Arrival::Poisson) => crate::schedule::Arrival::Poisson,
@@ -348,7 +402,7 @@ impl TryFrom<pb::Assignment> for Assignment {
                             ))
                         }
                     },
-                    phase: Duration::from_nanos(o.phase_nanos.min(3_600_000_000_000)),
+                    phase: o.phase_fraction,
                     max_backlog: millis(
                         "assignment.open_loop.max_backlog_millis",
                         o.max_backlog_millis,
@@ -359,6 +413,15 @@ impl TryFrom<pb::Assignment> for Assignment {
             }
             pb::assignment::Load::ClosedLoop(c) => WorkerLoad::Closed {
                 think_time: Duration::from_micros(c.think_time_micros.min(3_600_000_000)),
+                sessions: if c.sessions_profile.is_empty() {
+                    None
+                } else {
+                    Some(profile_from(
+                        "assignment.closed_loop.sessions_profile",
+                        &c.sessions_profile,
+                        f64::from(MAX_SESSIONS),
+                    )?)
+                },
             },
         };
         let interval = millis(
@@ -563,6 +626,7 @@ impl From<&Done> for pb::Done {
             inserted: d.inserted,
             insert_id_base: d.insert_id_base,
             insert_id_last: d.insert_id_last,
+            first_op_unix_nanos: d.first_op_unix_nanos.unwrap_or(0),
         }
     }
 }
@@ -593,6 +657,7 @@ impl TryFrom<pb::Done> for Done {
             inserted: d.inserted,
             insert_id_base: d.insert_id_base,
             insert_id_last: d.insert_id_last,
+            first_op_unix_nanos: (d.first_op_unix_nanos > 0).then_some(d.first_op_unix_nanos),
         })
     }
 }
@@ -627,9 +692,9 @@ mod tests {
             lease: Duration::from_secs(5),
             sessions: 16,
             load: WorkerLoad::Open {
-                rate: 1000.0,
+                profile: Profile::from_points(vec![(0.0, 1000.0), (10.0, 2000.0)]).unwrap(),
                 arrival: crate::schedule::Arrival::Poisson,
-                phase: Duration::from_micros(500),
+                phase: 0.5,
                 max_backlog: Duration::from_secs(5),
             },
             duration: Duration::from_secs(30),
@@ -662,9 +727,29 @@ mod tests {
             phase_nanos: 0,
             max_backlog_millis: 1000,
             arrival: 0,
+            profile: Vec::new(),
+            phase_fraction: 0.0,
         }));
         let e = Assignment::try_from(p).unwrap_err().to_string();
         assert!(e.contains("open_loop.rate"), "{e}");
+        let mut p = pb::Assignment::from(&assignment());
+        if let Some(pb::assignment::Load::OpenLoop(o)) = &mut p.load {
+            o.profile = vec![
+                pb::ProfilePoint {
+                    t_s: 5.0,
+                    value: 10.0,
+                },
+                pb::ProfilePoint {
+                    t_s: 1.0,
+                    value: 10.0,
+                },
+            ];
+        }
+        let e = Assignment::try_from(p).unwrap_err().to_string();
+        assert!(
+            e.contains("open_loop.profile") && e.contains("comes before"),
+            "{e}"
+        );
         let mut p = pb::Assignment::from(&assignment());
         p.scenario = "tpcc".into();
         assert!(Assignment::try_from(p)

@@ -29,6 +29,8 @@ pub enum CoordinatorError {
     Serve(String),
     #[error("{0}")]
     Prepare(String),
+    #[error("the plan cannot run on this fleet: {0}")]
+    Plan(String),
     #[error("interrupted before the run started")]
     Cancelled,
     #[error("cannot write the report to {path}: {source}")]

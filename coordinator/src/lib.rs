@@ -15,7 +15,9 @@ pub mod merge;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod search;
 pub mod service;
+pub mod thresholds;
 
 pub use error::CoordinatorError;
 pub use report::{Report, RunStatus};

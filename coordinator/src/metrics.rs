@@ -91,13 +91,14 @@ impl Metrics {
     }
 
     /// An interval closed: its cluster stats per operation, its length, the workers
-    /// still running and the time since the start.
+    /// still running, the time since the start and the planned cluster rate over it.
     pub fn interval_closed(
         &self,
         ops: &[(OpName, &OpStats)],
         length_s: f64,
         workers: usize,
         elapsed: Duration,
+        target_rate: Option<f64>,
     ) {
         let secs = |us: u64| us as f64 / 1e6;
         let q = |h: &Latency| {
@@ -122,6 +123,9 @@ impl Metrics {
             }
             s.workers_connected = workers;
             s.elapsed_s = elapsed.as_secs_f64();
+            if target_rate.is_some() {
+                s.target_rate = target_rate;
+            }
             s.intervals_closed += 1;
         });
     }
@@ -269,7 +273,7 @@ mod tests {
                 operations: vec![(op.clone(), s.clone())],
             });
         }
-        m.interval_closed(&[(op.clone(), &s)], 1.0, 2, Duration::from_secs(1));
+        m.interval_closed(&[(op.clone(), &s)], 1.0, 2, Duration::from_secs(1), None);
         let text = m.render();
         for line in [
             "fleetload_operations_total{operation=\"point_select\"} 6",

@@ -6,7 +6,7 @@
 use crate::error::CoordinatorError;
 use crate::merge::{Accepted, Merge};
 use crate::report::{Report, ReportInput, WorkerInfo};
-use crate::service::{message, stop, Event, FromWorker, Outbox};
+use crate::service::{message, stop, Command, Event, FromWorker, Outbox};
 use fleetload_common::histogram::{merge as merge_histogram, new_latency};
 use fleetload_common::plan::{LoadModel, Plan};
 use fleetload_common::split::{split_keys, split_rate, Shard};
@@ -26,6 +26,9 @@ pub struct CoordinatorConfig {
     pub plan: Plan,
     /// Workers to wait for.
     pub workers: usize,
+    /// Workers the run admits in all: those beyond `workers` join while it runs and get
+    /// a share from the next interval on.
+    pub max_workers: usize,
     /// How long to wait for them.
     pub join_timeout: Duration,
     /// Lead between sending the start instant and the start itself.
@@ -37,6 +40,9 @@ pub struct CoordinatorConfig {
     pub prepare: Option<fleetload_db::PrepareSpec>,
     /// Counters and gauges for the Prometheus endpoint, when one is served.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Search for the highest rate that meets these SLOs instead of following the
+    /// plan's load (`fleetload find-capacity`).
+    pub search: Option<crate::search::SearchSpec>,
 }
 
 impl CoordinatorConfig {
@@ -44,11 +50,13 @@ impl CoordinatorConfig {
         CoordinatorConfig {
             plan,
             workers,
+            max_workers: workers,
             join_timeout: Duration::from_secs(60),
             start_lead: Duration::from_millis(500),
             progress: None,
             prepare: None,
             metrics: None,
+            search: None,
         }
     }
 }
@@ -112,6 +120,8 @@ struct Slot {
     state: State,
     shard: Shard,
     rate: Option<f64>,
+    /// Its fraction of the cluster's load (0 once lost).
+    share: f64,
     message: Option<String>,
     done: Option<Done>,
     rows_loaded: u64,
@@ -119,6 +129,12 @@ struct Slot {
     last_heard: Instant,
     /// Key ranges it took over from lost workers.
     extra: Vec<Shard>,
+    /// Its clock's offset from ours and the round trip of the best probe, nanoseconds.
+    clock: Option<(i64, i64)>,
+    /// The load profile it was last sent.
+    profile: Option<fleetload_common::profile::Profile>,
+    /// Joined after the start: clock echoes still expected before its Start.
+    late_probes: Option<(u32, Instant)>,
 }
 
 impl Slot {
@@ -144,6 +160,34 @@ pub(crate) struct Controller {
     run_id: String,
     /// Who was lost and how the work was redistributed, in order.
     membership: Vec<crate::report::Membership>,
+    /// The cluster's load over time as it stands (plan stages, then live changes):
+    /// ops/s, or active sessions in closed loop (`None`: every session).
+    cluster: Option<fleetload_common::profile::Profile>,
+    /// Live changes of the load (ctl), in order.
+    changes: Vec<crate::report::Membership>,
+    /// While paused: the profile to resume.
+    paused: Option<Option<fleetload_common::profile::Profile>>,
+    last_progress: Option<Progress>,
+    /// A stop asked for (ctl, or a failed threshold with abort_on_fail), not yet sent.
+    stop_request: Option<String>,
+    search: Option<crate::search::Search>,
+    /// Workers that arrived beyond `workers` before the start: admitted once it runs.
+    waiting: Vec<(u64, Hello, Option<SocketAddr>, Outbox)>,
+    /// The start instant on our clock, Unix nanoseconds (0 before the start).
+    start_nanos: i64,
+}
+
+/// Clock probes sent to a worker that joins a running run.
+const LATE_PROBES: u64 = 8;
+
+fn unix_nanos_now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(i64::MAX)
 }
 
 fn new_run_id() -> String {
@@ -162,12 +206,28 @@ fn new_run_id() -> String {
 
 impl Controller {
     pub(crate) fn new(config: CoordinatorConfig, events: mpsc::Receiver<Event>) -> Self {
+        let search = config
+            .search
+            .clone()
+            .map(|spec| crate::search::Search::new(spec, config.plan.interval));
+        let config_cluster = match &search {
+            Some(s) => Some(fleetload_common::profile::Profile::constant(s.rate())),
+            None => config.plan.cluster_profile(),
+        };
         Controller {
             config,
             events,
             slots: Vec::new(),
             run_id: new_run_id(),
             membership: Vec::new(),
+            cluster: config_cluster,
+            changes: Vec::new(),
+            paused: None,
+            last_progress: None,
+            stop_request: None,
+            search,
+            waiting: Vec::new(),
+            start_nanos: 0,
         }
     }
 
@@ -225,7 +285,83 @@ impl Controller {
                 .collect();
             tracing::info!(loaded = %loaded.join(", "), "data prepared by the fleet");
         }
+        self.sync_clocks(shutdown).await?;
         self.collect(shutdown).await
+    }
+
+    /// Estimate every worker's clock offset NTP-style: a few probes each, keeping the
+    /// sample with the lowest round trip (its offset error is at most half of it).
+    async fn sync_clocks(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
+        const PROBES: u64 = 8;
+        let now_nanos = || {
+            i64::try_from(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            )
+            .unwrap_or(i64::MAX)
+        };
+        let mut best: Vec<Option<(i64, i64)>> = vec![None; self.slots.len()];
+        for id in 0..PROBES {
+            let sent = now_nanos();
+            for s in &self.slots {
+                s.send(ToWorker::TimeProbe(pb::TimeProbe {
+                    id,
+                    coordinator_send_unix_nanos: sent,
+                }));
+            }
+            let mut answered = vec![false; self.slots.len()];
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while answered.iter().any(|a| !a) {
+                tokio::select! {
+                    ev = self.events.recv() => match ev {
+                        Some(Event::Message { conn, message: FromWorker::TimeEcho { id: got, coordinator_send, worker_receive, worker_send } }) => {
+                            let t4 = now_nanos();
+                            let Some((i, _)) = self.slot_of(conn) else { continue };
+                            if got != id || coordinator_send != sent {
+                                continue;
+                            }
+                            answered[i] = true;
+                            let offset = ((worker_receive - coordinator_send) + (worker_send - t4)) / 2;
+                            let delay = (t4 - coordinator_send) - (worker_send - worker_receive);
+                            if best[i].is_none_or(|(_, d)| delay < d) {
+                                best[i] = Some((offset, delay.max(0)));
+                            }
+                        }
+                        Some(Event::Closed { conn, error }) => {
+                            if let Some((_, s)) = self.slot_of(conn) {
+                                let worker = s.hello.name.clone();
+                                return Err(match error {
+                                    Some(e) => CoordinatorError::WorkerFailed { worker, message: format!("stream broke before the start: {e}") },
+                                    None => CoordinatorError::WorkerLost { worker, phase: "before the start" },
+                                });
+                            }
+                        }
+                        Some(Event::Joined { conn, hello, peer, outbox }) => self.hold_or_refuse(conn, hello, peer, outbox),
+                        Some(Event::Command { reply, .. }) => {
+                            let _ = reply.send(pb::CommandReply { ok: false, message: "the run is starting; try again in a moment".into(), status_json: String::new() });
+                        }
+                        Some(_) => {}
+                        None => return Err(CoordinatorError::Serve("the control service stopped".into())),
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shutdown.cancelled() => return Err(CoordinatorError::Cancelled),
+                }
+            }
+        }
+        for (s, b) in self.slots.iter_mut().zip(best) {
+            s.clock = b;
+            match b {
+                Some((offset, rtt)) => {
+                    tracing::info!(worker = %s.hello.name, offset_ms = offset as f64 / 1e6, rtt_ms = rtt as f64 / 1e6, "clock")
+                }
+                None => {
+                    tracing::warn!(worker = %s.hello.name, "no clock sample: its start uses our clock as is")
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn gather(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
@@ -237,7 +373,7 @@ impl Controller {
                 ev = self.events.recv() => match ev {
                     Some(Event::Joined { conn, hello, peer, outbox }) => {
                         tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
-                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, rate: None, message: None, done: None, rows_loaded: 0, last_heard: Instant::now(), extra: Vec::new() });
+                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, share: 0.0, rate: None, message: None, done: None, rows_loaded: 0, last_heard: Instant::now(), extra: Vec::new(), clock: None, profile: None, late_probes: None });
                     }
                     Some(Event::Closed { conn, .. }) => {
                         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
@@ -268,24 +404,43 @@ impl Controller {
         let weights: Vec<f64> = self.slots.iter().map(|s| s.hello.capacity).collect();
         let shards = split_keys(plan.rows, &weights)?;
         let n = self.slots.len() as u64;
-        let loads: Vec<WorkerLoad> = match plan.load {
-            LoadModel::Open {
-                rate,
-                arrival,
-                max_backlog,
-            } => split_rate(rate, &weights)?
-                .into_iter()
-                .map(|s| WorkerLoad::Open {
+        // Insert ids step by the largest fleet the run may have, so late joiners get
+        // id residues of their own.
+        let stride = self.config.max_workers.max(self.slots.len()) as u64;
+        let shares = split_rate(&weights)?;
+        let cluster = self.cluster.clone();
+        if let (LoadModel::Closed { .. }, Some(c)) = (&plan.load, &cluster) {
+            let most = c.max();
+            if most > f64::from(plan.sessions) * n as f64 {
+                return Err(CoordinatorError::Plan(format!(
+                    "the stages ask for {most} active sessions, but {n} workers × {} sessions open only {}; raise `sessions` or add workers",
+                    plan.sessions,
+                    u64::from(plan.sessions) * n
+                )));
+            }
+        }
+        let loads: Vec<WorkerLoad> = shares
+            .iter()
+            .map(|s| match plan.load {
+                LoadModel::Open {
                     arrival,
-                    rate: s.rate,
+                    max_backlog,
+                    ..
+                } => WorkerLoad::Open {
+                    profile: cluster
+                        .as_ref()
+                        .map(|c| c.scaled(s.share))
+                        .unwrap_or_else(|| fleetload_common::profile::Profile::constant(0.0)),
+                    arrival,
                     phase: s.phase,
                     max_backlog,
-                })
-                .collect(),
-            LoadModel::Closed { think_time } => {
-                vec![WorkerLoad::Closed { think_time }; self.slots.len()]
-            }
-        };
+                },
+                LoadModel::Closed { think_time } => WorkerLoad::Closed {
+                    think_time,
+                    sessions: cluster.as_ref().map(|c| c.scaled(s.share)),
+                },
+            })
+            .collect();
         for (i, (slot, (shard, load))) in self
             .slots
             .iter_mut()
@@ -293,8 +448,13 @@ impl Controller {
             .enumerate()
         {
             slot.shard = shard;
-            slot.rate = match load {
-                WorkerLoad::Open { rate, .. } => Some(rate),
+            slot.share = shares[i].share;
+            slot.profile = match &load {
+                WorkerLoad::Open { profile, .. } => Some(profile.clone()),
+                WorkerLoad::Closed { sessions, .. } => sessions.clone(),
+            };
+            slot.rate = match &load {
+                WorkerLoad::Open { profile, .. } => Some(profile.value_at(0.0)),
                 WorkerLoad::Closed { .. } => None,
             };
             let a = Assignment {
@@ -306,7 +466,7 @@ impl Controller {
                 shard,
                 rows: plan.rows,
                 insert_id_base: plan.rows + 1 + i as u64,
-                insert_id_stride: n,
+                insert_id_stride: stride,
                 batch_size: plan.batch,
                 aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
                 load_rows: self.config.prepare.is_some(),
@@ -330,9 +490,155 @@ impl Controller {
     fn refuse(&self, outbox: Outbox, name: &str) {
         let reason = format!(
             "run {} already has its {} workers; {name} is not needed",
-            self.run_id, self.config.workers
+            self.run_id, self.config.max_workers
         );
         let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
+    }
+
+    /// A worker beyond the starting fleet before the start: keep it for later if the
+    /// run admits more, refuse it otherwise.
+    fn hold_or_refuse(
+        &mut self,
+        conn: u64,
+        hello: Hello,
+        peer: Option<SocketAddr>,
+        outbox: Outbox,
+    ) {
+        if self.slots.len() + self.waiting.len() < self.config.max_workers {
+            tracing::info!(worker = %hello.name, "worker will join once the run has started");
+            self.waiting.push((conn, hello, peer, outbox));
+        } else {
+            self.refuse(outbox, &hello.name);
+        }
+    }
+
+    /// Admit a worker into the running run: it runs a share of the load from the next
+    /// interval on, reading and updating keys from the whole key space (shards are
+    /// fixed at the start), and inserting ids of its own residue.
+    fn admit(
+        &mut self,
+        conn: u64,
+        hello: Hello,
+        peer: Option<SocketAddr>,
+        outbox: Outbox,
+        start: Instant,
+    ) {
+        use fleetload_common::profile::Profile;
+        if self.slots.len() >= self.config.max_workers || self.stop_request.is_some() {
+            return self.refuse(outbox, &hello.name);
+        }
+        let plan = self.config.plan.clone();
+        let i = self.slots.len();
+        let elapsed = start.elapsed().as_secs_f64();
+        let interval = plan.interval.as_secs_f64();
+        let at = ((elapsed / interval).floor() + 1.0) * interval;
+        if at >= plan.duration.as_secs_f64() {
+            let reason = format!(
+                "run {} ends before the next interval; nothing left to share",
+                self.run_id
+            );
+            let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
+            return;
+        }
+        tracing::info!(worker = %hello.name, at, "a worker joins the running run");
+        self.slots.push(Slot {
+            conn,
+            hello,
+            peer,
+            outbox: Some(outbox),
+            state: State::Joined,
+            shard: Shard {
+                first: 1,
+                last: plan.rows,
+            },
+            share: 0.0,
+            rate: None,
+            message: None,
+            done: None,
+            rows_loaded: 0,
+            last_heard: Instant::now(),
+            extra: Vec::new(),
+            clock: None,
+            profile: None,
+            late_probes: None,
+        });
+        // New shares over the running workers and the newcomer, from `at`.
+        let members: Vec<usize> = (0..self.slots.len())
+            .filter(|k| *k == i || self.slots[*k].state == State::Running)
+            .collect();
+        let weights: Vec<f64> = members
+            .iter()
+            .map(|k| self.slots[*k].hello.capacity)
+            .collect();
+        let Ok(shares) = split_rate(&weights) else {
+            return;
+        };
+        for (k, sh) in members.iter().zip(&shares) {
+            self.slots[*k].share = sh.share;
+        }
+        let phase = members
+            .iter()
+            .position(|k| *k == i)
+            .map_or(0.0, |p| shares[p].phase);
+        let zero = Profile::constant(0.0);
+        let mine = self
+            .cluster
+            .as_ref()
+            .map(|c| zero.splice(at, &c.scaled(self.slots[i].share)));
+        self.slots[i].profile = mine.clone();
+        let load = match plan.load {
+            LoadModel::Open {
+                arrival,
+                max_backlog,
+                ..
+            } => WorkerLoad::Open {
+                profile: mine.unwrap_or(zero),
+                arrival,
+                phase,
+                max_backlog,
+            },
+            LoadModel::Closed { think_time } => WorkerLoad::Closed {
+                think_time,
+                sessions: mine,
+            },
+        };
+        let a = Assignment {
+            run_id: self.run_id.clone(),
+            worker_index: i as u32,
+            target: plan.target.clone(),
+            scenario: plan.scenario.clone(),
+            mix: plan.mix.clone(),
+            shard: Shard {
+                first: 1,
+                last: plan.rows,
+            },
+            rows: plan.rows,
+            insert_id_base: plan.rows + 1 + i as u64,
+            insert_id_stride: self.config.max_workers.max(self.slots.len()) as u64,
+            batch_size: plan.batch,
+            aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
+            load_rows: false,
+            sessions: plan.sessions,
+            load,
+            duration: plan.duration,
+            interval: plan.interval,
+            seed: plan.seed,
+            connect_rate: plan.connect_rate,
+            op_timeout: plan.op_timeout,
+            connect_timeout: plan.connect_timeout,
+            lease: plan.lease,
+        };
+        self.slots[i].send(ToWorker::Assignment(pb::Assignment::from(&a)));
+        let name = self.slots[i].hello.name.clone();
+        let parts = self.push_load(at);
+        self.membership.push(crate::report::Membership {
+            t_s: elapsed,
+            event: format!(
+                "worker {name} joined; from {at:.1}s the load is split over {} workers: {}",
+                members.len(),
+                parts.join("; ")
+            ),
+        });
     }
 
     async fn wait_ready(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
@@ -375,7 +681,10 @@ impl Controller {
                             });
                         }
                     }
-                    Some(Event::Joined { hello, outbox, .. }) => self.refuse(outbox, &hello.name),
+                    Some(Event::Joined { conn, hello, peer, outbox }) => self.hold_or_refuse(conn, hello, peer, outbox),
+                    Some(Event::Command { reply, .. }) => {
+                        let _ = reply.send(pb::CommandReply { ok: false, message: "the run has not started: workers are opening their sessions".into(), status_json: String::new() });
+                    }
                     Some(Event::Message { .. }) => {}
                     None => return Err(CoordinatorError::Serve("the control service stopped".into())),
                 },
@@ -416,11 +725,17 @@ impl Controller {
         .unwrap_or(i64::MAX);
         for s in &mut self.slots {
             s.state = State::Running;
+            // The start instant on the worker's own clock.
+            let offset = s.clock.map_or(0, |(o, _)| o);
             s.send(ToWorker::Start(pb::Start {
-                start_unix_nanos: start_nanos,
+                start_unix_nanos: start_nanos.saturating_add(offset),
             }));
         }
         tracing::info!(run = %self.run_id, "started");
+        self.start_nanos = start_nanos;
+        for (conn, hello, peer, outbox) in std::mem::take(&mut self.waiting) {
+            self.admit(conn, hello, peer, outbox, start);
+        }
         let counters_stop = CancellationToken::new();
         let counters = tokio::spawn(crate::counters::run(
             plan.clone(),
@@ -457,7 +772,13 @@ impl Controller {
             tokio::select! {
                 ev = self.events.recv() => {
                     let Some(ev) = ev else { break };
-                    self.on_event(ev, &mut merge, &mut failures, start);
+                    match ev {
+                        Event::Command { command, reply } => {
+                            let answer = self.command(command, start);
+                            let _ = reply.send(answer);
+                        }
+                        ev => self.on_event(ev, &mut merge, &mut failures, start),
+                    }
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -468,6 +789,13 @@ impl Controller {
                                 s.send(ToWorker::Heartbeat(pb::Heartbeat {}));
                             }
                         }
+                    }
+                    let stuck: Vec<usize> = self.slots.iter().enumerate()
+                        .filter(|(_, s)| s.late_probes.is_some_and(|(_, since)| since.elapsed() > Duration::from_secs(2)))
+                        .map(|(i, _)| i)
+                        .collect();
+                    for i in stuck {
+                        self.start_late(i, start);
                     }
                     let mut lost_now = Vec::new();
                     for (i, s) in self.slots.iter_mut().enumerate() {
@@ -533,7 +861,33 @@ impl Controller {
                     agg.closed = true;
                 }
                 self.emit_progress(&merge, next_close, live.len());
+                self.search_step(&merge, next_close);
+                if let Some(reason) = crate::thresholds::abort_check(&plan, &merge, next_close) {
+                    if self.stop_request.is_none() && stopped_at.is_none() {
+                        tracing::warn!("{reason}");
+                        failures.push(reason.clone());
+                        self.stop_request = Some(reason);
+                    }
+                }
                 next_close += 1;
+            }
+            if let Some(reason) = self.stop_request.take() {
+                if stopped_at.is_none() {
+                    stopped_at = Some(Instant::now());
+                    let at = start.elapsed().as_secs_f64();
+                    self.changes.push(crate::report::Membership {
+                        t_s: at,
+                        event: format!("stopped: {reason}"),
+                    });
+                    for s in &mut self.slots {
+                        if s.state == State::Running {
+                            s.send(ToWorker::Stop(pb::Stop {
+                                reason: reason.clone(),
+                            }));
+                        }
+                    }
+                    deadline = deadline.min(Instant::now() + Duration::from_secs(10));
+                }
             }
         }
         for s in &mut self.slots {
@@ -577,6 +931,8 @@ impl Controller {
                     .as_ref()
                     .map(|d| (d.inserted, d.insert_id_base, d.insert_id_last)),
                 rows_loaded: (s.rows_loaded > 0).then_some(s.rows_loaded),
+                clock: s.clock,
+                first_op_unix_nanos: s.done.as_ref().and_then(|d| d.first_op_unix_nanos),
             })
             .collect();
         Ok(Report::build(
@@ -590,6 +946,10 @@ impl Controller {
                 interrupted,
                 database_counters,
                 membership: self.membership.clone(),
+                changes: self.changes.clone(),
+                planned: self.cluster.clone(),
+                start_unix_nanos: start_nanos,
+                capacity: self.search.as_ref().map(crate::search::Search::report),
             },
             &merge,
         ))
@@ -608,7 +968,7 @@ impl Controller {
                 conn,
                 hello,
                 outbox,
-                ..
+                peer,
             } => match &hello.rejoin {
                 Some((rejoin_run, index)) if *rejoin_run == run_id => {
                     let Some(slot) = self.slots.get_mut(*index as usize) else {
@@ -632,7 +992,8 @@ impl Controller {
                         None => ToWorker::Heartbeat(pb::Heartbeat {}),
                     });
                 }
-                _ => self.refuse(outbox, &hello.name),
+                Some(_) => self.refuse(outbox, &hello.name),
+                None => self.admit(conn, hello, peer, outbox, start),
             },
             Event::Message { conn, message } => {
                 let metrics = self.config.metrics.clone();
@@ -679,6 +1040,39 @@ impl Controller {
                         let at = start.elapsed().as_secs_f64();
                         failures.extend(self.after_loss(index, at));
                     }
+                    FromWorker::Ready { .. } if slot.state == State::Joined => {
+                        // A late joiner with its sessions open: probe its clock, then
+                        // start it on the run's start instant in its own clock.
+                        slot.state = State::Ready;
+                        let sent = unix_nanos_now();
+                        for id in 0..LATE_PROBES {
+                            slot.send(ToWorker::TimeProbe(pb::TimeProbe {
+                                id,
+                                coordinator_send_unix_nanos: sent,
+                            }));
+                        }
+                        slot.late_probes = Some((0, Instant::now()));
+                    }
+                    FromWorker::TimeEcho {
+                        coordinator_send,
+                        worker_receive,
+                        worker_send,
+                        ..
+                    } => {
+                        if let Some((got, since)) = slot.late_probes {
+                            let t4 = unix_nanos_now();
+                            let offset =
+                                ((worker_receive - coordinator_send) + (worker_send - t4)) / 2;
+                            let delay = (t4 - coordinator_send) - (worker_send - worker_receive);
+                            if slot.clock.is_none_or(|(_, d)| delay < d) {
+                                slot.clock = Some((offset, delay.max(0)));
+                            }
+                            slot.late_probes = Some((got + 1, since));
+                            if u64::from(got + 1) >= LATE_PROBES {
+                                self.start_late(index, start);
+                            }
+                        }
+                    }
                     FromWorker::Ready { .. } | FromWorker::Heartbeat => {}
                 }
             }
@@ -701,6 +1095,9 @@ impl Controller {
                     }
                     slot.outbox = None;
                 }
+            }
+            Event::Command { command, reply } => {
+                let _ = reply.send(self.command(command, start));
             }
         }
     }
@@ -767,39 +1164,13 @@ impl Controller {
                         Err(_) => self.slots[survivors[0]].extra.push(r),
                     }
                 }
-                if let LoadModel::Open { rate, .. } = plan.load {
-                    if let Ok(shares) = split_rate(rate, &weights) {
-                        for (i, share) in survivors.iter().zip(shares) {
-                            self.slots[*i].rate = Some(share.rate);
-                        }
+                self.slots[lost].share = 0.0;
+                if let Ok(shares) = split_rate(&weights) {
+                    for (i, share) in survivors.iter().zip(shares) {
+                        self.slots[*i].share = share.share;
                     }
                 }
-                let mut parts = Vec::new();
-                for i in &survivors {
-                    let s = &self.slots[*i];
-                    s.send(ToWorker::Rebalance(pb::Rebalance {
-                        rate: s.rate.unwrap_or(0.0),
-                        extra_shards: s
-                            .extra
-                            .iter()
-                            .map(|x| pb::Shard {
-                                first: x.first,
-                                last: x.last,
-                            })
-                            .collect(),
-                    }));
-                    let ranges: Vec<String> = s
-                        .extra
-                        .iter()
-                        .map(|x| format!("[{}, {}]", x.first, x.last))
-                        .collect();
-                    parts.push(format!(
-                        "{} rate {:.1}/s takes {}",
-                        s.hello.name,
-                        s.rate.unwrap_or(0.0),
-                        ranges.join(" ")
-                    ));
-                }
+                let parts = self.push_load(at_s);
                 self.membership.push(crate::report::Membership {
                     t_s: at_s,
                     event: format!("rebalanced: {}", parts.join("; ")),
@@ -809,7 +1180,222 @@ impl Controller {
         }
     }
 
-    fn emit_progress(&self, merge: &Merge, k: u64, live: usize) {
+    /// Apply a `fleetload ctl` command. Changes take effect at the next interval
+    /// boundary (every worker has the new profile by then) and are kept for the report.
+    fn command(&mut self, command: Command, start: Instant) -> pb::CommandReply {
+        use fleetload_common::profile::Profile;
+        let plan = self.config.plan.clone();
+        let elapsed = start.elapsed().as_secs_f64();
+        let interval = plan.interval.as_secs_f64();
+        let at = ((elapsed / interval).floor() + 1.0) * interval;
+        let open = matches!(plan.load, LoadModel::Open { .. });
+        let unit = if open { "ops/s" } else { "sessions" };
+        // Closed loop without stages runs every session: make that explicit first.
+        let all_sessions = f64::from(plan.sessions)
+            * self
+                .slots
+                .iter()
+                .filter(|s| s.state == State::Running)
+                .count() as f64;
+        let current =
+            |c: &Option<Profile>| c.clone().unwrap_or_else(|| Profile::constant(all_sessions));
+        let reply = |ok: bool, message: String| pb::CommandReply {
+            ok,
+            message,
+            status_json: String::new(),
+        };
+        let done = |c: &mut Self, what: String| {
+            tracing::info!("{what}");
+            c.changes.push(crate::report::Membership {
+                t_s: at,
+                event: what.clone(),
+            });
+            c.push_load(at);
+            reply(true, what)
+        };
+        match command {
+            Command::Status => {
+                let now_value = self.cluster.as_ref().map(|c| c.value_at(elapsed));
+                let status = serde_json::json!({
+                    "run_id": self.run_id,
+                    "state": if self.paused.is_some() { "paused" } else { "running" },
+                    "elapsed_s": (elapsed * 10.0).round() / 10.0,
+                    "duration_s": plan.duration.as_secs_f64(),
+                    "target": fleetload_common::target::redact(plan.target.url()),
+                    "scenario": plan.scenario.name(),
+                    "unit": unit,
+                    "planned_now": now_value,
+                    "workers": self.slots.iter().map(|s| serde_json::json!({
+                        "name": s.hello.name,
+                        "state": format!("{:?}", s.state).to_lowercase(),
+                        "share": s.share,
+                    })).collect::<Vec<_>>(),
+                    "last_interval": self.last_progress.as_ref().map(|p| serde_json::json!({
+                        "ok_per_s": p.ok_per_s, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms,
+                        "errors": p.errors, "dropped": p.dropped,
+                    })),
+                    "changes": self.changes.iter().map(|c| serde_json::json!({"t_s": c.t_s, "event": c.event})).collect::<Vec<_>>(),
+                });
+                pb::CommandReply {
+                    ok: true,
+                    message: String::new(),
+                    status_json: status.to_string(),
+                }
+            }
+            Command::SetRate(v) => {
+                if !open && v > all_sessions {
+                    return reply(false, format!("set-rate {v}: the fleet has {all_sessions} sessions open; closed-loop set-rate sets active sessions"));
+                }
+                if let Some(saved) = &mut self.paused {
+                    *saved = Some(Profile::constant(v));
+                    return reply(true, format!("paused; resume runs {v} {unit}"));
+                }
+                let before = current(&self.cluster).value_at(at);
+                self.cluster = Some(current(&self.cluster).splice(at, &Profile::constant(v)));
+                done(
+                    self,
+                    format!("set-rate {v} {unit} (was {before:.1}) from {at:.1}s, by ctl"),
+                )
+            }
+            Command::Pause => {
+                if self.paused.is_some() {
+                    return reply(false, "already paused".into());
+                }
+                self.paused = Some(self.cluster.clone());
+                self.cluster = Some(current(&self.cluster).splice(at, &Profile::constant(0.0)));
+                done(self, format!("paused from {at:.1}s, by ctl"))
+            }
+            Command::Resume => {
+                let Some(saved) = self.paused.take() else {
+                    return reply(false, "not paused".into());
+                };
+                let resumed = current(&saved);
+                self.cluster = Some(current(&self.cluster).splice(at, &resumed));
+                done(
+                    self,
+                    format!(
+                        "resumed at {:.1} {unit} from {at:.1}s, by ctl",
+                        resumed.value_at(at)
+                    ),
+                )
+            }
+            Command::Stop(reason) => {
+                let why = if reason.is_empty() {
+                    "stopped by ctl".to_string()
+                } else {
+                    format!("stopped by ctl: {reason}")
+                };
+                self.stop_request = Some(why.clone());
+                reply(true, why)
+            }
+        }
+    }
+
+    /// Start a late joiner on the run's start instant, in its own clock.
+    fn start_late(&mut self, i: usize, start: Instant) {
+        let start_nanos = self.start_nanos;
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
+        s.late_probes = None;
+        s.state = State::Running;
+        s.last_heard = Instant::now();
+        let offset = s.clock.map_or(0, |(o, _)| o);
+        s.send(ToWorker::Start(pb::Start {
+            start_unix_nanos: start_nanos.saturating_add(offset),
+        }));
+        tracing::info!(worker = %s.hello.name, at = start.elapsed().as_secs_f64(), offset_ms = offset as f64 / 1e6, "late joiner started");
+    }
+
+    /// After interval `k` closed: let the capacity search judge its stage and set the
+    /// next rate (from the next interval on) or end the run.
+    fn search_step(&mut self, merge: &Merge, k: u64) {
+        let interval = self.config.plan.interval;
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        match search.interval_closed(merge, k, interval) {
+            crate::search::Next::Continue => {}
+            crate::search::Next::Rate(rate) => {
+                let at = (k + 1) as f64 * interval.as_secs_f64();
+                let cluster = self
+                    .cluster
+                    .clone()
+                    .unwrap_or_else(|| fleetload_common::profile::Profile::constant(0.0));
+                self.cluster =
+                    Some(cluster.splice(at, &fleetload_common::profile::Profile::constant(rate)));
+                self.changes.push(crate::report::Membership {
+                    t_s: at,
+                    event: if rate > 0.0 {
+                        format!("capacity search: {rate:.1} ops/s")
+                    } else {
+                        "capacity search: no load for a stage, to drain the backlog".into()
+                    },
+                });
+                self.push_load(at);
+            }
+            crate::search::Next::Finish(why) => {
+                tracing::info!("{why}");
+                self.stop_request = Some(why);
+            }
+        }
+    }
+
+    /// Send every running worker its share of the cluster's load as it now stands, with
+    /// the key ranges it took over; returns a line per worker for the report.
+    fn push_load(&mut self, at_s: f64) -> Vec<String> {
+        let mut parts = Vec::new();
+        let cluster = self.cluster.clone();
+        for s in self.slots.iter_mut().filter(|s| s.state == State::Running) {
+            // What it was sent still holds until `at`; its new share from then on.
+            let profile = cluster.as_ref().map(|c| {
+                let new = c.scaled(s.share);
+                match &s.profile {
+                    Some(old) => old.splice(at_s, &new),
+                    None => new,
+                }
+            });
+            s.profile = profile.clone();
+            if let Some(p) = &profile {
+                if s.rate.is_some() {
+                    s.rate = Some(p.value_at(at_s));
+                }
+            }
+            s.send(ToWorker::Rebalance(pb::Rebalance {
+                rate: 0.0,
+                extra_shards: s
+                    .extra
+                    .iter()
+                    .map(|x| pb::Shard {
+                        first: x.first,
+                        last: x.last,
+                    })
+                    .collect(),
+                profile: profile
+                    .as_ref()
+                    .map(fleetload_common::wire::profile_points)
+                    .unwrap_or_default(),
+            }));
+            let ranges: Vec<String> = s
+                .extra
+                .iter()
+                .map(|x| format!("[{}, {}]", x.first, x.last))
+                .collect();
+            let load = match (&profile, s.rate) {
+                (Some(p), Some(_)) => format!("rate {:.1}/s", p.value_at(at_s)),
+                (Some(p), None) => format!("{:.0} sessions", p.value_at(at_s)),
+                (None, _) => "every session".to_string(),
+            };
+            parts.push(if ranges.is_empty() {
+                format!("{} {load}", s.hello.name)
+            } else {
+                format!("{} {load} takes {}", s.hello.name, ranges.join(" "))
+            });
+        }
+        parts
+    }
+
+    fn emit_progress(&mut self, merge: &Merge, k: u64, live: usize) {
         let plan = &self.config.plan;
         let Some(agg) = merge.intervals.get(&k) else {
             return;
@@ -817,17 +1403,22 @@ impl Controller {
         let end = (plan.interval * (k as u32 + 1)).min(plan.duration);
         if let Some(m) = &self.config.metrics {
             let len = end.saturating_sub(plan.interval * k as u32).as_secs_f64();
+            let from = (plan.interval * k as u32).as_secs_f64();
+            let target = match plan.load {
+                LoadModel::Open { .. } => self
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.integral(from, from + len) / len.max(1e-9)),
+                LoadModel::Closed { .. } => None,
+            };
             let ops: Vec<_> = merge
                 .operations
                 .iter()
                 .cloned()
                 .zip(agg.cluster.iter())
                 .collect();
-            m.interval_closed(&ops, len, live, end);
+            m.interval_closed(&ops, len, live, end, target);
         }
-        let Some(tx) = &self.config.progress else {
-            return;
-        };
         let mut all = new_latency();
         let (mut ok, mut errors, mut dropped) = (0, 0, 0);
         for s in &agg.cluster {
@@ -840,7 +1431,9 @@ impl Controller {
             .saturating_sub(plan.interval * k as u32)
             .as_secs_f64()
             .max(1e-9);
-        let _ = tx.send(Progress {
+        // The planned cluster rate in the middle of the interval (open loop).
+        let mid = (plan.interval * k as u32).as_secs_f64() + len / 2.0;
+        let progress = Progress {
             interval: k,
             elapsed: end,
             duration: plan.duration,
@@ -849,13 +1442,20 @@ impl Controller {
             workers: live,
             ok_per_s: ok as f64 / len,
             target_rate: match plan.load {
-                LoadModel::Open { rate, .. } => Some(rate),
+                LoadModel::Open { .. } => self
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.integral(mid - len / 2.0, mid + len / 2.0) / len),
                 LoadModel::Closed { .. } => None,
             },
             p50_ms: all.value_at_quantile(0.5) as f64 / 1000.0,
             p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
             errors,
             dropped,
-        });
+        };
+        self.last_progress = Some(progress.clone());
+        if let Some(tx) = &self.config.progress {
+            let _ = tx.send(progress);
+        }
     }
 }

@@ -35,6 +35,24 @@ pub enum FromWorker {
     Failure(String),
     /// Nothing to say, but alive.
     Heartbeat,
+    /// The answer to a clock probe (worker clock, Unix nanoseconds).
+    TimeEcho {
+        id: u64,
+        coordinator_send: i64,
+        worker_receive: i64,
+        worker_send: i64,
+    },
+}
+
+/// A live-control command (`fleetload ctl`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Status,
+    /// Cluster ops/s (open loop) or active sessions (closed loop), from the next interval.
+    SetRate(f64),
+    Pause,
+    Resume,
+    Stop(String),
 }
 
 /// What happens on the worker streams, in the order it happened.
@@ -58,6 +76,11 @@ pub enum Event {
     Closed {
         conn: u64,
         error: Option<String>,
+    },
+    /// A `fleetload ctl` command and where its answer goes.
+    Command {
+        command: Command,
+        reply: tokio::sync::oneshot::Sender<pb::CommandReply>,
     },
 }
 
@@ -93,6 +116,12 @@ fn convert(msg: Msg) -> Result<FromWorker, String> {
         Msg::Done(d) => FromWorker::Done(Done::try_from(d).map_err(|e| e.to_string())?),
         Msg::Failure(f) => FromWorker::Failure(f.message.chars().take(4096).collect()),
         Msg::Heartbeat(_) => FromWorker::Heartbeat,
+        Msg::TimeEcho(e) => FromWorker::TimeEcho {
+            id: e.id,
+            coordinator_send: e.coordinator_send_unix_nanos,
+            worker_receive: e.worker_receive_unix_nanos,
+            worker_send: e.worker_send_unix_nanos,
+        },
         Msg::Hello(_) => return Err("a second hello on the same stream".into()),
     })
 }
@@ -176,6 +205,42 @@ impl pb::fleet_server::Fleet for FleetService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn command(
+        &self,
+        request: Request<pb::CommandRequest>,
+    ) -> Result<Response<pb::CommandReply>, Status> {
+        use pb::command_request::Command as C;
+        let command = match request.into_inner().command {
+            Some(C::Status(_)) => Command::Status,
+            Some(C::SetRate(r)) => {
+                if !r.value.is_finite()
+                    || r.value < 0.0
+                    || r.value > fleetload_common::plan::MAX_RATE
+                {
+                    return Err(Status::invalid_argument(format!(
+                        "set-rate {}: give a number between 0 and {}",
+                        r.value,
+                        fleetload_common::plan::MAX_RATE
+                    )));
+                }
+                Command::SetRate(r.value)
+            }
+            Some(C::Pause(_)) => Command::Pause,
+            Some(C::Resume(_)) => Command::Resume,
+            Some(C::Stop(s)) => Command::Stop(s.reason.chars().take(512).collect()),
+            None => return Err(Status::invalid_argument("empty command")),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.events
+            .send(Event::Command { command, reply })
+            .await
+            .map_err(|_| Status::unavailable("the coordinator is shutting down"))?;
+        match tokio::time::timeout(Duration::from_secs(10), answer).await {
+            Ok(Ok(r)) => Ok(Response::new(r)),
+            _ => Err(Status::unavailable("the run has ended")),
+        }
     }
 }
 

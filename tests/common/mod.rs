@@ -252,3 +252,37 @@ impl Proxy {
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A free loopback address (host:port).
+pub fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// Start the binary in `cwd` with its output captured.
+pub fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("FLEETLOAD_LOG", "warn")
+        .env(PASSWORD_ENV, password())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for `child` at most `limit`; None if it is still running.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}

@@ -7,6 +7,7 @@ use crate::load::{drive, Shared};
 use crate::pacer::Pacer;
 use crate::recorder::{IntervalStats, Recorder};
 use fleetload_common::plan::interval_count;
+use fleetload_common::profile::Profile;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{OpName, Operation, ScenarioRef};
 use fleetload_common::schedule::Arrivals;
@@ -47,6 +48,9 @@ pub struct WorkerConfig {
     pub dial_timeout: Duration,
     /// Where unacknowledged snapshots go when the coordinator is lost.
     pub spool_dir: std::path::PathBuf,
+    /// Test hook: pretend this worker's wall clock is off by this many nanoseconds, to
+    /// check that the coordinator's offset estimate finds it and corrects the start.
+    pub clock_skew_nanos: i64,
 }
 
 impl WorkerConfig {
@@ -60,6 +64,7 @@ impl WorkerConfig {
             max_sessions: fleetload_common::plan::MAX_SESSIONS,
             dial_timeout: Duration::from_secs(30),
             spool_dir: std::path::PathBuf::from("."),
+            clock_skew_nanos: 0,
         }
     }
 }
@@ -190,12 +195,27 @@ async fn open_stream(
 }
 
 /// Convert an absolute Unix time to this process's monotonic clock.
-fn instant_at(unix_nanos: i64) -> Instant {
-    let (now_sys, now) = (SystemTime::now(), Instant::now());
-    let at = UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_nanos).unwrap_or(0));
-    match at.duration_since(now_sys) {
-        Ok(ahead) => now + ahead,
-        Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+/// This worker's wall clock, Unix nanoseconds (with the test skew, if any).
+pub(crate) fn wall_nanos(skew: i64) -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(i64::MAX)
+    .saturating_add(skew)
+}
+
+/// The monotonic instant of a wall-clock time on this worker's (skewed) clock.
+fn instant_at(unix_nanos: i64, skew: i64) -> Instant {
+    let (now_wall, now) = (wall_nanos(skew), Instant::now());
+    let ahead = unix_nanos.saturating_sub(now_wall);
+    if ahead >= 0 {
+        now + Duration::from_nanos(ahead as u64)
+    } else {
+        now.checked_sub(Duration::from_nanos(ahead.unsigned_abs()))
+            .unwrap_or(now)
     }
 }
 
@@ -371,7 +391,18 @@ pub async fn run(
     let start = loop {
         tokio::select! {
             msg = control.recv() => match msg {
-                Ok(FromCoordinator::Start(s)) => break instant_at(s.start_unix_nanos),
+                Ok(FromCoordinator::Start(s)) => break instant_at(s.start_unix_nanos, config.clock_skew_nanos),
+                Ok(FromCoordinator::TimeProbe(p)) => {
+                    let received = wall_nanos(config.clock_skew_nanos);
+                    control
+                        .send(ToCoordinator::TimeEcho(pb::TimeEcho {
+                            id: p.id,
+                            coordinator_send_unix_nanos: p.coordinator_send_unix_nanos,
+                            worker_receive_unix_nanos: received,
+                            worker_send_unix_nanos: wall_nanos(config.clock_skew_nanos),
+                        }))
+                        .await?;
+                }
                 Ok(FromCoordinator::Stop(s)) => {
                     for session in sessions { session.close().await; }
                     return Ok(WorkerSummary { run_id: assignment.run_id, worker_index: assignment.worker_index, totals: Vec::new(), snapshots_sent: 0, stopped: Some(s.reason) });
@@ -408,6 +439,7 @@ pub async fn run(
             endpoint,
             hello: &hello,
             spool_dir: &config.spool_dir,
+            clock_skew_nanos: config.clock_skew_nanos,
         },
     )
     .await
@@ -460,23 +492,27 @@ async fn execute(
         .collect();
     let (arrivals_tx, arrivals) = async_channel::unbounded();
     let tracker = TaskTracker::new();
-    let initial_rate = match a.load {
-        WorkerLoad::Open { rate, .. } => rate,
-        WorkerLoad::Closed { .. } => 0.0,
+    let initial = match &a.load {
+        WorkerLoad::Open { profile, .. } => profile.clone(),
+        WorkerLoad::Closed { sessions, .. } => sessions
+            .clone()
+            .unwrap_or_else(|| Profile::constant(f64::from(a.sessions))),
     };
-    let (rate_tx, rate_rx) = tokio::sync::watch::channel(initial_rate);
-    let pacer = match a.load {
+    let (rate_tx, rate_rx) = tokio::sync::watch::channel(Arc::new(initial));
+    let active_sessions = rate_rx.clone();
+    let pacer = match &a.load {
         WorkerLoad::Open {
-            rate,
+            profile,
             arrival,
             phase,
             max_backlog,
         } => {
+            let rate = profile.max();
             let pacer = Pacer {
                 arrivals_plan: Arrivals::new(
-                    arrival,
-                    rate,
-                    phase,
+                    *arrival,
+                    profile.clone(),
+                    *phase,
                     Rng::for_stream(a.seed, &[u64::from(a.worker_index), 0xA771]),
                 ),
                 start: start.into_std(),
@@ -492,7 +528,7 @@ async fn execute(
                 recorder: Arc::clone(&recorders[0]),
                 rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
                 cancel: cancel.clone(),
-                rate: rate_rx,
+                rate: rate_rx.clone(),
             };
             Some(tracker.spawn(pacer.run()))
         }
@@ -503,7 +539,10 @@ async fn execute(
         duration: a.duration,
         interval: a.interval,
         last_interval,
-        load: a.load,
+        load: a.load.clone(),
+        active: active_sessions,
+        first_op_start: std::sync::atomic::AtomicI64::new(0),
+        clock_skew_nanos: rejoin_to.clock_skew_nanos,
         arrivals,
         mix: a.mix.clone(),
         shard: a.shard,
@@ -531,7 +570,8 @@ async fn execute(
         a: &a,
         shared: &shared,
         sequence: 0,
-        next_interval: 0,
+        // A worker that joined a running run starts with the interval in progress.
+        next_interval: shared.interval_of(tokio::time::Instant::now()),
         unacked: std::collections::VecDeque::new(),
     };
     let mut stopped: Option<String> = None;
@@ -690,6 +730,9 @@ async fn execute(
         last_interval
     };
     sender.send_through(Some(&control), through).await?;
+    let first = shared
+        .first_op_start
+        .load(std::sync::atomic::Ordering::Relaxed);
     let done = Done {
         run_id: a.run_id.clone(),
         worker_index: a.worker_index,
@@ -698,6 +741,7 @@ async fn execute(
         inserted,
         insert_id_base: a.insert_id_base,
         insert_id_last,
+        first_op_unix_nanos: (first != 0).then_some(first),
     };
     control.send(ToCoordinator::Done((&done).into())).await?;
     // Wait for the coordinator to take the last messages and close the stream.
@@ -744,6 +788,7 @@ pub(crate) struct RejoinTo<'a> {
     endpoint: &'a str,
     hello: &'a Hello,
     spool_dir: &'a std::path::Path,
+    clock_skew_nanos: i64,
 }
 
 enum Rejoined {
@@ -892,27 +937,35 @@ fn write_spool(
     out.flush()
 }
 
-/// Apply a rebalance: the new rate share and the ranges taken over from lost workers.
-/// Out-of-bounds values are refused (logged) rather than applied.
+/// Apply a rebalance: this worker's whole new load profile and the ranges taken over
+/// from lost workers. Out-of-bounds values are refused (logged) rather than applied.
 fn rebalance(
     r: &pb::Rebalance,
     a: &Assignment,
     shared: &Shared,
-    rate: &tokio::sync::watch::Sender<f64>,
+    rate: &tokio::sync::watch::Sender<Arc<Profile>>,
 ) {
     let ranges_ok = r
         .extra_shards
         .iter()
         .all(|s| s.first >= 1 && s.first <= s.last && s.last <= a.rows);
-    if !r.rate.is_finite()
-        || r.rate < 0.0
-        || r.rate > fleetload_common::plan::MAX_RATE
-        || !ranges_ok
-    {
-        tracing::error!(
-            rate = r.rate,
-            "refused an invalid rebalance from the coordinator"
-        );
+    let max = match a.load {
+        WorkerLoad::Open { .. } => fleetload_common::plan::MAX_RATE,
+        WorkerLoad::Closed { .. } => f64::from(a.sessions),
+    };
+    let profile = if r.profile.is_empty() {
+        None
+    } else {
+        match fleetload_common::wire::profile_from("rebalance.profile", &r.profile, max) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "refused an invalid rebalance from the coordinator");
+                return;
+            }
+        }
+    };
+    if !ranges_ok {
+        tracing::error!("refused a rebalance with key ranges outside the key space");
         return;
     }
     let extra: Vec<Shard> = r
@@ -923,9 +976,12 @@ fn rebalance(
             last: s.last,
         })
         .collect();
-    tracing::warn!(rate = r.rate, ranges = ?extra, "rebalanced: taking over a lost worker's share");
-    if let WorkerLoad::Open { .. } = a.load {
-        let _ = rate.send(r.rate);
+    let now = Instant::now()
+        .saturating_duration_since(shared.start)
+        .as_secs_f64();
+    tracing::info!(now_value = ?profile.as_ref().map(|p| p.value_at(now)), ranges = ?extra, "new share of the load");
+    if let Some(p) = profile {
+        let _ = rate.send(Arc::new(p));
     }
     if let Ok(mut e) = shared.extra.write() {
         *e = extra;

@@ -50,6 +50,12 @@ pub struct Shared {
     pub interval: Duration,
     pub last_interval: u64,
     pub load: WorkerLoad,
+    /// Closed loop: how many sessions are active over time (its share of the stages).
+    pub active: tokio::sync::watch::Receiver<Arc<fleetload_common::profile::Profile>>,
+    /// The run start as this worker's first operation showed it, Unix nanoseconds on
+    /// its clock (its send time minus its intended offset); 0 until then.
+    pub first_op_start: std::sync::atomic::AtomicI64,
+    pub clock_skew_nanos: i64,
     /// Intended starts released by the pacer (open loop only).
     pub arrivals: async_channel::Receiver<std::time::Instant>,
     pub mix: Vec<(OpName, u32)>,
@@ -162,7 +168,7 @@ pub async fn drive(
     };
     match d.shared.load {
         WorkerLoad::Open { max_backlog, .. } => d.open_loop(max_backlog).await,
-        WorkerLoad::Closed { think_time } => d.closed_loop(think_time).await,
+        WorkerLoad::Closed { think_time, .. } => d.closed_loop(think_time).await,
     }
     if let Some(s) = d.session.take() {
         s.close().await;
@@ -205,6 +211,18 @@ impl Driver {
             }
         }
         while !shared.cancel.is_cancelled() && Instant::now() < end {
+            // Stages set how many of the sessions run; the others wait their turn.
+            let t = Instant::now()
+                .saturating_duration_since(shared.start)
+                .as_secs_f64();
+            let active = shared.active.borrow().value_at(t).round() as usize;
+            if self.index >= active {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = shared.cancel.cancelled() => return,
+                }
+                continue;
+            }
             let slot = shared.pick(&mut self.rng, self.total_weight);
             self.one(slot, Instant::now()).await;
             if !think_time.is_zero() {
@@ -235,6 +253,21 @@ impl Driver {
         }
         let next_insert = self.keys.next_insert;
         let send = Instant::now();
+        if shared
+            .first_op_start
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            let into_run = intended.saturating_duration_since(shared.start);
+            let at = crate::client::wall_nanos(shared.clock_skew_nanos)
+                - i64::try_from(into_run.as_nanos()).unwrap_or(0);
+            let _ = shared.first_op_start.compare_exchange(
+                0,
+                at,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         let (retries, result) = match &shared.work {
             Work::Builtin { workload, ops } => {
                 let r = tokio::time::timeout(

@@ -13,6 +13,7 @@
 
 use crate::recorder::Recorder;
 use crate::timer::PreciseTimer;
+use fleetload_common::profile::Profile;
 use fleetload_common::rng::Rng;
 use fleetload_common::schedule::Arrivals;
 use fleetload_common::stats::OpTotals;
@@ -46,8 +47,8 @@ pub struct Pacer {
     pub recorder: Arc<Recorder>,
     pub rng: Rng,
     pub cancel: CancellationToken,
-    /// Rate changes (rebalancing after a worker was lost).
-    pub rate: tokio::sync::watch::Receiver<f64>,
+    /// Load changes (live control, a worker lost or joined): the whole new profile.
+    pub rate: tokio::sync::watch::Receiver<Arc<Profile>>,
 }
 
 impl Pacer {
@@ -93,14 +94,33 @@ impl Pacer {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let Some(offset) = next else { break };
+            let Some(offset) = next else {
+                // Nothing more is due under this profile (paused for good, or a rate of
+                // 0): wait for a change until the run's end.
+                let end = self.start + self.duration;
+                let cancel = self.cancel.clone();
+                let mut rate = self.rate.clone();
+                tokio::select! {
+                    changed = rate.changed(), if rate_open => {
+                        rate_open = changed.is_ok();
+                        if rate_open {
+                            let profile = Profile::clone(&self.rate.borrow_and_update());
+                            self.arrivals_plan.set_profile(profile);
+                            next = self.arrivals_plan.next();
+                        }
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(end)) => break,
+                    _ = cancel.cancelled() => break,
+                }
+            };
             if offset >= self.duration {
                 break;
             }
             if self.rate.has_changed().unwrap_or(false) {
-                let rate = *self.rate.borrow_and_update();
-                // The pending arrival keeps its time; the ones after follow the new rate.
-                self.arrivals_plan.restart(offset, rate);
+                let profile = Profile::clone(&self.rate.borrow_and_update());
+                // The pending arrival keeps its time; the ones after follow the new profile.
+                self.arrivals_plan.set_profile(profile);
             }
             let due = self.start + offset;
             let now = Instant::now();

@@ -66,10 +66,20 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             dashed: false,
         });
     }
-    if let Some(rate) = r.plan.rate {
+    if r.plan.rate.is_some() {
+        // The planned load as it ended up: stages, then live changes.
+        let mut points: Vec<(f64, f64)> = r.planned.iter().map(|p| (p[0], p[1])).collect();
+        match points.last().copied() {
+            Some((t, v)) if t < r.duration_s => points.push((r.duration_s, v)),
+            Some(_) => {}
+            None => {
+                let rate = r.plan.rate.unwrap_or(0.0);
+                points = vec![(0.0, rate), (r.duration_s, rate)];
+            }
+        }
         series.push(Series {
             name: "planned rate".into(),
-            points: vec![(0.0, rate), (r.duration_s, rate)],
+            points,
             dashed: true,
         });
     }
@@ -263,6 +273,53 @@ pub fn charts(r: &Report) -> Vec<Chart> {
         series,
     });
 
+    // Capacity search: latency and throughput against the offered rate.
+    if let Some(c) = &r.capacity {
+        let mut curve = c.curve.clone();
+        curve.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let pick = |f: fn(&crate::search::CurvePoint) -> f64| {
+            curve.iter().map(|p| (p.rate, f(p))).collect()
+        };
+        charts.push(Chart {
+            id: "capacity".into(),
+            title: "Capacity search: response time by offered rate".into(),
+            y_label: "ms (log scale)".into(),
+            x: XAxis::Rate,
+            log_y: true,
+            series: vec![
+                Series {
+                    name: "p50".into(),
+                    points: pick(|p| p.p50_ms),
+                    dashed: false,
+                },
+                Series {
+                    name: "p99".into(),
+                    points: pick(|p| p.p99_ms),
+                    dashed: false,
+                },
+            ],
+        });
+        charts.push(Chart {
+            id: "capacity-throughput".into(),
+            title: "Capacity search: achieved vs offered rate".into(),
+            y_label: "ops/s".into(),
+            x: XAxis::Rate,
+            log_y: false,
+            series: vec![
+                Series {
+                    name: "achieved".into(),
+                    points: pick(|p| p.achieved_ok_per_s),
+                    dashed: false,
+                },
+                Series {
+                    name: "offered".into(),
+                    points: pick(|p| p.rate),
+                    dashed: true,
+                },
+            ],
+        });
+    }
+
     // The database's counters: rates of those that only grow.
     let samples = &r.database_counters.samples;
     if samples.len() >= 2 {
@@ -392,6 +449,41 @@ pub fn render(r: &Report) -> String {
         }
     );
 
+    if let Some(c) = &r.capacity {
+        let _ = write!(
+            out,
+            "<h2>Capacity</h2><p><b>{}</b> meets {} for a whole stage{}.</p>",
+            c.answer
+                .map_or("No rate tried".to_string(), |a| format!("{a:.1} ops/s")),
+            escape(&c.slos.join(", ")),
+            match (c.breaking, c.converged) {
+                (Some(b), true) => format!(
+                    "; {b:.1} ops/s does not (within {:.0}%)",
+                    c.precision * 100.0
+                ),
+                (Some(b), false) => format!(
+                    "; {b:.1} ops/s does not (the run ended before the bracket was within {:.0}%)",
+                    c.precision * 100.0
+                ),
+                (None, _) => "; no breaking rate was reached".into(),
+            }
+        );
+        out.push_str("<table><tr><th>offered ops/s</th><th>achieved ops/s</th><th>p50</th><th>p99</th><th>error rate</th><th class=l>verdict</th></tr>");
+        for p in &c.curve {
+            let _ = write!(
+                out,
+                "<tr><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.3}%</td><td class=l>{}</td></tr>",
+                p.rate,
+                p.achieved_ok_per_s,
+                ms(p.p50_ms),
+                ms(p.p99_ms),
+                p.error_rate * 100.0,
+                if p.passed { "meets the SLOs".to_string() } else { escape(&format!("breaks: {}", p.breaches.join("; "))) }
+            );
+        }
+        out.push_str("</table>");
+    }
+
     out.push_str("<h2>Charts</h2>");
     for chart in charts(r) {
         let _ = write!(out, "<figure>{}</figure>", chart.render());
@@ -456,6 +548,90 @@ pub fn render(r: &Report) -> String {
             );
         }
         out.push_str("</table>");
+    }
+
+    if !r.stages.is_empty() {
+        out.push_str("<h2>Stages</h2><table><tr><th>#</th><th class=l>stage</th><th>from (s)</th><th>to (s)</th><th>ok/s</th><th>p50</th><th>p99</th><th>max</th><th>errors</th></tr>");
+        for st in &r.stages {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=l>{}</td><td>{:.1}</td><td>{:.1}</td>",
+                st.index,
+                escape(&st.description),
+                st.start_s,
+                st.end_s
+            );
+            match &st.all {
+                Some(a) => {
+                    let _ = write!(
+                        out,
+                        "<td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        a.ok_per_s,
+                        ms(a.response_time.p50_ms),
+                        ms(a.response_time.p99_ms),
+                        ms(a.response_time.max_ms),
+                        a.error_total
+                    );
+                }
+                None => out.push_str("<td colspan=5 class=l>no measured interval</td></tr>"),
+            }
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("<h2>Thresholds</h2>");
+    if r.thresholds.is_empty() {
+        out.push_str("<p class=meta>None set (plan keys <code>thresholds</code>, or <code>thresholds</code> in a stage).</p>");
+    } else {
+        out.push_str("<table><tr><th class=l>verdict</th><th class=l>threshold</th><th class=l>scope</th><th>measured</th></tr>");
+        for t in &r.thresholds {
+            let _ = write!(
+                out,
+                "<tr><td class=l><span class=\"badge {}\">{}</span></td><td class=l><code>{}</code></td><td class=l>{}</td><td>{}</td></tr>",
+                if t.passed { "passed" } else { "failed" },
+                if t.passed { "PASS" } else { "FAIL" },
+                escape(&t.threshold),
+                escape(&t.scope),
+                t.measured
+            );
+        }
+        out.push_str("</table>");
+    }
+    if !r.changes.is_empty() {
+        out.push_str("<h2>Live changes</h2><table><tr><th>t (s)</th><th class=l>change</th></tr>");
+        for c in &r.changes {
+            let _ = write!(
+                out,
+                "<tr><td>{:.1}</td><td class=l>{}</td></tr>",
+                c.t_s,
+                escape(&c.event)
+            );
+        }
+        out.push_str("</table>");
+    }
+    out.push_str("<h2>Worker clocks</h2>");
+    if r.workers.iter().all(|w| w.clock_offset_ms.is_none()) {
+        out.push_str("<p class=meta>No clock estimate in this report.</p>");
+    } else {
+        out.push_str("<table><tr><th class=l>worker</th><th>offset</th><th>probe round trip</th><th>started (vs planned)</th></tr>");
+        for w in &r.workers {
+            let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:+.3} ms"));
+            let _ = write!(
+                out,
+                "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&w.name),
+                f(w.clock_offset_ms),
+                w.clock_rtt_ms
+                    .map_or("—".to_string(), |x| format!("{x:.3} ms")),
+                f(w.start_delay_ms)
+            );
+        }
+        out.push_str("</table>");
+        if let Some(skew) = r.start_skew_ms {
+            let _ = write!(
+                out,
+                "<p class=meta>Start skew across workers (clocks corrected): {skew:.3} ms.</p>"
+            );
+        }
     }
 
     out.push_str("<h2>Membership</h2>");

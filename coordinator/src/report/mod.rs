@@ -238,6 +238,16 @@ pub struct WorkerJson {
     /// Rows of its shard it loaded, when the fleet prepared the data (`--prepare`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_loaded: Option<u64>,
+    /// Its clock minus the coordinator's, estimated before the start (ms), and the
+    /// round trip of the probe it came from (the estimate is within half of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_rtt_ms: Option<f64>,
+    /// When it actually started (first operation's send minus its intended offset, in
+    /// the coordinator's clock) relative to the planned start, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_delay_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,6 +381,26 @@ pub struct Report {
     pub outages: Vec<Outage>,
     /// Workers lost and how their work was redistributed.
     pub membership: Vec<Membership>,
+    /// Live changes of the load (`fleetload ctl`, threshold aborts), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Membership>,
+    /// The planned cluster load over time, as `[seconds, value]` points (ops/s, or
+    /// active sessions in closed loop): the stages, then any live change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<[f64; 2]>,
+    /// Per stage: planned and achieved load, percentiles, thresholds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::thresholds::StageJson>,
+    /// Every threshold's verdict (whole run and per stage).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::thresholds::ThresholdResult>,
+    /// Spread of the workers' observed starts (their first operations, clocks
+    /// corrected): the largest minus the smallest, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_ms: Option<f64>,
+    /// `fleetload find-capacity`: the answer and the curve measured on the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::search::CapacityJson>,
     /// Per-interval cluster histograms for `report.hlog` (not in report.json).
     #[serde(skip)]
     pub interval_log: Vec<files::LoggedInterval>,
@@ -397,6 +427,10 @@ pub struct WorkerInfo {
     pub inserted: Option<(u64, u64, u64)>,
     /// Rows of its shard it loaded when the fleet prepared the data.
     pub rows_loaded: Option<u64>,
+    /// (offset, round trip) of its clock, nanoseconds.
+    pub clock: Option<(i64, i64)>,
+    /// Its observed start on its own clock, Unix nanoseconds.
+    pub first_op_unix_nanos: Option<i64>,
 }
 
 fn b64(h: &Latency) -> String {
@@ -417,6 +451,14 @@ pub struct ReportInput<'a> {
     pub interrupted: bool,
     pub database_counters: crate::counters::DatabaseCounters,
     pub membership: Vec<Membership>,
+    /// Live changes of the load (ctl), in order.
+    pub changes: Vec<Membership>,
+    /// The cluster's planned load as it ended up (stages and changes).
+    pub planned: Option<fleetload_common::profile::Profile>,
+    /// The start instant, Unix nanoseconds on the coordinator's clock.
+    pub start_unix_nanos: i64,
+    /// The capacity search's outcome, when the run was one.
+    pub capacity: Option<crate::search::CapacityJson>,
 }
 
 impl Report {
@@ -486,7 +528,7 @@ impl Report {
             .collect();
 
         let mut mismatches = Vec::new();
-        let workers = input
+        let workers: Vec<WorkerJson> = input
             .workers
             .iter()
             .map(|w| {
@@ -528,6 +570,12 @@ impl Report {
                     insert_id_last: w.inserted.and_then(|(_, _, last)| (last > 0).then_some(last)),
                     insert_id_stride: input.workers.len() as u64,
                     rows_loaded: w.rows_loaded,
+                    clock_offset_ms: w.clock.map(|(o, _)| o as f64 / 1e6),
+                    clock_rtt_ms: w.clock.map(|(_, r)| r as f64 / 1e6),
+                    start_delay_ms: w.first_op_unix_nanos.map(|f| {
+                        let corrected = f - w.clock.map_or(0, |(o, _)| o);
+                        (corrected - input.start_unix_nanos) as f64 / 1e6
+                    }),
                 }
             })
             .collect();
@@ -558,6 +606,19 @@ impl Report {
                 None => "no operation completed in the measured part of the run".to_string(),
             });
         }
+        let (thresholds, stages) =
+            crate::thresholds::evaluate(plan, merge, input.ran_for.as_secs_f64());
+        for t in thresholds.iter().filter(|t| !t.passed) {
+            failures.push(format!(
+                "threshold {} ({}) failed: measured {}, limit {}",
+                t.threshold, t.scope, t.measured, t.limit
+            ));
+        }
+        let delays: Vec<f64> = workers.iter().filter_map(|w| w.start_delay_ms).collect();
+        let start_skew_ms = (delays.len() >= 2).then(|| {
+            delays.iter().copied().fold(f64::MIN, f64::max)
+                - delays.iter().copied().fold(f64::MAX, f64::min)
+        });
         let status = if input.interrupted {
             RunStatus::Interrupted
         } else if failures.is_empty() {
@@ -589,6 +650,15 @@ impl Report {
             database_counters: input.database_counters,
             outages: outages(merge, interval_s, duration_s),
             membership: input.membership,
+            changes: input.changes,
+            planned: input
+                .planned
+                .map(|p| p.points().iter().map(|(t, v)| [*t, *v]).collect())
+                .unwrap_or_default(),
+            stages,
+            thresholds,
+            start_skew_ms,
+            capacity: input.capacity,
             interval_log: merge
                 .intervals
                 .iter()
@@ -691,9 +761,22 @@ mod tests {
             target: Some("postgres://app@db.example:5432/shop".into()),
             password_env: Some("PGPASSWORD".into()),
             rate: Some(40.0),
-            duration: Some("3s".into()),
             warmup: Some("1s".into()),
             sessions: Some(4),
+            stage: Some(vec![
+                fleetload_common::plan::RawStage {
+                    step: Some(40.0),
+                    hold: Some("2s".into()),
+                    thresholds: Some(vec!["p50 < 5ms".into()]),
+                    ..Default::default()
+                },
+                fleetload_common::plan::RawStage {
+                    ramp: Some("1s".into()),
+                    to: Some(60.0),
+                    ..Default::default()
+                },
+            ]),
+            thresholds: Some(vec!["p99 < 2ms".into(), "error_rate < 1%".into()]),
             ..RawPlan::default()
         };
         let plan = Plan::try_from(raw).expect("fixture plan");
@@ -763,6 +846,10 @@ mod tests {
                 ),
                 inserted: None,
                 rows_loaded: None,
+                clock: Some((1_500_000 * i64::from(i), 300_000)),
+                first_op_unix_nanos: Some(
+                    1_795_752_306_000_000_000 + 1_500_000 * i64::from(i) + 200_000 * i64::from(i),
+                ),
             })
             .collect();
         Report::build(
@@ -776,6 +863,13 @@ mod tests {
                 interrupted: false,
                 database_counters: crate::counters::DatabaseCounters::default(),
                 membership: Vec::new(),
+                changes: vec![Membership {
+                    t_s: 2.0,
+                    event: "set-rate 60 ops/s (was 40.0) from 2.0s, by ctl".into(),
+                }],
+                planned: plan.cluster_profile(),
+                start_unix_nanos: 1_795_752_306_000_000_000,
+                capacity: None,
             },
             &merge,
         )

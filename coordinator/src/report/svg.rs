@@ -31,6 +31,8 @@ pub struct Series {
 pub enum XAxis {
     /// Seconds since the start.
     Seconds,
+    /// Offered rate, operations per second (linear).
+    Rate,
     /// Percentiles, log-scaled towards the tail as HdrHistogram plots are: x is
     /// `1 / (1 − q)` and ticks read 0 %, 90 %, 99 %, 99.9 %, …
     PercentileTail,
@@ -137,7 +139,7 @@ impl Chart {
         }
         // x range
         let (x_lo, x_hi) = match self.x {
-            XAxis::Seconds => (
+            XAxis::Seconds | XAxis::Rate => (
                 pts.iter()
                     .map(|p| p.0)
                     .fold(f64::INFINITY, f64::min)
@@ -148,7 +150,7 @@ impl Chart {
         };
         let x_to = |x: f64| -> f64 {
             let f = match self.x {
-                XAxis::Seconds => (x - x_lo) / (x_hi - x_lo),
+                XAxis::Seconds | XAxis::Rate => (x - x_lo) / (x_hi - x_lo),
                 XAxis::PercentileTail => x.max(1.0).log10() / x_hi.log10().max(1e-9),
             };
             LEFT + f * plot_w
@@ -205,7 +207,7 @@ impl Chart {
         }
         // x ticks
         let x_ticks: Vec<f64> = match self.x {
-            XAxis::Seconds => {
+            XAxis::Seconds | XAxis::Rate => {
                 let step = nice_step(x_hi - x_lo);
                 let first = (x_lo / step).ceil() * step;
                 (0..)
@@ -226,7 +228,7 @@ impl Chart {
         for t in &x_ticks {
             let x = x_to(*t);
             let label = match self.x {
-                XAxis::Seconds => fmt_num(*t),
+                XAxis::Seconds | XAxis::Rate => fmt_num(*t),
                 XAxis::PercentileTail => percentile_label(*t),
             };
             let _ = write!(
@@ -247,6 +249,7 @@ impl Chart {
         );
         let x_label = match self.x {
             XAxis::Seconds => "time since start (s)",
+            XAxis::Rate => "offered rate (ops/s)",
             XAxis::PercentileTail => "percentile",
         };
         let _ = write!(
@@ -293,6 +296,7 @@ impl Chart {
                             fmt_num(*y),
                             match self.x {
                                 XAxis::Seconds => format!("{}s", fmt_num(*x)),
+                                XAxis::Rate => format!("{} ops/s", fmt_num(*x)),
                                 XAxis::PercentileTail => percentile_label(*x),
                             }
                         );

@@ -177,6 +177,121 @@ pub fn render(r: &Report) -> String {
     for m in &r.membership {
         let _ = writeln!(out, "fleet at {:.1}s: {}", m.t_s, m.event);
     }
+    for c in &r.changes {
+        let _ = writeln!(out, "change at {:.1}s: {}", c.t_s, c.event);
+    }
+    if !r.stages.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+stages:"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<44} {:>10} {:>9} {:>9} {:>8}",
+            "stage", "ok/s", "p50", "p99", "errors"
+        );
+        for st in &r.stages {
+            let label = format!("{}. {}", st.index, st.description);
+            match &st.all {
+                Some(a) => {
+                    let _ = writeln!(
+                        out,
+                        "  {label:<44} {:>10.1} {:>9} {:>9} {:>8}",
+                        a.ok_per_s,
+                        ms(a.response_time.p50_ms),
+                        ms(a.response_time.p99_ms),
+                        a.error_total
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {label:<44} (no measured interval)");
+                }
+            }
+        }
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+thresholds:"
+        );
+        for t in &r.thresholds {
+            let _ = writeln!(
+                out,
+                "  {} {:<36} ({}) measured {}",
+                if t.passed { "PASS" } else { "FAIL" },
+                t.threshold,
+                t.scope,
+                t.measured
+            );
+        }
+    }
+    if let Some(c) = &r.capacity {
+        let _ = writeln!(
+            out,
+            "\ncapacity ({}): {}{}",
+            c.slos.join(", "),
+            c.answer
+                .map_or("no rate tried met them".to_string(), |a| format!(
+                    "{a:.1} ops/s holds"
+                )),
+            match (c.breaking, c.converged) {
+                (Some(b), true) =>
+                    format!(", {b:.1} does not (within {:.0}%)", c.precision * 100.0),
+                (Some(b), false) =>
+                    format!(", {b:.1} does not (not converged: the run ended first)"),
+                (None, _) => ", no breaking rate reached".to_string(),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  {:>10} {:>10} {:>9} {:>9} {:>8}  verdict",
+            "offered", "achieved", "p50", "p99", "errors"
+        );
+        for p in &c.curve {
+            let _ = writeln!(
+                out,
+                "  {:>10.1} {:>10.1} {:>9} {:>9} {:>7.2}%  {}",
+                p.rate,
+                p.achieved_ok_per_s,
+                ms(p.p50_ms),
+                ms(p.p99_ms),
+                p.error_rate * 100.0,
+                if p.passed {
+                    "ok".to_string()
+                } else {
+                    format!("breaks: {}", p.breaches.join("; "))
+                }
+            );
+        }
+    }
+    let clocks: Vec<String> = r
+        .workers
+        .iter()
+        .filter_map(|w| {
+            let offset = w.clock_offset_ms?;
+            Some(format!(
+                "{} {offset:+.3}ms (rtt {:.3}ms{})",
+                w.name,
+                w.clock_rtt_ms.unwrap_or(0.0),
+                w.start_delay_ms
+                    .map(|d| format!(", started {d:+.3}ms"))
+                    .unwrap_or_default()
+            ))
+        })
+        .collect();
+    if !clocks.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+worker clocks: {}{}",
+            clocks.join("; "),
+            r.start_skew_ms
+                .map(|s| format!("; start skew {s:.3}ms"))
+                .unwrap_or_default()
+        );
+    }
     let c = &r.database_counters;
     if let Some(why) = &c.unavailable {
         let _ = writeln!(out, "\ndatabase counters unavailable: {why}");

@@ -1,0 +1,239 @@
+//! Thresholds (SLOs): `[operation.]metric op value`, e.g. `predict_one.p99 < 50ms`,
+//! `error_rate < 0.5%`, `ok_per_s >= 900`. Checked on the merged cluster histograms of
+//! the whole run's measured intervals or of one stage's.
+
+use serde::{Deserialize, Serialize};
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    P50,
+    P90,
+    P99,
+    P999,
+    Max,
+    Mean,
+    /// Failed / (succeeded + failed), as a fraction.
+    ErrorRate,
+    /// Successful operations per second.
+    OkPerS,
+    /// Operations dropped for being too far behind schedule.
+    Dropped,
+}
+
+impl Metric {
+    pub fn is_latency(self) -> bool {
+        matches!(
+            self,
+            Metric::P50 | Metric::P90 | Metric::P99 | Metric::P999 | Metric::Max | Metric::Mean
+        )
+    }
+
+    /// The quantile of a latency percentile.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Metric::P50 => Some(0.5),
+            Metric::P90 => Some(0.9),
+            Metric::P99 => Some(0.99),
+            Metric::P999 => Some(0.999),
+            Metric::Max => Some(1.0),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cmp {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Cmp {
+    pub fn holds(self, measured: f64, limit: f64) -> bool {
+        match self {
+            Cmp::Lt => measured < limit,
+            Cmp::Le => measured <= limit,
+            Cmp::Gt => measured > limit,
+            Cmp::Ge => measured >= limit,
+        }
+    }
+}
+
+/// One threshold. Latency values are in milliseconds, error rates a fraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// As written.
+    pub text: String,
+    /// `None`: all operations together.
+    pub operation: Option<String>,
+    pub metric: Metric,
+    pub cmp: Cmp,
+    pub value: f64,
+}
+
+const METRICS: &str = "p50, p90, p99, p99.9, max, mean (latency, e.g. 50ms), error_rate (e.g. 0.5%), ok_per_s, dropped";
+
+fn metric(name: &str) -> Option<Metric> {
+    Some(match name {
+        "p50" => Metric::P50,
+        "p90" => Metric::P90,
+        "p99" => Metric::P99,
+        "p99.9" | "p999" => Metric::P999,
+        "max" => Metric::Max,
+        "mean" => Metric::Mean,
+        "error_rate" | "errors" => Metric::ErrorRate,
+        "ok_per_s" | "throughput" | "rate" => Metric::OkPerS,
+        "dropped" => Metric::Dropped,
+        _ => return None,
+    })
+}
+
+impl Threshold {
+    /// Parse `text`; `operations` are the run's operation names.
+    ///
+    /// # Errors
+    /// The message says what is wrong and what would be accepted.
+    pub fn parse(text: &str, operations: &[&str]) -> Result<Threshold, String> {
+        let t = text.trim();
+        let ops = ["<=", ">=", "<", ">"];
+        let (pos, op) = ops
+            .iter()
+            .filter_map(|o| t.find(o).map(|p| (p, *o)))
+            .min_by_key(|(p, o)| (*p, std::cmp::Reverse(o.len())))
+            .ok_or_else(|| {
+                format!(
+                    "{text:?}: no comparison; write e.g. \"p99 < 50ms\" or \"error_rate < 0.5%\""
+                )
+            })?;
+        let cmp = match op {
+            "<=" => Cmp::Le,
+            ">=" => Cmp::Ge,
+            "<" => Cmp::Lt,
+            _ => Cmp::Gt,
+        };
+        let left = t[..pos].trim();
+        let right = t[pos + op.len()..].trim();
+        let (operation, metric) = match metric(left) {
+            Some(m) => (None, m),
+            None => {
+                let (o, m) = left.split_once('.').ok_or_else(|| {
+                    format!("{text:?}: unknown metric {left:?}; use {METRICS}, optionally after an operation name (predict_one.p99)")
+                })?;
+                let m = metric(m)
+                    .ok_or_else(|| format!("{text:?}: unknown metric {m:?}; use {METRICS}"))?;
+                if !operations.contains(&o) {
+                    return Err(format!(
+                        "{text:?}: the run has no operation {o:?}; it has {}",
+                        operations.join(", ")
+                    ));
+                }
+                (Some(o.to_string()), m)
+            }
+        };
+        let number = |s: &str| -> Result<f64, String> {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("{text:?}: {right:?} is not a number ≥ 0"))
+        };
+        let value = if metric.is_latency() {
+            let (n, scale) = if let Some(n) = right.strip_suffix("ms") {
+                (n, 1.0)
+            } else if let Some(n) = right
+                .strip_suffix("us")
+                .or_else(|| right.strip_suffix("µs"))
+            {
+                (n, 0.001)
+            } else if let Some(n) = right.strip_suffix('s') {
+                (n, 1000.0)
+            } else {
+                return Err(format!(
+                    "{text:?}: give the latency a unit: ms, s or us (e.g. 50ms)"
+                ));
+            };
+            number(n)? * scale
+        } else if metric == Metric::ErrorRate {
+            match right.strip_suffix('%') {
+                Some(n) => number(n)? / 100.0,
+                None => {
+                    let v = number(right)?;
+                    if v > 1.0 {
+                        return Err(format!(
+                            "{text:?}: an error rate is a fraction (0.005) or a percentage (0.5%)"
+                        ));
+                    }
+                    v
+                }
+            }
+        } else {
+            number(right.trim_end_matches("/s").trim_end_matches("ops"))?
+        };
+        Ok(Threshold {
+            text: t.to_string(),
+            operation,
+            metric,
+            cmp,
+            value,
+        })
+    }
+
+    /// The limit as people read it.
+    pub fn limit_text(&self) -> String {
+        if self.metric.is_latency() {
+            format!("{} ms", self.value)
+        } else if self.metric == Metric::ErrorRate {
+            format!("{}%", self.value * 100.0)
+        } else {
+            format!("{}", self.value)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPS: [&str; 2] = ["predict_one", "read_customer"];
+
+    #[test]
+    fn thresholds_parse_with_units() {
+        let t = Threshold::parse("predict_one.p99 < 50ms", &OPS).unwrap();
+        assert_eq!(
+            (t.operation.as_deref(), t.metric, t.cmp, t.value),
+            (Some("predict_one"), Metric::P99, Cmp::Lt, 50.0)
+        );
+        let t = Threshold::parse("error_rate < 0.5%", &OPS).unwrap();
+        assert_eq!(
+            (t.operation, t.metric, t.value),
+            (None, Metric::ErrorRate, 0.005)
+        );
+        let t = Threshold::parse("p99.9<=2s", &OPS).unwrap();
+        assert_eq!((t.metric, t.cmp, t.value), (Metric::P999, Cmp::Le, 2000.0));
+        let t = Threshold::parse("read_customer.ok_per_s >= 900", &OPS).unwrap();
+        assert_eq!((t.metric, t.cmp, t.value), (Metric::OkPerS, Cmp::Ge, 900.0));
+        assert!(Cmp::Lt.holds(49.9, 50.0) && !Cmp::Lt.holds(50.0, 50.0));
+    }
+
+    #[test]
+    fn mistakes_say_what_to_write() {
+        for (text, words) in [
+            ("p99 50ms", "no comparison"),
+            ("p98 < 5ms", "unknown metric"),
+            ("insert.p99 < 5ms", "no operation \"insert\""),
+            ("p99 < 50", "give the latency a unit"),
+            ("error_rate < 5", "a fraction"),
+            ("p99 < fastms", "not a number"),
+        ] {
+            let e = Threshold::parse(text, &OPS).unwrap_err();
+            assert!(e.contains(words), "{text}: {e}");
+        }
+    }
+}

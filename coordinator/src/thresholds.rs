@@ -1,0 +1,205 @@
+//! Thresholds (SLOs) and stages, judged on the exact merge: the whole run's measured
+//! intervals, or one stage's. Also the live check behind `abort_on_fail`.
+
+use crate::merge::Merge;
+use crate::report::OpSummary;
+use fleetload_common::plan::{Plan, Stage};
+use fleetload_common::stats::OpStats;
+use fleetload_common::threshold::{Metric, Threshold};
+use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    /// `run` or `stage N`.
+    pub scope: String,
+    pub threshold: String,
+    /// In the threshold's unit: ms for latency, a fraction for error_rate.
+    pub measured: f64,
+    pub limit: f64,
+    pub passed: bool,
+}
+
+/// What one stage planned and what the cluster did in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageJson {
+    pub index: usize,
+    pub description: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Planned cluster value at the stage's start and end (ops/s or sessions).
+    pub planned_from: f64,
+    pub planned_to: f64,
+    /// Every operation together, over the stage's measured intervals.
+    pub all: Option<OpSummary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// Merged cluster stats of `op` (or every operation) over intervals `range`.
+pub fn stats_over(merge: &Merge, range: &RangeInclusive<u64>, op: Option<&str>) -> OpStats {
+    let mut out = OpStats::default();
+    for (_, agg) in merge.intervals.range(range.clone()) {
+        for (name, s) in merge.operations.iter().zip(&agg.cluster) {
+            if op.is_none_or(|o| o == name.as_str()) {
+                out.merge(s);
+            }
+        }
+    }
+    out
+}
+
+/// The threshold's metric over `stats` spanning `seconds`.
+pub fn measure(t: &Threshold, stats: &OpStats, seconds: f64) -> f64 {
+    let ms = |us: u64| us as f64 / 1000.0;
+    match t.metric {
+        Metric::Mean => stats.response.mean() / 1000.0,
+        Metric::ErrorRate => {
+            let attempts = stats.ok + stats.error_total();
+            if attempts == 0 {
+                0.0
+            } else {
+                stats.error_total() as f64 / attempts as f64
+            }
+        }
+        Metric::OkPerS => stats.ok as f64 / seconds.max(1e-9),
+        Metric::Dropped => stats.dropped_backlog as f64,
+        m => ms(stats
+            .response
+            .value_at_quantile(m.quantile().unwrap_or(1.0))),
+    }
+}
+
+fn judge(
+    scope: &str,
+    list: &[Threshold],
+    merge: &Merge,
+    range: &RangeInclusive<u64>,
+    seconds: f64,
+) -> Vec<ThresholdResult> {
+    list.iter()
+        .map(|t| {
+            let stats = stats_over(merge, range, t.operation.as_deref());
+            let measured = measure(t, &stats, seconds);
+            ThresholdResult {
+                scope: scope.to_string(),
+                threshold: t.text.clone(),
+                measured: (measured * 1e6).round() / 1e6,
+                limit: t.value,
+                // No operation at all cannot meet a latency or rate threshold.
+                passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
+            }
+        })
+        .collect()
+}
+
+fn interval_s(plan: &Plan) -> f64 {
+    plan.interval.as_secs_f64()
+}
+
+/// The measured intervals lying wholly inside a stage.
+fn stage_range(plan: &Plan, stage: &Stage, warmup_intervals: u64) -> Option<RangeInclusive<u64>> {
+    let i = interval_s(plan);
+    let first = ((stage.start.as_secs_f64() / i) - 1e-9).ceil().max(0.0) as u64;
+    let end = ((stage.start + stage.duration).as_secs_f64() / i + 1e-9).floor() as u64;
+    let first = first.max(warmup_intervals);
+    (end > first).then(|| first..=end - 1)
+}
+
+/// Every threshold of the plan, judged over the run's measured intervals that were
+/// recorded (up to `ran_s`).
+pub fn evaluate(plan: &Plan, merge: &Merge, ran_s: f64) -> (Vec<ThresholdResult>, Vec<StageJson>) {
+    let i = interval_s(plan);
+    let last = ((ran_s / i).ceil() as u64).saturating_sub(1);
+    let warm = merge.warmup_intervals;
+    let mut results = Vec::new();
+    if last >= warm {
+        let seconds = (ran_s - warm as f64 * i).max(1e-9);
+        results.extend(judge(
+            "run",
+            &plan.thresholds,
+            merge,
+            &(warm..=last),
+            seconds,
+        ));
+    }
+    let open = matches!(plan.load, fleetload_common::plan::LoadModel::Open { .. });
+    let unit = if open { "ops/s" } else { "sessions" };
+    let mut stages = Vec::new();
+    for (n, st) in plan.stages.iter().enumerate() {
+        let range = stage_range(plan, st, warm)
+            .filter(|r| *r.start() <= last)
+            .map(|r| *r.start()..=(*r.end()).min(last));
+        let seconds = range
+            .as_ref()
+            .map_or(0.0, |r| (r.end() - r.start() + 1) as f64 * i);
+        let scope = format!("stage {}", n + 1);
+        let thresholds = match &range {
+            Some(r) => judge(&scope, &st.thresholds, merge, r, seconds),
+            None => Vec::new(),
+        };
+        results.extend(thresholds.iter().cloned());
+        stages.push(StageJson {
+            index: n + 1,
+            description: st.describe(unit),
+            start_s: st.start.as_secs_f64(),
+            end_s: (st.start + st.duration).as_secs_f64(),
+            planned_from: st.from,
+            planned_to: st.to,
+            all: range.map(|r| OpSummary::of(&stats_over(merge, &r, None), seconds)),
+            thresholds,
+        });
+    }
+    (results, stages)
+}
+
+/// With `abort_on_fail`: once interval `k` closed, does a threshold fail after its grace?
+/// Whole-run thresholds are judged on the measured intervals so far, a stage's on its
+/// intervals so far.
+pub fn abort_check(plan: &Plan, merge: &Merge, k: u64) -> Option<String> {
+    let grace = plan.abort_on_fail?.as_secs_f64();
+    let i = interval_s(plan);
+    let warm = merge.warmup_intervals;
+    let now = (k + 1) as f64 * i;
+    let failed = |results: Vec<ThresholdResult>| {
+        results.into_iter().find(|r| !r.passed).map(|r| {
+            format!(
+                "aborted at {now:.1}s: threshold {} ({}) failed, measured {} (abort_on_fail)",
+                r.threshold, r.scope, r.measured
+            )
+        })
+    };
+    if k >= warm && now - warm as f64 * i >= grace {
+        if let Some(reason) = failed(judge(
+            "run",
+            &plan.thresholds,
+            merge,
+            &(warm..=k),
+            now - warm as f64 * i,
+        )) {
+            return Some(reason);
+        }
+    }
+    for (n, st) in plan.stages.iter().enumerate() {
+        let Some(range) = stage_range(plan, st, warm) else {
+            continue;
+        };
+        if k < *range.start() || k > *range.end() || st.thresholds.is_empty() {
+            continue;
+        }
+        let seconds = (k - range.start() + 1) as f64 * i;
+        if now - st.start.as_secs_f64() >= grace {
+            if let Some(reason) = failed(judge(
+                &format!("stage {}", n + 1),
+                &st.thresholds,
+                merge,
+                &(*range.start()..=k),
+                seconds,
+            )) {
+                return Some(reason);
+            }
+        }
+    }
+    None
+}
