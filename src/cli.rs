@@ -246,6 +246,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct CoordinatorArgs {
     #[command(flatten)]
+    pub security: ServeSecurityArgs,
+    #[command(flatten)]
     pub plan: PlanArgs,
     #[command(flatten)]
     pub ml: MlArgs,
@@ -273,8 +275,57 @@ pub struct CoordinatorArgs {
     pub report_dir: PathBuf,
 }
 
+/// How a worker or `ctl` reaches the coordinator securely. The token is read from the
+/// FLEETLOAD_TOKEN environment variable or a file, never from the command line (where
+/// other users of the host could read it).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChannelArgs {
+    /// CA certificate (PEM) to verify the coordinator with; use an https:// address.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) to present, when the coordinator asks for one (mutual TLS).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the coordinator's certificate carries, when not the address's host.
+    #[arg(long)]
+    pub tls_domain: Option<String>,
+    /// File holding the fleet's token (default: the FLEETLOAD_TOKEN environment variable).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// How the coordinator protects its control channel.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeSecurityArgs {
+    /// Certificate (PEM) the coordinator presents; turns on TLS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that workers' client certificates must chain to: mutual TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// File holding the fleet's token (default: the FLEETLOAD_TOKEN environment variable).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Serve plaintext on a non-loopback address anyway (anyone who can reach it could
+    /// steer the fleet unless a token is set).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+    /// Only load targets matching these, repeatable: host[:port], *.domain[:port] or
+    /// sqlite. An assignment for any other target is refused.
+    #[arg(long = "allow-target")]
+    pub allow_targets: Vec<fleetload_worker::security::AllowTarget>,
     /// Coordinator address, e.g. http://10.0.0.5:7400.
     #[arg(long, env = "FLEETLOAD_COORDINATOR")]
     pub coordinator: String,
@@ -317,6 +368,8 @@ pub struct PrepareArgs {
 #[derive(Debug, Args)]
 pub struct FindCapacityArgs {
     #[command(flatten)]
+    pub security: ServeSecurityArgs,
+    #[command(flatten)]
     pub plan: PlanArgs,
     #[command(flatten)]
     pub ml: MlArgs,
@@ -357,9 +410,11 @@ pub struct FindCapacityArgs {
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// The coordinator, e.g. http://10.0.0.5:7400.
+    /// The coordinator, e.g. http://10.0.0.5:7400 (https:// with TLS).
     #[arg(long, env = "FLEETLOAD_COORDINATOR")]
     pub coordinator: String,
+    #[command(flatten)]
+    pub channel: ChannelArgs,
     #[command(subcommand)]
     pub action: CtlAction,
 }

@@ -270,12 +270,96 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
                 None,
                 Some(search),
                 args.remote_workers,
+                server_security(&args.security, addr)?,
                 shutdown_token(),
             )
             .await?;
             finish(&report, &args.report_dir)
         }
     }
+}
+
+/// The fleet's token: from `file`, else the FLEETLOAD_TOKEN environment variable.
+fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let raw = match file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("--token-file {}: cannot read it", p.display()))?,
+        ),
+        None => std::env::var("FLEETLOAD_TOKEN").ok(),
+    };
+    Ok(match raw {
+        Some(t) => Some(
+            fleetload_worker::security::Token::new(&t)
+                .map_err(|e| anyhow::anyhow!("fleet token: {e}"))?
+                .expose()
+                .to_string(),
+        ),
+        None => None,
+    })
+}
+
+fn read_pem(what: &str, p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("{what} {}: cannot read it", p.display()))
+}
+
+/// A worker's or ctl's TLS and token.
+fn client_security(
+    a: &crate::cli::ChannelArgs,
+) -> anyhow::Result<fleetload_worker::security::ClientSecurity> {
+    Ok(fleetload_worker::security::ClientSecurity {
+        ca_pem: a
+            .tls_ca
+            .as_deref()
+            .map(|p| read_pem("--tls-ca", p))
+            .transpose()?,
+        identity: match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some((read_pem("--tls-cert", c)?, read_pem("--tls-key", k)?)),
+            _ => None,
+        },
+        domain: a.tls_domain.clone(),
+        token: read_token(a.token_file.as_deref())?
+            .map(|t| fleetload_worker::security::Token::new(&t))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    })
+}
+
+/// The coordinator's TLS and token; plaintext only on loopback unless --insecure.
+fn server_security(
+    a: &crate::cli::ServeSecurityArgs,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<fleetload_coordinator::security::ServerSecurity> {
+    let identity = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some((read_pem("--tls-cert", c)?, read_pem("--tls-key", k)?)),
+        _ => None,
+    };
+    let token = read_token(a.token_file.as_deref())?;
+    if identity.is_none() && !listen.ip().is_loopback() {
+        if !a.insecure {
+            bail!(
+                "refusing to serve the control channel in plaintext on {listen}: give --tls-cert and --tls-key (and workers --tls-ca with an https:// address), or --insecure to accept that anyone on the network can read it{}",
+                if token.is_none() { " and steer the fleet (no token is set either)" } else { "" }
+            );
+        }
+        eprintln!(
+            "WARNING: serving the control channel in plaintext on {listen} (--insecure){}",
+            if token.is_none() {
+                "; without a token anyone who can reach it can steer the fleet"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(fleetload_coordinator::security::ServerSecurity {
+        identity,
+        client_ca: a
+            .tls_client_ca
+            .as_deref()
+            .map(|p| read_pem("--tls-client-ca", p))
+            .transpose()?,
+        token: token.map(std::sync::Arc::from),
+    })
 }
 
 /// `fleetload ctl`: one command to a running coordinator.
@@ -443,6 +527,7 @@ async fn serve(
     metrics: Option<&MetricsServer>,
     search: Option<fleetload_coordinator::search::SearchSpec>,
     max_workers: usize,
+    security: fleetload_coordinator::security::ServerSecurity,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -464,6 +549,7 @@ async fn serve(
     config.progress = Some(tx);
     config.metrics = metrics.map(|m| std::sync::Arc::clone(&m.metrics));
     config.search = search;
+    config.security = security;
     config.max_workers = max_workers.max(workers);
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
     let _ = printer.await;
@@ -475,6 +561,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    let security = server_security(&args.security, args.listen)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -497,6 +584,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         metrics.as_ref(),
         None,
         args.max_workers.unwrap_or(args.workers),
+        security,
         shutdown_token(),
     )
     .await;
@@ -527,6 +615,8 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     config.dial_timeout = args.dial_timeout;
     config.spool_dir = args.spool_dir.clone();
     config.clock_skew_nanos = args.clock_skew_ms.saturating_mul(1_000_000);
+    config.security = client_security(&args.channel)?;
+    config.allow_targets = args.allow_targets.clone();
     let summary = fleetload_worker::run(&args.coordinator, config, shutdown_token()).await?;
     let ok: u64 = summary.totals.iter().map(|(_, t)| t.ok).sum();
     tracing::info!(run = %summary.run_id, ok, snapshots = summary.snapshots_sent, "worker finished");
@@ -585,7 +675,8 @@ async fn local_fleet_search(
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot listen on loopback")?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
+    let listener_addr = listener.local_addr()?;
+    let endpoint = format!("http://{listener_addr}");
     let mut children = spawn_workers(&endpoint, workers)?;
     println!(
         "coordinator on {endpoint} with {workers} worker processes; target {}",
@@ -600,6 +691,7 @@ async fn local_fleet_search(
         metrics.as_ref(),
         search,
         workers,
+        server_security(&crate::cli::ServeSecurityArgs::default(), listener_addr)?,
         shutdown_token(),
     )
     .await;

@@ -196,3 +196,127 @@ async fn a_snapshot_with_a_corrupt_histogram_is_a_protocol_error_not_a_crash() {
         "{err}"
     );
 }
+
+fn snapshot(run_id: &str, sequence: u64, response_time: Vec<u8>, ok: u64) -> pb::WorkerMessage {
+    let empty =
+        fleetload_common::histogram::encode(&fleetload_common::histogram::new_latency()).unwrap();
+    pb::WorkerMessage {
+        msg: Some(Msg::Snapshot(pb::Snapshot {
+            run_id: run_id.into(),
+            worker_index: 0,
+            sequence,
+            // Every snapshot claims interval 0: the run lasts one interval.
+            interval_index: 0,
+            operations: vec![pb::OperationSnapshot {
+                name: "point_select".into(),
+                ok,
+                response_time,
+                service_time: empty.clone(),
+                schedule_lag: empty,
+                ..Default::default()
+            }],
+        })),
+    }
+}
+
+/// During a run, malformed snapshots (truncated deflate, foreign histogram bounds) are
+/// refused and counted, a snapshot for a sequence already held is ignored, and the run
+/// goes on to an exact report of what was valid.
+#[tokio::test]
+async fn malformed_snapshots_during_a_run_are_refused_counted_and_the_run_goes_on() {
+    use hdrhistogram::serialization::Serializer;
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(5)).await;
+    let (tx, mut inbound) = join(endpoint).await;
+    let run_id = loop {
+        let m = inbound.message().await.unwrap().unwrap();
+        if let Some(pb::coordinator_message::Msg::Assignment(a)) = m.msg {
+            break a.run_id;
+        }
+    };
+    tx.send(pb::WorkerMessage {
+        msg: Some(Msg::Ready(pb::Ready {
+            sessions_open: 1,
+            rows_loaded: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    // Answer the clock probes until the start.
+    loop {
+        let m = inbound.message().await.unwrap().unwrap();
+        match m.msg {
+            Some(pb::coordinator_message::Msg::TimeProbe(p)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as i64;
+                tx.send(pb::WorkerMessage {
+                    msg: Some(Msg::TimeEcho(pb::TimeEcho {
+                        id: p.id,
+                        coordinator_send_unix_nanos: p.coordinator_send_unix_nanos,
+                        worker_receive_unix_nanos: now,
+                        worker_send_unix_nanos: now,
+                    })),
+                })
+                .await
+                .unwrap();
+            }
+            Some(pb::coordinator_message::Msg::Start(_)) => break,
+            _ => {}
+        }
+    }
+    let mut h = fleetload_common::histogram::new_latency();
+    fleetload_common::histogram::record(&mut h, Duration::from_micros(300));
+    let good = fleetload_common::histogram::encode(&h).unwrap();
+    let mut foreign = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+    foreign.record(300).unwrap();
+    let mut foreign_bytes = Vec::new();
+    hdrhistogram::serialization::V2DeflateSerializer::new()
+        .serialize(&foreign, &mut foreign_bytes)
+        .unwrap();
+    tx.send(snapshot(&run_id, 0, good.clone(), 1))
+        .await
+        .unwrap();
+    tx.send(snapshot(&run_id, 1, good[..good.len() / 2].to_vec(), 1))
+        .await
+        .unwrap();
+    tx.send(snapshot(&run_id, 1, foreign_bytes, 1))
+        .await
+        .unwrap();
+    tx.send(snapshot(&run_id, 0, good.clone(), 1))
+        .await
+        .unwrap();
+    tx.send(pb::WorkerMessage {
+        msg: Some(Msg::Done(pb::Done {
+            run_id: run_id.clone(),
+            worker_index: 0,
+            snapshots_sent: 1,
+            totals: vec![pb::OperationTotals {
+                name: "point_select".into(),
+                ok: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let report = coordinator.await.unwrap().unwrap();
+    let w = &report.workers[0];
+    assert_eq!(w.rejected_messages, 2, "{:?}", w.rejected_samples);
+    assert!(
+        w.rejected_samples
+            .iter()
+            .any(|s| s.contains("response_time")),
+        "{:?}",
+        w.rejected_samples
+    );
+    assert_eq!(w.duplicate_snapshots, 1);
+    assert_eq!(
+        report.status,
+        fleetload_coordinator::RunStatus::Passed,
+        "{:?}",
+        report.failures
+    );
+    assert!(report.verification.merged_equals_executed);
+}

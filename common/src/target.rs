@@ -96,6 +96,22 @@ impl Target {
         &self.url
     }
 
+    /// Host (lower case) and port of a server target, with the driver's default port.
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let default = match self.driver {
+            Driver::MySql => 3306,
+            Driver::Postgres => 5432,
+            Driver::Sqlite => return None,
+        };
+        let u = url::Url::parse(&self.url).ok()?;
+        let host = u
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        Some((host, u.port().unwrap_or(default)))
+    }
+
     pub fn password_env(&self) -> Option<&str> {
         self.password_env.as_deref()
     }

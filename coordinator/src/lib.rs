@@ -6,6 +6,7 @@
 //! - [`run`]: the run controller (one task, owns all run state).
 //! - [`merge`]: exact merge of snapshots per interval, worker and run.
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
+//! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
 //! - [`counters`]: the database's own counters, sampled during the run.
 //! - [`report`]: `report.json` and the terminal summary.
 
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod security;
 pub mod service;
 pub mod thresholds;
 
@@ -47,10 +49,21 @@ pub async fn run(
     let service = service::FleetService::new(events_tx, tasks.clone(), server_stop.clone());
     let incoming = TcpListenerStream::new(listener);
     let stop = server_stop.clone();
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = config.security.tls() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| CoordinatorError::Serve(format!("TLS set-up: {e}")))?;
+    }
+    let fleet = FleetServer::new(service)
+        .max_decoding_message_size(security::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(security::MAX_MESSAGE_BYTES);
+    let router = builder.add_service(tonic::service::interceptor::InterceptedService::new(
+        fleet,
+        config.security.authorize(),
+    ));
     let server = tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(FleetServer::new(service))
+        router
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await
     });

@@ -51,6 +51,10 @@ pub struct WorkerConfig {
     /// Test hook: pretend this worker's wall clock is off by this many nanoseconds, to
     /// check that the coordinator's offset estimate finds it and corrects the start.
     pub clock_skew_nanos: i64,
+    /// TLS and token for the control channel.
+    pub security: crate::security::ClientSecurity,
+    /// Targets this worker agrees to load (empty: any).
+    pub allow_targets: Vec<crate::security::AllowTarget>,
 }
 
 impl WorkerConfig {
@@ -65,6 +69,8 @@ impl WorkerConfig {
             dial_timeout: Duration::from_secs(30),
             spool_dir: std::path::PathBuf::from("."),
             clock_skew_nanos: 0,
+            security: crate::security::ClientSecurity::default(),
+            allow_targets: Vec::new(),
         }
     }
 }
@@ -130,19 +136,21 @@ impl Control {
 
 async fn dial(
     endpoint: &str,
+    security: &crate::security::ClientSecurity,
     timeout: Duration,
     shutdown: &CancellationToken,
 ) -> Result<tonic::transport::Channel, WorkerError> {
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         return Err(WorkerError::Endpoint {
             endpoint: endpoint.into(),
-            message: "the address has no http:// scheme".into(),
+            message: "the address has no http:// or https:// scheme".into(),
         });
     }
-    let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
-        .map_err(|e| WorkerError::Endpoint {
+    let ep = security
+        .endpoint(endpoint)
+        .map_err(|message| WorkerError::Endpoint {
             endpoint: endpoint.into(),
-            message: e.to_string(),
+            message,
         })?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true);
@@ -176,9 +184,10 @@ async fn dial(
 /// Open the control stream on `channel` and say hello.
 async fn open_stream(
     channel: tonic::transport::Channel,
+    security: &crate::security::ClientSecurity,
     hello: &Hello,
 ) -> Result<Control, WorkerError> {
-    let mut client = pb::fleet_client::FleetClient::new(channel);
+    let mut client = security.client(channel);
     // Room for a lease's worth of resent snapshots without blocking the sender.
     let (tx, rx) = mpsc::channel(256);
     tx.send(pb::WorkerMessage {
@@ -189,7 +198,12 @@ async fn open_stream(
     let inbound = client
         .control(ReceiverStream::new(rx))
         .await
-        .map_err(|s| WorkerError::Stream(s.message().to_string()))?
+        .map_err(|s| match s.code() {
+            tonic::Code::Unauthenticated => WorkerError::Refused {
+                reason: s.message().to_string(),
+            },
+            _ => WorkerError::Stream(s.message().to_string()),
+        })?
         .into_inner();
     Ok(Control { tx, inbound })
 }
@@ -267,7 +281,7 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) -> Result<WorkerSummary, WorkerError> {
-    let channel = dial(endpoint, config.dial_timeout, &shutdown).await?;
+    let channel = dial(endpoint, &config.security, config.dial_timeout, &shutdown).await?;
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         name: config.name.clone(),
@@ -277,7 +291,7 @@ pub async fn run(
         capacity: config.capacity,
         rejoin: None,
     };
-    let mut control = open_stream(channel, &hello).await?;
+    let mut control = open_stream(channel, &config.security, &hello).await?;
 
     let mut assignment = loop {
         tokio::select! {
@@ -299,6 +313,15 @@ pub async fn run(
     };
     tracing::info!(run = %assignment.run_id, index = assignment.worker_index, target = %assignment.target,
         sessions = assignment.sessions, shard = ?assignment.shard, "assignment received");
+    if let Err(message) = crate::security::check_target(&assignment.target, &config.allow_targets) {
+        tracing::error!("{message}");
+        return Err(control
+            .fail(format!(
+                "worker {} refuses the assignment: {message}",
+                config.name
+            ))
+            .await);
+    }
     if assignment.sessions > config.max_sessions {
         let message = format!(
             "worker {} accepts at most {} sessions, the plan asks for {}",
@@ -440,6 +463,7 @@ pub async fn run(
             hello: &hello,
             spool_dir: &config.spool_dir,
             clock_skew_nanos: config.clock_skew_nanos,
+            security: &config.security,
         },
     )
     .await
@@ -789,6 +813,7 @@ pub(crate) struct RejoinTo<'a> {
     hello: &'a Hello,
     spool_dir: &'a std::path::Path,
     clock_skew_nanos: i64,
+    security: &'a crate::security::ClientSecurity,
 }
 
 enum Rejoined {
@@ -805,10 +830,12 @@ async fn rejoin(
     sender: &SnapshotSender<'_>,
 ) -> Result<Rejoined, WorkerError> {
     let attempt = async {
-        let ep = tonic::transport::Endpoint::from_shared(to.endpoint.to_string())
-            .map_err(|e| WorkerError::Endpoint {
+        let ep = to
+            .security
+            .endpoint(to.endpoint)
+            .map_err(|message| WorkerError::Endpoint {
                 endpoint: to.endpoint.into(),
-                message: e.to_string(),
+                message,
             })?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);
@@ -818,7 +845,7 @@ async fn rejoin(
             .map_err(|e| WorkerError::Stream(e.to_string()))?;
         let mut hello = to.hello.clone();
         hello.rejoin = Some((a.run_id.clone(), a.worker_index));
-        let mut control = open_stream(channel, &hello).await?;
+        let mut control = open_stream(channel, to.security, &hello).await?;
         let first = control.recv().await?;
         if let FromCoordinator::Refused(r) = first {
             return Ok(Rejoined::Refused(r.reason));

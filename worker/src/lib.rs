@@ -5,6 +5,7 @@
 //! - [`client`]: the control stream (join, assignment, start, snapshots, done).
 //! - [`load`]: the open- and closed-loop session loops.
 //! - [`pacer`]: releases open-loop operations at their intended start.
+//! - [`security`]: TLS and token for the control channel; which targets it may load.
 //! - [`recorder`]: per-interval stats that sessions record into.
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod load;
 pub mod pacer;
 pub mod recorder;
+pub mod security;
 pub mod timer;
 
 pub use client::{run, WorkerConfig, WorkerSummary};

@@ -154,6 +154,15 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or_default()
         );
     }
+    for w in r.workers.iter().filter(|w| w.rejected_messages > 0) {
+        let _ = writeln!(
+            out,
+            "\n{}: {} invalid messages refused (first: {})",
+            w.name,
+            w.rejected_messages,
+            w.rejected_samples.first().map_or("", String::as_str)
+        );
+    }
     for o in &r.outages {
         let classes: Vec<String> = o.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
         let _ = writeln!(

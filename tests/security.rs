@@ -1,0 +1,458 @@
+//! The control channel's security and the worker's limits, with real processes over
+//! real sockets: tokens, TLS, mutual TLS, plaintext refused off loopback, targets a
+//! worker refuses, secrets that never show, TLS to the database, hostile messages.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A CA and certificates it signed, as PEM files in `dir`.
+struct Pki {
+    ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    client: (PathBuf, PathBuf),
+}
+
+fn pki(dir: &Path, name: &str) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} test CA"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let write = |file: &str, text: &str| {
+        let p = dir.join(format!("{name}-{file}"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let leaf = |sans: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(sans)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (scert, skey) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+    let (ccert, ckey) = leaf(vec!["worker.fleet".into()]);
+    Pki {
+        ca: write("ca.pem", &ca.pem()),
+        server: (write("server.pem", &scert), write("server.key", &skey)),
+        client: (write("client.pem", &ccert), write("client.key", &ckey)),
+    }
+}
+
+fn spawn_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Child {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .current_dir(cwd)
+        .env("FLEETLOAD_LOG", "info")
+        .env(PASSWORD_ENV, password())
+        .env_remove("FLEETLOAD_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+/// Exit code and everything printed.
+fn output(mut child: Child) -> (Option<i32>, String) {
+    let status = wait_within(&mut child, Duration::from_secs(60)).expect("process ended");
+    let out = child.wait_with_output().unwrap();
+    (
+        status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+    target: String,
+    addr: String,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let target = sqlite(dir.path());
+        fleetload(&["prepare", "--target", &target, "--rows", "1000"]).assert_ok();
+        Site {
+            dir,
+            target,
+            addr: free_port(),
+        }
+    }
+
+    fn coordinator(&self, flags: &[&str], env: &[(&str, &str)]) -> Child {
+        let report = self.dir.path().join("report");
+        let mut args = vec![
+            "coordinator",
+            "--listen",
+            &self.addr,
+            "--target",
+            &self.target,
+            "--rows",
+            "1000",
+            "--workers",
+            "1",
+            "--rate",
+            "50",
+            "--duration",
+            "2s",
+            "--join-timeout",
+            "8s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let c = spawn_env(&args, self.dir.path(), env);
+        std::thread::sleep(Duration::from_millis(400));
+        c
+    }
+
+    fn worker(&self, scheme: &str, flags: &[&str], env: &[(&str, &str)]) -> Child {
+        let url = format!("{scheme}://{}", self.addr);
+        let mut args = vec!["worker", "--coordinator", &url, "--dial-timeout", "3s"];
+        args.extend_from_slice(flags);
+        spawn_env(&args, self.dir.path(), env)
+    }
+}
+
+#[test]
+fn a_worker_with_the_wrong_token_is_refused_and_the_right_one_runs() {
+    let site = Site::new();
+    let secret = "tok-3f9a77c1-fleet";
+    let c = site.coordinator(&[], &[("FLEETLOAD_TOKEN", secret)]);
+    let (code, out) = output(site.worker("http", &[], &[("FLEETLOAD_TOKEN", "tok-wrong")]));
+    assert_ne!(code, Some(0));
+    assert!(out.contains("token"), "{out}");
+    let (code, out) = output(site.worker("http", &[], &[]));
+    assert_ne!(code, Some(0), "no token at all: {out}");
+    let token_file = site.dir.path().join("token");
+    std::fs::write(&token_file, format!("{secret}\n")).unwrap();
+    let (code, out) =
+        output(site.worker("http", &["--token-file", token_file.to_str().unwrap()], &[]));
+    assert_eq!(code, Some(0), "{out}");
+    let (code, log) = output(c);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("refused a call without the fleet's token"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(secret) && !log.contains("tok-wrong"),
+        "a token was logged:\n{log}"
+    );
+}
+
+#[test]
+fn tls_and_mutual_tls_protect_the_control_channel() {
+    let site = Site::new();
+    let good = pki(site.dir.path(), "fleet");
+    let other = pki(site.dir.path(), "other");
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let (cert, key, ca) = (s(&good.server.0), s(&good.server.1), s(&good.ca));
+    // Mutual TLS: the coordinator asks for a client certificate signed by the fleet CA.
+    let c = site.coordinator(
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca,
+        ],
+        &[],
+    );
+    let (code, out) = output(site.worker("https", &["--tls-ca", &s(&other.ca)], &[]));
+    assert_ne!(
+        code,
+        Some(0),
+        "a worker trusting another CA must not connect: {out}"
+    );
+    let (code, out) = output(site.worker("https", &["--tls-ca", &ca], &[]));
+    assert_ne!(
+        code,
+        Some(0),
+        "a worker without a client certificate must be refused: {out}"
+    );
+    let (code, out) = output(site.worker(
+        "https",
+        &[
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &s(&other.client.0),
+            "--tls-key",
+            &s(&other.client.1),
+        ],
+        &[],
+    ));
+    assert_ne!(
+        code,
+        Some(0),
+        "a client certificate from another CA must be refused: {out}"
+    );
+    let (code, out) = output(site.worker(
+        "https",
+        &[
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &s(&good.client.0),
+            "--tls-key",
+            &s(&good.client.1),
+        ],
+        &[],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    let (code, log) = output(c);
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn plaintext_off_loopback_needs_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    let port = free_port();
+    let any = format!("0.0.0.0:{}", port.rsplit(':').next().unwrap());
+    let args = [
+        "coordinator",
+        "--listen",
+        &any,
+        "--target",
+        &target,
+        "--workers",
+        "1",
+        "--join-timeout",
+        "1s",
+        "--duration",
+        "1s",
+    ];
+    let (code, out) = output(spawn_env(&args, dir.path(), &[]));
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("refusing to serve the control channel in plaintext")
+            && out.contains("--tls-cert"),
+        "{out}"
+    );
+    let mut insecure = args.to_vec();
+    insecure.push("--insecure");
+    let (_, out) = output(spawn_env(&insecure, dir.path(), &[]));
+    assert!(
+        out.contains("WARNING: serving the control channel in plaintext"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_worker_refuses_a_target_it_was_not_allowed() {
+    let pg = fresh_pg("allow_target");
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let c = spawn_env(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &pg,
+            "--password-env",
+            PASSWORD_ENV,
+            "--workers",
+            "1",
+            "--rate",
+            "10",
+            "--duration",
+            "2s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let url = format!("http://{addr}");
+    let (code, out) = output(spawn_env(
+        &[
+            "worker",
+            "--coordinator",
+            &url,
+            "--allow-target",
+            "127.0.0.1:3306",
+        ],
+        dir.path(),
+        &[],
+    ));
+    assert_ne!(code, Some(0));
+    assert!(
+        out.contains("may not load 127.0.0.1:5432") && out.contains("127.0.0.1:3306"),
+        "{out}"
+    );
+    let (code, log) = output(c);
+    assert_eq!(code, Some(1));
+    assert!(
+        log.contains("refuses the assignment") && log.contains("5432"),
+        "{log}"
+    );
+}
+
+/// The database password is in the workers' environment only: it never shows in any
+/// output, log line, report file or `ctl status`, even at debug level.
+#[test]
+fn the_database_password_never_shows_anywhere() {
+    let target = fresh_mysql("secret");
+    let dir = tempfile::tempdir().unwrap();
+    fleetload(&[
+        "prepare",
+        "--target",
+        &target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--rows",
+        "1000",
+    ])
+    .assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let debug = [("FLEETLOAD_LOG", "debug")];
+    let c = spawn_env(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--password-env",
+            PASSWORD_ENV,
+            "--rows",
+            "1000",
+            "--workers",
+            "2",
+            "--rate",
+            "50",
+            "--duration",
+            "3s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+        &debug,
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let url = format!("http://{addr}");
+    let workers: Vec<Child> = (0..2)
+        .map(|_| spawn_env(&["worker", "--coordinator", &url], dir.path(), &debug))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1800));
+    let status = fleetload(&["ctl", "--coordinator", &addr, "status"]);
+    let mut everything = format!("{}{}", status.stdout, status.stderr);
+    for w in workers {
+        everything.push_str(&output(w).1);
+    }
+    let (code, log) = output(c);
+    assert_eq!(code, Some(0), "{log}");
+    everything.push_str(&log);
+    for f in std::fs::read_dir(&report).unwrap() {
+        everything.push_str(&String::from_utf8_lossy(
+            &std::fs::read(f.unwrap().path()).unwrap(),
+        ));
+    }
+    assert!(
+        everything.contains("run-") && everything.len() > 10_000,
+        "captured too little to mean anything"
+    );
+    assert!(
+        !everything.contains(&password()),
+        "the password appeared in the captured output"
+    );
+}
+
+/// TLS to the database: the run goes over TLS with the server's certificate checked
+/// against the CA file named in the URL, and a certificate that does not match is
+/// refused with the reason.
+#[test]
+fn the_database_connection_can_require_and_verify_tls() {
+    let snakeoil = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    assert!(
+        Path::new(snakeoil).exists(),
+        "PostgreSQL's Debian certificate is missing: {snakeoil}"
+    );
+    let pg = fresh_pg("db_tls");
+    let dir = tempfile::tempdir().unwrap();
+    // Debian's certificate names `localhost` (snakeoil: self-signed, so it is its own CA).
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={snakeoil}",
+        pg.replace("127.0.0.1", "localhost")
+    );
+    fleetload(&[
+        "prepare",
+        "--target",
+        &verified,
+        "--password-env",
+        PASSWORD_ENV,
+        "--rows",
+        "500",
+    ])
+    .assert_ok();
+    let report = dir.path().join("r");
+    fleetload(&[
+        "run",
+        "--target",
+        &verified,
+        "--password-env",
+        PASSWORD_ENV,
+        "--rows",
+        "500",
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--workers",
+        "1",
+        "--report-dir",
+        report.to_str().unwrap(),
+    ])
+    .assert_ok();
+    // The same certificate does not name 127.0.0.1.
+    let wrong_name = format!("{pg}?sslmode=verify-full&sslrootcert={snakeoil}");
+    let out = fleetload(&[
+        "check",
+        "--target",
+        &wrong_name,
+        "--password-env",
+        PASSWORD_ENV,
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr
+            .contains("certificate not valid for name \"127.0.0.1\""),
+        "{}",
+        out.stderr
+    );
+    let missing = format!("{pg}?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem");
+    let out = fleetload(&[
+        "check",
+        "--target",
+        &missing,
+        "--password-env",
+        PASSWORD_ENV,
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("/nonexistent/ca.pem")
+            || out.stderr.to_lowercase().contains("no such file"),
+        "{}",
+        out.stderr
+    );
+}
