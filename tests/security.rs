@@ -8,43 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A CA and certificates it signed, as PEM files in `dir`.
-struct Pki {
-    ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
-}
-
-fn pki(dir: &Path, name: &str) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} test CA"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let write = |file: &str, text: &str| {
-        let p = dir.join(format!("{name}-{file}"));
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    let leaf = |sans: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (scert, skey) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
-    let (ccert, ckey) = leaf(vec!["worker.fleet".into()]);
-    Pki {
-        ca: write("ca.pem", &ca.pem()),
-        server: (write("server.pem", &scert), write("server.key", &skey)),
-        client: (write("client.pem", &ccert), write("client.key", &ckey)),
-    }
-}
-
 fn spawn_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Child {
     let mut c = Command::new(BIN);
     c.args(args)
@@ -157,8 +120,8 @@ fn a_worker_with_the_wrong_token_is_refused_and_the_right_one_runs() {
 #[test]
 fn tls_and_mutual_tls_protect_the_control_channel() {
     let site = Site::new();
-    let good = pki(site.dir.path(), "fleet");
-    let other = pki(site.dir.path(), "other");
+    let good = pki(site.dir.path(), "fleet", &["localhost", "127.0.0.1"]);
+    let other = pki(site.dir.path(), "other", &["localhost", "127.0.0.1"]);
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
     let (cert, key, ca) = (s(&good.server.0), s(&good.server.1), s(&good.ca));
     // Mutual TLS: the coordinator asks for a client certificate signed by the fleet CA.

@@ -286,3 +286,40 @@ pub fn wait_within(
     }
     None
 }
+
+/// A CA and certificates it signed, as PEM files in `dir`.
+pub struct Pki {
+    pub ca: std::path::PathBuf,
+    pub server: (std::path::PathBuf, std::path::PathBuf),
+    pub client: (std::path::PathBuf, std::path::PathBuf),
+}
+
+pub fn pki(dir: &Path, name: &str, server_names: &[&str]) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} test CA"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let write = |file: &str, text: &str| {
+        let p = dir.join(format!("{name}-{file}"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let leaf = |sans: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(sans)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (scert, skey) = leaf(server_names.iter().map(|s| s.to_string()).collect());
+    let (ccert, ckey) = leaf(vec!["worker.fleet".into()]);
+    Pki {
+        ca: write("ca.pem", &ca.pem()),
+        server: (write("server.pem", &scert), write("server.key", &skey)),
+        client: (write("client.pem", &ccert), write("client.key", &ckey)),
+    }
+}
