@@ -1,0 +1,296 @@
+//! Coordinator merge scale: start the real `fleetload coordinator` process and play N
+//! workers against it over real loopback sockets, each speaking the real protocol and
+//! sending one snapshot of 5 operations (HDR histograms of realistic spread) per 1 s
+//! interval. Prints the coordinator's CPU (share of one core) and peak memory over the
+//! run, how long after the run's end the report was written, and whether the report's
+//! cluster percentiles equal those of one histogram fed every sample sent. A benchmark:
+//! it prints figures, it asserts nothing.
+//!
+//!   cargo run --release --example coordinator_scale -- 1000 [SECONDS]
+
+use fleetload_common::histogram::{encode, merge, new_latency, record, Latency};
+use fleetload_common::rng::Rng;
+use fleetload_proto::v1 as pb;
+use fleetload_proto::v1::coordinator_message::Msg as In;
+use fleetload_proto::v1::worker_message::Msg as Out;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+const OPS: [&str; 5] = [
+    "read_customer",
+    "predict_one",
+    "read_prediction",
+    "update_usage",
+    "predict_batch",
+];
+const SAMPLES_PER_OP: u64 = 10;
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// A latency a database would plausibly give: mostly 0.2–2 ms, a long tail to ~1 s.
+fn sample(rng: &mut Rng, op: usize) -> Duration {
+    let base = 200.0 * (1.0 + op as f64);
+    let tail = if rng.chance(0.01) {
+        1000.0 * rng.next_f64() * 300.0
+    } else {
+        0.0
+    };
+    Duration::from_micros((base * (1.0 + 4.0 * rng.next_f64()) + tail) as u64)
+}
+
+async fn worker(
+    endpoint: String,
+    seed: u64,
+    expected: Arc<Mutex<Vec<Latency>>>,
+) -> Result<(), String> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut client = pb::fleet_client::FleetClient::new(channel);
+    let (tx, rx) = mpsc::channel(64);
+    let send = |m: Out| {
+        let tx = tx.clone();
+        async move {
+            tx.send(pb::WorkerMessage { msg: Some(m) })
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    send(Out::Hello(pb::Hello {
+        protocol_version: fleetload_proto::PROTOCOL_VERSION,
+        name: format!("sim-{seed}"),
+        host: "bench".into(),
+        cores: 1,
+        max_sessions: 100,
+        capacity: 1.0,
+        ..Default::default()
+    }))
+    .await?;
+    let mut inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    let (mut run_id, mut index, mut duration_ms) = (String::new(), 0, 0);
+    let start = loop {
+        let Some(m) = inbound.message().await.map_err(|e| e.to_string())? else {
+            return Err("closed".into());
+        };
+        match m.msg {
+            Some(In::Assignment(a)) => {
+                run_id = a.run_id;
+                index = a.worker_index;
+                duration_ms = a.duration_millis;
+                send(Out::Ready(pb::Ready {
+                    sessions_open: 1,
+                    rows_loaded: 0,
+                }))
+                .await?;
+            }
+            Some(In::TimeProbe(p)) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos() as i64;
+                send(Out::TimeEcho(pb::TimeEcho {
+                    id: p.id,
+                    coordinator_send_unix_nanos: p.coordinator_send_unix_nanos,
+                    worker_receive_unix_nanos: now,
+                    worker_send_unix_nanos: now,
+                }))
+                .await?;
+            }
+            Some(In::Start(s)) => break s.start_unix_nanos,
+            Some(In::Stop(s)) => return Err(s.reason),
+            _ => {}
+        }
+    };
+    // Drain the coordinator's messages (acks, heartbeats) in the background.
+    let drain = tokio::spawn(async move { while let Ok(Some(_)) = inbound.message().await {} });
+    let mut rng = Rng::new(seed);
+    let intervals = duration_ms / 1000;
+    let wall_start = UNIX_EPOCH + Duration::from_nanos(start as u64);
+    let mut totals = vec![0u64; OPS.len()];
+    for k in 0..intervals {
+        let due = wall_start + Duration::from_millis((k + 1) * 1000 + rng.range(0, 50));
+        if let Ok(wait) = due.duration_since(SystemTime::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let mut operations = Vec::with_capacity(OPS.len());
+        for (i, name) in OPS.iter().enumerate() {
+            let mut h = new_latency();
+            for _ in 0..SAMPLES_PER_OP {
+                record(&mut h, sample(&mut rng, i));
+            }
+            if let Ok(mut e) = expected.lock() {
+                merge(&mut e[i], &h);
+            }
+            totals[i] += SAMPLES_PER_OP;
+            let enc = encode(&h).map_err(|e| e.to_string())?;
+            operations.push(pb::OperationSnapshot {
+                name: (*name).into(),
+                ok: SAMPLES_PER_OP,
+                service_time: enc.clone(),
+                schedule_lag: encode(&new_latency()).map_err(|e| e.to_string())?,
+                response_time: enc,
+                ..Default::default()
+            });
+        }
+        send(Out::Snapshot(pb::Snapshot {
+            run_id: run_id.clone(),
+            worker_index: index,
+            sequence: k,
+            interval_index: k,
+            operations,
+        }))
+        .await?;
+    }
+    send(Out::Done(pb::Done {
+        run_id,
+        worker_index: index,
+        snapshots_sent: intervals,
+        totals: OPS
+            .iter()
+            .zip(&totals)
+            .map(|(n, t)| pb::OperationTotals {
+                name: (*n).into(),
+                ok: *t,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }))
+    .await?;
+    let _ = tokio::time::timeout(Duration::from_secs(60), drain).await;
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let workers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
+    let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let bin = std::env::var("FLEETLOAD_BIN").unwrap_or_else(|_| "target/release/fleetload".into());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "target = \"sqlite://{}\"\nscenario = \"churn\"\nrows = {}\nrate = {}\nduration = \"{secs}s\"\ninterval = \"1s\"\nlease = \"60s\"\n[mix]\n{}\n",
+            dir.path().join("none.db").display(),
+            (workers * 10).max(100_000),
+            workers * 10,
+            OPS.iter().map(|o| format!("{o} = 1")).collect::<Vec<_>>().join("\n")
+        ),
+    )
+    .expect("plan");
+    let report = dir.path().join("report");
+    let mut coordinator = std::process::Command::new(&bin)
+        .args([
+            "coordinator",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--plan",
+            plan.to_str().unwrap_or_default(),
+            "--workers",
+            &workers.to_string(),
+            "--join-timeout",
+            "300s",
+            "--report-dir",
+            report.to_str().unwrap_or_default(),
+        ])
+        .env("FLEETLOAD_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}; build it with cargo build --release"));
+    let pid = coordinator.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let expected = Arc::new(Mutex::new(
+        (0..OPS.len()).map(|_| new_latency()).collect::<Vec<_>>(),
+    ));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let joined = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|i| {
+            rt.spawn(worker(
+                endpoint.clone(),
+                i as u64 + 1,
+                Arc::clone(&expected),
+            ))
+        })
+        .collect();
+    // Wait for the start (the first snapshot's interval), then measure over the run.
+    let ticks_per_s = 100.0; // Linux USER_HZ
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu0, t0) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(secs.saturating_sub(2).max(1)));
+    let (cpu1, t1) = (cpu_ticks(pid), Instant::now());
+    let rss = peak_rss_mb(pid);
+    let run_end = Instant::now();
+    let mut failed = 0;
+    for h in handles {
+        if !matches!(rt.block_on(h), Ok(Ok(()))) {
+            failed += 1;
+        }
+    }
+    let report_json = report.join("report.json");
+    while !report_json.exists() && run_end.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report_after = run_end.elapsed();
+    let _ = coordinator.wait();
+    let cpu = (cpu1 - cpu0) as f64 / ticks_per_s / (t1 - t0).as_secs_f64() * 100.0;
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_json).unwrap_or_default())
+            .unwrap_or_default();
+    let mut equal = true;
+    let expected = expected.lock().map(|e| e.clone()).unwrap_or_default();
+    for (i, op) in OPS.iter().enumerate() {
+        let got = &r["operations"][op]["response_time"];
+        for (key, q) in [("p50_ms", 0.5), ("p99_ms", 0.99), ("p999_ms", 0.999)] {
+            let want = expected[i].value_at_quantile(q) as f64 / 1000.0;
+            if got[key].as_f64() != Some(want) {
+                equal = false;
+                eprintln!("{op} {key}: report {} vs all samples {want}", got[key]);
+            }
+        }
+    }
+    let snapshots = workers as u64 * secs;
+    println!(
+        "workers {workers:>5}  snapshots {snapshots:>7} ({} ops each)  coordinator CPU {cpu:>6.1}% of one core  peak RSS {rss:>7.1} MB  report {:>6.0} ms after the run  joined in {:.1}s  failed workers {failed}  cluster percentiles equal all-sample ones: {}",
+        OPS.len(),
+        report_after.as_secs_f64() * 1000.0,
+        (t0 - joined).as_secs_f64(),
+        if equal { "yes" } else { "NO" }
+    );
+}
