@@ -1,8 +1,11 @@
 //! The one set of histogram bounds in fleetload, and the wire codec.
 //!
-//! Every histogram records microseconds from 1 µs to 1 h at 3 significant digits, so
-//! `add` never fails and a merge is exact (DESIGN-NOTES §3). Values above the top are
-//! clamped. A histogram with other bounds on the wire is a protocol error, never
+//! Every histogram records microseconds from 1 µs to 1 h at 3 significant digits, so a
+//! merge is exact (DESIGN-NOTES §3). Values above the top are clamped. Histograms grow
+//! (auto-resize) only as far as the largest value recorded: the bucket layout of a
+//! value does not depend on the top, so merges stay exact, while a histogram of
+//! millisecond latencies holds ~30 KB instead of the 360 KB a 1 h top costs. A histogram
+//! with another lowest value or precision on the wire is a protocol error, never
 //! something to convert.
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -14,6 +17,8 @@ pub const LOWEST_MICROS: u64 = 1;
 pub const HIGHEST_MICROS: u64 = 3_600_000_000;
 /// Significant decimal digits kept.
 pub const SIGFIG: u8 = 3;
+/// Highest top a histogram may have grown to (auto-resize rounds up past 1 h).
+const MAX_GROWN_MICROS: u64 = 4 * HIGHEST_MICROS;
 /// Largest encoded histogram accepted from the wire.
 pub const MAX_ENCODED_BYTES: usize = 1 << 20;
 
@@ -36,14 +41,30 @@ pub enum HistogramError {
 pub fn new_latency() -> Latency {
     // The bounds are constants that hdrhistogram accepts; failure would be a bug in
     // this file, caught by every test that records anything.
-    Histogram::new_with_bounds(LOWEST_MICROS, HIGHEST_MICROS, SIGFIG)
-        .expect("fleetload's fixed histogram bounds are valid")
+    let mut h = Histogram::new_with_bounds(LOWEST_MICROS, 2, SIGFIG)
+        .expect("fleetload's fixed histogram bounds are valid");
+    h.auto(true);
+    h
+}
+
+/// Significant digits of per-worker run totals on the coordinator: per-worker rows are
+/// read at a glance, the cluster's histograms keep [`SIGFIG`], and at 2 digits a worker's
+/// histograms take an eighth of the memory (it adds up over a thousand workers).
+pub const COARSE_SIGFIG: u8 = 2;
+
+/// A new, empty histogram at [`COARSE_SIGFIG`] digits (same range; merging a
+/// [`SIGFIG`]-digit histogram into it is exact to 2 digits).
+pub fn new_coarse_latency() -> Latency {
+    let mut h = Histogram::new_with_bounds(LOWEST_MICROS, 2, COARSE_SIGFIG)
+        .expect("fleetload's fixed histogram bounds are valid");
+    h.auto(true);
+    h
 }
 
 /// Record a duration, clamped into the bounds (sub-microsecond values count as 1 µs).
 pub fn record(h: &mut Latency, d: std::time::Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    h.saturating_record(micros.clamp(LOWEST_MICROS, HIGHEST_MICROS));
+    record_n(h, micros.clamp(LOWEST_MICROS, HIGHEST_MICROS), 1);
 }
 
 /// Encode as HdrHistogram V2+deflate, readable by every HdrHistogram implementation.
@@ -64,7 +85,9 @@ pub fn decode(bytes: &[u8]) -> Result<Latency, HistogramError> {
     let h: Latency = Deserializer::new()
         .deserialize(&mut reader)
         .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
-    if h.low() != LOWEST_MICROS || h.high() != HIGHEST_MICROS || h.sigfig() != SIGFIG {
+    let mut h = h;
+    h.auto(true);
+    if h.low() != LOWEST_MICROS || h.high() > MAX_GROWN_MICROS || h.sigfig() != SIGFIG {
         return Err(HistogramError::Bounds {
             low: h.low(),
             high: h.high(),
@@ -86,9 +109,16 @@ pub fn merge(into: &mut Latency, other: &Latency) {
         return;
     }
     for v in other.iter_recorded() {
-        // Same bounds on both sides (enforced by `new_latency` and `decode`), so every
-        // value of `other` fits; saturating keeps this infallible regardless.
-        into.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        record_n(into, v.value_iterated_to(), v.count_at_value());
+    }
+}
+
+/// Record `count` at `value` (≤ 1 h), growing the histogram when needed.
+fn record_n(h: &mut Latency, value: u64, count: u64) {
+    h.auto(true);
+    if h.record_n(value, count).is_err() {
+        // Only if growing failed (it cannot below 1 h): clamp rather than lose it.
+        h.saturating_record_n(value, count);
     }
 }
 
@@ -182,5 +212,26 @@ mod tests {
         record(&mut h, Duration::from_secs(7200));
         assert_eq!(h.len(), 2);
         assert!(h.max() >= HIGHEST_MICROS / 2);
+    }
+}
+#[cfg(test)]
+mod grow_tests {
+    use super::*;
+    use std::time::Duration;
+    #[test]
+    fn grown_histograms_round_trip_and_merge() {
+        let mut h = new_latency();
+        for us in [300u64, 2_000, 290_000] {
+            record(&mut h, Duration::from_micros(us));
+        }
+        let back = decode(&encode(&h).unwrap()).unwrap();
+        assert_eq!(back.len(), 3);
+        let mut into = new_latency();
+        merge(&mut into, &back);
+        assert_eq!(into.len(), 3, "merged {} values", into.len());
+        assert_eq!(into.value_at_quantile(1.0), h.value_at_quantile(1.0));
+        let empty = decode(&encode(&new_latency()).unwrap()).unwrap();
+        merge(&mut into, &empty);
+        assert_eq!(into.len(), 3);
     }
 }

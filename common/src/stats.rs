@@ -50,6 +50,17 @@ impl Default for OpStats {
 }
 
 impl OpStats {
+    /// Empty stats whose histograms keep 2 significant digits (per-worker run totals on
+    /// the coordinator; see [`crate::histogram::COARSE_SIGFIG`]).
+    pub fn coarse() -> Self {
+        OpStats {
+            response: crate::histogram::new_coarse_latency(),
+            service: crate::histogram::new_coarse_latency(),
+            lag: crate::histogram::new_coarse_latency(),
+            ..OpStats::default()
+        }
+    }
+
     pub fn error_total(&self) -> u64 {
         self.errors.iter().sum()
     }

@@ -121,7 +121,8 @@ impl Merge {
             .workers
             .entry(snap.worker_index)
             .or_insert_with(|| WorkerAgg {
-                measured: empty(n),
+                // Per-worker rows at 2 significant digits; the cluster stays at 3.
+                measured: (0..n).map(|_| OpStats::coarse()).collect(),
                 received: vec![OpTotals::default(); n],
                 ..WorkerAgg::default()
             });
