@@ -7,6 +7,7 @@
 #
 #   bench/point_select.sh                 # RATE=4000 SESSIONS=8 SECS=20 ROWS=100000
 #   RATE=8000 SECS=30 bench/point_select.sh
+#   RATE=0 bench/point_select.sh          # closed loop: every tool at full speed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-4000}
@@ -40,8 +41,10 @@ cpu_of() { awk '{printf "%.3f", $1 + $2}' "$1"; }
 
 fleetload_run() { # $1 label, $2 url
   local port=$((7400 + RANDOM % 500)) dir="$work/fl-$1"
+  local load=(--rate "$RATE" --arrival "$ARRIVAL")
+  [ "$RATE" = 0 ] && load=(--mode closed)
   FLEETLOAD_LOG=error $FL coordinator --listen "127.0.0.1:$port" --target "$2" --scenario point_select --rows "$ROWS" \
-      --rate "$RATE" --arrival "$ARRIVAL" --sessions "$SESSIONS" --duration "${SECS}s" --workers 1 --report-dir "$dir" >/dev/null &
+      "${load[@]}" --sessions "$SESSIONS" --duration "${SECS}s" --workers 1 --report-dir "$dir" >/dev/null &
   local coord=$!
   sleep 0.3
   FLEETLOAD_LOG=error /usr/bin/time -f "%U %S" -o "$work/cpu-fl-$1" $FL worker --coordinator "http://127.0.0.1:$port" --name bench >/dev/null
@@ -54,7 +57,7 @@ fleetload_run() { # $1 label, $2 url
 sysbench_run() {
   /usr/bin/time -f "%U %S" -o "$work/cpu-sb" sysbench oltp_point_select --db-driver=mysql --mysql-host="$MYSQL_HOST" \
       --mysql-user="$MYSQL_USER" --mysql-db="$MYSQL_DB" --tables=1 --table-size="$ROWS" --point-selects=1 \
-      --threads="$SESSIONS" --rate="$RATE" --time="$SECS" --report-interval=0 run > "$work/sb.out"
+      --threads="$SESSIONS" --rate="$RATE" --time="$SECS" --report-interval=0 run > "$work/sb.out"   # --rate=0: unlimited
   local ops
   ops=$(awk '/read:/ {print $2; exit}' "$work/sb.out")
   echo "mariadb sysbench $ops $(cpu_of "$work/cpu-sb")"
@@ -62,8 +65,10 @@ sysbench_run() {
 
 pgbench_run() {
   printf '\\set id random(1, %s)\nSELECT c FROM sbtest1 WHERE id = :id;\n' "$ROWS" > "$work/point_select.sql"
+  local rate=(-R "$RATE")
+  [ "$RATE" = 0 ] && rate=()
   /usr/bin/time -f "%U %S" -o "$work/cpu-pg" pgbench -h "$PG_HOST" -U "$PG_USER" -n -M prepared -c "$SESSIONS" -j 2 \
-      -R "$RATE" -T "$SECS" -f "$work/point_select.sql" "$PG_DB" > "$work/pg.out" 2>&1
+      "${rate[@]}" -T "$SECS" -f "$work/point_select.sql" "$PG_DB" > "$work/pg.out" 2>&1
   local ops
   ops=$(awk -F'[:/ ]+' '/number of transactions actually processed/ {print $6; exit}' "$work/pg.out")
   echo "postgres pgbench $ops $(cpu_of "$work/cpu-pg")"
@@ -82,7 +87,7 @@ import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 secs, rate, sessions = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 res = {}
-print(f"\npoint_select, {sessions} sessions, target {rate:.0f} ops/s, {secs:.0f} s per tool")
+print(f"\npoint_select, {sessions} sessions, {'closed loop (full speed)' if rate == 0 else f'target {rate:.0f} ops/s'}, {secs:.0f} s per tool")
 print(f"{'target':<10}{'tool':<11}{'ops/s':>10}{'CPU s':>9}{'CPU µs/op':>11}")
 for target, tool, ops, cpu in rows:
     ops, cpu = int(ops), float(cpu)
