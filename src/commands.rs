@@ -531,7 +531,7 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Report> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let display = crate::live::Display::new(
+    let mut display = crate::live::Display::new(
         format!(
             "fleetload · {} · {} · {} workers",
             plan.scenario.name(),
@@ -542,6 +542,15 @@ async fn serve(
         plan.warmup,
         workers,
     );
+    let unit = match plan.load {
+        fleetload_common::plan::LoadModel::Open { .. } => "ops/s",
+        fleetload_common::plan::LoadModel::Closed { .. } => "sessions",
+    };
+    display.stages = plan
+        .stages
+        .iter()
+        .map(|st| (st.start, st.start + st.duration, st.describe(unit)))
+        .collect();
     let printer = tokio::spawn(crate::live::show(rx, display));
     let mut config = CoordinatorConfig::new(plan, workers);
     config.join_timeout = join_timeout;

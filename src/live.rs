@@ -168,6 +168,8 @@ pub struct Display {
     pub duration: Duration,
     pub warmup: Duration,
     pub workers_planned: usize,
+    /// The plan's stages: (start, end, description), for "stage 2/3: hold …".
+    pub stages: Vec<(Duration, Duration, String)>,
     last: Option<(Progress, Instant)>,
     since: Instant,
 }
@@ -186,6 +188,7 @@ impl Display {
             duration,
             warmup,
             workers_planned,
+            stages: Vec::new(),
             last: None,
             since: Instant::now(),
         }
@@ -210,11 +213,19 @@ impl Display {
         let elapsed = (p.elapsed + now.saturating_duration_since(*at)).min(self.duration);
         let frac = elapsed.as_secs_f64() / self.duration.as_secs_f64().max(1e-9);
         let filled = ((frac * BAR as f64).round() as usize).min(BAR);
-        let phase = if elapsed < self.warmup {
-            "warm-up"
+        let mut phase = if elapsed < self.warmup {
+            "warm-up".to_string()
         } else {
-            "measured"
+            "measured".to_string()
         };
+        if let Some((i, (_, _, what))) = self
+            .stages
+            .iter()
+            .enumerate()
+            .find(|(_, (from, to, _))| elapsed >= *from && elapsed < *to)
+        {
+            phase = format!("{phase}, stage {}/{}: {what}", i + 1, self.stages.len());
+        }
         let target = p
             .target_rate
             .map_or(String::new(), |r| format!(" / target {r:.0}"));
