@@ -120,6 +120,11 @@ impl Threshold {
         };
         let left = t[..pos].trim();
         let right = t[pos + op.len()..].trim();
+        if right.is_empty() {
+            return Err(format!(
+                "{text:?}: nothing after {op:?}; write the limit, e.g. \"p99 < 50ms\""
+            ));
+        }
         let (operation, metric) = match metric(left) {
             Some(m) => (None, m),
             None => {
@@ -231,6 +236,7 @@ mod tests {
             ("p99 < 50", "give the latency a unit"),
             ("error_rate < 5", "a fraction"),
             ("p99 < fastms", "not a number"),
+            ("p99 <", "nothing after"),
         ] {
             let e = Threshold::parse(text, &OPS).unwrap_err();
             assert!(e.contains(words), "{text}: {e}");

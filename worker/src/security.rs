@@ -133,24 +133,35 @@ impl std::str::FromStr for AllowTarget {
         if s == "sqlite" {
             return Ok(AllowTarget::Sqlite);
         }
-        let (host, port) = match s.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
-                h,
-                Some(
-                    p.parse::<u16>()
-                        .map_err(|_| format!("--allow-target {s:?}: port {p:?} is not a number"))?,
-                ),
-            ),
-            _ => (s, None),
+        // host, host:port, [v6 address] or [v6 address]:port.
+        let bad = || {
+            format!("--allow-target {s:?}: write host[:port], [v6 address][:port], *.domain[:port] or sqlite")
         };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        if host.is_empty() || host.contains('/') || host.contains('@') {
-            return Err(format!(
-                "--allow-target {s:?}: write host[:port], *.domain[:port] or sqlite"
-            ));
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((h, "")) => (h, None),
+                Some((h, p)) if p.starts_with(':') => (h, Some(&p[1..])),
+                _ => return Err(bad()),
+            }
+        } else {
+            match s.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (s, None),
+            }
+        };
+        let port = port
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| format!("--allow-target {s:?}: port {p:?} is not a number"))
+            })
+            .transpose()?;
+        let host = host.to_ascii_lowercase();
+        if host.is_empty()
+            || host.contains('/')
+            || host.contains('@')
+            || (host.contains(':') && !s.starts_with('['))
+        {
+            return Err(bad());
         }
         Ok(match host.strip_prefix("*.") {
             Some(suffix) if !suffix.is_empty() => AllowTarget::Suffix {
@@ -238,6 +249,12 @@ mod tests {
         assert!(check_target(&t("sqlite:///tmp/x.db"), &["127.0.0.1".parse().unwrap()]).is_err());
         assert!(check_target(&t("postgres://u@10.0.0.1/db"), &[]).is_ok());
         assert!("db:port".parse::<AllowTarget>().is_err());
+        assert!("a:b:c".parse::<AllowTarget>().is_err());
+        assert!(check_target(
+            &t("postgres://u@[::1]:5432/db"),
+            &["[::1]:5432".parse().unwrap()]
+        )
+        .is_ok());
         assert!("u@host".parse::<AllowTarget>().is_err());
     }
 
