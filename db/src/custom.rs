@@ -60,6 +60,9 @@ struct Compiled {
     binds: Vec<usize>,
     /// Columns of its first row later statements take values from.
     capture: Vec<String>,
+    /// The operation's `from` parameters this statement uses (indices), worked out
+    /// once rather than on every execution.
+    from_params: Vec<usize>,
     line: usize,
 }
 
@@ -86,11 +89,21 @@ fn compile(driver: Driver, s: &Statement, params: &[Param]) -> Result<Compiled, 
         .ok_or_else(|| format!("line {}: no SQL for {}", s.line, driver.name()))?;
     let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
     let (sql, binds) = parsed.placeholders(driver, &names);
+    let used = parsed.names();
+    let from_params = params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            matches!(p.generator, Generator::From { .. }) && used.contains(&p.name.as_str())
+        })
+        .map(|(i, _)| i)
+        .collect();
     Ok(Compiled {
         parsed,
         sql,
         binds,
         capture: Vec::new(),
+        from_params,
         line: s.line,
     })
 }
@@ -206,10 +219,9 @@ impl CustomWorkload {
                             describe(&e)
                         )
                     })?;
-                for p in &op.params {
+                for p in s.from_params.iter().map(|&i| &op.params[i]) {
                     if let Generator::From { column } = &p.generator {
-                        let uses = s.parsed.names().contains(&p.name.as_str());
-                        if uses && !returned.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                        if !returned.iter().any(|c| c.eq_ignore_ascii_case(column)) {
                             return Err(format!(
                                 "{at} uses :{} = from \"{column}\", but no earlier statement returns a column `{column}` (they return: {})",
                                 p.name,
@@ -394,22 +406,18 @@ impl CustomWorkload {
         let prepared = self.file.protocol == Protocol::Prepared;
         for s in &op.statements {
             // `from` values as they stand after the previous statements.
-            for (i, p) in op.params.iter().enumerate() {
-                if matches!(p.generator, Generator::From { .. })
-                    && s.parsed.names().contains(&p.name.as_str())
-                {
-                    state.values[i] = state.draws[slot][i]
-                        .next(
-                            rng,
-                            &Inputs {
-                                ranges: &state.ranges,
-                                row: 0,
-                                now_micros,
-                                captured: &state.captured,
-                            },
-                        )
-                        .map_err(OpFailure::Data)?;
-                }
+            for &i in &s.from_params {
+                state.values[i] = state.draws[slot][i]
+                    .next(
+                        rng,
+                        &Inputs {
+                            ranges: &state.ranges,
+                            row: 0,
+                            now_micros,
+                            captured: &state.captured,
+                        },
+                    )
+                    .map_err(OpFailure::Data)?;
             }
             if prepared {
                 state.args.clear();
