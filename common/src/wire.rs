@@ -54,6 +54,17 @@ pub enum WorkerLoad {
     },
 }
 
+/// This host's wall clock, Unix nanoseconds: the unit of every instant on the wire.
+pub fn unix_nanos_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
 /// Points for the wire.
 pub fn profile_points(p: &Profile) -> Vec<pb::ProfilePoint> {
     p.points()

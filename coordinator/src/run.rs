@@ -144,6 +144,49 @@ struct Slot {
 }
 
 impl Slot {
+    /// A worker that just joined, with `shard` until it is assigned one.
+    fn new(
+        conn: u64,
+        hello: Hello,
+        peer: Option<SocketAddr>,
+        outbox: Outbox,
+        shard: Shard,
+    ) -> Slot {
+        Slot {
+            conn,
+            hello,
+            peer,
+            outbox: Some(outbox),
+            state: State::Joined,
+            shard,
+            share: 0.0,
+            rate: None,
+            message: None,
+            done: None,
+            rows_loaded: 0,
+            last_heard: Instant::now(),
+            extra: Vec::new(),
+            clock: None,
+            profile: None,
+            late_probes: None,
+            rejected: 0,
+            rejected_samples: Vec::new(),
+        }
+    }
+
+    /// Keep a clock echo's sample when its round trip is the lowest so far.
+    fn clock_echo(&mut self, coordinator_send: i64, worker_receive: i64, worker_send: i64) {
+        let sample = clock_sample(
+            coordinator_send,
+            worker_receive,
+            worker_send,
+            unix_nanos_now(),
+        );
+        if self.clock.is_none_or(|(_, d)| sample.1 < d) {
+            self.clock = Some(sample);
+        }
+    }
+
     fn send(&self, msg: ToWorker) {
         if let Some(outbox) = &self.outbox {
             // Never block the controller on one slow worker; acks are cumulative and
@@ -186,14 +229,14 @@ pub(crate) struct Controller {
 /// Clock probes sent to a worker that joins a running run.
 const LATE_PROBES: u64 = 8;
 
-fn unix_nanos_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    )
-    .unwrap_or(i64::MAX)
+use fleetload_common::wire::unix_nanos_now;
+
+/// One NTP-style sample from a probe sent at `t1` (our clock), received at `t2` and
+/// answered at `t3` (the worker's), and whose answer arrived at `t4` (ours): the
+/// worker's offset from us and the round trip, nanoseconds. The offset is wrong by at
+/// most half the round trip, so the lowest round trip gives the best estimate.
+fn clock_sample(t1: i64, t2: i64, t3: i64, t4: i64) -> (i64, i64) {
+    (((t2 - t1) + (t3 - t4)) / 2, ((t4 - t1) - (t3 - t2)).max(0))
 }
 
 fn new_run_id() -> String {
@@ -299,18 +342,8 @@ impl Controller {
     /// sample with the lowest round trip (its offset error is at most half of it).
     async fn sync_clocks(&mut self, shutdown: &CancellationToken) -> Result<(), CoordinatorError> {
         const PROBES: u64 = 8;
-        let now_nanos = || {
-            i64::try_from(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos(),
-            )
-            .unwrap_or(i64::MAX)
-        };
-        let mut best: Vec<Option<(i64, i64)>> = vec![None; self.slots.len()];
         for id in 0..PROBES {
-            let sent = now_nanos();
+            let sent = unix_nanos_now();
             for s in &self.slots {
                 s.send(ToWorker::TimeProbe(pb::TimeProbe {
                     id,
@@ -323,17 +356,12 @@ impl Controller {
                 tokio::select! {
                     ev = self.events.recv() => match ev {
                         Some(Event::Message { conn, message: FromWorker::TimeEcho { id: got, coordinator_send, worker_receive, worker_send } }) => {
-                            let t4 = now_nanos();
-                            let Some((i, _)) = self.slot_of(conn) else { continue };
+                            let Some((i, slot)) = self.slot_of(conn) else { continue };
                             if got != id || coordinator_send != sent {
                                 continue;
                             }
                             answered[i] = true;
-                            let offset = ((worker_receive - coordinator_send) + (worker_send - t4)) / 2;
-                            let delay = (t4 - coordinator_send) - (worker_send - worker_receive);
-                            if best[i].is_none_or(|(_, d)| delay < d) {
-                                best[i] = Some((offset, delay.max(0)));
-                            }
+                            slot.clock_echo(coordinator_send, worker_receive, worker_send);
                         }
                         Some(Event::Closed { conn, error }) => {
                             if let Some((_, s)) = self.slot_of(conn) {
@@ -356,9 +384,8 @@ impl Controller {
                 }
             }
         }
-        for (s, b) in self.slots.iter_mut().zip(best) {
-            s.clock = b;
-            match b {
+        for s in &self.slots {
+            match s.clock {
                 Some((offset, rtt)) => {
                     tracing::info!(worker = %s.hello.name, offset_ms = offset as f64 / 1e6, rtt_ms = rtt as f64 / 1e6, "clock")
                 }
@@ -379,7 +406,7 @@ impl Controller {
                 ev = self.events.recv() => match ev {
                     Some(Event::Joined { conn, hello, peer, outbox }) => {
                         tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
-                        self.slots.push(Slot { conn, hello, peer, outbox: Some(outbox), state: State::Joined, shard: Shard { first: 1, last: 1 }, share: 0.0, rate: None, message: None, done: None, rows_loaded: 0, last_heard: Instant::now(), extra: Vec::new(), clock: None, profile: None, late_probes: None, rejected: 0, rejected_samples: Vec::new() });
+                        self.slots.push(Slot::new(conn, hello, peer, outbox, Shard { first: 1, last: 1 }));
                     }
                     Some(Event::Closed { conn, .. }) => {
                         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
@@ -547,29 +574,16 @@ impl Controller {
             return;
         }
         tracing::info!(worker = %hello.name, at, "a worker joins the running run");
-        self.slots.push(Slot {
+        self.slots.push(Slot::new(
             conn,
             hello,
             peer,
-            outbox: Some(outbox),
-            state: State::Joined,
-            shard: Shard {
+            outbox,
+            Shard {
                 first: 1,
                 last: plan.rows,
             },
-            share: 0.0,
-            rate: None,
-            message: None,
-            done: None,
-            rows_loaded: 0,
-            last_heard: Instant::now(),
-            extra: Vec::new(),
-            clock: None,
-            profile: None,
-            late_probes: None,
-            rejected: 0,
-            rejected_samples: Vec::new(),
-        });
+        ));
         // New shares over the running workers and the newcomer, from `at`.
         let members: Vec<usize> = (0..self.slots.len())
             .filter(|k| *k == i || self.slots[*k].state == State::Running)
@@ -1069,13 +1083,7 @@ impl Controller {
                         ..
                     } => {
                         if let Some((got, since)) = slot.late_probes {
-                            let t4 = unix_nanos_now();
-                            let offset =
-                                ((worker_receive - coordinator_send) + (worker_send - t4)) / 2;
-                            let delay = (t4 - coordinator_send) - (worker_send - worker_receive);
-                            if slot.clock.is_none_or(|(_, d)| delay < d) {
-                                slot.clock = Some((offset, delay.max(0)));
-                            }
+                            slot.clock_echo(coordinator_send, worker_receive, worker_send);
                             slot.late_probes = Some((got + 1, since));
                             if u64::from(got + 1) >= LATE_PROBES {
                                 self.start_late(index, start);

@@ -22,7 +22,7 @@ use fleetload_proto::v1::coordinator_message::Msg as FromCoordinator;
 use fleetload_proto::v1::worker_message::Msg as ToCoordinator;
 use fleetload_proto::PROTOCOL_VERSION;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -211,14 +211,7 @@ async fn open_stream(
 /// Convert an absolute Unix time to this process's monotonic clock.
 /// This worker's wall clock, Unix nanoseconds (with the test skew, if any).
 pub(crate) fn wall_nanos(skew: i64) -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    )
-    .unwrap_or(i64::MAX)
-    .saturating_add(skew)
+    fleetload_common::wire::unix_nanos_now().saturating_add(skew)
 }
 
 /// The monotonic instant of a wall-clock time on this worker's (skewed) clock.
