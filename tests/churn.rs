@@ -491,29 +491,8 @@ fn the_fleet_prepares_the_data_in_parallel(target: &str) {
     assert_eq!(ok.code, Some(0), "{}", ok.stdout);
 }
 
-/// One test per check and target: MariaDB, PostgreSQL and SQLite (each in a database of
-/// its own, so they run in parallel).
-macro_rules! on_every_target {
-    ($($check:ident),* $(,)?) => {$(
-        mod $check {
-            #[test]
-            fn mariadb() {
-                super::$check(&super::fresh_mysql(stringify!($check)));
-            }
-
-            #[test]
-            fn postgres() {
-                super::$check(&super::fresh_pg(stringify!($check)));
-            }
-
-            #[test]
-            fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                super::$check(&super::sqlite(dir.path()));
-            }
-        }
-    )*};
-}
+// One test per check and target: MariaDB, PostgreSQL and SQLite (each in a database of
+// its own, so they run in parallel).
 
 on_every_target!(
     stand_in_agrees_with_the_model,

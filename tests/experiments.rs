@@ -5,75 +5,19 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-/// A SQLite target with point_select rows, a coordinator address and a report dir.
-struct Lab {
-    dir: tempfile::TempDir,
-    target: String,
-    addr: String,
+fn finish(child: Child) -> i32 {
+    output(child).0.unwrap_or(-1)
 }
 
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let target = sqlite(dir.path());
-        fleetload(&["prepare", "--target", &target, "--rows", "3000"]).assert_ok();
-        Lab {
-            dir,
-            target,
-            addr: free_port(),
-        }
-    }
-
-    fn report_dir(&self) -> PathBuf {
-        self.dir.path().join("report")
-    }
-
-    fn report(&self) -> Value {
-        read_report(&self.report_dir())
-    }
-
-    fn coordinator(&self, workers: &str, flags: &[&str]) -> Child {
-        let report = self.report_dir();
-        let mut args = vec![
-            "coordinator",
-            "--listen",
-            &self.addr,
-            "--target",
-            &self.target,
-            "--rows",
-            "3000",
-            "--workers",
-            workers,
-            "--report-dir",
-            report.to_str().unwrap(),
-        ];
-        args.extend_from_slice(flags);
-        let child = spawn(&args, self.dir.path());
-        std::thread::sleep(Duration::from_millis(300));
-        child
-    }
-
-    fn worker(&self, flags: &[&str]) -> Child {
-        let url = format!("http://{}", self.addr);
-        let mut args = vec!["worker", "--coordinator", &url];
-        args.extend_from_slice(flags);
-        spawn(&args, self.dir.path())
-    }
-
-    fn ctl(&self, args: &[&str]) -> Outcome {
-        let mut all = vec!["ctl", "--coordinator", &self.addr];
-        all.extend_from_slice(args);
-        fleetload(&all)
-    }
-}
-
-fn finish(mut child: Child) -> i32 {
-    let status = wait_within(&mut child, Duration::from_secs(60)).expect("process ended");
-    status.code().unwrap_or(-1)
+/// `fleetload ctl` against this site's coordinator.
+fn ctl(lab: &Site, args: &[&str]) -> Outcome {
+    let mut all = vec!["ctl", "--coordinator", &lab.addr];
+    all.extend_from_slice(args);
+    fleetload(&all)
 }
 
 /// Operations (ok + errors + dropped) of the cluster, or of one worker, per interval.
@@ -130,10 +74,11 @@ fn planned(r: &Value, k: usize) -> f64 {
 /// within 3 % (or one operation per worker, when the interval plans few).
 #[test]
 fn a_three_stage_plan_across_three_workers_tracks_the_planned_rate() {
-    let lab = Lab::new();
+    let lab = Site::new(3000, &[]);
     let c = lab.coordinator(
-        "3",
         &[
+            "--workers",
+            "3",
             "--mode",
             "open",
             "--rate",
@@ -145,6 +90,7 @@ fn a_three_stage_plan_across_three_workers_tracks_the_planned_rate() {
             "--stage",
             "step:150:2s",
         ],
+        &[],
     );
     let workers: Vec<Child> = (0..3).map(|_| lab.worker(&[])).collect();
     assert_eq!(finish(c), 0);
@@ -174,10 +120,11 @@ fn a_three_stage_plan_across_three_workers_tracks_the_planned_rate() {
 /// Closed loop: stages set how many sessions run.
 #[test]
 fn closed_loop_stages_set_the_active_sessions() {
-    let lab = Lab::new();
+    let lab = Site::new(3000, &[]);
     let c = lab.coordinator(
-        "2",
         &[
+            "--workers",
+            "2",
             "--mode",
             "closed",
             "--sessions",
@@ -189,6 +136,7 @@ fn closed_loop_stages_set_the_active_sessions() {
             "--stage",
             "step:8:3s",
         ],
+        &[],
     );
     let workers: Vec<Child> = (0..2).map(|_| lab.worker(&[])).collect();
     assert_eq!(finish(c), 0);
@@ -213,20 +161,23 @@ fn closed_loop_stages_set_the_active_sessions() {
 /// resume brings back what ran before; status answers; the report marks each change.
 #[test]
 fn live_control_changes_the_running_experiment_on_every_worker() {
-    let lab = Lab::new();
-    let c = lab.coordinator("2", &["--rate", "100", "--duration", "9s"]);
+    let lab = Site::new(3000, &[]);
+    let c = lab.coordinator(
+        &["--workers", "2", "--rate", "100", "--duration", "9s"],
+        &[],
+    );
     let workers: Vec<Child> = (0..2).map(|_| lab.worker(&[])).collect();
     std::thread::sleep(Duration::from_millis(2600));
-    let status = lab.ctl(&["status"]);
+    let status = ctl(&lab, &["status"]);
     status.assert_ok();
     let st: Value = serde_json::from_str(&status.stdout).expect("status is JSON");
     assert_eq!(st["state"], "running");
     assert_eq!(st["workers"].as_array().unwrap().len(), 2);
-    lab.ctl(&["set-rate", "300"]).assert_ok();
+    ctl(&lab, &["set-rate", "300"]).assert_ok();
     std::thread::sleep(Duration::from_millis(2500));
-    lab.ctl(&["pause"]).assert_ok();
+    ctl(&lab, &["pause"]).assert_ok();
     std::thread::sleep(Duration::from_millis(2000));
-    lab.ctl(&["resume"]).assert_ok();
+    ctl(&lab, &["resume"]).assert_ok();
     assert_eq!(finish(c), 0);
     for w in workers {
         finish(w);
@@ -266,7 +217,7 @@ fn live_control_changes_the_running_experiment_on_every_worker() {
             );
         }
     }
-    let bad = lab.ctl(&["set-rate", "-5"]);
+    let bad = ctl(&lab, &["set-rate", "-5"]);
     assert_ne!(bad.code, Some(0), "a negative rate must be refused");
 }
 
@@ -358,8 +309,11 @@ fn failed_thresholds_fail_the_run_and_abort_stops_the_load() {
 /// within 2 ms of it and the corrected start skew across the fleet is under 5 ms.
 #[test]
 fn clock_offsets_are_estimated_and_the_start_is_synchronized() {
-    let lab = Lab::new();
-    let c = lab.coordinator("3", &["--rate", "150", "--duration", "3s"]);
+    let lab = Site::new(3000, &[]);
+    let c = lab.coordinator(
+        &["--workers", "3", "--rate", "150", "--duration", "3s"],
+        &[],
+    );
     let skews = [250i64, -120, 0];
     let workers: Vec<Child> = skews
         .iter()
@@ -393,10 +347,19 @@ fn clock_offsets_are_estimated_and_the_start_is_synchronized() {
 /// is rebalanced, membership records it, and the merge still equals what ran.
 #[test]
 fn a_worker_joining_late_gets_a_share_from_the_next_interval() {
-    let lab = Lab::new();
+    let lab = Site::new(3000, &[]);
     let c = lab.coordinator(
-        "1",
-        &["--max-workers", "2", "--rate", "200", "--duration", "6s"],
+        &[
+            "--workers",
+            "1",
+            "--max-workers",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "6s",
+        ],
+        &[],
     );
     let first = lab.worker(&[]);
     std::thread::sleep(Duration::from_millis(2700));

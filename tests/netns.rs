@@ -67,19 +67,6 @@ impl Drop for Net {
     }
 }
 
-fn finish(mut c: Child) -> (Option<i32>, String) {
-    let status = wait_within(&mut c, Duration::from_secs(90)).expect("process ended");
-    let out = c.wait_with_output().unwrap();
-    (
-        status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// Three worker "hosts" and a coordinator "host": a real run over TLS with a token;
 /// halfway, one worker's network is cut for 1.5 s (a partition shorter than the lease):
 /// it rejoins, and the merge still equals what every worker executed.
@@ -146,9 +133,9 @@ fn a_fleet_across_network_namespaces_survives_a_partition() {
     std::thread::sleep(Duration::from_millis(3500));
     let mut cut = net.cut("w2", "1.5");
     assert!(cut.wait().unwrap().success());
-    let (code, log) = finish(coord);
+    let (code, log) = output(coord);
     for w in workers {
-        let (wc, wlog) = finish(w);
+        let (wc, wlog) = output(w);
         assert_eq!(wc, Some(0), "{wlog}");
     }
     assert_eq!(code, Some(0), "{log}");

@@ -6,54 +6,6 @@ use common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A prepared SQLite table (2 000 rows) in a directory of its own, and a free port for
-/// the coordinator.
-struct Site {
-    dir: tempfile::TempDir,
-    target: String,
-    addr: String,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let target = sqlite(dir.path());
-        fleetload(&["prepare", "--target", &target, "--rows", "2000"]).assert_ok();
-        Site {
-            dir,
-            target,
-            addr: free_port(),
-        }
-    }
-
-    fn report(&self) -> std::path::PathBuf {
-        self.dir.path().join("report")
-    }
-
-    /// A coordinator for 2 workers on this site, with `flags` added; it gets 300 ms to
-    /// start listening.
-    fn coordinator(&self, flags: &[&str]) -> Child {
-        let report = self.report();
-        let mut args = vec![
-            "coordinator",
-            "--listen",
-            &self.addr,
-            "--target",
-            &self.target,
-            "--rows",
-            "2000",
-            "--workers",
-            "2",
-            "--report-dir",
-            report.to_str().unwrap(),
-        ];
-        args.extend_from_slice(flags);
-        let child = spawn(&args, self.dir.path());
-        std::thread::sleep(Duration::from_millis(300));
-        child
-    }
-}
-
 fn signal(child: &Child, sig: &str) {
     assert!(Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -68,10 +20,12 @@ fn stderr_of(child: Child) -> String {
 
 #[test]
 fn workers_stop_their_load_and_keep_their_data_when_the_coordinator_dies() {
-    let site = Site::new();
+    let site = Site::new(2000, &["--workers", "2"]);
     let (dir, addr) = (&site.dir, site.addr.clone());
-    let mut coordinator =
-        site.coordinator(&["--rate", "200", "--duration", "60s", "--lease", "1s"]);
+    let mut coordinator = site.coordinator(
+        &["--rate", "200", "--duration", "60s", "--lease", "1s"],
+        &[],
+    );
     let endpoint = format!("http://{addr}");
     let mut workers: Vec<Child> = (0..2)
         .map(|i| {
@@ -145,10 +99,11 @@ fn workers_stop_their_load_and_keep_their_data_when_the_coordinator_dies() {
 
 #[test]
 fn a_worker_that_goes_silent_is_marked_lost_when_its_lease_expires() {
-    let site = Site::new();
+    let site = Site::new(2000, &["--workers", "2"]);
     let (dir, addr) = (&site.dir, site.addr.clone());
-    let report = site.report();
-    let coordinator = site.coordinator(&["--rate", "100", "--duration", "6s", "--lease", "1s"]);
+    let report = site.report_dir();
+    let coordinator =
+        site.coordinator(&["--rate", "100", "--duration", "6s", "--lease", "1s"], &[]);
     let endpoint = format!("http://{addr}");
     let workers: Vec<Child> = (0..2)
         .map(|i| {
@@ -207,10 +162,11 @@ fn a_worker_that_goes_silent_is_marked_lost_when_its_lease_expires() {
 
 #[test]
 fn a_worker_cut_off_for_less_than_the_lease_rejoins_and_nothing_is_lost_or_doubled() {
-    let site = Site::new();
+    let site = Site::new(2000, &["--workers", "2"]);
     let (dir, addr) = (&site.dir, site.addr.clone());
-    let report = site.report();
-    let coordinator = site.coordinator(&["--rate", "200", "--duration", "8s", "--lease", "4s"]);
+    let report = site.report_dir();
+    let coordinator =
+        site.coordinator(&["--rate", "200", "--duration", "8s", "--lease", "4s"], &[]);
     let proxy = Proxy::start(addr.clone());
     let direct = spawn(
         &[
@@ -371,10 +327,11 @@ fn a_database_outage_shows_as_a_window_and_the_run_recovers() {
 
 #[test]
 fn when_a_worker_dies_the_survivor_takes_over_its_keys_and_rate() {
-    let site = Site::new();
+    let site = Site::new(2000, &["--workers", "2"]);
     let (dir, addr) = (&site.dir, site.addr.clone());
-    let report = site.report();
-    let coordinator = site.coordinator(&["--rate", "200", "--duration", "8s", "--lease", "1s"]);
+    let report = site.report_dir();
+    let coordinator =
+        site.coordinator(&["--rate", "200", "--duration", "8s", "--lease", "1s"], &[]);
     let endpoint = format!("http://{addr}");
     let workers: Vec<Child> = (0..2)
         .map(|i| {
@@ -430,19 +387,22 @@ fn when_a_worker_dies_the_survivor_takes_over_its_keys_and_rate() {
 
 #[test]
 fn with_on_worker_loss_abort_the_run_stops() {
-    let site = Site::new();
+    let site = Site::new(2000, &["--workers", "2"]);
     let (dir, addr) = (&site.dir, site.addr.clone());
-    let report = site.report();
-    let coordinator = site.coordinator(&[
-        "--rate",
-        "100",
-        "--duration",
-        "30s",
-        "--lease",
-        "1s",
-        "--on-worker-loss",
-        "abort",
-    ]);
+    let report = site.report_dir();
+    let coordinator = site.coordinator(
+        &[
+            "--rate",
+            "100",
+            "--duration",
+            "30s",
+            "--lease",
+            "1s",
+            "--on-worker-loss",
+            "abort",
+        ],
+        &[],
+    );
     let endpoint = format!("http://{addr}");
     let workers: Vec<Child> = (0..2)
         .map(|i| {
@@ -484,10 +444,10 @@ fn with_on_worker_loss_abort_the_run_stops() {
 
 #[test]
 fn an_interrupted_worker_flushes_its_last_snapshot_before_it_exits() {
-    let site = Site::new();
+    let site = Site::new(2000, &["--workers", "2"]);
     let (dir, addr) = (&site.dir, site.addr.clone());
-    let report = site.report();
-    let coordinator = site.coordinator(&["--rate", "200", "--duration", "6s"]);
+    let report = site.report_dir();
+    let coordinator = site.coordinator(&["--rate", "200", "--duration", "6s"], &[]);
     let endpoint = format!("http://{addr}");
     let mut workers: Vec<Child> = (0..2)
         .map(|i| {

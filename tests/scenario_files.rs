@@ -217,28 +217,6 @@ fn a_custom_bank_runs_on_both_protocols_and_its_tables_add_up(target: &str) {
     assert!(gone.is_err(), "ledger still exists after teardown");
 }
 
-macro_rules! on_every_target {
-    ($($check:ident),* $(,)?) => {$(
-        mod $check {
-            #[test]
-            fn mariadb() {
-                super::$check(&super::fresh_mysql(stringify!($check)));
-            }
-
-            #[test]
-            fn postgres() {
-                super::$check(&super::fresh_pg(stringify!($check)));
-            }
-
-            #[test]
-            fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                super::$check(&super::sqlite(dir.path()));
-            }
-        }
-    )*};
-}
-
 on_every_target!(a_custom_bank_runs_on_both_protocols_and_its_tables_add_up);
 
 /// Two transactions lock two rows in opposite orders with a pause between: the servers

@@ -5,66 +5,14 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-fn spawn_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Child {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .current_dir(cwd)
-        .env("FLEETLOAD_LOG", "info")
-        .env(PASSWORD_ENV, password())
-        .env_remove("FLEETLOAD_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
-}
-
-/// Exit code and everything printed.
-fn output(mut child: Child) -> (Option<i32>, String) {
-    let status = wait_within(&mut child, Duration::from_secs(60)).expect("process ended");
-    let out = child.wait_with_output().unwrap();
-    (
-        status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-struct Site {
-    dir: tempfile::TempDir,
-    target: String,
-    addr: String,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let target = sqlite(dir.path());
-        fleetload(&["prepare", "--target", &target, "--rows", "1000"]).assert_ok();
-        Site {
-            dir,
-            target,
-            addr: free_port(),
-        }
-    }
-
-    fn coordinator(&self, flags: &[&str], env: &[(&str, &str)]) -> Child {
-        let report = self.dir.path().join("report");
-        let mut args = vec![
-            "coordinator",
-            "--listen",
-            &self.addr,
-            "--target",
-            &self.target,
-            "--rows",
-            "1000",
+/// A prepared site whose coordinator runs one worker at 50 ops/s for 2 s.
+fn site() -> Site {
+    Site::new(
+        1000,
+        &[
             "--workers",
             "1",
             "--rate",
@@ -73,37 +21,24 @@ impl Site {
             "2s",
             "--join-timeout",
             "8s",
-            "--report-dir",
-            report.to_str().unwrap(),
-        ];
-        args.extend_from_slice(flags);
-        let c = spawn_env(&args, self.dir.path(), env);
-        std::thread::sleep(Duration::from_millis(400));
-        c
-    }
-
-    fn worker(&self, scheme: &str, flags: &[&str], env: &[(&str, &str)]) -> Child {
-        let url = format!("{scheme}://{}", self.addr);
-        let mut args = vec!["worker", "--coordinator", &url, "--dial-timeout", "3s"];
-        args.extend_from_slice(flags);
-        spawn_env(&args, self.dir.path(), env)
-    }
+        ],
+    )
 }
 
 #[test]
 fn a_worker_with_the_wrong_token_is_refused_and_the_right_one_runs() {
-    let site = Site::new();
+    let site = site();
     let secret = "tok-3f9a77c1-fleet";
     let c = site.coordinator(&[], &[("FLEETLOAD_TOKEN", secret)]);
-    let (code, out) = output(site.worker("http", &[], &[("FLEETLOAD_TOKEN", "tok-wrong")]));
+    let (code, out) = output(site.worker_at("http", &[], &[("FLEETLOAD_TOKEN", "tok-wrong")]));
     assert_ne!(code, Some(0));
     assert!(out.contains("token"), "{out}");
-    let (code, out) = output(site.worker("http", &[], &[]));
+    let (code, out) = output(site.worker_at("http", &[], &[]));
     assert_ne!(code, Some(0), "no token at all: {out}");
     let token_file = site.dir.path().join("token");
     std::fs::write(&token_file, format!("{secret}\n")).unwrap();
     let (code, out) =
-        output(site.worker("http", &["--token-file", token_file.to_str().unwrap()], &[]));
+        output(site.worker_at("http", &["--token-file", token_file.to_str().unwrap()], &[]));
     assert_eq!(code, Some(0), "{out}");
     let (code, log) = output(c);
     assert_eq!(code, Some(0), "{log}");
@@ -119,7 +54,7 @@ fn a_worker_with_the_wrong_token_is_refused_and_the_right_one_runs() {
 
 #[test]
 fn tls_and_mutual_tls_protect_the_control_channel() {
-    let site = Site::new();
+    let site = site();
     let good = pki(site.dir.path(), "fleet", &["localhost", "127.0.0.1"]);
     let other = pki(site.dir.path(), "other", &["localhost", "127.0.0.1"]);
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
@@ -136,19 +71,19 @@ fn tls_and_mutual_tls_protect_the_control_channel() {
         ],
         &[],
     );
-    let (code, out) = output(site.worker("https", &["--tls-ca", &s(&other.ca)], &[]));
+    let (code, out) = output(site.worker_at("https", &["--tls-ca", &s(&other.ca)], &[]));
     assert_ne!(
         code,
         Some(0),
         "a worker trusting another CA must not connect: {out}"
     );
-    let (code, out) = output(site.worker("https", &["--tls-ca", &ca], &[]));
+    let (code, out) = output(site.worker_at("https", &["--tls-ca", &ca], &[]));
     assert_ne!(
         code,
         Some(0),
         "a worker without a client certificate must be refused: {out}"
     );
-    let (code, out) = output(site.worker(
+    let (code, out) = output(site.worker_at(
         "https",
         &[
             "--tls-ca",
@@ -165,7 +100,7 @@ fn tls_and_mutual_tls_protect_the_control_channel() {
         Some(0),
         "a client certificate from another CA must be refused: {out}"
     );
-    let (code, out) = output(site.worker(
+    let (code, out) = output(site.worker_at(
         "https",
         &[
             "--tls-ca",

@@ -261,15 +261,135 @@ pub fn free_port() -> String {
 
 /// Start the binary in `cwd` with its output captured.
 pub fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
-    Command::new(BIN)
-        .args(args)
+    spawn_env(args, cwd, &[])
+}
+
+/// Start the binary in `cwd` with `env` added (a token from the test's own environment
+/// is never inherited).
+pub fn spawn_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> std::process::Child {
+    let mut c = Command::new(BIN);
+    c.args(args)
         .current_dir(cwd)
         .env("FLEETLOAD_LOG", "warn")
         .env(PASSWORD_ENV, password())
+        .env_remove("FLEETLOAD_TOKEN")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+/// Wait for `child` (at most 90 s) and return its exit code and everything it printed.
+pub fn output(mut child: std::process::Child) -> (Option<i32>, String) {
+    let status = wait_within(&mut child, Duration::from_secs(90)).expect("process ended");
+    let out = child.wait_with_output().unwrap();
+    (
+        status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A prepared SQLite table in a directory of its own, a free port for a coordinator, and
+/// the coordinator flags every test of a file shares.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub target: String,
+    pub addr: String,
+    rows: String,
+    defaults: Vec<String>,
+}
+
+impl Site {
+    pub fn new(rows: u64, defaults: &[&str]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let target = sqlite(dir.path());
+        let rows = rows.to_string();
+        fleetload(&["prepare", "--target", &target, "--rows", &rows]).assert_ok();
+        Site {
+            dir,
+            target,
+            addr: free_port(),
+            rows,
+            defaults: defaults.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn report_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("report")
+    }
+
+    pub fn report(&self) -> Value {
+        read_report(&self.report_dir())
+    }
+
+    /// A coordinator on this site with the shared flags and `flags`; it gets 300 ms to
+    /// start listening.
+    pub fn coordinator(&self, flags: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        let report = self.report_dir();
+        let mut args = vec![
+            "coordinator",
+            "--listen",
+            &self.addr,
+            "--target",
+            &self.target,
+            "--rows",
+            &self.rows,
+            "--report-dir",
+            report.to_str().unwrap(),
+        ];
+        args.extend(self.defaults.iter().map(String::as_str));
+        args.extend_from_slice(flags);
+        let child = spawn_env(&args, self.dir.path(), env);
+        std::thread::sleep(Duration::from_millis(300));
+        child
+    }
+
+    /// A worker dialing this site's coordinator over `scheme` (http or https).
+    pub fn worker_at(
+        &self,
+        scheme: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::process::Child {
+        let url = format!("{scheme}://{}", self.addr);
+        let mut args = vec!["worker", "--coordinator", &url, "--dial-timeout", "3s"];
+        args.extend_from_slice(flags);
+        spawn_env(&args, self.dir.path(), env)
+    }
+
+    pub fn worker(&self, flags: &[&str]) -> std::process::Child {
+        self.worker_at("http", flags, &[])
+    }
+}
+
+/// One test of `$check(target)` per server: MariaDB, PostgreSQL and SQLite.
+#[macro_export]
+macro_rules! on_every_target {
+    ($($check:ident),* $(,)?) => {$(
+        mod $check {
+            #[test]
+            fn mariadb() {
+                super::$check(&super::fresh_mysql(stringify!($check)));
+            }
+
+            #[test]
+            fn postgres() {
+                super::$check(&super::fresh_pg(stringify!($check)));
+            }
+
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$check(&super::sqlite(dir.path()));
+            }
+        }
+    )*};
 }
 
 /// Wait for `child` at most `limit`; None if it is still running.
