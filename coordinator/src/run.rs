@@ -363,21 +363,7 @@ impl Controller {
                             answered[i] = true;
                             slot.clock_echo(coordinator_send, worker_receive, worker_send);
                         }
-                        Some(Event::Closed { conn, error }) => {
-                            if let Some((_, s)) = self.slot_of(conn) {
-                                let worker = s.hello.name.clone();
-                                return Err(match error {
-                                    Some(e) => CoordinatorError::WorkerFailed { worker, message: format!("stream broke before the start: {e}") },
-                                    None => CoordinatorError::WorkerLost { worker, phase: "before the start" },
-                                });
-                            }
-                        }
-                        Some(Event::Joined { conn, hello, peer, outbox }) => self.hold_or_refuse(conn, hello, peer, outbox),
-                        Some(Event::Command { reply, .. }) => {
-                            let _ = reply.send(pb::CommandReply { ok: false, message: "the run is starting; try again in a moment".into(), status_json: String::new() });
-                        }
-                        Some(_) => {}
-                        None => return Err(CoordinatorError::Serve("the control service stopped".into())),
+                        ev => self.before_start(ev, "before the start")?,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
                     _ = shutdown.cancelled() => return Err(CoordinatorError::Cancelled),
@@ -515,6 +501,50 @@ impl Controller {
             };
             tracing::info!(worker = %slot.hello.name, shard = ?shard, rate = ?slot.rate, "assigned");
             slot.send(ToWorker::Assignment(pb::Assignment::from(&a)));
+        }
+        Ok(())
+    }
+
+    /// Events that mean the same in every phase before the start: a worker whose stream
+    /// ends takes the run down, a newcomer waits for the start, `ctl` is told to wait,
+    /// other messages are not due yet.
+    fn before_start(
+        &mut self,
+        ev: Option<Event>,
+        phase: &'static str,
+    ) -> Result<(), CoordinatorError> {
+        match ev {
+            Some(Event::Closed { conn, error }) => {
+                if let Some((_, s)) = self.slot_of(conn) {
+                    let worker = s.hello.name.clone();
+                    return Err(match error {
+                        Some(e) => CoordinatorError::WorkerFailed {
+                            worker,
+                            message: format!("stream broke {phase}: {e}"),
+                        },
+                        None => CoordinatorError::WorkerLost { worker, phase },
+                    });
+                }
+            }
+            Some(Event::Joined {
+                conn,
+                hello,
+                peer,
+                outbox,
+            }) => self.hold_or_refuse(conn, hello, peer, outbox),
+            Some(Event::Command { reply, .. }) => {
+                let _ = reply.send(pb::CommandReply {
+                    ok: false,
+                    message: "the run has not started yet; try again in a moment".into(),
+                    status_json: String::new(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(CoordinatorError::Serve(
+                    "the control service stopped".into(),
+                ))
+            }
         }
         Ok(())
     }
@@ -694,21 +724,7 @@ impl Controller {
                         let worker = self.slot_of(conn).map(|(_, s)| s.hello.name.clone()).unwrap_or_default();
                         return Err(CoordinatorError::WorkerFailed { worker, message: format!("protocol error: {error}") });
                     }
-                    Some(Event::Closed { conn, error }) => {
-                        if let Some((_, s)) = self.slot_of(conn) {
-                            let worker = s.hello.name.clone();
-                            return Err(match error {
-                                Some(e) => CoordinatorError::WorkerFailed { worker, message: format!("stream broke while opening sessions: {e}") },
-                                None => CoordinatorError::WorkerLost { worker, phase: "while opening its sessions" },
-                            });
-                        }
-                    }
-                    Some(Event::Joined { conn, hello, peer, outbox }) => self.hold_or_refuse(conn, hello, peer, outbox),
-                    Some(Event::Command { reply, .. }) => {
-                        let _ = reply.send(pb::CommandReply { ok: false, message: "the run has not started: workers are opening their sessions".into(), status_json: String::new() });
-                    }
-                    Some(Event::Message { .. }) => {}
-                    None => return Err(CoordinatorError::Serve("the control service stopped".into())),
+                    ev => self.before_start(ev, "while opening its sessions")?,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     let late = self.slots.iter().find(|s| s.state != State::Ready).map(|s| s.hello.name.clone()).unwrap_or_default();
