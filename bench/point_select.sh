@@ -5,15 +5,17 @@
 # (user + system), and the ratios. A benchmark, not a test: figures vary with the
 # machine, so compare the ratios measured in the same run.
 #
-#   bench/point_select.sh                 # RATE=4000 SESSIONS=8 SECS=20 ROWS=100000
+#   bench/point_select.sh                 # RATE=4000 SESSIONS=8 SECS=10 ROWS=100000 ROUNDS=3
 #   RATE=8000 SECS=30 bench/point_select.sh
 #   RATE=0 bench/point_select.sh          # closed loop: every tool at full speed
+#   ROUNDS=5 SECS=10 bench/point_select.sh  # more rounds: the median ratio is printed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-4000}
 SESSIONS=${SESSIONS:-8}
-SECS=${SECS:-20}
+SECS=${SECS:-10}
 ROWS=${ROWS:-100000}
+ROUNDS=${ROUNDS:-3}          # each round runs all four tools; the ratio of a round is side by side
 ARRIVAL=${ARRIVAL:-poisson}   # sysbench --rate and pgbench -R use Poisson arrivals too
 MYSQL_HOST=${MYSQL_HOST:-127.0.0.1} MYSQL_USER=${MYSQL_USER:-root} MYSQL_DB=${MYSQL_DB:-test}
 PG_HOST=${PG_HOST:-127.0.0.1} PG_USER=${PG_USER:-postgres} PG_DB=${PG_DB:-test}
@@ -74,28 +76,33 @@ pgbench_run() {
   echo "postgres pgbench $ops $(cpu_of "$work/cpu-pg")"
 }
 
-echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another"
-{
+echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another, $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
   fleetload_run mariadb "$MYSQL_URL"
   sysbench_run
   fleetload_run postgres "$PG_URL"
   pgbench_run
-} > "$work/results"
+done > "$work/results"
 
 python3 - "$work/results" "$SECS" "$RATE" "$SESSIONS" <<'PY'
-import sys
+import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 secs, rate, sessions = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-res = {}
-print(f"\npoint_select, {sessions} sessions, {'closed loop (full speed)' if rate == 0 else f'target {rate:.0f} ops/s'}, {secs:.0f} s per tool")
-print(f"{'target':<10}{'tool':<11}{'ops/s':>10}{'CPU s':>9}{'CPU µs/op':>11}")
+print(f"\npoint_select, {sessions} sessions, {'closed loop (full speed)' if rate == 0 else f'target {rate:.0f} ops/s'}, {secs:.0f} s per tool and round")
+print(f"{'round':<7}{'target':<10}{'tool':<11}{'ops/s':>10}{'CPU s':>9}{'CPU µs/op':>11}")
+per = {}  # (target, tool) -> [µs/op per round]
 for target, tool, ops, cpu in rows:
     ops, cpu = int(ops), float(cpu)
-    per = cpu * 1e6 / ops if ops else float('nan')
-    res[(target, tool)] = per
-    print(f"{target:<10}{tool:<11}{ops/secs:>10.1f}{cpu:>9.2f}{per:>11.2f}")
+    us = cpu * 1e6 / ops if ops else float('nan')
+    runs = per.setdefault((target, tool), [])
+    runs.append(us)
+    print(f"{len(runs):<7}{target:<10}{tool:<11}{ops/secs:>10.1f}{cpu:>9.2f}{us:>11.2f}")
 for target, peer in (("mariadb", "sysbench"), ("postgres", "pgbench")):
-    a, b = res.get((target, "fleetload")), res.get((target, peer))
-    if a and b:
-        print(f"{target}: fleetload / {peer} CPU per op = {a / b:.2f}  ({'fleetload cheaper' if a <= b else 'fleetload costlier'})")
+    a, b = per.get((target, "fleetload"), []), per.get((target, peer), [])
+    ratios = [x / y for x, y in zip(a, b)]
+    if ratios:
+        med = statistics.median(ratios)
+        print(f"{target}: fleetload / {peer} CPU per op, per round: "
+              f"{' '.join(f'{r:.2f}' for r in ratios)}; median {med:.2f} "
+              f"({'fleetload cheaper' if med <= 1 else 'fleetload costlier'})")
 PY

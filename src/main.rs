@@ -10,10 +10,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     commands::init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&args.command).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -26,5 +23,22 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// A worker runs on the number of threads it was given (one by default): with one
+/// thread, a response and the session it wakes stay on the thread that polled the
+/// socket, where a multi-thread runtime pays a futex wake-up and a cross-thread task
+/// hand-off for many operations (measured in docs/performance.md). Every other command
+/// gets tokio's default multi-thread runtime.
+fn runtime_for(command: &cli::Command) -> tokio::runtime::Builder {
+    match command {
+        cli::Command::Worker(a) if a.threads == 1 => tokio::runtime::Builder::new_current_thread(),
+        cli::Command::Worker(a) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(usize::from(a.threads));
+            b
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
     }
 }
