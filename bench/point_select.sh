@@ -15,6 +15,10 @@ RATE=${RATE:-4000}
 SESSIONS=${SESSIONS:-8}
 SECS=${SECS:-10}
 ROWS=${ROWS:-100000}
+# fleetload worker threads: pgbench runs with -j 2. At a fixed rate one thread is the
+# cheapest (no cross-thread wake-ups); at full speed a second thread overlaps the
+# sessions' work with the database's, as pgbench's second thread does.
+THREADS=${THREADS:-$([ "$RATE" = 0 ] && echo 2 || echo 1)}
 ROUNDS=${ROUNDS:-3}          # each round runs all four tools; the ratio of a round is side by side
 ARRIVAL=${ARRIVAL:-poisson}   # sysbench --rate and pgbench -R use Poisson arrivals too
 MYSQL_HOST=${MYSQL_HOST:-127.0.0.1} MYSQL_USER=${MYSQL_USER:-root} MYSQL_DB=${MYSQL_DB:-test}
@@ -49,7 +53,7 @@ fleetload_run() { # $1 label, $2 url
       "${load[@]}" --sessions "$SESSIONS" --duration "${SECS}s" --workers 1 --report-dir "$dir" >/dev/null &
   local coord=$!
   sleep 0.3
-  FLEETLOAD_LOG=error /usr/bin/time -f "%U %S" -o "$work/cpu-fl-$1" $FL worker --coordinator "http://127.0.0.1:$port" --name bench >/dev/null
+  FLEETLOAD_LOG=error /usr/bin/time -f "%U %S" -o "$work/cpu-fl-$1" $FL worker --coordinator "http://127.0.0.1:$port" --name bench --threads "$THREADS" >/dev/null
   wait "$coord" || true
   local ops
   ops=$(python3 -c "import json,sys; r=json.load(open('$dir/report.json')); print(r['workers'][0]['executed']['point_select']['ok'])")
@@ -76,7 +80,7 @@ pgbench_run() {
   echo "postgres pgbench $ops $(cpu_of "$work/cpu-pg")"
 }
 
-echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another, $ROUNDS rounds"
+echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another, $ROUNDS rounds, fleetload --threads $THREADS"
 for round in $(seq "$ROUNDS"); do
   fleetload_run mariadb "$MYSQL_URL"
   sysbench_run
