@@ -6,9 +6,13 @@
 //! cluster percentiles equal those of one histogram fed every sample sent. A benchmark:
 //! it prints figures, it asserts nothing.
 //!
-//!   cargo run --release --example coordinator_scale -- 1000 [SECONDS]
+//!   cargo run --release --example coordinator_scale -- 1000 [SECONDS] [gzip|deflate]
+//!
+//! `gzip` (the default) sends what a worker sends: plain V2 histograms on a gzipped
+//! stream; `deflate` sends each histogram V2+deflate on a plain stream, as workers did
+//! before, so both costs can be measured in one session.
 
-use fleetload_common::histogram::{encode, merge, new_latency, record, Latency};
+use fleetload_common::histogram::{encode, encode_for_wire, merge, new_latency, record, Latency};
 use fleetload_common::rng::Rng;
 use fleetload_proto::v1 as pb;
 use fleetload_proto::v1::coordinator_message::Msg as In;
@@ -26,6 +30,23 @@ const OPS: [&str; 5] = [
     "predict_batch",
 ];
 const SAMPLES_PER_OP: u64 = 10;
+
+/// How the simulated workers encode their snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Gzip,
+    Deflate,
+}
+
+impl Wire {
+    fn encode(self, h: &Latency) -> Result<Vec<u8>, String> {
+        match self {
+            Wire::Gzip => encode_for_wire(h),
+            Wire::Deflate => encode(h),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -61,6 +82,7 @@ async fn worker(
     endpoint: String,
     seed: u64,
     expected: Arc<Mutex<Vec<Latency>>>,
+    wire: Wire,
 ) -> Result<(), String> {
     let channel = tonic::transport::Endpoint::from_shared(endpoint)
         .map_err(|e| e.to_string())?
@@ -69,6 +91,9 @@ async fn worker(
         .await
         .map_err(|e| e.to_string())?;
     let mut client = pb::fleet_client::FleetClient::new(channel);
+    if wire == Wire::Gzip {
+        client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
     let (tx, rx) = mpsc::channel(64);
     let send = |m: Out| {
         let tx = tx.clone();
@@ -140,21 +165,23 @@ async fn worker(
         }
         let mut operations = Vec::with_capacity(OPS.len());
         for (i, name) in OPS.iter().enumerate() {
-            let mut h = new_latency();
+            let (mut h, mut service, mut lag) = (new_latency(), new_latency(), new_latency());
             for _ in 0..SAMPLES_PER_OP {
-                record(&mut h, sample(&mut rng, i));
+                let d = sample(&mut rng, i);
+                record(&mut h, d);
+                record(&mut service, d.mul_f64(0.9));
+                record(&mut lag, Duration::from_micros(rng.range(5, 60)));
             }
             if let Ok(mut e) = expected.lock() {
                 merge(&mut e[i], &h);
             }
             totals[i] += SAMPLES_PER_OP;
-            let enc = encode(&h).map_err(|e| e.to_string())?;
             operations.push(pb::OperationSnapshot {
                 name: (*name).into(),
                 ok: SAMPLES_PER_OP,
-                service_time: enc.clone(),
-                schedule_lag: encode(&new_latency()).map_err(|e| e.to_string())?,
-                response_time: enc,
+                response_time: wire.encode(&h)?,
+                service_time: wire.encode(&service)?,
+                schedule_lag: wire.encode(&lag)?,
                 ..Default::default()
             });
         }
@@ -191,6 +218,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let workers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let wire = match args.get(3).map(String::as_str) {
+        None | Some("gzip") => Wire::Gzip,
+        Some("deflate") => Wire::Deflate,
+        Some(other) => panic!("wire encoding {other:?}: use gzip or deflate"),
+    };
     let bin = std::env::var("FLEETLOAD_BIN").unwrap_or_else(|_| "target/release/fleetload".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -246,6 +278,7 @@ fn main() {
                 endpoint.clone(),
                 i as u64 + 1,
                 Arc::clone(&expected),
+                wire,
             ))
         })
         .collect();
@@ -287,7 +320,7 @@ fn main() {
     }
     let snapshots = workers as u64 * secs;
     println!(
-        "workers {workers:>5}  snapshots {snapshots:>7} ({} ops each)  coordinator CPU {cpu:>6.1}% of one core  peak RSS {rss:>7.1} MB  report {:>6.0} ms after the run  joined in {:.1}s  failed workers {failed}  cluster percentiles equal all-sample ones: {}",
+        "workers {workers:>5}  wire {wire:?}  snapshots {snapshots:>7} ({} ops each)  coordinator CPU {cpu:>6.1}% of one core  peak RSS {rss:>7.1} MB  report {:>6.0} ms after the run  joined in {:.1}s  failed workers {failed}  cluster percentiles equal all-sample ones: {}",
         OPS.len(),
         report_after.as_secs_f64() * 1000.0,
         (t0 - joined).as_secs_f64(),

@@ -8,7 +8,7 @@
 //! with another lowest value or precision on the wire is a protocol error, never
 //! something to convert.
 
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer, V2Serializer};
 use hdrhistogram::Histogram;
 
 /// Lowest discernible value, microseconds.
@@ -65,6 +65,25 @@ pub fn new_coarse_latency() -> Latency {
 pub fn record(h: &mut Latency, d: std::time::Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     record_n(h, micros.clamp(LOWEST_MICROS, HIGHEST_MICROS), 1);
+}
+
+/// Encode as plain HdrHistogram V2 for a snapshot on the control stream.
+///
+/// The worker gzips the whole stream, so each snapshot goes through one deflate stream
+/// instead of one per histogram: fifteen histograms of five operations shared one
+/// Huffman table instead of paying ~50 bytes of tables and checksums each, a closed
+/// loop's service-time histogram (equal to its response-time one) compresses to a
+/// back-reference, and the coordinator inflates once per snapshot
+/// (`bench/wire_cost.rs` prints both encodings side by side). [`decode`] reads both.
+///
+/// # Errors
+/// Never in practice (writes to memory); kept for the serializer's signature.
+pub fn encode_for_wire(h: &Latency) -> Result<Vec<u8>, HistogramError> {
+    let mut out = Vec::with_capacity(64);
+    V2Serializer::new()
+        .serialize(h, &mut out)
+        .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
+    Ok(out)
 }
 
 /// Encode as HdrHistogram V2+deflate, readable by every HdrHistogram implementation.

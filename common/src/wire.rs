@@ -4,7 +4,7 @@
 //! every field against bounds and returns a [`WireError`] naming the field. Nothing
 //! generated travels past the edge of the coordinator or the worker.
 
-use crate::histogram::{decode, encode, HistogramError};
+use crate::histogram::{decode, encode_for_wire, HistogramError};
 use crate::outcome::ErrorClass;
 use crate::plan::{MAX_RATE, MAX_SESSIONS};
 use crate::profile::Profile;
@@ -511,9 +511,9 @@ impl Snapshot {
                 errors: s.errors.to_vec(),
                 dropped_backlog: s.dropped_backlog,
                 retries: s.retries,
-                response_time: encode(&s.response)?,
-                service_time: encode(&s.service)?,
-                schedule_lag: encode(&s.lag)?,
+                response_time: encode_for_wire(&s.response)?,
+                service_time: encode_for_wire(&s.service)?,
+                schedule_lag: encode_for_wire(&s.lag)?,
                 error_samples: s
                     .samples
                     .iter()

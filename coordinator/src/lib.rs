@@ -55,7 +55,10 @@ pub async fn run(
             .tls_config(tls)
             .map_err(|e| CoordinatorError::Serve(format!("TLS set-up: {e}")))?;
     }
+    // Workers gzip their control stream (see `histogram::encode_for_wire`); an older
+    // worker that does not is served all the same.
     let fleet = FleetServer::new(service)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(security::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(security::MAX_MESSAGE_BYTES);
     let router = builder.add_service(tonic::service::interceptor::InterceptedService::new(

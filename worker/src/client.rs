@@ -928,7 +928,7 @@ impl SnapshotSender<'_> {
     }
 }
 
-/// Write snapshots as JSON lines (histograms as base64 V2+deflate, as in report.json).
+/// Write snapshots as JSON lines (histograms as base64 HdrHistogram V2, as sent).
 fn write_spool(
     path: &std::path::Path,
     snapshots: &std::collections::VecDeque<pb::Snapshot>,

@@ -112,6 +112,7 @@ impl ClientSecurity {
             .as_ref()
             .and_then(|t| MetadataValue::try_from(format!("Bearer {}", t.expose())).ok());
         FleetClient::with_interceptor(channel, Bearer(bearer))
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
