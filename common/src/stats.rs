@@ -2,7 +2,7 @@
 //! merge. A worker fills one per session, operation and interval; the coordinator
 //! merges them per interval, per worker and for the cluster.
 
-use crate::histogram::{merge, new_latency, Latency};
+use crate::histogram::{decode, encode, merge, new_latency, HistogramError, Latency};
 use crate::outcome::ErrorClass;
 
 /// How many error messages of each class are kept per operation.
@@ -13,6 +13,70 @@ pub const ERROR_SAMPLES_PER_CLASS: usize = 3;
 pub struct ErrorSample {
     pub class: ErrorClass,
     pub message: String,
+}
+
+/// An [`OpStats`] with its histograms encoded (V2+deflate): a few KB instead of the
+/// 16–90 KB its three dense histograms hold. The coordinator keeps every interval until
+/// the report; packed, an hour of one-second intervals fits in tens of MB, not GB.
+#[derive(Debug, Clone)]
+pub struct PackedStats {
+    /// The counts and error samples, with empty histograms that hold no buckets.
+    counts: Counts,
+    response: Vec<u8>,
+    service: Vec<u8>,
+    lag: Vec<u8>,
+}
+
+/// The scalar part of an [`OpStats`].
+#[derive(Debug, Clone)]
+struct Counts {
+    ok: u64,
+    errors: [u64; ErrorClass::COUNT],
+    dropped_backlog: u64,
+    retries: u64,
+    samples: Vec<ErrorSample>,
+}
+
+impl PackedStats {
+    /// # Errors
+    /// A histogram cannot be encoded (a bug, not a runtime condition).
+    pub fn pack(s: &OpStats) -> Result<Self, HistogramError> {
+        Ok(PackedStats {
+            counts: Counts {
+                ok: s.ok,
+                errors: s.errors,
+                dropped_backlog: s.dropped_backlog,
+                retries: s.retries,
+                samples: s.samples.clone(),
+            },
+            response: encode(&s.response)?,
+            service: encode(&s.service)?,
+            lag: encode(&s.lag)?,
+        })
+    }
+
+    /// The stats as they were packed, exactly.
+    ///
+    /// # Errors
+    /// The bytes do not decode (only if they were not made by [`PackedStats::pack`]).
+    pub fn unpack(&self) -> Result<OpStats, HistogramError> {
+        let c = &self.counts;
+        Ok(OpStats {
+            ok: c.ok,
+            errors: c.errors,
+            dropped_backlog: c.dropped_backlog,
+            retries: c.retries,
+            response: decode(&self.response)?,
+            service: decode(&self.service)?,
+            lag: decode(&self.lag)?,
+            samples: c.samples.clone(),
+        })
+    }
+
+    /// Bytes held, for memory accounting in tests and benches.
+    pub fn encoded_len(&self) -> usize {
+        self.response.len() + self.service.len() + self.lag.len()
+    }
 }
 
 /// Counts and histograms of one operation.

@@ -6,8 +6,9 @@
 //! series but left out of the totals.
 
 use fleetload_common::scenario::OpName;
-use fleetload_common::stats::{OpStats, OpTotals};
+use fleetload_common::stats::{OpStats, OpTotals, PackedStats};
 use fleetload_common::wire::Snapshot;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A few numbers of one operation of one worker in one interval (histograms of every
@@ -35,16 +36,198 @@ impl Brief {
     }
 }
 
-/// One interval of the cluster.
-#[derive(Debug, Default)]
+/// One interval of the cluster: open while its snapshots arrive, packed once it has
+/// been reported live. Every interval is kept until the report, and open intervals cost
+/// 16–90 KB per histogram (three per operation) plus a map of every worker's briefs;
+/// packed, an interval of a thousand workers and five operations takes tens of KB, so a
+/// long run's memory grows by that per interval rather than by megabytes. A late
+/// snapshot for a packed interval unpacks it, merges, and it is packed again.
+#[derive(Debug)]
 pub struct IntervalAgg {
-    /// Per operation, in the order of `Merge::operations`.
-    pub cluster: Vec<OpStats>,
-    pub per_worker: BTreeMap<u32, Vec<Brief>>,
+    held: Held,
     /// Whether the interval was closed (reported live) before every worker had sent it.
     pub closed: bool,
     /// Snapshots that arrived after the interval had been closed.
     pub late: u64,
+}
+
+#[derive(Debug)]
+enum Held {
+    Open {
+        /// Per operation, in the order of `Merge::operations`.
+        cluster: Vec<OpStats>,
+        per_worker: BTreeMap<u32, Vec<Brief>>,
+    },
+    Packed {
+        cluster: Vec<PackedStats>,
+        /// [`pack_briefs`]: every worker's briefs as deflated varints.
+        per_worker: Vec<u8>,
+        workers: usize,
+    },
+}
+
+impl IntervalAgg {
+    fn new(operations: usize) -> Self {
+        IntervalAgg {
+            held: Held::Open {
+                cluster: empty(operations),
+                per_worker: BTreeMap::new(),
+            },
+            closed: false,
+            late: 0,
+        }
+    }
+
+    /// The cluster's stats per operation, in the order of `Merge::operations`.
+    pub fn cluster(&self) -> Cow<'_, [OpStats]> {
+        match &self.held {
+            Held::Open { cluster, .. } => Cow::Borrowed(cluster),
+            Held::Packed { cluster, .. } => Cow::Owned(
+                cluster
+                    .iter()
+                    .map(|p| {
+                        p.unpack().unwrap_or_else(|e| {
+                            // Only bytes this process encoded are here.
+                            tracing::error!(error = %e, "a packed interval does not decode");
+                            OpStats::default()
+                        })
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Each reporting worker's briefs, per operation.
+    pub fn per_worker(&self) -> Cow<'_, BTreeMap<u32, Vec<Brief>>> {
+        match &self.held {
+            Held::Open { per_worker, .. } => Cow::Borrowed(per_worker),
+            Held::Packed { per_worker, .. } => Cow::Owned(unpack_briefs(per_worker)),
+        }
+    }
+
+    /// How many workers sent this interval.
+    pub fn workers_reporting(&self) -> usize {
+        match &self.held {
+            Held::Open { per_worker, .. } => per_worker.len(),
+            Held::Packed { workers, .. } => *workers,
+        }
+    }
+
+    /// The open form, unpacking first if needed (a late snapshot).
+    fn open(&mut self) -> (&mut Vec<OpStats>, &mut BTreeMap<u32, Vec<Brief>>) {
+        if matches!(self.held, Held::Packed { .. }) {
+            self.held = Held::Open {
+                cluster: self.cluster().into_owned(),
+                per_worker: self.per_worker().into_owned(),
+            };
+        }
+        match &mut self.held {
+            Held::Open {
+                cluster,
+                per_worker,
+            } => (cluster, per_worker),
+            Held::Packed { .. } => unreachable!("unpacked just above"),
+        }
+    }
+
+    /// Pack the interval: exact (the histograms are encoded, not summarized).
+    pub fn pack(&mut self) {
+        let Held::Open {
+            cluster,
+            per_worker,
+        } = &self.held
+        else {
+            return;
+        };
+        let packed: Result<Vec<_>, _> = cluster.iter().map(PackedStats::pack).collect();
+        match packed {
+            Ok(packed) => {
+                self.held = Held::Packed {
+                    cluster: packed,
+                    workers: per_worker.len(),
+                    per_worker: pack_briefs(per_worker),
+                };
+            }
+            Err(e) => tracing::error!(error = %e, "cannot pack an interval; keeping it open"),
+        }
+    }
+}
+
+/// Briefs as varints (worker, then six numbers per operation), deflated.
+fn pack_briefs(per_worker: &BTreeMap<u32, Vec<Brief>>) -> Vec<u8> {
+    use std::io::Write;
+    let mut raw = Vec::with_capacity(per_worker.len() * 32);
+    let mut put = |mut v: u64| loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            raw.push(byte);
+            break;
+        }
+        raw.push(byte | 0x80);
+    };
+    for (worker, briefs) in per_worker {
+        put(u64::from(*worker));
+        put(briefs.len() as u64);
+        for b in briefs {
+            for v in [
+                b.ok,
+                b.errors,
+                b.dropped_backlog,
+                b.p50_us,
+                b.p99_us,
+                b.max_us,
+            ] {
+                put(v);
+            }
+        }
+    }
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to memory cannot fail.
+    let _ = z.write_all(&raw);
+    z.finish().unwrap_or_default()
+}
+
+fn unpack_briefs(packed: &[u8]) -> BTreeMap<u32, Vec<Brief>> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    if let Err(e) = flate2::read::DeflateDecoder::new(packed).read_to_end(&mut raw) {
+        tracing::error!(error = %e, "packed briefs do not inflate");
+    }
+    let mut at = 0;
+    let mut get = || -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *raw.get(at)?;
+            at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let mut out = BTreeMap::new();
+    while let Some(worker) = get() {
+        let Some(n) = get() else { break };
+        let mut briefs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut f = [0u64; 6];
+            for x in &mut f {
+                *x = get().unwrap_or(0);
+            }
+            briefs.push(Brief {
+                ok: f[0],
+                errors: f[1],
+                dropped_backlog: f[2],
+                p50_us: f[3],
+                p99_us: f[4],
+                max_us: f[5],
+            });
+        }
+        out.insert(u32::try_from(worker).unwrap_or(u32::MAX), briefs);
+    }
+    out
 }
 
 /// Everything received from one worker.
@@ -54,22 +237,42 @@ pub struct WorkerAgg {
     pub measured: Vec<OpStats>,
     /// Counts over every interval, warm-up included: compared with the worker's own.
     pub received: Vec<OpTotals>,
-    pub sequences: BTreeSet<u64>,
-    pub intervals: BTreeSet<u64>,
+    /// Every sequence below this one is held.
+    next_sequence: u64,
+    /// Sequences held beyond a gap (snapshots resent out of order after a reconnect).
+    ahead: BTreeSet<u64>,
+    /// Intervals this worker has sent that are not closed yet.
+    intervals: BTreeSet<u64>,
     pub duplicates: u64,
 }
 
 impl WorkerAgg {
-    /// Highest sequence `s` such that every sequence up to `s` is held.
+    /// Highest sequence `s` such that every sequence up to `s` is held: O(1), asked
+    /// for every snapshot (a set of all sequences walked each time grew quadratic over
+    /// a long run).
     pub fn contiguous(&self) -> Option<u64> {
-        let mut expected = 0;
-        for s in &self.sequences {
-            if *s != expected {
-                break;
-            }
-            expected += 1;
+        self.next_sequence.checked_sub(1)
+    }
+
+    /// Snapshots held.
+    pub fn snapshots(&self) -> u64 {
+        self.next_sequence + self.ahead.len() as u64
+    }
+
+    /// Whether this worker sent interval `k` (asked until `k` is closed).
+    pub fn sent_interval(&self, k: u64) -> bool {
+        self.intervals.contains(&k)
+    }
+
+    /// Hold `sequence`; false if it was already held.
+    fn hold(&mut self, sequence: u64) -> bool {
+        if sequence < self.next_sequence || !self.ahead.insert(sequence) {
+            return false;
         }
-        expected.checked_sub(1)
+        while self.ahead.remove(&self.next_sequence) {
+            self.next_sequence += 1;
+        }
+        true
     }
 }
 
@@ -87,6 +290,8 @@ pub struct Merge {
     pub warmup_intervals: u64,
     pub intervals: BTreeMap<u64, IntervalAgg>,
     pub workers: BTreeMap<u32, WorkerAgg>,
+    /// Packed intervals that a late snapshot opened again.
+    reopened: BTreeSet<u64>,
 }
 
 fn empty(n: usize) -> Vec<OpStats> {
@@ -100,6 +305,7 @@ impl Merge {
             warmup_intervals,
             intervals: BTreeMap::new(),
             workers: BTreeMap::new(),
+            reopened: BTreeSet::new(),
         }
     }
 
@@ -126,7 +332,7 @@ impl Merge {
                 received: vec![OpTotals::default(); n],
                 ..WorkerAgg::default()
             });
-        if !worker.sequences.insert(snap.sequence) {
+        if !worker.hold(snap.sequence) {
             worker.duplicates += 1;
             return Ok(Accepted::Duplicate);
         }
@@ -135,31 +341,49 @@ impl Merge {
         let interval = self
             .intervals
             .entry(snap.interval_index)
-            .or_insert_with(|| IntervalAgg {
-                cluster: empty(n),
-                ..IntervalAgg::default()
-            });
+            .or_insert_with(|| IntervalAgg::new(n));
         if interval.closed {
             interval.late += 1;
         }
+        if matches!(interval.held, Held::Packed { .. }) {
+            // Packed again with the next interval packed, not per late snapshot: after
+            // an outage a thousand workers may resend into the same interval.
+            self.reopened.insert(snap.interval_index);
+        }
+        let (cluster, per_worker) = interval.open();
         let mut briefs = vec![Brief::default(); n];
         for ((_, stats), slot) in snap.operations.iter().zip(slots) {
-            interval.cluster[slot].merge(stats);
+            cluster[slot].merge(stats);
             worker.received[slot].add(stats);
             if measured {
                 worker.measured[slot].merge(stats);
             }
             briefs[slot] = Brief::of(stats);
         }
-        interval.per_worker.insert(snap.worker_index, briefs);
+        per_worker.insert(snap.worker_index, briefs);
         Ok(Accepted::New)
+    }
+
+    /// Pack interval `k` (see [`IntervalAgg`]); call once it has been reported live.
+    /// Intervals that late snapshots unpacked are packed again here too.
+    /// Workers' interval sets keep only what is not closed yet.
+    pub fn pack(&mut self, k: u64) {
+        for w in self.workers.values_mut() {
+            w.intervals = w.intervals.split_off(&(k + 1));
+        }
+        self.reopened.insert(k);
+        for k in std::mem::take(&mut self.reopened) {
+            if let Some(agg) = self.intervals.get_mut(&k) {
+                agg.pack();
+            }
+        }
     }
 
     /// Cluster totals over the measured intervals, per operation.
     pub fn cluster_measured(&self) -> Vec<OpStats> {
         let mut out = empty(self.operations.len());
         for (_, agg) in self.intervals.range(self.warmup_intervals..) {
-            for (o, s) in out.iter_mut().zip(&agg.cluster) {
+            for (o, s) in out.iter_mut().zip(agg.cluster().iter()) {
                 o.merge(s);
             }
         }
@@ -224,5 +448,69 @@ mod tests {
         );
         assert_eq!(m.workers[&1].duplicates, 1);
         assert_eq!(m.workers[&1].contiguous(), Some(1));
+    }
+
+    /// Packing is exact and a late snapshot still lands: what the report depends on.
+    #[test]
+    fn packed_intervals_read_back_exactly_and_take_late_snapshots() {
+        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
+        let mut rng = fleetload_common::rng::Rng::new(9);
+        for w in 0..50u32 {
+            let values: Vec<u64> = (0..40).map(|_| 1 + rng.range(200, 300_000)).collect();
+            m.add(&snap(w, 0, 0, &values)).unwrap();
+        }
+        let before = m.intervals[&0].cluster().into_owned();
+        let briefs = m.intervals[&0].per_worker().into_owned();
+        let open_bytes = before[0].response.distinct_values() * 8 * 3;
+        m.pack(0);
+        let agg = &m.intervals[&0];
+        assert!(matches!(agg.held, Held::Packed { .. }));
+        let after = agg.cluster();
+        assert_eq!(after[0].ok, 2_000);
+        assert_eq!(after[0].response, before[0].response);
+        assert_eq!(after[0].service, before[0].service);
+        assert_eq!(agg.per_worker().as_ref(), &briefs);
+        assert_eq!(agg.workers_reporting(), 50);
+        let Held::Packed { cluster, .. } = &agg.held else {
+            unreachable!()
+        };
+        assert!(
+            cluster[0].encoded_len() * 4 < open_bytes,
+            "packed {} bytes vs {open_bytes} open",
+            cluster[0].encoded_len()
+        );
+        // A late snapshot unpacks the interval; the next pack packs it again.
+        m.intervals.get_mut(&0).unwrap().closed = true;
+        m.add(&snap(50, 0, 0, &[7_000_000])).unwrap();
+        assert_eq!(m.intervals[&0].late, 1);
+        assert_eq!(m.intervals[&0].cluster()[0].ok, 2_001);
+        assert!(m.intervals[&0].cluster()[0].response.max() >= 7_000_000);
+        m.add(&snap(0, 1, 1, &[100])).unwrap();
+        m.pack(1);
+        assert!(matches!(m.intervals[&0].held, Held::Packed { .. }));
+        assert_eq!(m.intervals[&0].workers_reporting(), 51);
+        assert_eq!(m.cluster_measured()[0].ok, 2_002);
+    }
+
+    #[test]
+    fn sequences_resent_out_of_order_count_once_and_ack_the_contiguous_prefix() {
+        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
+        for seq in [0u64, 1, 3, 4] {
+            assert_eq!(m.add(&snap(2, seq, seq, &[100])).unwrap(), Accepted::New);
+        }
+        assert_eq!(m.workers[&2].contiguous(), Some(1), "2 is missing");
+        assert_eq!(m.add(&snap(2, 3, 3, &[100])).unwrap(), Accepted::Duplicate);
+        assert_eq!(m.add(&snap(2, 2, 2, &[100])).unwrap(), Accepted::New);
+        assert_eq!(m.workers[&2].contiguous(), Some(4));
+        assert_eq!(m.add(&snap(2, 0, 0, &[100])).unwrap(), Accepted::Duplicate);
+        assert_eq!(m.workers[&2].snapshots(), 5);
+        assert_eq!(m.workers[&2].duplicates, 2);
+        assert_eq!(m.cluster_measured()[0].ok, 5);
+        assert!(m.workers[&2].sent_interval(4));
+        m.pack(4);
+        assert!(
+            !m.workers[&2].sent_interval(4),
+            "closed intervals are forgotten"
+        );
     }
 }

@@ -888,7 +888,7 @@ impl Controller {
                     merge
                         .workers
                         .get(w)
-                        .is_some_and(|a| a.intervals.contains(&next_close))
+                        .is_some_and(|a| a.sent_interval(next_close))
                 });
                 let overdue =
                     Instant::now() >= start + plan.interval * (next_close as u32 + 1) + late_grace;
@@ -907,6 +907,7 @@ impl Controller {
                         self.stop_request = Some(reason);
                     }
                 }
+                merge.pack(next_close);
                 next_close += 1;
             }
             if let Some(reason) = self.stop_request.take() {
@@ -1435,6 +1436,7 @@ impl Controller {
         let Some(agg) = merge.intervals.get(&k) else {
             return;
         };
+        let cluster = agg.cluster();
         let end = (plan.interval * (k as u32 + 1)).min(plan.duration);
         if let Some(m) = &self.config.metrics {
             let len = end.saturating_sub(plan.interval * k as u32).as_secs_f64();
@@ -1450,13 +1452,13 @@ impl Controller {
                 .operations
                 .iter()
                 .cloned()
-                .zip(agg.cluster.iter())
+                .zip(cluster.iter())
                 .collect();
             m.interval_closed(&ops, len, live, end, target);
         }
         let mut all = new_latency();
         let (mut ok, mut errors, mut dropped) = (0, 0, 0);
-        for s in &agg.cluster {
+        for s in cluster.iter() {
             merge_histogram(&mut all, &s.response);
             ok += s.ok;
             errors += s.error_total();
@@ -1473,7 +1475,7 @@ impl Controller {
             elapsed: end,
             duration: plan.duration,
             warmup: k < merge.warmup_intervals,
-            workers_reporting: agg.per_worker.len(),
+            workers_reporting: agg.workers_reporting(),
             workers: live,
             ok_per_s: ok as f64 / len,
             target_rate: match plan.load {

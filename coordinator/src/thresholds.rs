@@ -41,7 +41,7 @@ pub struct StageJson {
 pub fn stats_over(merge: &Merge, range: &RangeInclusive<u64>, op: Option<&str>) -> OpStats {
     let mut out = OpStats::default();
     for (_, agg) in merge.intervals.range(range.clone()) {
-        for (name, s) in merge.operations.iter().zip(&agg.cluster) {
+        for (name, s) in merge.operations.iter().zip(agg.cluster().iter()) {
             if op.is_none_or(|o| o == name.as_str()) {
                 out.merge(s);
             }

@@ -293,7 +293,7 @@ fn outages(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<Outage> {
         let mut errors = [0u64; ErrorClass::COUNT];
         let (mut ok, mut dropped) = (0u64, 0u64);
         let mut samples = Vec::new();
-        for s in &agg.cluster {
+        for s in agg.cluster().iter() {
             for (e, n) in errors.iter_mut().zip(s.errors) {
                 *e += n;
             }
@@ -509,15 +509,15 @@ impl Report {
                     start_s,
                     end_s,
                     warmup: *k < merge.warmup_intervals,
-                    workers_reporting: agg.per_worker.len(),
+                    workers_reporting: agg.workers_reporting(),
                     late_snapshots: agg.late,
                     operations: names
                         .iter()
-                        .zip(&agg.cluster)
+                        .zip(agg.cluster().iter())
                         .map(|(n, s)| (n.clone(), OpSummary::of(s, len)))
                         .collect(),
                     per_worker: agg
-                        .per_worker
+                        .per_worker()
                         .iter()
                         .map(|(w, briefs)| {
                             (
@@ -566,7 +566,7 @@ impl Report {
                     sessions: w.sessions,
                     state: w.state.to_string(),
                     message: w.message.clone(),
-                    snapshots: agg.map_or(0, |a| a.sequences.len()),
+                    snapshots: agg.map_or(0, |a| a.snapshots() as usize),
                     duplicate_snapshots: agg.map_or(0, |a| a.duplicates),
                     executed: w.executed.as_ref().map(|e| e.iter().map(|(op, t)| (op.clone(), ExecutedJson::from(t))).collect()),
                     operations: agg
@@ -674,16 +674,18 @@ impl Report {
                 .flat_map(|(k, agg)| {
                     let start_s = *k as f64 * interval_s;
                     let length_s = (interval_s).min(duration_s - start_s).max(0.0);
+                    let cluster = agg.cluster();
                     names
                         .iter()
-                        .zip(&agg.cluster)
-                        .map(move |(n, s)| files::LoggedInterval {
+                        .zip(cluster.iter())
+                        .map(|(n, s)| files::LoggedInterval {
                             start_s,
                             length_s,
                             operation: n.clone(),
                             max_us: s.response.max(),
                             encoded: b64(&s.response),
                         })
+                        .collect::<Vec<_>>()
                 })
                 .collect(),
             start_unix_s: input
