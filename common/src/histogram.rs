@@ -79,18 +79,20 @@ pub fn record(h: &mut Latency, d: std::time::Duration) {
 /// # Errors
 /// Never in practice (writes to memory); kept for the serializer's signature.
 pub fn encode_for_wire(h: &Latency) -> Result<Vec<u8>, HistogramError> {
-    let mut out = Vec::with_capacity(64);
-    V2Serializer::new()
-        .serialize(h, &mut out)
-        .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
-    Ok(out)
+    serialize(V2Serializer::new(), h)
 }
 
 /// Encode as HdrHistogram V2+deflate, readable by every HdrHistogram implementation.
 pub fn encode(h: &Latency) -> Result<Vec<u8>, HistogramError> {
-    let mut out = Vec::with_capacity(256);
-    V2DeflateSerializer::new()
-        .serialize(h, &mut out)
+    serialize(V2DeflateSerializer::new(), h)
+}
+
+fn serialize<S: Serializer>(mut with: S, h: &Latency) -> Result<Vec<u8>, HistogramError>
+where
+    S::SerializeError: std::fmt::Debug,
+{
+    let mut out = Vec::with_capacity(128);
+    with.serialize(h, &mut out)
         .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
     Ok(out)
 }
