@@ -320,3 +320,56 @@ async fn malformed_snapshots_during_a_run_are_refused_counted_and_the_run_goes_o
     );
     assert!(report.verification.merged_equals_executed);
 }
+
+/// Workers gzip their control stream. A message that inflates past the 4 MB limit (a
+/// "zip bomb": 16 MB of one byte, a few KB on the wire) ends that worker's stream
+/// without the coordinator inflating it all; the coordinator stays up and names the
+/// worker and the limit.
+#[tokio::test]
+async fn a_compressed_message_that_inflates_past_the_limit_is_refused() {
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(3)).await;
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(hello(fleetload_proto::PROTOCOL_VERSION))
+        .await
+        .unwrap();
+    let mut inbound = client
+        .control(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let assignment = inbound.message().await.unwrap().unwrap();
+    assert!(
+        matches!(
+            assignment.msg,
+            Some(pb::coordinator_message::Msg::Assignment(_))
+        ),
+        "a gzip-compressed Hello is read like any other"
+    );
+    let bomb = pb::WorkerMessage {
+        msg: Some(Msg::Failure(pb::Failure {
+            message: "x".repeat(16 << 20),
+        })),
+    };
+    tx.send(bomb).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), coordinator)
+        .await
+        .expect("the coordinator ends by itself")
+        .unwrap();
+    let message = match outcome {
+        Ok(report) => format!("{:?} {:?}", report.status, report.failures),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains("worker probe")
+            && message.contains("size limit, of 4194304 bytes, exceeded while decompressing"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&"x".repeat(100)),
+        "the bomb's content never reaches the report"
+    );
+}
