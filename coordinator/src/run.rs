@@ -476,29 +476,15 @@ impl Controller {
                 WorkerLoad::Open { profile, .. } => Some(profile.value_at(0.0)),
                 WorkerLoad::Closed { .. } => None,
             };
-            let a = Assignment {
-                run_id: self.run_id.clone(),
-                worker_index: i as u32,
-                target: plan.target.clone(),
-                scenario: plan.scenario.clone(),
-                mix: plan.mix.clone(),
+            let a = assignment(
+                &self.run_id,
+                plan,
+                i,
                 shard,
-                rows: plan.rows,
-                insert_id_base: plan.rows + 1 + i as u64,
-                insert_id_stride: stride,
-                batch_size: plan.batch,
-                aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
-                load_rows: self.config.prepare.is_some(),
-                sessions: plan.sessions,
+                stride,
                 load,
-                duration: plan.duration,
-                interval: plan.interval,
-                seed: plan.seed,
-                connect_rate: plan.connect_rate,
-                op_timeout: plan.op_timeout,
-                connect_timeout: plan.connect_timeout,
-                lease: plan.lease,
-            };
+                self.config.prepare.is_some(),
+            );
             tracing::info!(worker = %slot.hello.name, shard = ?shard, rate = ?slot.rate, "assigned");
             slot.send(ToWorker::Assignment(pb::Assignment::from(&a)));
         }
@@ -654,32 +640,18 @@ impl Controller {
                 sessions: mine,
             },
         };
-        let a = Assignment {
-            run_id: self.run_id.clone(),
-            worker_index: i as u32,
-            target: plan.target.clone(),
-            scenario: plan.scenario.clone(),
-            mix: plan.mix.clone(),
-            shard: Shard {
+        let a = assignment(
+            &self.run_id,
+            &plan,
+            i,
+            Shard {
                 first: 1,
                 last: plan.rows,
             },
-            rows: plan.rows,
-            insert_id_base: plan.rows + 1 + i as u64,
-            insert_id_stride: self.config.max_workers.max(self.slots.len()) as u64,
-            batch_size: plan.batch,
-            aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
-            load_rows: false,
-            sessions: plan.sessions,
+            self.config.max_workers.max(self.slots.len()) as u64,
             load,
-            duration: plan.duration,
-            interval: plan.interval,
-            seed: plan.seed,
-            connect_rate: plan.connect_rate,
-            op_timeout: plan.op_timeout,
-            connect_timeout: plan.connect_timeout,
-            lease: plan.lease,
-        };
+            false,
+        );
         self.slots[i].send(ToWorker::Assignment(pb::Assignment::from(&a)));
         let name = self.slots[i].hello.name.clone();
         let parts = self.push_load(at);
@@ -1494,5 +1466,41 @@ impl Controller {
         if let Some(tx) = &self.config.progress {
             let _ = tx.send(progress);
         }
+    }
+}
+
+/// Worker `i`'s assignment: the plan's part every worker shares, with this worker's
+/// keys, insert-id stride and load. The start and a late joiner both build it here.
+fn assignment(
+    run_id: &str,
+    plan: &Plan,
+    i: usize,
+    shard: Shard,
+    insert_id_stride: u64,
+    load: WorkerLoad,
+    load_rows: bool,
+) -> Assignment {
+    Assignment {
+        run_id: run_id.to_string(),
+        worker_index: i as u32,
+        target: plan.target.clone(),
+        scenario: plan.scenario.clone(),
+        mix: plan.mix.clone(),
+        shard,
+        rows: plan.rows,
+        insert_id_base: plan.rows + 1 + i as u64,
+        insert_id_stride,
+        batch_size: plan.batch,
+        aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
+        load_rows,
+        sessions: plan.sessions,
+        load,
+        duration: plan.duration,
+        interval: plan.interval,
+        seed: plan.seed,
+        connect_rate: plan.connect_rate,
+        op_timeout: plan.op_timeout,
+        connect_timeout: plan.connect_timeout,
+        lease: plan.lease,
     }
 }
