@@ -13,6 +13,15 @@ fn finish(child: Child) -> i32 {
     output(child).0.unwrap_or(-1)
 }
 
+/// Wait for the coordinator, which must pass, and its workers; the run's report.
+fn report_after(lab: &Site, coordinator: Child, workers: impl IntoIterator<Item = Child>) -> Value {
+    assert_eq!(finish(coordinator), 0);
+    for w in workers {
+        finish(w);
+    }
+    lab.report()
+}
+
 /// `fleetload ctl` against this site's coordinator.
 fn ctl(lab: &Site, args: &[&str]) -> Outcome {
     let mut all = vec!["ctl", "--coordinator", &lab.addr];
@@ -93,11 +102,7 @@ fn a_three_stage_plan_across_three_workers_tracks_the_planned_rate() {
         &[],
     );
     let workers: Vec<Child> = (0..3).map(|_| lab.worker(&[])).collect();
-    assert_eq!(finish(c), 0);
-    for w in workers {
-        finish(w);
-    }
-    let r = lab.report();
+    let r = report_after(&lab, c, workers);
     assert_eq!(r["stages"].as_array().unwrap().len(), 3);
     let got = counts(&r, None);
     assert_eq!(got.len(), 7);
@@ -139,11 +144,7 @@ fn closed_loop_stages_set_the_active_sessions() {
         &[],
     );
     let workers: Vec<Child> = (0..2).map(|_| lab.worker(&[])).collect();
-    assert_eq!(finish(c), 0);
-    for w in workers {
-        finish(w);
-    }
-    let r = lab.report();
+    let r = report_after(&lab, c, workers);
     let stages = r["stages"].as_array().unwrap();
     let (few, many) = (
         f(&stages[0]["all"]["ok_per_s"]),
@@ -178,11 +179,7 @@ fn live_control_changes_the_running_experiment_on_every_worker() {
     ctl(&lab, &["pause"]).assert_ok();
     std::thread::sleep(Duration::from_millis(2000));
     ctl(&lab, &["resume"]).assert_ok();
-    assert_eq!(finish(c), 0);
-    for w in workers {
-        finish(w);
-    }
-    let r = lab.report();
+    let r = report_after(&lab, c, workers);
     let changes: Vec<(f64, String)> = r["changes"]
         .as_array()
         .unwrap()
@@ -319,11 +316,7 @@ fn clock_offsets_are_estimated_and_the_start_is_synchronized() {
         .iter()
         .map(|s| lab.worker(&["--clock-skew-ms", &s.to_string()]))
         .collect();
-    assert_eq!(finish(c), 0);
-    for w in workers {
-        finish(w);
-    }
-    let r = lab.report();
+    let r = report_after(&lab, c, workers);
     let mut offsets: Vec<f64> = r["workers"]
         .as_array()
         .unwrap()
@@ -364,10 +357,7 @@ fn a_worker_joining_late_gets_a_share_from_the_next_interval() {
     let first = lab.worker(&[]);
     std::thread::sleep(Duration::from_millis(2700));
     let late = lab.worker(&[]);
-    assert_eq!(finish(c), 0);
-    finish(first);
-    finish(late);
-    let r = lab.report();
+    let r = report_after(&lab, c, [first, late]);
     assert_eq!(r["status"], "passed", "{:#}", r["failures"]);
     assert_eq!(r["verification"]["merged_equals_executed"], true);
     let joined = r["membership"]
