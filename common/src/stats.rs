@@ -125,8 +125,9 @@ impl OpStats {
         }
     }
 
+    /// Saturating: counts decoded from a worker are summed before they are bounded.
     pub fn error_total(&self) -> u64 {
-        self.errors.iter().sum()
+        self.errors.iter().fold(0, |a, e| a.saturating_add(*e))
     }
 
     /// Count an error, keeping its message if fewer than a few of its class are kept.

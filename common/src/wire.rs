@@ -31,9 +31,33 @@ pub struct Hello {
     pub max_sessions: u32,
     /// Relative capacity: the worker's weight in the rate and key split.
     pub capacity: f64,
-    /// `(run id, worker index)` when a worker rejoins its run after a broken stream.
-    pub rejoin: Option<(String, u32)>,
+    /// Set when a worker rejoins its run after a broken stream.
+    pub rejoin: Option<Rejoin>,
 }
+
+/// The slot a rejoining worker claims, and the proof that it is the slot's holder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejoin {
+    pub run_id: String,
+    pub worker_index: u32,
+    /// The `resume_secret` of the slot's Assignment.
+    pub secret: ResumeSecret,
+}
+
+/// A slot's resume secret: only the coordinator and the slot's holder know it, so a
+/// holder of the fleet token alone cannot take over a running worker's slot. Its Debug
+/// prints `***` so that no log line carries it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ResumeSecret(pub String);
+
+impl std::fmt::Debug for ResumeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Longest resume secret accepted (the coordinator makes 32 hex digits).
+pub const MAX_RESUME_SECRET: usize = 128;
 
 /// One worker's share of the load.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +143,8 @@ pub struct Assignment {
     pub connect_rate: u32,
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Presented on a rejoin: proves the rejoining stream is this slot's holder.
+    pub resume_secret: ResumeSecret,
 }
 
 /// One interval of one worker.
@@ -198,9 +224,14 @@ impl From<&Hello> for pb::Hello {
             rejoin_run_id: h
                 .rejoin
                 .as_ref()
-                .map(|(r, _)| r.clone())
+                .map(|r| r.run_id.clone())
                 .unwrap_or_default(),
-            rejoin_worker_index: h.rejoin.as_ref().map_or(0, |(_, i)| *i),
+            rejoin_worker_index: h.rejoin.as_ref().map_or(0, |r| r.worker_index),
+            rejoin_secret: h
+                .rejoin
+                .as_ref()
+                .map(|r| r.secret.0.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -226,12 +257,19 @@ impl TryFrom<pb::Hello> for Hello {
             cores: h.cores,
             max_sessions: h.max_sessions,
             capacity: h.capacity,
-            rejoin: (!h.rejoin_run_id.is_empty()).then(|| {
-                (
-                    h.rejoin_run_id.chars().take(128).collect(),
-                    h.rejoin_worker_index,
-                )
-            }),
+            rejoin: if h.rejoin_run_id.is_empty() {
+                None
+            } else {
+                Some(Rejoin {
+                    run_id: text("hello.rejoin_run_id", h.rejoin_run_id, 128)?,
+                    worker_index: h.rejoin_worker_index,
+                    secret: ResumeSecret(text(
+                        "hello.rejoin_secret",
+                        h.rejoin_secret,
+                        MAX_RESUME_SECRET,
+                    )?),
+                })
+            },
         })
     }
 }
@@ -304,6 +342,7 @@ impl From<&Assignment> for pb::Assignment {
             connect_rate: a.connect_rate,
             op_timeout_millis: ms(a.op_timeout),
             connect_timeout_millis: ms(a.connect_timeout),
+            resume_secret: a.resume_secret.0.clone(),
         }
     }
 }
@@ -493,6 +532,11 @@ impl TryFrom<pb::Assignment> for Assignment {
                 Duration::from_millis(100),
                 Duration::from_secs(600),
             )?,
+            resume_secret: ResumeSecret(text(
+                "assignment.resume_secret",
+                a.resume_secret,
+                MAX_RESUME_SECRET,
+            )?),
         })
     }
 }
@@ -593,6 +637,21 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 }
                 samples.push(ErrorSample { class, message });
             }
+            // Every success records a service time, and in open loop a schedule lag.
+            let service = histogram("snapshot.service_time", &o.service_time)?;
+            let lag = histogram("snapshot.schedule_lag", &o.schedule_lag)?;
+            if service.len() != o.ok || lag.len() > o.ok {
+                return Err(WireError::invalid(
+                    "snapshot.operations.ok",
+                    format!(
+                        "{} ok operations but {} service times and {} schedule lags for {}",
+                        o.ok,
+                        service.len(),
+                        lag.len(),
+                        op.name()
+                    ),
+                ));
+            }
             operations.push((
                 op,
                 OpStats {
@@ -601,8 +660,8 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     dropped_backlog: o.dropped_backlog,
                     retries: o.retries,
                     response,
-                    service: histogram("snapshot.service_time", &o.service_time)?,
-                    lag: histogram("snapshot.schedule_lag", &o.schedule_lag)?,
+                    service,
+                    lag,
                     samples,
                 },
             ));
@@ -714,6 +773,7 @@ mod tests {
             connect_rate: 100,
             op_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            resume_secret: ResumeSecret("00ff".into()),
         }
     }
 

@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`service`]: the gRPC edge; validated events for the controller.
 //! - [`run`]: the run controller (one task, owns all run state).
+//! - [`admission`]: what a worker may say, bounded by what is possible in the run.
 //! - [`merge`]: exact merge of snapshots per interval, worker and run.
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
 //! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
 //! - [`counters`]: the database's own counters, sampled during the run.
 //! - [`report`]: `report.json` and the terminal summary.
 
+pub mod admission;
 pub mod counters;
 pub mod error;
 pub mod merge;

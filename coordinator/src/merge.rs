@@ -5,6 +5,7 @@
 //! a resent snapshot is never counted twice (§4). Warm-up intervals are kept in the
 //! series but left out of the totals.
 
+use crate::admission::{Refusal, RefusalClass};
 use fleetload_common::scenario::OpName;
 use fleetload_common::stats::{OpStats, OpTotals, PackedStats};
 use fleetload_common::wire::Snapshot;
@@ -292,7 +293,15 @@ pub struct Merge {
     pub workers: BTreeMap<u32, WorkerAgg>,
     /// Packed intervals that a late snapshot opened again.
     reopened: BTreeSet<u64>,
+    /// Every count accepted, of every operation, interval and worker, summed: every
+    /// other sum the merge, the report and the exporters make is part of this one, so
+    /// checking that it fits checks them all (an overflow refuses the snapshot).
+    grand_total: u64,
 }
+
+/// Packed intervals a late snapshot may hold open at once: beyond this they are packed
+/// again at once, so memory stays bounded whatever a worker resends.
+const MAX_REOPENED: usize = 16;
 
 fn empty(n: usize) -> Vec<OpStats> {
     (0..n).map(|_| OpStats::default()).collect()
@@ -306,6 +315,7 @@ impl Merge {
             intervals: BTreeMap::new(),
             workers: BTreeMap::new(),
             reopened: BTreeSet::new(),
+            grand_total: 0,
         }
     }
 
@@ -313,16 +323,40 @@ impl Merge {
         self.operations.iter().position(|o| o == op)
     }
 
-    /// Add one worker's snapshot. Operations the run does not have are an error.
-    pub fn add(&mut self, snap: &Snapshot) -> Result<Accepted, String> {
+    /// Add one worker's snapshot (validated against the run's bounds by
+    /// [`crate::admission::Bounds::snapshot`] first).
+    ///
+    /// # Errors
+    /// An operation the run does not have, or counts whose sum with what is already
+    /// held would not fit in 64 bits; nothing of the snapshot is merged then.
+    pub fn add(&mut self, snap: &Snapshot) -> Result<Accepted, Refusal> {
         let n = self.operations.len();
         let mut slots = Vec::with_capacity(snap.operations.len());
-        for (op, _) in &snap.operations {
-            slots.push(
-                self.slot(op)
-                    .ok_or_else(|| format!("operation {} is not part of this run", op.name()))?,
-            );
+        let mut sum = 0u64;
+        for (op, s) in &snap.operations {
+            slots.push(self.slot(op).ok_or_else(|| {
+                Refusal::new(
+                    RefusalClass::UnknownOperation,
+                    format!("operation {} is not part of this run", op.name()),
+                )
+            })?);
+            sum = [s.ok, s.dropped_backlog, s.retries]
+                .iter()
+                .chain(&s.errors)
+                .try_fold(sum, |a, v| a.checked_add(*v))
+                .ok_or_else(|| {
+                    Refusal::new(RefusalClass::Overflow, "its counts do not fit 64 bits")
+                })?;
         }
+        let Some(grand_total) = self.grand_total.checked_add(sum) else {
+            return Err(Refusal::new(
+                RefusalClass::Overflow,
+                format!(
+                    "{sum} more operations would overflow the run's total of {}",
+                    self.grand_total
+                ),
+            ));
+        };
         let worker = self
             .workers
             .entry(snap.worker_index)
@@ -336,6 +370,7 @@ impl Merge {
             worker.duplicates += 1;
             return Ok(Accepted::Duplicate);
         }
+        self.grand_total = grand_total;
         worker.intervals.insert(snap.interval_index);
         let measured = snap.interval_index >= self.warmup_intervals;
         let interval = self
@@ -361,7 +396,23 @@ impl Merge {
             briefs[slot] = Brief::of(stats);
         }
         per_worker.insert(snap.worker_index, briefs);
+        if self.reopened.len() > MAX_REOPENED {
+            for k in std::mem::take(&mut self.reopened) {
+                if let Some(agg) = self.intervals.get_mut(&k) {
+                    agg.pack();
+                }
+            }
+        }
         Ok(Accepted::New)
+    }
+
+    /// Intervals held open (unpacked) now: bounded by the intervals not yet closed plus
+    /// [`MAX_REOPENED`].
+    pub fn open_intervals(&self) -> usize {
+        self.intervals
+            .values()
+            .filter(|a| matches!(a.held, Held::Open { .. }))
+            .count()
     }
 
     /// Pack interval `k` (see [`IntervalAgg`]); call once it has been reported live.
@@ -490,6 +541,63 @@ mod tests {
         assert!(matches!(m.intervals[&0].held, Held::Packed { .. }));
         assert_eq!(m.intervals[&0].workers_reporting(), 51);
         assert_eq!(m.cluster_measured()[0].ok, 2_002);
+    }
+
+    /// Four snapshots of 2^62 once wrapped the sums to 0 and the run passed: a sum that
+    /// would not fit is refused whole, and nothing of it is merged.
+    #[test]
+    fn a_snapshot_whose_counts_would_overflow_is_refused_whole() {
+        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
+        m.add(&snap(0, 0, 0, &[100, 200])).unwrap();
+        let mut huge = snap(1, 0, 0, &[]);
+        huge.operations[0].1.errors[0] = 1 << 62;
+        let mut seq = 0;
+        let mut refused = 0;
+        for _ in 0..5 {
+            huge.sequence = seq;
+            match m.add(&huge) {
+                Ok(_) => seq += 1,
+                Err(r) => {
+                    assert_eq!(r.class, RefusalClass::Overflow, "{r}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(seq, 3, "three fit below 2^64, the fourth does not");
+        assert_eq!(refused, 2);
+        let total = &m.cluster_measured()[0];
+        assert_eq!(total.ok, 2);
+        assert_eq!(total.errors[0], 3 << 62);
+        assert_eq!(
+            m.workers[&1].snapshots(),
+            3,
+            "a refused snapshot is not held"
+        );
+        let mut wraps = snap(2, 0, 0, &[]);
+        wraps.operations[0].1.errors[0] = u64::MAX;
+        wraps.operations[0].1.errors[1] = 1;
+        assert_eq!(m.add(&wraps).unwrap_err().class, RefusalClass::Overflow);
+    }
+
+    /// Late snapshots for many closed intervals (a worker resending after an outage, or
+    /// one that lies) never hold more than a few intervals unpacked at once.
+    #[test]
+    fn late_snapshots_keep_few_intervals_unpacked() {
+        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
+        for k in 0..200u64 {
+            m.add(&snap(0, k, k, &[100, 5_000, 90_000])).unwrap();
+            m.pack(k);
+        }
+        assert_eq!(m.open_intervals(), 0);
+        for k in 0..200u64 {
+            m.add(&snap(1, k, k, &[7, 70_000])).unwrap();
+            assert!(
+                m.open_intervals() <= MAX_REOPENED + 1,
+                "{} open",
+                m.open_intervals()
+            );
+        }
+        assert_eq!(m.cluster_measured()[0].ok, 200 * 5);
     }
 
     #[test]

@@ -3,16 +3,18 @@
 //! shares, wait until every worker's sessions are open, send one start instant, merge
 //! snapshots, and build the report.
 
+use crate::admission::{Bounds, Refusal, RefusalClass};
 use crate::error::CoordinatorError;
 use crate::merge::{Accepted, Merge};
 use crate::report::{Report, ReportInput, WorkerInfo};
-use crate::service::{message, stop, Command, Event, FromWorker, Outbox};
+use crate::service::{message, stop, Command, Event, FromWorker, Joined, Outbox};
 use fleetload_common::histogram::{merge as merge_histogram, new_latency};
 use fleetload_common::plan::{LoadModel, Plan};
 use fleetload_common::split::{split_keys, split_rate, Shard};
-use fleetload_common::wire::{Assignment, Done, Hello, WorkerLoad};
+use fleetload_common::wire::{Assignment, Done, Hello, ResumeSecret, WorkerLoad};
 use fleetload_proto::v1 as pb;
 use fleetload_proto::v1::coordinator_message::Msg as ToWorker;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -138,24 +140,32 @@ struct Slot {
     profile: Option<fleetload_common::profile::Profile>,
     /// Joined after the start: clock echoes still expected before its Start.
     late_probes: Option<(u32, Instant)>,
-    /// Invalid messages refused from it during the run, and the first reasons.
-    rejected: u64,
-    rejected_samples: Vec<String>,
+    /// Messages refused from it, per class: how many, and the first one's detail.
+    rejected: BTreeMap<RefusalClass, (u64, String)>,
+    /// What a rejoin of this slot must present (set with its Assignment).
+    resume_secret: ResumeSecret,
+    /// The client certificate (DER) of the stream that took the slot, under mutual TLS:
+    /// a rejoin must come with the same one.
+    cert: Option<Vec<u8>>,
+    /// The send time of the clock probes it was sent last: only echoes of those count.
+    probe_sent: Option<i64>,
 }
 
 impl Slot {
     /// A worker that just joined, with `shard` until it is assigned one.
-    fn new(
-        conn: u64,
-        hello: Hello,
-        peer: Option<SocketAddr>,
-        outbox: Outbox,
-        shard: Shard,
-    ) -> Slot {
+    fn new(joined: Joined, shard: Shard) -> Slot {
+        let Joined {
+            conn,
+            hello,
+            peer,
+            cert,
+            outbox,
+        } = joined;
         Slot {
             conn,
             hello,
             peer,
+            cert,
             outbox: Some(outbox),
             state: State::Joined,
             shard,
@@ -169,21 +179,46 @@ impl Slot {
             clock: None,
             profile: None,
             late_probes: None,
-            rejected: 0,
-            rejected_samples: Vec::new(),
+            rejected: BTreeMap::new(),
+            resume_secret: ResumeSecret::default(),
+            probe_sent: None,
         }
     }
 
-    /// Keep a clock echo's sample when its round trip is the lowest so far.
-    fn clock_echo(&mut self, coordinator_send: i64, worker_receive: i64, worker_send: i64) {
-        let sample = clock_sample(
+    /// Keep a clock echo's sample when its round trip is the lowest so far; an echo
+    /// that is not of our probe, or that no clock could have produced, is refused.
+    fn clock_echo(
+        &mut self,
+        coordinator_send: i64,
+        worker_receive: i64,
+        worker_send: i64,
+    ) -> Result<(), Refusal> {
+        let sent = self.probe_sent.ok_or_else(|| {
+            Refusal::new(RefusalClass::Clock, "a clock echo when no probe was sent")
+        })?;
+        let sample = crate::admission::clock_sample(
+            sent,
             coordinator_send,
             worker_receive,
             worker_send,
             unix_nanos_now(),
-        );
+        )?;
         if self.clock.is_none_or(|(_, d)| sample.1 < d) {
             self.clock = Some(sample);
+        }
+        Ok(())
+    }
+
+    /// Count a refused message by class; the first of each class is logged as a
+    /// warning with the worker's name and address, the rest at debug level.
+    fn refuse(&mut self, r: Refusal) {
+        let entry = self.rejected.entry(r.class).or_insert((0, String::new()));
+        entry.0 += 1;
+        if entry.0 == 1 {
+            tracing::warn!(worker = %self.hello.name, peer = ?self.peer, class = %r.class.name(), detail = %r.detail, "refused a message from a worker (further ones of this class are logged at debug level)");
+            entry.1 = r.detail;
+        } else {
+            tracing::debug!(worker = %self.hello.name, peer = ?self.peer, class = %r.class.name(), detail = %r.detail, "refused a message from a worker");
         }
     }
 
@@ -221,9 +256,11 @@ pub(crate) struct Controller {
     stop_request: Option<String>,
     search: Option<crate::search::Search>,
     /// Workers that arrived beyond `workers` before the start: admitted once it runs.
-    waiting: Vec<(u64, Hello, Option<SocketAddr>, Outbox)>,
+    waiting: Vec<Joined>,
     /// The start instant on our clock, Unix nanoseconds (0 before the start).
     start_nanos: i64,
+    /// What a worker may say in this run.
+    bounds: Bounds,
 }
 
 /// Clock probes sent to a worker that joins a running run.
@@ -231,12 +268,23 @@ const LATE_PROBES: u64 = 8;
 
 use fleetload_common::wire::unix_nanos_now;
 
-/// One NTP-style sample from a probe sent at `t1` (our clock), received at `t2` and
-/// answered at `t3` (the worker's), and whose answer arrived at `t4` (ours): the
-/// worker's offset from us and the round trip, nanoseconds. The offset is wrong by at
-/// most half the round trip, so the lowest round trip gives the best estimate.
-fn clock_sample(t1: i64, t2: i64, t3: i64, t4: i64) -> (i64, i64) {
-    (((t2 - t1) + (t3 - t4)) / 2, ((t4 - t1) - (t3 - t2)).max(0))
+/// Refuse a stream that said hello, telling it why, and log it with its peer address
+/// and the name it claimed.
+fn refuse_join(joined: Joined, reason: String) {
+    tracing::warn!(worker = %joined.hello.name, peer = ?joined.peer, %reason, "refused a worker");
+    let _ = joined
+        .outbox
+        .try_send(message(ToWorker::Refused(pb::Refused { reason })));
+}
+
+/// A slot's resume secret: 128 bits from the operating system's generator.
+fn new_resume_secret() -> Result<ResumeSecret, CoordinatorError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| CoordinatorError::Serve(format!("no randomness for a resume secret: {e}")))?;
+    Ok(ResumeSecret(
+        bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
 }
 
 fn new_run_id() -> String {
@@ -259,6 +307,7 @@ impl Controller {
             .search
             .clone()
             .map(|spec| crate::search::Search::new(spec, config.plan.interval));
+        let config_plan = config.plan.clone();
         let config_cluster = match &search {
             Some(s) => Some(fleetload_common::profile::Profile::constant(s.rate())),
             None => config.plan.cluster_profile(),
@@ -277,6 +326,7 @@ impl Controller {
             search,
             waiting: Vec::new(),
             start_nanos: 0,
+            bounds: Bounds::of(&config_plan),
         }
     }
 
@@ -344,7 +394,8 @@ impl Controller {
         const PROBES: u64 = 8;
         for id in 0..PROBES {
             let sent = unix_nanos_now();
-            for s in &self.slots {
+            for s in &mut self.slots {
+                s.probe_sent = Some(sent);
                 s.send(ToWorker::TimeProbe(pb::TimeProbe {
                     id,
                     coordinator_send_unix_nanos: sent,
@@ -357,11 +408,13 @@ impl Controller {
                     ev = self.events.recv() => match ev {
                         Some(Event::Message { conn, message: FromWorker::TimeEcho { id: got, coordinator_send, worker_receive, worker_send } }) => {
                             let Some((i, slot)) = self.slot_of(conn) else { continue };
-                            if got != id || coordinator_send != sent {
+                            if got != id {
                                 continue;
                             }
                             answered[i] = true;
-                            slot.clock_echo(coordinator_send, worker_receive, worker_send);
+                            if let Err(r) = slot.clock_echo(coordinator_send, worker_receive, worker_send) {
+                                slot.refuse(r);
+                            }
                         }
                         ev => self.before_start(ev, "before the start")?,
                     },
@@ -390,9 +443,12 @@ impl Controller {
         while self.slots.len() < want {
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(Event::Joined { conn, hello, peer, outbox }) => {
-                        tracing::info!(worker = %hello.name, host = %hello.host, peer = ?peer, "worker joined ({}/{want})", self.slots.len() + 1);
-                        self.slots.push(Slot::new(conn, hello, peer, outbox, Shard { first: 1, last: 1 }));
+                    Some(Event::Joined(joined)) if joined.hello.rejoin.is_some() => {
+                        refuse_join(joined, "there is no running run to rejoin yet".into());
+                    }
+                    Some(Event::Joined(joined)) => {
+                        tracing::info!(worker = %joined.hello.name, host = %joined.hello.host, peer = ?joined.peer, "worker joined ({}/{want})", self.slots.len() + 1);
+                        self.slots.push(Slot::new(joined, Shard { first: 1, last: 1 }));
                     }
                     Some(Event::Closed { conn, .. }) => {
                         if let Some(i) = self.slots.iter().position(|s| s.conn == conn) {
@@ -484,7 +540,8 @@ impl Controller {
                 stride,
                 load,
                 self.config.prepare.is_some(),
-            );
+            )?;
+            slot.resume_secret = a.resume_secret.clone();
             tracing::info!(worker = %slot.hello.name, shard = ?shard, rate = ?slot.rate, "assigned");
             slot.send(ToWorker::Assignment(pb::Assignment::from(&a)));
         }
@@ -512,12 +569,7 @@ impl Controller {
                     });
                 }
             }
-            Some(Event::Joined {
-                conn,
-                hello,
-                peer,
-                outbox,
-            }) => self.hold_or_refuse(conn, hello, peer, outbox),
+            Some(Event::Joined(joined)) => self.hold_or_refuse(joined),
             Some(Event::Command { reply, .. }) => {
                 let _ = reply.send(pb::CommandReply {
                     ok: false,
@@ -536,45 +588,34 @@ impl Controller {
     }
 
     /// Refuse a worker that arrives when the run already has its fleet.
-    fn refuse(&self, outbox: Outbox, name: &str) {
+    fn refuse(&self, joined: Joined) {
         let reason = format!(
-            "run {} already has its {} workers; {name} is not needed",
-            self.run_id, self.config.max_workers
+            "run {} already has its {} workers; {} is not needed",
+            self.run_id, self.config.max_workers, joined.hello.name
         );
-        let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
+        refuse_join(joined, reason);
     }
 
     /// A worker beyond the starting fleet before the start: keep it for later if the
     /// run admits more, refuse it otherwise.
-    fn hold_or_refuse(
-        &mut self,
-        conn: u64,
-        hello: Hello,
-        peer: Option<SocketAddr>,
-        outbox: Outbox,
-    ) {
-        if self.slots.len() + self.waiting.len() < self.config.max_workers {
-            tracing::info!(worker = %hello.name, "worker will join once the run has started");
-            self.waiting.push((conn, hello, peer, outbox));
+    fn hold_or_refuse(&mut self, joined: Joined) {
+        if joined.hello.rejoin.is_some() {
+            refuse_join(joined, "there is no running run to rejoin yet".into());
+        } else if self.slots.len() + self.waiting.len() < self.config.max_workers {
+            tracing::info!(worker = %joined.hello.name, peer = ?joined.peer, "worker will join once the run has started");
+            self.waiting.push(joined);
         } else {
-            self.refuse(outbox, &hello.name);
+            self.refuse(joined);
         }
     }
 
     /// Admit a worker into the running run: it runs a share of the load from the next
     /// interval on, reading and updating keys from the whole key space (shards are
     /// fixed at the start), and inserting ids of its own residue.
-    fn admit(
-        &mut self,
-        conn: u64,
-        hello: Hello,
-        peer: Option<SocketAddr>,
-        outbox: Outbox,
-        start: Instant,
-    ) {
+    fn admit(&mut self, joined: Joined, start: Instant) {
         use fleetload_common::profile::Profile;
         if self.slots.len() >= self.config.max_workers || self.stop_request.is_some() {
-            return self.refuse(outbox, &hello.name);
+            return self.refuse(joined);
         }
         let plan = self.config.plan.clone();
         let i = self.slots.len();
@@ -586,15 +627,11 @@ impl Controller {
                 "run {} ends before the next interval; nothing left to share",
                 self.run_id
             );
-            let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
-            return;
+            return refuse_join(joined, reason);
         }
-        tracing::info!(worker = %hello.name, at, "a worker joins the running run");
+        tracing::info!(worker = %joined.hello.name, peer = ?joined.peer, at, "a worker joins the running run");
         self.slots.push(Slot::new(
-            conn,
-            hello,
-            peer,
-            outbox,
+            joined,
             Shard {
                 first: 1,
                 last: plan.rows,
@@ -640,7 +677,7 @@ impl Controller {
                 sessions: mine,
             },
         };
-        let a = assignment(
+        let a = match assignment(
             &self.run_id,
             &plan,
             i,
@@ -651,7 +688,16 @@ impl Controller {
             self.config.max_workers.max(self.slots.len()) as u64,
             load,
             false,
-        );
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot admit a worker");
+                self.slots[i].stop(&e.to_string());
+                self.slots[i].state = State::Failed;
+                return;
+            }
+        };
+        self.slots[i].resume_secret = a.resume_secret.clone();
         self.slots[i].send(ToWorker::Assignment(pb::Assignment::from(&a)));
         let name = self.slots[i].hello.name.clone();
         let parts = self.push_load(at);
@@ -743,8 +789,8 @@ impl Controller {
         }
         tracing::info!(run = %self.run_id, "started");
         self.start_nanos = start_nanos;
-        for (conn, hello, peer, outbox) in std::mem::take(&mut self.waiting) {
-            self.admit(conn, hello, peer, outbox, start);
+        for joined in std::mem::take(&mut self.waiting) {
+            self.admit(joined, start);
         }
         let counters_stop = CancellationToken::new();
         let counters = tokio::spawn(crate::counters::run(
@@ -944,7 +990,11 @@ impl Controller {
                 rows_loaded: (s.rows_loaded > 0).then_some(s.rows_loaded),
                 clock: s.clock,
                 first_op_unix_nanos: s.done.as_ref().and_then(|d| d.first_op_unix_nanos),
-                rejected: (s.rejected, s.rejected_samples.clone()),
+                rejected: s
+                    .rejected
+                    .iter()
+                    .map(|(class, (n, detail))| (class.name(), *n, detail.clone()))
+                    .collect(),
             })
             .collect();
         Ok(Report::build(
@@ -976,48 +1026,25 @@ impl Controller {
     ) {
         let run_id = self.run_id.clone();
         match ev {
-            Event::Joined {
-                conn,
-                hello,
-                outbox,
-                peer,
-            } => match &hello.rejoin {
-                Some((rejoin_run, index)) if *rejoin_run == run_id => {
-                    let Some(slot) = self.slots.get_mut(*index as usize) else {
-                        return self.refuse(outbox, &hello.name);
-                    };
-                    if slot.state != State::Running {
-                        let reason = format!(
-                            "worker {} of run {run_id} is no longer part of it ({:?})",
-                            slot.hello.name, slot.state
-                        );
-                        let _ = outbox.try_send(message(ToWorker::Refused(pb::Refused { reason })));
-                        return;
-                    }
-                    tracing::info!(worker = %slot.hello.name, "worker rejoined; it resends what was not acknowledged");
-                    slot.conn = conn;
-                    slot.outbox = Some(outbox);
-                    slot.last_heard = Instant::now();
-                    let held = merge.workers.get(index).and_then(|a| a.contiguous());
-                    slot.send(match held {
-                        Some(seq) => ToWorker::Ack(pb::Ack { sequence: seq }),
-                        None => ToWorker::Heartbeat(pb::Heartbeat {}),
-                    });
-                }
-                Some(_) => self.refuse(outbox, &hello.name),
-                None => self.admit(conn, hello, peer, outbox, start),
+            Event::Joined(joined) => match &joined.hello.rejoin {
+                Some(_) => self.rejoin(joined, merge),
+                None => self.admit(joined, start),
             },
             Event::Message { conn, message } => {
                 let metrics = self.config.metrics.clone();
-                let Some((index, slot)) = self.slot_of(conn) else {
+                let Some(index) = self.slots.iter().position(|s| s.conn == conn) else {
                     return;
                 };
+                let bounds = &self.bounds;
+                let start_nanos = self.start_nanos;
+                let insert_id_base = insert_id_base(&self.config.plan, index);
+                let slot = &mut self.slots[index];
                 slot.last_heard = Instant::now();
+                let elapsed = Instant::now().saturating_duration_since(start);
                 match message {
                     FromWorker::Snapshot(snap) => {
-                        if snap.run_id != run_id || snap.worker_index as usize != index {
-                            tracing::warn!(worker = %slot.hello.name, "ignored a snapshot for run {} worker {}", snap.run_id, snap.worker_index);
-                            return;
+                        if let Err(r) = bounds.snapshot(&snap, index as u32, &run_id, elapsed) {
+                            return slot.refuse(r);
                         }
                         match merge.add(&snap) {
                             Ok(Accepted::New) => {
@@ -1028,9 +1055,7 @@ impl Controller {
                             Ok(Accepted::Duplicate) => {
                                 tracing::debug!(worker = %slot.hello.name, seq = snap.sequence, "duplicate snapshot ignored")
                             }
-                            Err(e) => {
-                                tracing::warn!(worker = %slot.hello.name, error = %e, "snapshot refused")
-                            }
+                            Err(r) => slot.refuse(r),
                         }
                         if let Some(seq) = merge
                             .workers
@@ -1041,6 +1066,19 @@ impl Controller {
                         }
                     }
                     FromWorker::Done(done) => {
+                        if slot.state != State::Running {
+                            return slot.refuse(Refusal::new(
+                                RefusalClass::Unexpected,
+                                format!("a Done from a worker that is {:?}", slot.state),
+                            ));
+                        }
+                        let its_start =
+                            start_nanos.saturating_add(slot.clock.map_or(0, |(o, _)| o));
+                        if let Err(r) =
+                            bounds.done(&done, index as u32, &run_id, insert_id_base, its_start)
+                        {
+                            return slot.refuse(r);
+                        }
                         tracing::info!(worker = %slot.hello.name, snapshots = done.snapshots_sent, "worker done");
                         slot.state = State::Done;
                         slot.done = Some(done);
@@ -1057,6 +1095,7 @@ impl Controller {
                         // start it on the run's start instant in its own clock.
                         slot.state = State::Ready;
                         let sent = unix_nanos_now();
+                        slot.probe_sent = Some(sent);
                         for id in 0..LATE_PROBES {
                             slot.send(ToWorker::TimeProbe(pb::TimeProbe {
                                 id,
@@ -1072,7 +1111,11 @@ impl Controller {
                         ..
                     } => {
                         if let Some((got, since)) = slot.late_probes {
-                            slot.clock_echo(coordinator_send, worker_receive, worker_send);
+                            if let Err(r) =
+                                slot.clock_echo(coordinator_send, worker_receive, worker_send)
+                            {
+                                slot.refuse(r);
+                            }
                             slot.late_probes = Some((got + 1, since));
                             if u64::from(got + 1) >= LATE_PROBES {
                                 self.start_late(index, start);
@@ -1086,11 +1129,7 @@ impl Controller {
                 // Refused and counted; the run goes on. What it would have carried is
                 // missing from the merge, which the merge check then reports.
                 if let Some((_, slot)) = self.slot_of(conn) {
-                    tracing::warn!(worker = %slot.hello.name, %error, "refused an invalid message");
-                    slot.rejected += 1;
-                    if slot.rejected_samples.len() < 3 {
-                        slot.rejected_samples.push(error);
-                    }
+                    slot.refuse(Refusal::new(RefusalClass::Malformed, error));
                 }
             }
             Event::Closed { conn, error } => {
@@ -1108,6 +1147,74 @@ impl Controller {
                 let _ = reply.send(self.command(command, start));
             }
         }
+    }
+
+    /// A worker that lost its stream asks for its slot back. It must name this run and
+    /// a running slot, present the slot's resume secret and, under mutual TLS, the
+    /// certificate that took the slot: a holder of the fleet token alone cannot take a
+    /// running worker's place. Every rejoin and refusal is logged with the peer address
+    /// and the claimed name; a refused claim on a slot is counted on that slot.
+    fn rejoin(&mut self, joined: Joined, merge: &Merge) {
+        let Some(claim) = joined.hello.rejoin.clone() else {
+            return;
+        };
+        let run_id = self.run_id.clone();
+        if claim.run_id != run_id {
+            let reason = format!(
+                "run {:?} is not running here (this is run {run_id})",
+                claim.run_id
+            );
+            return refuse_join(joined, reason);
+        }
+        let index = claim.worker_index as usize;
+        let Some(slot) = self.slots.get_mut(index) else {
+            let reason = format!("run {run_id} has no worker slot {index}");
+            return refuse_join(joined, reason);
+        };
+        if slot.state != State::Running {
+            let reason = format!(
+                "worker {} of run {run_id} is no longer part of it ({:?})",
+                slot.hello.name, slot.state
+            );
+            return refuse_join(joined, reason);
+        }
+        use subtle::ConstantTimeEq;
+        let secret_ok: bool = claim
+            .secret
+            .0
+            .as_bytes()
+            .ct_eq(slot.resume_secret.0.as_bytes())
+            .into();
+        let cert_ok = slot.cert.is_none() || slot.cert == joined.cert;
+        if !secret_ok || !cert_ok {
+            let what = if secret_ok {
+                "with another client certificate than the one that took it"
+            } else {
+                "without the slot's resume secret"
+            };
+            slot.refuse(Refusal::new(
+                RefusalClass::Rejoin,
+                format!(
+                    "{} at {:?} claimed slot {index} ({}) {what}",
+                    joined.hello.name, joined.peer, slot.hello.name
+                ),
+            ));
+            let reason = format!("slot {index} of run {run_id} is held by its worker; a rejoin must present its resume secret");
+            return refuse_join(joined, reason);
+        }
+        tracing::info!(worker = %slot.hello.name, claimed_by = %joined.hello.name, peer = ?joined.peer, was = ?slot.peer, "worker rejoined; it resends what was not acknowledged");
+        slot.conn = joined.conn;
+        slot.outbox = Some(joined.outbox);
+        slot.peer = joined.peer;
+        slot.last_heard = Instant::now();
+        let held = merge
+            .workers
+            .get(&claim.worker_index)
+            .and_then(|a| a.contiguous());
+        slot.send(match held {
+            Some(seq) => ToWorker::Ack(pb::Ack { sequence: seq }),
+            None => ToWorker::Heartbeat(pb::Heartbeat {}),
+        });
     }
 
     /// Apply the plan's policy after worker `lost` left the run at `at_s`; returns a
@@ -1469,8 +1576,17 @@ impl Controller {
     }
 }
 
+/// The first id worker `i` inserts: above the loaded rows, its own residue of the stride.
+fn insert_id_base(plan: &Plan, i: usize) -> u64 {
+    plan.rows + 1 + i as u64
+}
+
 /// Worker `i`'s assignment: the plan's part every worker shares, with this worker's
-/// keys, insert-id stride and load. The start and a late joiner both build it here.
+/// keys, insert-id stride, load and a fresh resume secret. The start and a late joiner
+/// both build it here.
+///
+/// # Errors
+/// The operating system has no randomness for the secret.
 fn assignment(
     run_id: &str,
     plan: &Plan,
@@ -1479,8 +1595,8 @@ fn assignment(
     insert_id_stride: u64,
     load: WorkerLoad,
     load_rows: bool,
-) -> Assignment {
-    Assignment {
+) -> Result<Assignment, CoordinatorError> {
+    Ok(Assignment {
         run_id: run_id.to_string(),
         worker_index: i as u32,
         target: plan.target.clone(),
@@ -1488,7 +1604,7 @@ fn assignment(
         mix: plan.mix.clone(),
         shard,
         rows: plan.rows,
-        insert_id_base: plan.rows + 1 + i as u64,
+        insert_id_base: insert_id_base(plan, i),
         insert_id_stride,
         batch_size: plan.batch,
         aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
@@ -1502,5 +1618,6 @@ fn assignment(
         op_timeout: plan.op_timeout,
         connect_timeout: plan.connect_timeout,
         lease: plan.lease,
-    }
+        resume_secret: new_resume_secret()?,
+    })
 }

@@ -55,15 +55,21 @@ pub enum Command {
     Stop(String),
 }
 
+/// A stream that said hello.
+#[derive(Debug)]
+pub struct Joined {
+    pub conn: u64,
+    pub hello: Hello,
+    pub peer: Option<SocketAddr>,
+    /// The client certificate (DER) it presented under mutual TLS.
+    pub cert: Option<Vec<u8>>,
+    pub outbox: Outbox,
+}
+
 /// What happens on the worker streams, in the order it happened.
 #[derive(Debug)]
 pub enum Event {
-    Joined {
-        conn: u64,
-        hello: Hello,
-        peer: Option<SocketAddr>,
-        outbox: Outbox,
-    },
+    Joined(Joined),
     Message {
         conn: u64,
         message: FromWorker,
@@ -136,6 +142,9 @@ impl pb::fleet_server::Fleet for FleetService {
         request: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<Self::ControlStream>, Status> {
         let peer = request.remote_addr();
+        let cert = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.to_vec()));
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -151,7 +160,7 @@ impl pb::fleet_server::Fleet for FleetService {
             }
         };
         if hello.protocol_version != PROTOCOL_VERSION {
-            tracing::warn!(worker = %hello.name, version = hello.protocol_version, "refused: protocol version");
+            tracing::warn!(worker = %hello.name, peer = ?peer, version = hello.protocol_version, "refused: protocol version");
             return Err(Status::failed_precondition(format!(
                 "worker {} speaks fleetload protocol version {}, this coordinator speaks version {}; run the same fleetload release on coordinator and workers",
                 hello.name, hello.protocol_version, PROTOCOL_VERSION
@@ -160,12 +169,13 @@ impl pb::fleet_server::Fleet for FleetService {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx) = mpsc::channel(256);
         self.events
-            .send(Event::Joined {
+            .send(Event::Joined(Joined {
                 conn,
                 hello,
                 peer,
+                cert,
                 outbox,
-            })
+            }))
             .await
             .map_err(|_| Status::unavailable("the coordinator is shutting down"))?;
         let events = self.events.clone();

@@ -837,7 +837,11 @@ async fn rejoin(
             .await
             .map_err(|e| WorkerError::Stream(e.to_string()))?;
         let mut hello = to.hello.clone();
-        hello.rejoin = Some((a.run_id.clone(), a.worker_index));
+        hello.rejoin = Some(fleetload_common::wire::Rejoin {
+            run_id: a.run_id.clone(),
+            worker_index: a.worker_index,
+            secret: a.resume_secret.clone(),
+        });
         let mut control = open_stream(channel, to.security, &hello).await?;
         let first = control.recv().await?;
         if let FromCoordinator::Refused(r) = first {

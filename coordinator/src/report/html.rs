@@ -8,6 +8,10 @@ use base64::Engine;
 use fleetload_common::histogram::decode;
 use std::fmt::Write as _;
 
+/// Points of the percentile curve: 12 per decade up to 1/(1-q) = 10^20, beyond any
+/// run's resolution.
+const MAX_PERCENTILE_POINTS: u32 = 12 * 20;
+
 const STYLE: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1000px;color:#1b1b1b;padding:0 12px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
@@ -160,7 +164,7 @@ pub fn charts(r: &Report) -> Vec<Chart> {
                         Some(c) => s.errors.get(c).copied().unwrap_or(0),
                         None => s.error_total,
                     })
-                    .sum();
+                    .fold(0, u64::saturating_add);
                 (mid(i), n as f64 / (i.end_s - i.start_s).max(1e-9))
             })
             .collect()
@@ -184,7 +188,11 @@ pub fn charts(r: &Report) -> Vec<Chart> {
         .intervals
         .iter()
         .map(|i| {
-            let n: u64 = i.operations.values().map(|s| s.dropped_backlog).sum();
+            let n: u64 = i
+                .operations
+                .values()
+                .map(|s| s.dropped_backlog)
+                .fold(0, u64::saturating_add);
             (mid(i), n as f64 / (i.end_s - i.start_s).max(1e-9))
         })
         .collect();
@@ -244,18 +252,14 @@ pub fn charts(r: &Report) -> Vec<Chart> {
                 return None;
             }
             let n = hist.len() as f64;
-            let mut points = Vec::new();
-            // x = 1/(1-q) from 1 to the run's resolution, 12 points per decade.
-            let mut k = 0.0_f64;
-            loop {
-                let x = 10f64.powf(k / 12.0);
-                let q = 1.0 - 1.0 / x;
-                if q > 1.0 - 1.0 / n && k > 0.0 {
-                    break;
-                }
-                points.push((x, hist.value_at_quantile(q) as f64 / 1000.0));
-                k += 1.0;
-            }
+            // x = 1/(1-q) from 1 to the run's resolution (x < n), 12 points per
+            // decade. Bounded by count, not by comparing probabilities: with more than
+            // 2^53 samples 1 - 1/n rounds to 1.0 and such a loop would never end.
+            let mut points: Vec<(f64, f64)> = (0..MAX_PERCENTILE_POINTS)
+                .map(|k| 10f64.powf(k as f64 / 12.0))
+                .take_while(|x| *x == 1.0 || *x < n)
+                .map(|x| (x, hist.value_at_quantile(1.0 - 1.0 / x) as f64 / 1000.0))
+                .collect();
             points.push((n.max(10.0), hist.max() as f64 / 1000.0));
             Some(Series {
                 name: op.to_string(),
@@ -491,8 +495,17 @@ pub fn render(r: &Report) -> String {
 
     out.push_str("<h2>Workers</h2><table><tr><th class=l>worker</th><th class=l>host</th><th class=l>shard</th><th>rate share</th><th>sessions</th><th class=l>state</th><th>snapshots</th><th>ok</th><th>errors</th></tr>");
     for w in &r.workers {
-        let ok: u64 = w.operations.values().map(|s| s.count).sum();
-        let errors: u64 = w.operations.values().map(|s| s.error_total).sum();
+        // Saturating: a report.json read back may hold anything.
+        let ok: u64 = w
+            .operations
+            .values()
+            .map(|s| s.count)
+            .fold(0, u64::saturating_add);
+        let errors: u64 = w
+            .operations
+            .values()
+            .map(|s| s.error_total)
+            .fold(0, u64::saturating_add);
         let _ = write!(
             out,
             "<tr><td class=l>{}</td><td class=l>{}</td><td class=l>[{}, {}]</td><td>{}</td><td>{}</td><td class=l>{}{}</td><td>{}</td><td>{ok}</td><td>{errors}</td></tr>",

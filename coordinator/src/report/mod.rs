@@ -248,9 +248,14 @@ pub struct WorkerJson {
     /// the coordinator's clock) relative to the planned start, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_delay_ms: Option<f64>,
-    /// Invalid messages refused from it during the run (malformed snapshots, …).
+    /// Messages refused from it during the run (malformed or impossible snapshots, a
+    /// Done for another slot, implausible clock echoes, claims on its slot, …).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rejected_messages: u64,
+    /// The same by reason class (see docs/security.md).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// The first refusal of each class, `class: detail`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_samples: Vec<String>,
 }
@@ -436,8 +441,9 @@ pub struct WorkerInfo {
     pub clock: Option<(i64, i64)>,
     /// Its observed start on its own clock, Unix nanoseconds.
     pub first_op_unix_nanos: Option<i64>,
-    /// Invalid messages refused from it during the run, and the first reasons.
-    pub rejected: (u64, Vec<String>),
+    /// Messages refused from it during the run, per reason class: how many, and the
+    /// first one's detail.
+    pub rejected: Vec<(&'static str, u64, String)>,
 }
 
 fn b64(h: &Latency) -> String {
@@ -579,8 +585,20 @@ impl Report {
                     rows_loaded: w.rows_loaded,
                     clock_offset_ms: w.clock.map(|(o, _)| o as f64 / 1e6),
                     clock_rtt_ms: w.clock.map(|(_, r)| r as f64 / 1e6),
-                    rejected_messages: w.rejected.0,
-                    rejected_samples: w.rejected.1.clone(),
+                    rejected_messages: w
+                        .rejected
+                        .iter()
+                        .fold(0u64, |a, (_, n, _)| a.saturating_add(*n)),
+                    rejected_by_reason: w
+                        .rejected
+                        .iter()
+                        .map(|(class, n, _)| (class.to_string(), *n))
+                        .collect(),
+                    rejected_samples: w
+                        .rejected
+                        .iter()
+                        .map(|(class, _, detail)| format!("{class}: {detail}"))
+                        .collect(),
                     start_delay_ms: w.first_op_unix_nanos.map(|f| {
                         let corrected = f - w.clock.map_or(0, |(o, _)| o);
                         (corrected - input.start_unix_nanos) as f64 / 1e6
@@ -861,7 +879,7 @@ mod tests {
                 first_op_unix_nanos: Some(
                     1_795_752_306_000_000_000 + 1_500_000 * i64::from(i) + 200_000 * i64::from(i),
                 ),
-                rejected: (0, Vec::new()),
+                rejected: Vec::new(),
             })
             .collect();
         Report::build(

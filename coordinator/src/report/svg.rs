@@ -57,6 +57,18 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A "nice" step near `span / 5`: 1, 2 or 5 times a power of ten.
+/// Most ticks on an axis: every tick loop is bounded by it, so a report with absurd
+/// values still renders, and in bounded time.
+const MAX_TICKS: usize = 64;
+
+/// Powers of ten from `lo` up to `hi`, at most [`MAX_TICKS`].
+fn decades(lo: f64, hi: f64) -> Vec<f64> {
+    std::iter::successors(Some(lo), |t| Some(t * 10.0))
+        .take(MAX_TICKS)
+        .take_while(|t| *t <= hi * 1.0001)
+        .collect()
+}
+
 fn nice_step(span: f64) -> f64 {
     let raw = (span / 5.0).max(f64::MIN_POSITIVE);
     let mag = 10f64.powf(raw.log10().floor());
@@ -169,18 +181,13 @@ impl Chart {
                 0.001
             };
             let hi = 10f64.powf(y_max.max(lo * 10.0).log10().ceil());
-            let mut ticks = Vec::new();
-            let mut t = lo;
-            while t <= hi * 1.0001 {
-                ticks.push(t);
-                t *= 10.0;
-            }
+            let ticks = decades(lo, hi);
             (lo, hi, ticks)
         } else {
             let hi = if y_max > 0.0 { y_max * 1.08 } else { 1.0 };
             let step = nice_step(hi);
             let top = (hi / step).ceil() * step;
-            let ticks = (0..=((top / step).round() as usize))
+            let ticks = (0..=((top / step).round() as usize).min(MAX_TICKS))
                 .map(|k| k as f64 * step)
                 .collect();
             (0.0, top, ticks)
@@ -210,20 +217,12 @@ impl Chart {
             XAxis::Seconds | XAxis::Rate => {
                 let step = nice_step(x_hi - x_lo);
                 let first = (x_lo / step).ceil() * step;
-                (0..)
+                (0..MAX_TICKS)
                     .map(|k| first + k as f64 * step)
                     .take_while(|t| *t <= x_hi + 1e-9)
                     .collect()
             }
-            XAxis::PercentileTail => {
-                let mut v = Vec::new();
-                let mut t = 1.0;
-                while t <= x_hi * 1.0001 {
-                    v.push(t);
-                    t *= 10.0;
-                }
-                v
-            }
+            XAxis::PercentileTail => decades(1.0, x_hi),
         };
         for t in &x_ticks {
             let x = x_to(*t);

@@ -157,10 +157,10 @@ pub fn render(r: &Report) -> String {
     for w in r.workers.iter().filter(|w| w.rejected_messages > 0) {
         let _ = writeln!(
             out,
-            "\n{}: {} invalid messages refused (first: {})",
+            "\n{}: {} invalid messages refused ({})",
             w.name,
             w.rejected_messages,
-            w.rejected_samples.first().map_or("", String::as_str)
+            w.rejected_samples.join("; ")
         );
     }
     for o in &r.outages {
