@@ -118,7 +118,7 @@ async fn worker(
         .await
         .map_err(|e| e.to_string())?
         .into_inner();
-    let (mut run_id, mut index, mut duration_ms) = (String::new(), 0, 0);
+    let (mut run_id, mut index, mut duration_ms, mut insert_id_base) = (String::new(), 0, 0, 0);
     let start = loop {
         let Some(m) = inbound.message().await.map_err(|e| e.to_string())? else {
             return Err("closed".into());
@@ -128,6 +128,7 @@ async fn worker(
                 run_id = a.run_id;
                 index = a.worker_index;
                 duration_ms = a.duration_millis;
+                insert_id_base = a.insert_id_base;
                 send(Out::Ready(pb::Ready {
                     sessions_open: 1,
                     rows_loaded: 0,
@@ -207,6 +208,7 @@ async fn worker(
                 ..Default::default()
             })
             .collect(),
+        insert_id_base,
         ..Default::default()
     }))
     .await?;

@@ -89,10 +89,6 @@ fn done(run_id: &str, slot: u32, ok: u64, insert_id_base: u64) -> pb::WorkerMess
     }
 }
 
-fn unix_nanos() -> i64 {
-    fleetload_common::wire::unix_nanos_now()
-}
-
 async fn dial(
     addr: &str,
     first: pb::WorkerMessage,
@@ -100,9 +96,23 @@ async fn dial(
     mpsc::Sender<pb::WorkerMessage>,
     tonic::Streaming<pb::CoordinatorMessage>,
 )> {
-    let mut client = pb::fleet_client::FleetClient::connect(format!("http://{addr}"))
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect()
         .await
         .ok()?;
+    open(channel, first).await
+}
+
+/// A control stream on `channel` whose first message is `first`.
+async fn open(
+    channel: tonic::transport::Channel,
+    first: pb::WorkerMessage,
+) -> Option<(
+    mpsc::Sender<pb::WorkerMessage>,
+    tonic::Streaming<pb::CoordinatorMessage>,
+)> {
+    let mut client = pb::fleet_client::FleetClient::new(channel);
     let (tx, rx) = mpsc::channel(4096);
     tx.send(first).await.ok()?;
     let inbound = client
@@ -166,41 +176,16 @@ async fn a_hostile_worker_cannot_hang_inflate_corrupt_or_take_over_a_run() {
     let (run_id, mine) = (a.run_id.clone(), a.worker_index);
     let other = 1 - mine;
     assert_eq!(a.resume_secret.len(), 32, "a 128-bit secret per slot");
-    tx.send(pb::WorkerMessage {
-        msg: Some(Msg::Ready(pb::Ready {
-            sessions_open: 2,
-            rows_loaded: 0,
-        })),
-    })
-    .await
-    .unwrap();
     // Clock echoes with worker times 0, -1, i64::MIN/MAX, then honest ones.
-    let started = loop {
-        match inbound.message().await.unwrap().unwrap().msg {
-            Some(FromCoordinator::TimeProbe(p)) => {
-                let now = unix_nanos();
-                let (t2, t3) = match p.id {
-                    0 => (0, 0),
-                    1 => (-1, -1),
-                    2 => (i64::MIN, i64::MAX),
-                    3 => (i64::MAX, i64::MAX),
-                    _ => (now, now),
-                };
-                tx.send(pb::WorkerMessage {
-                    msg: Some(Msg::TimeEcho(pb::TimeEcho {
-                        id: p.id,
-                        coordinator_send_unix_nanos: p.coordinator_send_unix_nanos,
-                        worker_receive_unix_nanos: t2,
-                        worker_send_unix_nanos: t3,
-                    })),
-                })
-                .await
-                .unwrap();
-            }
-            Some(FromCoordinator::Start(_)) => break Instant::now(),
-            _ => {}
-        }
-    };
+    ready_until_start(&tx, &mut inbound, |id, now| match id {
+        0 => (0, 0),
+        1 => (-1, -1),
+        2 => (i64::MIN, i64::MAX),
+        3 => (i64::MAX, i64::MAX),
+        _ => (now, now),
+    })
+    .await;
+    let started = Instant::now();
     // Drain what the coordinator sends from now on.
     let drain = tokio::spawn(async move { while let Ok(Some(_)) = inbound.message().await {} });
     let rss_before = vm_kb(pid, "VmRSS:");
@@ -406,5 +391,131 @@ async fn a_hostile_worker_cannot_hang_inflate_corrupt_or_take_over_a_run() {
     assert!(
         rss_after < rss_before + 30_000,
         "coordinator RSS grew from {rss_before} KB to {rss_after} KB"
+    );
+}
+
+/// Dial over mutual TLS with the client certificate `id` (PEM paths).
+async fn dial_tls(
+    addr: &str,
+    ca: &std::path::Path,
+    id: &(std::path::PathBuf, std::path::PathBuf),
+    first: pb::WorkerMessage,
+) -> Option<(
+    mpsc::Sender<pb::WorkerMessage>,
+    tonic::Streaming<pb::CoordinatorMessage>,
+)> {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(ca).ok()?))
+        .identity(Identity::from_pem(
+            std::fs::read(&id.0).ok()?,
+            std::fs::read(&id.1).ok()?,
+        ))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://{addr}"))
+        .ok()?
+        .tls_config(tls)
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    open(channel, first).await
+}
+
+/// Under mutual TLS a slot belongs to the certificate that took it: even with the
+/// slot's resume secret, another certificate of the same fleet cannot rejoin it; the
+/// holder can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_mutual_tls_a_slot_is_bound_to_the_certificate_that_took_it() {
+    let site = Site::new(100, &[]);
+    let pki = pki(site.dir.path(), "fleet", &["localhost", "127.0.0.1"]);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let coordinator = site.coordinator(
+        &[
+            "--tls-cert",
+            &s(&pki.server.0),
+            "--tls-key",
+            &s(&pki.server.1),
+            "--tls-client-ca",
+            &s(&pki.ca),
+            "--workers",
+            "1",
+            "--rate",
+            "10",
+            "--duration",
+            "3s",
+            "--interval",
+            "500ms",
+            "--warmup",
+            "0s",
+        ],
+        &[],
+    );
+    let mut joined = None;
+    for _ in 0..50 {
+        if let Some(j) = dial_tls(&site.addr, &pki.ca, &pki.client, hello("holder", None)).await {
+            joined = Some(j);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (tx, mut inbound) = joined.expect("the coordinator listens");
+    let a = loop {
+        if let Some(FromCoordinator::Assignment(a)) = inbound.message().await.unwrap().unwrap().msg
+        {
+            break a;
+        }
+    };
+    ready_until_start(&tx, &mut inbound, |_, now| (now, now)).await;
+    let claim = Some((a.run_id.as_str(), a.worker_index, a.resume_secret.as_str()));
+    // Another certificate of the same CA, with the right secret: refused.
+    let (_t, mut other) = dial_tls(&site.addr, &pki.ca, &pki.client2, hello("thief", claim))
+        .await
+        .expect("the handshake itself passes: same CA");
+    match other.message().await.unwrap().and_then(|m| m.msg) {
+        Some(FromCoordinator::Refused(r)) => {
+            assert!(r.reason.contains("certificate"), "{}", r.reason)
+        }
+        m => panic!("another certificate took the slot: {m:?}"),
+    }
+    // The holder's certificate and secret: back in its slot.
+    let (tx2, mut back) = dial_tls(&site.addr, &pki.ca, &pki.client, hello("holder", claim))
+        .await
+        .unwrap();
+    match back.message().await.unwrap().and_then(|m| m.msg) {
+        Some(FromCoordinator::Heartbeat(_) | FromCoordinator::Ack(_)) => {}
+        m => panic!("the holder was not taken back: {m:?}"),
+    }
+    drop(tx);
+    let one = Snap {
+        run_id: &a.run_id,
+        slot: a.worker_index,
+        sequence: 0,
+        interval: 0,
+        op: "point_select",
+        ok: 1,
+        us: 900,
+    };
+    tx2.send(one.msg()).await.unwrap();
+    tx2.send(done(
+        &a.run_id,
+        a.worker_index,
+        1,
+        101 + u64::from(a.worker_index),
+    ))
+    .await
+    .unwrap();
+    let (code, log) = output(coordinator);
+    assert_eq!(code, Some(0), "{log}");
+    let r = site.report();
+    assert_eq!(
+        u(&r["workers"][0]["rejected_by_reason"]["rejoin"]),
+        1,
+        "{}",
+        r["workers"][0]
+    );
+    assert!(
+        log.contains("thief"),
+        "the refused claim names the claimant:\n{log}"
     );
 }

@@ -1,6 +1,8 @@
 //! The wire contract at the coordinator's edge, over a real loopback socket: what a
 //! worker of another version, or a worker sending garbage, gets back.
 
+mod common;
+
 use fleetload_common::plan::{Plan, RawPlan};
 use fleetload_coordinator::{CoordinatorConfig, CoordinatorError};
 use fleetload_proto::v1 as pb;
@@ -210,8 +212,9 @@ fn snapshot(run_id: &str, sequence: u64, response_time: Vec<u8>, ok: u64) -> pb:
             operations: vec![pb::OperationSnapshot {
                 name: "point_select".into(),
                 ok,
+                // A worker records a service time with every response time.
+                service_time: response_time.clone(),
                 response_time,
-                service_time: empty.clone(),
                 schedule_lag: empty,
                 ..Default::default()
             }],
@@ -227,44 +230,13 @@ async fn malformed_snapshots_during_a_run_are_refused_counted_and_the_run_goes_o
     use hdrhistogram::serialization::Serializer;
     let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(5)).await;
     let (tx, mut inbound) = join(endpoint).await;
-    let run_id = loop {
+    let (run_id, insert_id_base) = loop {
         let m = inbound.message().await.unwrap().unwrap();
         if let Some(pb::coordinator_message::Msg::Assignment(a)) = m.msg {
-            break a.run_id;
+            break (a.run_id, a.insert_id_base);
         }
     };
-    tx.send(pb::WorkerMessage {
-        msg: Some(Msg::Ready(pb::Ready {
-            sessions_open: 1,
-            rows_loaded: 0,
-        })),
-    })
-    .await
-    .unwrap();
-    // Answer the clock probes until the start.
-    loop {
-        let m = inbound.message().await.unwrap().unwrap();
-        match m.msg {
-            Some(pb::coordinator_message::Msg::TimeProbe(p)) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as i64;
-                tx.send(pb::WorkerMessage {
-                    msg: Some(Msg::TimeEcho(pb::TimeEcho {
-                        id: p.id,
-                        coordinator_send_unix_nanos: p.coordinator_send_unix_nanos,
-                        worker_receive_unix_nanos: now,
-                        worker_send_unix_nanos: now,
-                    })),
-                })
-                .await
-                .unwrap();
-            }
-            Some(pb::coordinator_message::Msg::Start(_)) => break,
-            _ => {}
-        }
-    }
+    common::ready_until_start(&tx, &mut inbound, |_, now| (now, now)).await;
     let mut h = fleetload_common::histogram::new_latency();
     fleetload_common::histogram::record(&mut h, Duration::from_micros(300));
     let good = fleetload_common::histogram::encode(&h).unwrap();
@@ -296,6 +268,7 @@ async fn malformed_snapshots_during_a_run_are_refused_counted_and_the_run_goes_o
                 ok: 1,
                 ..Default::default()
             }],
+            insert_id_base,
             ..Default::default()
         })),
     })

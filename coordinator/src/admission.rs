@@ -8,7 +8,7 @@
 //! checks that need the merge's state (a sequence already held, sums that would
 //! overflow): those live in [`crate::merge`] and refuse with the same [`Refusal`].
 
-use fleetload_common::plan::{Plan, MAX_BATCH, MAX_RATE};
+use fleetload_common::plan::{Plan, MAX_RATE};
 use fleetload_common::scenario::OpName;
 use fleetload_common::wire::{Done, Snapshot};
 use std::fmt;
@@ -104,6 +104,8 @@ const AHEAD_SLACK: Duration = Duration::from_secs(2);
 const LATENCY_SLACK: Duration = Duration::from_secs(10);
 /// Largest plausible offset between a worker's clock and ours.
 pub const MAX_CLOCK_OFFSET: Duration = Duration::from_secs(86_400);
+/// Most rows one operation may insert (a scenario file's INSERT … SELECT).
+const MAX_ROWS_PER_OPERATION: u64 = 1_000_000;
 /// Longest a worker may take between receiving a probe and answering it.
 const MAX_ECHO_TURNAROUND: Duration = Duration::from_secs(10);
 
@@ -118,7 +120,6 @@ pub struct Bounds {
     executed_per_snapshot: u64,
     /// Most operations dropped for backlog of one operation in one snapshot.
     dropped_per_snapshot: u64,
-    batch: u64,
 }
 
 impl Bounds {
@@ -139,7 +140,6 @@ impl Bounds {
             duration: plan.duration,
             executed_per_snapshot: clamp(by_sessions.min(ceiling)),
             dropped_per_snapshot: clamp(ceiling),
-            batch: u64::from(plan.batch.clamp(1, MAX_BATCH)),
         }
     }
 
@@ -332,15 +332,17 @@ impl Bounds {
                 Some(n) if n <= most && t.dropped_backlog <= most_dropped => {
                     attempts = attempts.saturating_add(n);
                 }
-                _ => return Err(Refusal::new(
-                    C::ImpossibleDone,
-                    format!(
+                _ => {
+                    return Err(Refusal::new(
+                        C::ImpossibleDone,
+                        format!(
                         "{}: {} ok and {} dropped over the run; its sessions can do at most {most}",
                         op.name(),
                         t.ok,
                         t.dropped_backlog
                     ),
-                )),
+                    ))
+                }
             }
         }
         if done.insert_id_base != insert_id_base {
@@ -352,7 +354,7 @@ impl Bounds {
                 ),
             ));
         }
-        if done.inserted > attempts.saturating_mul(self.batch.max(1) * 64) {
+        if done.inserted > attempts.saturating_mul(MAX_ROWS_PER_OPERATION) {
             return Err(Refusal::new(
                 C::ImpossibleDone,
                 format!("{} rows inserted by {attempts} operations", done.inserted),

@@ -728,7 +728,14 @@ impl Controller {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(Event::Message { conn, message: FromWorker::Ready { sessions, rows_loaded } }) => {
+                        let (most_rows, most_sessions) = (plan.rows, plan.sessions);
                         if let Some((_, s)) = self.slot_of(conn) {
+                            if rows_loaded > most_rows || sessions > most_sessions {
+                                s.refuse(Refusal::new(RefusalClass::ImpossibleCount, format!(
+                                    "ready with {sessions} sessions and {rows_loaded} rows loaded, of {most_sessions} sessions and {most_rows} rows"
+                                )));
+                                continue;
+                            }
                             tracing::info!(worker = %s.hello.name, sessions, rows_loaded, "worker ready");
                             s.state = State::Ready;
                             s.rows_loaded = rows_loaded;
@@ -1199,7 +1206,7 @@ impl Controller {
                     joined.hello.name, joined.peer, slot.hello.name
                 ),
             ));
-            let reason = format!("slot {index} of run {run_id} is held by its worker; a rejoin must present its resume secret");
+            let reason = format!("slot {index} of run {run_id} is held by its worker; a rejoin must present the slot's resume secret and the client certificate that took it");
             return refuse_join(joined, reason);
         }
         tracing::info!(worker = %slot.hello.name, claimed_by = %joined.hello.name, peer = ?joined.peer, was = ?slot.peer, "worker rejoined; it resends what was not acknowledged");

@@ -412,6 +412,8 @@ pub struct Pki {
     pub ca: std::path::PathBuf,
     pub server: (std::path::PathBuf, std::path::PathBuf),
     pub client: (std::path::PathBuf, std::path::PathBuf),
+    /// A second client certificate from the same CA (another worker's identity).
+    pub client2: (std::path::PathBuf, std::path::PathBuf),
 }
 
 pub fn pki(dir: &Path, name: &str, server_names: &[&str]) -> Pki {
@@ -437,9 +439,51 @@ pub fn pki(dir: &Path, name: &str, server_names: &[&str]) -> Pki {
     };
     let (scert, skey) = leaf(server_names.iter().map(|s| s.to_string()).collect());
     let (ccert, ckey) = leaf(vec!["worker.fleet".into()]);
+    let (c2cert, c2key) = leaf(vec!["worker2.fleet".into()]);
     Pki {
         ca: write("ca.pem", &ca.pem()),
         server: (write("server.pem", &scert), write("server.key", &skey)),
         client: (write("client.pem", &ccert), write("client.key", &ckey)),
+        client2: (write("client2.pem", &c2cert), write("client2.key", &c2key)),
+    }
+}
+
+/// Act as a worker between its Assignment and the Start: say Ready, then answer every
+/// clock probe with the receive and send times `echo(probe id, now)` gives (honest:
+/// `(now, now)`), until the Start arrives.
+pub async fn ready_until_start(
+    tx: &tokio::sync::mpsc::Sender<fleetload_proto::v1::WorkerMessage>,
+    inbound: &mut tonic::Streaming<fleetload_proto::v1::CoordinatorMessage>,
+    echo: impl Fn(u64, i64) -> (i64, i64),
+) {
+    use fleetload_proto::v1 as pb;
+    use pb::coordinator_message::Msg as In;
+    use pb::worker_message::Msg as Out;
+    tx.send(pb::WorkerMessage {
+        msg: Some(Out::Ready(pb::Ready {
+            sessions_open: 1,
+            rows_loaded: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    loop {
+        match inbound.message().await.unwrap().unwrap().msg {
+            Some(In::TimeProbe(p)) => {
+                let (received, sent) = echo(p.id, fleetload_common::wire::unix_nanos_now());
+                tx.send(pb::WorkerMessage {
+                    msg: Some(Out::TimeEcho(pb::TimeEcho {
+                        id: p.id,
+                        coordinator_send_unix_nanos: p.coordinator_send_unix_nanos,
+                        worker_receive_unix_nanos: received,
+                        worker_send_unix_nanos: sent,
+                    })),
+                })
+                .await
+                .unwrap();
+            }
+            Some(In::Start(_)) => return,
+            _ => {}
+        }
     }
 }

@@ -11,6 +11,9 @@ pub mod html;
 pub mod svg;
 pub mod text;
 
+#[cfg(test)]
+mod fuzz;
+
 use crate::merge::{Brief, Merge};
 use base64::Engine;
 use fleetload_common::histogram::{encode, Latency};
@@ -554,8 +557,8 @@ impl Report {
                         if got != *done {
                             mismatches.push(format!(
                                 "worker {} {}: executed {} ok / {} errors / {} dropped / {} retries, snapshots hold {} / {} / {} / {}",
-                                w.name, op.name(), done.ok, done.errors.iter().sum::<u64>(), done.dropped_backlog, done.retries,
-                                got.ok, got.errors.iter().sum::<u64>(), got.dropped_backlog, got.retries
+                                w.name, op.name(), done.ok, done.errors.iter().fold(0u64, |a, e| a.saturating_add(*e)), done.dropped_backlog, done.retries,
+                                got.ok, got.errors.iter().fold(0u64, |a, e| a.saturating_add(*e)), got.dropped_backlog, got.retries
                             ));
                         }
                     }
@@ -600,8 +603,8 @@ impl Report {
                         .map(|(class, _, detail)| format!("{class}: {detail}"))
                         .collect(),
                     start_delay_ms: w.first_op_unix_nanos.map(|f| {
-                        let corrected = f - w.clock.map_or(0, |(o, _)| o);
-                        (corrected - input.start_unix_nanos) as f64 / 1e6
+                        let corrected = i128::from(f) - i128::from(w.clock.map_or(0, |(o, _)| o));
+                        (corrected - i128::from(input.start_unix_nanos)) as f64 / 1e6
                     }),
                 }
             })
@@ -611,7 +614,7 @@ impl Report {
             .workers
             .iter()
             .filter_map(|w| w.inserted.map(|(rows, _, _)| rows))
-            .sum();
+            .fold(0, u64::saturating_add);
         let mut failures = input.failures;
         let verified = mismatches.is_empty();
         if !verified {
@@ -776,7 +779,7 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! A report built from fixed snapshots: what its text, CSV and HTML look like.
     use super::*;
     use fleetload_common::histogram::record;
