@@ -351,7 +351,7 @@ fn server_security(
             }
         );
     }
-    Ok(fleetload_coordinator::security::ServerSecurity {
+    let security = fleetload_coordinator::security::ServerSecurity {
         identity,
         client_ca: a
             .tls_client_ca
@@ -359,7 +359,19 @@ fn server_security(
             .map(|p| read_pem("--tls-client-ca", p))
             .transpose()?,
         token: token.map(std::sync::Arc::from),
-    })
+    };
+    // Load the certificate now, so a bad file is named before "listening", not after.
+    if let Some(tls) = security.tls() {
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--tls-cert/--tls-key/--tls-client-ca: {} (each must be PEM: an X.509 v3 certificate, its private key, a CA certificate; `fleetload certs` makes them)",
+                    fleetload_worker::security::error_chain(&e)
+                )
+            })?;
+    }
+    Ok(security)
 }
 
 /// `fleetload ctl`: one command to a running coordinator.
@@ -371,18 +383,21 @@ async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     } else {
         format!("http://{}", args.coordinator)
     };
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-        .with_context(|| {
-            format!(
-                "--coordinator {}: not a URL like http://HOST:PORT",
-                args.coordinator
-            )
-        })?
+    // Dial exactly as a worker does: the same TLS, client certificate and token.
+    let security = client_security(&args.channel)?;
+    let channel = security
+        .endpoint(&endpoint)
+        .map_err(|e| anyhow::anyhow!("--coordinator {}: {e}", args.coordinator))?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .with_context(|| format!("cannot reach the coordinator at {endpoint}"))?;
-    let mut client = pb::fleet_client::FleetClient::new(channel);
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the coordinator at {endpoint}: {}",
+                fleetload_worker::security::explain_connect_error(&e, &endpoint)
+            )
+        })?;
+    let mut client = security.client(channel);
     let command = match &args.action {
         CtlAction::Status => C::Status(pb::StatusCommand {}),
         CtlAction::SetRate { value } => C::SetRate(pb::SetRateCommand { value: *value }),
@@ -397,7 +412,12 @@ async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             command: Some(command),
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .map_err(|s| match s.code() {
+            tonic::Code::Unauthenticated
+            | tonic::Code::InvalidArgument
+            | tonic::Code::Unavailable => anyhow::anyhow!("{}", s.message()),
+            _ => anyhow::anyhow!("{}", security.explain_stream_error(&s, &endpoint)),
+        })?
         .into_inner();
     if !reply.status_json.is_empty() {
         let pretty = serde_json::from_str::<serde_json::Value>(&reply.status_json)

@@ -354,3 +354,202 @@ fn the_database_connection_can_require_and_verify_tls() {
         out.stderr
     );
 }
+
+/// `fleetload ctl` dials exactly as a worker does: over TLS, with a client certificate
+/// under mutual TLS, and with the fleet token. Each missing piece is named, with the
+/// flag that fixes it.
+#[test]
+fn ctl_steers_a_fleet_behind_mutual_tls_and_a_token() {
+    let site = Site::new(
+        1000,
+        &[
+            "--workers",
+            "1",
+            "--rate",
+            "50",
+            "--duration",
+            "6s",
+            "--join-timeout",
+            "8s",
+        ],
+    );
+    let good = pki(site.dir.path(), "fleet", &["localhost", "127.0.0.1"]);
+    let other = pki(site.dir.path(), "other", &["localhost", "127.0.0.1"]);
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let token = site.dir.path().join("token");
+    std::fs::write(&token, "tok-ctl-5d1e0c\n").unwrap();
+    let tok = s(&token);
+    let (ca, cert, key) = (s(&good.ca), s(&good.client.0), s(&good.client.1));
+    let c = site.coordinator(
+        &[
+            "--tls-cert",
+            &s(&good.server.0),
+            "--tls-key",
+            &s(&good.server.1),
+            "--tls-client-ca",
+            &ca,
+            "--token-file",
+            &tok,
+        ],
+        &[],
+    );
+    let all = [
+        "--tls-ca",
+        ca.as_str(),
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--token-file",
+        &tok,
+    ];
+    let w = site.worker_at("https", &all, &[]);
+    let https = format!("https://{}", site.addr);
+    let ctl = |url: &str, extra: &[&str], action: &[&str]| {
+        let mut args = vec!["ctl", "--coordinator", url];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(action);
+        fleetload(&args)
+    };
+    // Until the run starts, status says it has not; then it answers.
+    let started = std::time::Instant::now();
+    let status = loop {
+        let o = ctl(&https, &all, &["status"]);
+        if o.code == Some(0) || started.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code, Some(0), "{}", status.text());
+    assert!(status.text().contains("run_id"), "{}", status.text());
+    ctl(&https, &all, &["set-rate", "20"]).assert_ok();
+
+    // Each missing piece is refused, naming what fixes it.
+    let http = format!("http://{}", site.addr);
+    let other_ca = s(&other.ca);
+    let lacking: [(&str, Vec<&str>, &str); 4] = [
+        (
+            &https,
+            vec!["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key],
+            "token",
+        ),
+        (
+            &https,
+            vec!["--tls-ca", &ca, "--token-file", &tok],
+            "--tls-cert",
+        ),
+        (&http, vec!["--token-file", &tok], "https://"),
+        (
+            &https,
+            vec![
+                "--tls-ca",
+                &other_ca,
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+                "--token-file",
+                &tok,
+            ],
+            "--tls-ca",
+        ),
+    ];
+    for (url, flags, named) in &lacking {
+        let o = ctl(url, flags, &["status"]);
+        assert_ne!(o.code, Some(0), "{flags:?}");
+        assert!(
+            o.text().contains(named),
+            "{flags:?} should name {named}: {}",
+            o.text()
+        );
+        assert!(
+            o.text().matches("UnknownIssuer").count() <= 1,
+            "said once: {}",
+            o.text()
+        );
+    }
+
+    let (code, out) = output(w);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, log) = output(c);
+    assert_eq!(code, Some(0), "{log}");
+    let r = site.report();
+    assert!(
+        r["changes"].to_string().contains("20"),
+        "the set-rate took effect: {}",
+        r["changes"]
+    );
+}
+
+/// Certificate failures are not transient: a worker that does not trust the
+/// coordinator says why at once, naming the flag, instead of retrying for its whole dial
+/// timeout; a coordinator with an unreadable certificate says so before it listens.
+#[test]
+fn certificate_errors_name_the_flag_and_are_not_retried() {
+    let site = site();
+    let good = pki(site.dir.path(), "fleet", &["localhost", "127.0.0.1"]);
+    let other = pki(site.dir.path(), "other", &["localhost", "127.0.0.1"]);
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let c = site.coordinator(
+        &[
+            "--tls-cert",
+            &s(&good.server.0),
+            "--tls-key",
+            &s(&good.server.1),
+        ],
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let url = format!("https://{}", site.addr);
+    let (code, out) = output(spawn(
+        &[
+            "worker",
+            "--coordinator",
+            &url,
+            "--tls-ca",
+            &s(&other.ca),
+            "--dial-timeout",
+            "30s",
+        ],
+        site.dir.path(),
+    ));
+    assert_ne!(code, Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "retried: {out}"
+    );
+    assert!(out.contains("--tls-ca") && out.contains("TLS"), "{out}");
+    let (code, out) = output(site.worker_at("http", &[], &[]));
+    assert_ne!(code, Some(0));
+    assert!(
+        out.contains("https://"),
+        "plaintext to a TLS coordinator: {out}"
+    );
+    // The real worker still runs.
+    let (code, out) = output(site.worker_at("https", &["--tls-ca", &s(&good.ca)], &[]));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(output(c).0, Some(0));
+
+    let garbage = site.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let o = fleetload(&[
+        "coordinator",
+        "--listen",
+        &free_port(),
+        "--target",
+        &site.target,
+        "--workers",
+        "1",
+        "--tls-cert",
+        &s(&garbage),
+        "--tls-key",
+        &s(&good.server.1),
+    ]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.text().contains("--tls-cert"), "{}", o.text());
+    assert!(
+        !o.text().contains("listening"),
+        "reported after listening: {}",
+        o.text()
+    );
+}

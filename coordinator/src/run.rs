@@ -456,6 +456,13 @@ impl Controller {
                             tracing::warn!(worker = %gone.hello.name, "worker left before the run started");
                         }
                     }
+                    Some(Event::Command { reply, .. }) => {
+                        let _ = reply.send(pb::CommandReply {
+                            ok: false,
+                            message: format!("the run has not started yet: {} of {want} workers have joined; try again once it runs", self.slots.len()),
+                            status_json: String::new(),
+                        });
+                    }
                     Some(_) => {}
                     None => return Err(CoordinatorError::Serve("the control service stopped".into())),
                 },

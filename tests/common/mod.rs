@@ -89,6 +89,11 @@ impl Outcome {
         );
         self
     }
+
+    /// Everything it printed, stdout then stderr.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
 }
 
 /// Run the real binary with the test password in its environment, at most `limit` long.

@@ -143,7 +143,7 @@ async fn dial(
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         return Err(WorkerError::Endpoint {
             endpoint: endpoint.into(),
-            message: "the address has no http:// or https:// scheme".into(),
+            message: "the address has no http:// or https:// scheme; use http://HOST:PORT (https:// with TLS)".into(),
         });
     }
     let ep = security
@@ -158,17 +158,18 @@ async fn dial(
     loop {
         match ep.connect().await {
             Ok(channel) => return Ok(channel),
+            // A certificate problem does not go away by waiting: say so at once.
+            Err(e) if crate::security::is_certificate_error(&crate::security::error_chain(&e)) => {
+                return Err(WorkerError::Tls {
+                    endpoint: endpoint.into(),
+                    message: crate::security::explain_connect_error(&e, endpoint),
+                });
+            }
             Err(e) if started.elapsed() >= timeout => {
-                let mut message = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    message = format!("{message}: {s}");
-                    source = s.source();
-                }
                 return Err(WorkerError::Dial {
                     endpoint: endpoint.into(),
                     waited: timeout,
-                    message,
+                    message: crate::security::explain_connect_error(&e, endpoint),
                 });
             }
             Err(_) => {
@@ -184,6 +185,7 @@ async fn dial(
 /// Open the control stream on `channel` and say hello.
 async fn open_stream(
     channel: tonic::transport::Channel,
+    endpoint: &str,
     security: &crate::security::ClientSecurity,
     hello: &Hello,
 ) -> Result<Control, WorkerError> {
@@ -202,7 +204,7 @@ async fn open_stream(
             tonic::Code::Unauthenticated => WorkerError::Refused {
                 reason: s.message().to_string(),
             },
-            _ => WorkerError::Stream(s.message().to_string()),
+            _ => WorkerError::Stream(security.explain_stream_error(&s, endpoint)),
         })?
         .into_inner();
     Ok(Control { tx, inbound })
@@ -284,7 +286,7 @@ pub async fn run(
         capacity: config.capacity,
         rejoin: None,
     };
-    let mut control = open_stream(channel, &config.security, &hello).await?;
+    let mut control = open_stream(channel, endpoint, &config.security, &hello).await?;
 
     let mut assignment = loop {
         tokio::select! {
@@ -842,7 +844,7 @@ async fn rejoin(
             worker_index: a.worker_index,
             secret: a.resume_secret.clone(),
         });
-        let mut control = open_stream(channel, to.security, &hello).await?;
+        let mut control = open_stream(channel, to.endpoint, to.security, &hello).await?;
         let first = control.recv().await?;
         if let FromCoordinator::Refused(r) = first {
             return Ok(Rejoined::Refused(r.reason));

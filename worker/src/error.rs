@@ -4,13 +4,15 @@ use fleetload_common::WireError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("cannot reach the coordinator at {endpoint} within {waited:?}: {message}; check the address and that `fleetload coordinator` is running")]
+    #[error("cannot reach the coordinator at {endpoint} within {waited:?}: {message}")]
     Dial {
         endpoint: String,
         waited: std::time::Duration,
         message: String,
     },
-    #[error("coordinator address {endpoint:?} is not valid: {message}; use http://HOST:PORT")]
+    #[error("TLS with the coordinator at {endpoint} failed: {message}")]
+    Tls { endpoint: String, message: String },
+    #[error("coordinator address {endpoint:?}: {message}")]
     Endpoint { endpoint: String, message: String },
     #[error("the coordinator refused this worker: {reason}")]
     Refused { reason: String },

@@ -96,13 +96,56 @@ impl ClientSecurity {
             if let Some(d) = &self.domain {
                 tls = tls.domain_name(d.clone());
             }
-            ep = ep.tls_config(tls).map_err(|e| e.to_string())?;
+            ep = ep.tls_config(tls).map_err(|e| {
+                format!(
+                    "TLS set-up: {} (check --tls-ca, and that --tls-cert/--tls-key hold a PEM X.509 v3 certificate and its key; `fleetload certs` makes them)",
+                    error_chain(&e)
+                )
+            })?;
         } else if tls_wanted {
             return Err(
                 "TLS files were given but the address is http://; use https://HOST:PORT".into(),
             );
         }
         Ok(ep)
+    }
+
+    /// What a failed call on an open connection means: the connection was made, so
+    /// the cause is what the two sides disagree on (plaintext against TLS, a client
+    /// certificate the coordinator wanted), which the error text alone rarely says.
+    pub fn explain_stream_error(&self, status: &tonic::Status, endpoint: &str) -> String {
+        let mut chain = status.message().to_string();
+        if let Some(source) = std::error::Error::source(status) {
+            let below = error_chain(source);
+            chain = if below.starts_with(&chain) {
+                below
+            } else {
+                format!("{chain}: {below}")
+            };
+        }
+        let c = chain.to_ascii_lowercase();
+        let cut_off = [
+            "broken pipe",
+            "connection reset",
+            "connection error",
+            "connection closed",
+            "h2 protocol",
+            "frame with invalid size",
+            "certificate",
+        ]
+        .iter()
+        .any(|w| c.contains(w));
+        if !cut_off {
+            return chain;
+        }
+        let hint = if endpoint.starts_with("http://") {
+            "the coordinator closed a plaintext HTTP/2 connection: if it serves TLS, dial https:// with --tls-ca"
+        } else if self.identity.is_none() {
+            "the coordinator closed the TLS connection: it may require a client certificate (mutual TLS); give --tls-cert and --tls-key"
+        } else {
+            "the coordinator closed the TLS connection: it may not accept this client certificate; give one signed by the CA of its --tls-client-ca"
+        };
+        format!("{chain} ({hint})")
     }
 
     /// A client of the Fleet service on `channel`, sending the token with every call.
@@ -116,6 +159,69 @@ impl ClientSecurity {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
+}
+
+/// An error and every error beneath it, joined: tonic's transport errors say only
+/// "transport error" at the top, and the cause (a refused connection, a certificate
+/// rustls would not trust) is further down.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a failure to connect is about certificates: not transient, so not retried.
+pub fn is_certificate_error(chain: &str) -> bool {
+    let c = chain.to_ascii_lowercase();
+    [
+        "certificate",
+        "unknownissuer",
+        "notvalidforname",
+        "handshake",
+        "tls",
+    ]
+    .iter()
+    .any(|w| c.contains(w))
+}
+
+/// What a failed connection to the coordinator means, and the flag that fixes it.
+pub fn explain_connect_error(e: &dyn std::error::Error, endpoint: &str) -> String {
+    let chain = error_chain(e);
+    let c = chain.to_ascii_lowercase();
+    let hint = if c.contains("unknownissuer") || c.contains("unknown issuer") {
+        "the coordinator's certificate is not signed by a CA this side trusts: give --tls-ca with the CA that signed it"
+    } else if c.contains("notvalidforname") || c.contains("not valid for name") {
+        "the coordinator's certificate does not name this address: dial a name it carries, or give --tls-domain NAME"
+    } else if c.contains("expired") || c.contains("notvalidyet") {
+        "the coordinator's certificate is expired or not valid yet: renew it (fleetload certs create-coordinator)"
+    } else if c.contains("certificate required") || c.contains("certificaterequired") {
+        "the coordinator asks for a client certificate (mutual TLS): give --tls-cert and --tls-key"
+    } else if c.contains("bad certificate")
+        || c.contains("unknown ca")
+        || c.contains("badcertificate")
+    {
+        "the coordinator refused this side's client certificate: give --tls-cert/--tls-key signed by the CA the coordinator trusts (its --tls-client-ca)"
+    } else if c.contains("connection refused") {
+        "nothing listens there: check the address and port, and that `fleetload coordinator` is running"
+    } else if is_certificate_error(&chain) {
+        "a TLS failure: check --tls-ca, --tls-cert/--tls-key and that the address uses https://"
+    } else if endpoint.starts_with("http://")
+        && (c.contains("h2 protocol")
+            || c.contains("frame with invalid size")
+            || c.contains("connection reset"))
+    {
+        "the coordinator did not answer in plaintext HTTP/2; if it serves TLS, use https:// and --tls-ca"
+    } else {
+        return chain;
+    };
+    format!("{chain} ({hint})")
 }
 
 /// One `--allow-target` pattern: `host[:port]`, `*.domain[:port]`, or `sqlite` (any
