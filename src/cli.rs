@@ -89,6 +89,16 @@ pub struct PlanArgs {
     /// SageMaker endpoint of the Aurora ML function (with --ml aurora).
     #[arg(long, alias = "endpoint")]
     pub ml_endpoint: Option<String>,
+    /// ML stand-in: fixed cost of each request (SageMaker overhead latency), e.g. 5ms.
+    /// Named for a run, the coordinator sets it in the database before the start.
+    #[arg(long)]
+    pub ml_delay: Option<String>,
+    /// ML stand-in: cost per row scored in a request, e.g. 100us.
+    #[arg(long)]
+    pub ml_row_cost: Option<String>,
+    /// ML stand-in: requests served at once across all sessions (model instances).
+    #[arg(long)]
+    pub ml_capacity: Option<u32>,
     /// Sessions (connections) per worker.
     #[arg(long)]
     pub sessions: Option<u32>,
@@ -162,6 +172,9 @@ impl PlanArgs {
             batch: self.batch,
             ml: self.ml.clone(),
             ml_endpoint: self.ml_endpoint.clone(),
+            ml_delay: self.ml_delay.clone(),
+            ml_row_cost: self.ml_row_cost.clone(),
+            ml_capacity: self.ml_capacity,
             sessions: self.sessions,
             mode: self.mode.clone(),
             rate: self.rate,
@@ -185,30 +198,6 @@ impl PlanArgs {
     }
 }
 
-/// The churn scenario's ML stand-in, installed by `prepare`.
-#[derive(Debug, Args, Clone)]
-pub struct MlArgs {
-    /// Stand-in endpoint: fixed cost of each request (SageMaker overhead latency).
-    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
-    pub ml_delay: Duration,
-    /// Stand-in endpoint: cost per row scored in a request.
-    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
-    pub ml_row_cost: Duration,
-    /// Stand-in endpoint: requests served at once across all sessions (model instances).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub ml_capacity: u32,
-}
-
-impl MlArgs {
-    pub fn settings(&self) -> fleetload_db::ml::MlSettings {
-        fleetload_db::ml::MlSettings {
-            overhead: self.ml_delay,
-            row_cost: self.ml_row_cost,
-            capacity: self.ml_capacity,
-        }
-    }
-}
-
 /// The coordinator's Prometheus endpoint.
 #[derive(Debug, Args, Clone)]
 pub struct MetricsArgs {
@@ -227,8 +216,6 @@ pub struct MetricsArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub ml: MlArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// Worker processes to start.
@@ -249,8 +236,6 @@ pub struct CoordinatorArgs {
     pub security: ServeSecurityArgs,
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub ml: MlArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     /// Prepare the data first, through the fleet: this coordinator creates the table and
@@ -358,8 +343,6 @@ pub struct WorkerArgs {
 pub struct PrepareArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub ml: MlArgs,
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,
@@ -371,8 +354,6 @@ pub struct FindCapacityArgs {
     pub security: ServeSecurityArgs,
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub ml: MlArgs,
     /// An SLO every stage must meet, repeatable, e.g. "p99<50ms", "error_rate<0.5%".
     #[arg(long = "slo", required = true)]
     pub slos: Vec<String>,

@@ -85,6 +85,16 @@ fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
     Ok(Plan::try_from(file.overlay(args.flags()))?)
 }
 
+/// The ML stand-in `prepare` installs: the plan's settings, the defaults for the rest.
+fn ml_settings(plan: &Plan) -> fleetload_db::ml::MlSettings {
+    let d = fleetload_db::ml::MlSettings::default();
+    fleetload_db::ml::MlSettings {
+        overhead: plan.standin.delay.unwrap_or(d.overhead),
+        row_cost: plan.standin.row_cost.unwrap_or(d.row_cost),
+        capacity: plan.standin.capacity.unwrap_or(d.capacity),
+    }
+}
+
 /// What `prepare` does for a plan, locally or through the fleet.
 fn prepare_spec(plan: &Plan, loaders: usize, ml: fleetload_db::ml::MlSettings) -> PrepareSpec {
     PrepareSpec {
@@ -127,7 +137,7 @@ async fn prepare_plan(
 
 async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
-    prepare_plan(&plan, args.loaders, args.ml.settings()).await?;
+    prepare_plan(&plan, args.loaders, ml_settings(&plan)).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -234,7 +244,7 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
     };
     let prepare = args
         .prepare
-        .then(|| prepare_spec(&plan, 4, args.ml.settings()));
+        .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
     println!(
         "finding the capacity of {} for {} from {} ops/s (×{} per stage of {}, then bisecting to {:.0}%)",
         plan.target,
@@ -602,7 +612,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     );
     let prepare = args
         .prepare
-        .then(|| prepare_spec(&plan, 4, args.ml.settings()));
+        .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
     let metrics = MetricsServer::start(&args.metrics).await?;
     let report = serve(
         listener,
@@ -747,7 +757,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // --prepare: the coordinator creates the table and every worker loads its shard.
     let prepare = args
         .prepare
-        .then(|| prepare_spec(&plan, 4, args.ml.settings()));
+        .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
     let metrics = MetricsServer::start(&args.metrics).await?;
     local_fleet(plan, args.workers, &args.report_dir, prepare, metrics).await
 }
@@ -759,11 +769,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // SQLite has one writer at a time and the trigger holds it for the model's delay,
     // so the demo's endpoint is quick (2 ms) and the rate moderate: the point is to show
     // the scenario, its model calls and its counters, not to saturate a file database.
-    let ml = fleetload_db::ml::MlSettings {
-        overhead: Duration::from_millis(2),
-        row_cost: Duration::from_micros(100),
-        capacity: 8,
-    };
     let raw = RawPlan {
         target: Some(format!("sqlite://{}", db.display())),
         scenario: Some("churn".into()),
@@ -772,6 +777,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         rate: Some(400.0),
         duration: Some(humantime::format_duration(args.duration).to_string()),
         warmup: Some("1s".into()),
+        ml_delay: Some("2ms".into()),
+        ml_row_cost: Some("100us".into()),
+        ml_capacity: Some(8),
         ..RawPlan::default()
     };
     let plan = Plan::try_from(raw)?;
@@ -780,7 +788,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         db.display(),
         humantime::format_duration(args.duration)
     );
-    prepare_plan(&plan, 1, ml).await?;
+    prepare_plan(&plan, 1, ml_settings(&plan)).await?;
     local_fleet(plan, 2, &args.report_dir, None, None).await
 }
 

@@ -491,6 +491,53 @@ fn the_fleet_prepares_the_data_in_parallel(target: &str) {
     assert_eq!(ok.code, Some(0), "{}", ok.stdout);
 }
 
+/// Stand-in settings named for a run take effect for that run (without --prepare),
+/// and the report's effective plan records those in force.
+fn stand_in_settings_named_for_a_run_take_effect(target: &str) {
+    prepare(target, "1ms", 16);
+    let r = run(
+        target,
+        &[
+            "--mix",
+            "predict_one=1",
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--sessions",
+            "4",
+            "--ml-delay",
+            "40ms",
+            "--ml-capacity",
+            "3",
+        ],
+    );
+    let p50 = f(&r["operations"]["predict_one"]["response_time"]["p50_ms"]);
+    assert!(p50 >= 40.0, "p50 {p50} ms with a 40 ms stand-in");
+    assert_eq!(r["plan"]["ml_delay"], "40ms", "{}", r["plan"]);
+    assert_eq!(r["plan"]["ml_row_cost"], "0s", "in force, though not named");
+    assert_eq!(u(&r["plan"]["ml_capacity"]), 3);
+    let int = bigint(target);
+    assert_eq!(
+        scalar(target, &format!("SELECT CAST(overhead_ms AS {int}) * 1000 + CAST(capacity AS {int}) FROM fl_ml_config")),
+        40_003
+    );
+    // Named for a scenario it does not apply to: refused, naming the key.
+    let o = fleetload(&[
+        "check",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "point_select",
+        "--ml-delay",
+        "5ms",
+    ]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.text().contains("ml_delay"), "{}", o.text());
+}
+
 // One test per check and target: MariaDB, PostgreSQL and SQLite (each in a database of
 // its own, so they run in parallel).
 
@@ -500,4 +547,5 @@ on_every_target!(
     a_batch_is_one_request_of_k_logical_calls,
     capacity_saturates_like_an_endpoint,
     the_fleet_prepares_the_data_in_parallel,
+    stand_in_settings_named_for_a_run_take_effect,
 );

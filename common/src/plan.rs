@@ -37,6 +37,15 @@ pub struct RawPlan {
     pub ml: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_endpoint: Option<String>,
+    /// The stand-in endpoint's fixed cost per request (churn, `ml = "standin"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml_delay: Option<String>,
+    /// The stand-in's cost per row scored in a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml_row_cost: Option<String>,
+    /// Requests the stand-in serves at once, across all sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml_capacity: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,6 +180,9 @@ impl RawPlan {
             batch,
             ml,
             ml_endpoint,
+            ml_delay,
+            ml_row_cost,
+            ml_capacity,
             sessions,
             mode,
             rate,
@@ -235,6 +247,9 @@ pub struct Plan {
     pub batch: u32,
     /// Where the churn model runs.
     pub ml: MlMode,
+    /// The stand-in's settings this plan names; the coordinator applies them before
+    /// the start, and records those in force once it has.
+    pub standin: StandIn,
     /// Sessions per worker.
     pub sessions: u32,
     pub load: LoadModel,
@@ -257,6 +272,27 @@ pub struct Plan {
     /// or the stage's start for a stage's thresholds).
     pub abort_on_fail: Option<Duration>,
 }
+
+/// Settings of the churn scenario's ML stand-in that a plan names (`None`: as the
+/// database has them, which `prepare` set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StandIn {
+    /// Fixed cost of each request (SageMaker's OverheadLatency).
+    pub delay: Option<Duration>,
+    /// Cost per row scored in a request.
+    pub row_cost: Option<Duration>,
+    /// Requests served at once across all sessions (model instances).
+    pub capacity: Option<u32>,
+}
+
+impl StandIn {
+    pub fn is_empty(&self) -> bool {
+        self.delay.is_none() && self.row_cost.is_none() && self.capacity.is_none()
+    }
+}
+
+/// Most requests the stand-in may serve at once.
+pub const MAX_ML_CAPACITY: u32 = 10_000;
 
 /// What a stage does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -456,6 +492,58 @@ impl TryFrom<RawPlan> for Plan {
             ("aurora", None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
             (other, _) => return Err(PlanError::invalid("ml", format!("{other:?}"), "\"standin\" (fleetload's in-database endpoint) or \"aurora\" (a real Aurora ML function)")),
         };
+        let standin = StandIn {
+            delay: raw
+                .ml_delay
+                .as_deref()
+                .map(|d| {
+                    within(
+                        "ml_delay",
+                        duration("ml_delay", Some(d), Duration::ZERO)?,
+                        Duration::ZERO,
+                        Duration::from_secs(60),
+                    )
+                })
+                .transpose()?,
+            row_cost: raw
+                .ml_row_cost
+                .as_deref()
+                .map(|d| {
+                    within(
+                        "ml_row_cost",
+                        duration("ml_row_cost", Some(d), Duration::ZERO)?,
+                        Duration::ZERO,
+                        Duration::from_secs(10),
+                    )
+                })
+                .transpose()?,
+            capacity: match raw.ml_capacity {
+                Some(c) if !(1..=MAX_ML_CAPACITY).contains(&c) => {
+                    return Err(PlanError::invalid(
+                        "ml_capacity",
+                        c,
+                        format!("requests served at once, between 1 and {MAX_ML_CAPACITY}"),
+                    ))
+                }
+                c => c,
+            },
+        };
+        if !standin.is_empty() {
+            let churn = matches!(
+                &scenario,
+                ScenarioRef::Builtin(crate::scenario::Scenario::Churn)
+            );
+            let key = if raw.ml_delay.is_some() {
+                "ml_delay"
+            } else if raw.ml_row_cost.is_some() {
+                "ml_row_cost"
+            } else {
+                "ml_capacity"
+            };
+            if !churn || !matches!(ml, MlMode::StandIn) {
+                return Err(PlanError::invalid(key, "set", "the ML stand-in's settings apply to the churn scenario with ml = \"standin\"; leave them out here"));
+            }
+        }
         let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
         if !(1..=MAX_SESSIONS).contains(&sessions) {
             return Err(PlanError::invalid(
@@ -732,6 +820,7 @@ impl TryFrom<RawPlan> for Plan {
             rows,
             batch,
             ml,
+            standin,
             sessions,
             load,
             duration: run_time,
@@ -837,6 +926,9 @@ impl Plan {
                 MlMode::StandIn => None,
                 MlMode::Aurora { endpoint } => Some(endpoint.clone()),
             },
+            ml_delay: self.standin.delay.map(fmt),
+            ml_row_cost: self.standin.row_cost.map(fmt),
+            ml_capacity: self.standin.capacity,
             sessions: Some(self.sessions),
             mode: Some(mode.to_string()),
             rate,

@@ -370,6 +370,11 @@ impl Controller {
             }
             None => None,
         };
+        if schema.is_none() {
+            // Before the workers open their sessions: SQLite's stand-in reads its
+            // settings when a session opens.
+            self.configure_standin().await?;
+        }
         self.assign()?;
         self.wait_ready(shutdown).await?;
         if let (Some(spec), Some(mut session)) = (&self.config.prepare, schema) {
@@ -383,9 +388,50 @@ impl Controller {
                 .map(|s| format!("{} {}", s.hello.name, s.rows_loaded))
                 .collect();
             tracing::info!(loaded = %loaded.join(", "), "data prepared by the fleet");
+            self.configure_standin().await?;
         }
         self.sync_clocks(shutdown).await?;
         self.collect(shutdown).await
+    }
+
+    /// Apply the ML stand-in settings the plan names and record those in force in the
+    /// plan the report embeds, so a run says what model latency and capacity it had.
+    async fn configure_standin(&mut self) -> Result<(), CoordinatorError> {
+        use fleetload_common::plan::{MlMode, StandIn};
+        use fleetload_common::scenario::Scenario;
+        let plan = &self.config.plan;
+        if plan.scenario.builtin() != Some(Scenario::Churn) || !matches!(plan.ml, MlMode::StandIn) {
+            return Ok(());
+        }
+        let spec =
+            fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)
+                .map_err(|e| CoordinatorError::Prepare(e.to_string()))?;
+        let mut session = spec
+            .connect()
+            .await
+            .map_err(|e| CoordinatorError::Prepare(e.to_string()))?;
+        let result =
+            fleetload_db::ml::configure(&mut session, plan.target.driver(), &plan.standin).await;
+        session.close().await;
+        let ml = match result {
+            Ok(ml) => ml,
+            // Nothing named: a run without the stand-in's table fails in the workers'
+            // own pre-flight, with the command that makes it.
+            Err(_) if plan.standin.is_empty() => return Ok(()),
+            Err(e) => {
+                return Err(CoordinatorError::Prepare(format!(
+                    "cannot set the ML stand-in's settings on {}: {e}; install it with `fleetload prepare --scenario churn --target {}`",
+                    plan.target, plan.target
+                )))
+            }
+        };
+        tracing::info!(delay = ?ml.overhead, row_cost = ?ml.row_cost, capacity = ml.capacity, "ML stand-in settings in force");
+        self.config.plan.standin = StandIn {
+            delay: Some(ml.overhead),
+            row_cost: Some(ml.row_cost),
+            capacity: Some(ml.capacity),
+        };
+        Ok(())
     }
 
     /// Estimate every worker's clock offset NTP-style: a few probes each, keeping the

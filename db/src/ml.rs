@@ -402,6 +402,59 @@ pub fn call_over_columns(function: &str, alias: &str) -> String {
     )
 }
 
+/// Set the stand-in's settings a plan names (the others stay as they are) and return
+/// those in force. Its functions read `fl_ml_config` on every request (MySQL,
+/// PostgreSQL) or when a session opens (SQLite), so this takes effect for a run when it
+/// is done before the workers open their sessions.
+///
+/// # Errors
+/// The stand-in is not installed (no `fl_ml_config`), or the database refused.
+pub async fn configure(
+    session: &mut crate::session::Session,
+    driver: Driver,
+    named: &fleetload_common::plan::StandIn,
+) -> Result<MlSettings, String> {
+    let mut set = Vec::new();
+    if let Some(d) = named.delay {
+        set.push(format!("overhead_ms = {}", ms(d)));
+    }
+    if let Some(d) = named.row_cost {
+        set.push(format!("row_cost_ms = {}", ms(d)));
+    }
+    if let Some(c) = named.capacity {
+        set.push(format!("capacity = {c}"));
+    }
+    if !set.is_empty() {
+        session
+            .run_text(&format!(
+                "UPDATE fl_ml_config SET {} WHERE id = 1",
+                set.join(", ")
+            ))
+            .await
+            .map_err(|e| crate::session::describe(&e))?;
+    }
+    let int = if driver == Driver::MySql {
+        "SIGNED"
+    } else {
+        "BIGINT"
+    };
+    let row = session
+        .named_i64(&format!(
+            "SELECT CAST(ROUND(overhead_ms * 1000) AS {int}) AS overhead_us, CAST(ROUND(row_cost_ms * 1000) AS {int}) AS row_cost_us, CAST(capacity AS {int}) AS capacity FROM fl_ml_config WHERE id = 1"
+        ))
+        .await
+        .map_err(|e| crate::session::describe(&e))?;
+    let get = |name: &str| row.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    match (get("overhead_us"), get("row_cost_us"), get("capacity")) {
+        (Some(o), Some(r), Some(c)) => Ok(MlSettings {
+            overhead: Duration::from_micros(u64::try_from(o).unwrap_or(0)),
+            row_cost: Duration::from_micros(u64::try_from(r).unwrap_or(0)),
+            capacity: u32::try_from(c).unwrap_or(1).max(1),
+        }),
+        _ => Err("fl_ml_config has no settings row".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
