@@ -316,6 +316,25 @@ fn a_database_outage_shows_as_a_window_and_the_run_recovers() {
         "{o:#}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OUTAGE"));
+    // The coordinator's own connection for the database's counters was cut too: it
+    // reconnects, and the time without samples is a gap, never zeros.
+    let c = &r["database_counters"];
+    let gaps = c["gaps"].as_array().expect("a gap in the counters");
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    let (from, to) = (f(&gaps[0]["from_s"]), f(&gaps[0]["to_s"]));
+    assert!((3.0..6.5).contains(&from) && to > from && to < 9.5, "{gaps:#?}");
+    let samples = c["samples"].as_array().unwrap();
+    assert!(samples.iter().any(|s| f(&s["t_s"]) > to), "sampled again after the gap");
+    assert!(
+        samples.iter().all(|s| u(&s["values"]["xact_commit"]) > 0),
+        "no zeros stand in for missing samples"
+    );
+    assert!(u(&c["deltas"]["xact_commit"]) > 0, "{c:#}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("database counters unavailable from"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // After it the cluster is back at the planned rate.
     let last = r["intervals"].as_array().unwrap().last().unwrap();
     let ok = u(&last["operations"]["point_select"]["count"]) as f64;

@@ -5,7 +5,9 @@
 
 use fleetload_common::plan::Plan;
 use fleetload_db::counters::{sample, Counters};
-use fleetload_db::session::ConnectSpec;
+use fleetload_db::counters::is_gauge;
+use fleetload_db::session::{ConnectSpec, Session};
+use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -18,6 +20,17 @@ pub struct Sample {
     pub values: Counters,
 }
 
+/// A time the counters could not be read (the connection was lost: a failover, a
+/// restart, a killed backend). No sample is invented for it: the series has a hole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The first attempt that failed, seconds after the start.
+    pub from_s: f64,
+    /// The first sample after it; `None` when the counters never came back.
+    pub to_s: Option<f64>,
+    pub error: String,
+}
+
 /// What the report holds of the database's counters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DatabaseCounters {
@@ -25,13 +38,52 @@ pub struct DatabaseCounters {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
     pub samples: Vec<Sample>,
-    /// Last sample minus first, per counter present in both.
+    /// Last sample minus first, per counter present in both (levels left out).
     pub deltas: BTreeMap<String, i64>,
+    /// Levels such as `Threads_connected`: their last value and the most seen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gauges: BTreeMap<String, Gauge>,
+    /// Times without samples, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
 }
 
-/// Sample until `stop` is cancelled (then once more), at `start + k·interval`.
+/// A level over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gauge {
+    pub last: i64,
+    pub max: i64,
+}
+
+/// The sampler's connection: reopened after a failure, at most once per interval.
+struct Link {
+    spec: ConnectSpec,
+    driver: fleetload_common::target::Driver,
+    session: Option<Session>,
+}
+
+impl Link {
+    async fn sample(&mut self) -> Result<Counters, String> {
+        if self.session.is_none() {
+            self.session = Some(self.spec.connect().await.map_err(|e| e.to_string())?);
+        }
+        let Some(session) = self.session.as_mut() else {
+            return Err("no connection".into());
+        };
+        let result = sample(session, self.driver).await;
+        if result.is_err() {
+            if let Some(dead) = self.session.take() {
+                dead.close().await;
+            }
+        }
+        result
+    }
+}
+
+/// Sample until `stop` is cancelled (then once more), at `start + k·interval`. A lost
+/// connection is reopened at the next edge; the time between is recorded as a gap.
 pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> DatabaseCounters {
-    let spec = match ConnectSpec::new(plan.target.clone(), plan.connect_timeout) {
+    let spec = match ConnectSpec::new(plan.target.clone(), plan.connect_timeout.min(plan.interval.max(Duration::from_secs(1)))) {
         Ok(s) => s,
         Err(e) => {
             return DatabaseCounters {
@@ -40,17 +92,11 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
             }
         }
     };
-    let mut session = match spec.connect().await {
-        Ok(s) => s,
-        Err(e) => {
-            return DatabaseCounters {
-                unavailable: Some(e.to_string()),
-                ..Default::default()
-            }
-        }
+    let mut link = Link {
+        spec,
+        driver: plan.target.driver(),
+        session: None,
     };
-    let driver = plan.target.driver();
-    let mut samples = Vec::new();
     let since = |now: Instant| {
         if now >= start {
             now.duration_since(start).as_secs_f64()
@@ -58,10 +104,36 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
             -start.duration_since(now).as_secs_f64()
         }
     };
-    samples.push(Sample {
-        t_s: since(Instant::now()),
-        values: sample(&mut session, driver).await,
-    });
+    let mut samples = Vec::new();
+    let mut gaps: Vec<Gap> = Vec::new();
+    let mut take = |t_s: f64, result: Result<Counters, String>, samples: &mut Vec<Sample>| {
+        let open = gaps.last_mut().filter(|g| g.to_s.is_none());
+        match (result, open) {
+            (Ok(values), Some(gap)) => {
+                gap.to_s = Some(t_s);
+                samples.push(Sample { t_s, values });
+            }
+            (Ok(values), None) => samples.push(Sample { t_s, values }),
+            (Err(_), Some(_)) => {}
+            (Err(error), None) => {
+                tracing::warn!(at_s = t_s, %error, "cannot read the database's counters; reconnecting at the next interval");
+                gaps.push(Gap { from_s: t_s, to_s: None, error });
+            }
+        }
+    };
+    // The first sample decides whether the counters can be read at all.
+    match link.sample().await {
+        Ok(values) => samples.push(Sample {
+            t_s: since(Instant::now()),
+            values,
+        }),
+        Err(e) => {
+            return DatabaseCounters {
+                unavailable: Some(e),
+                ..Default::default()
+            }
+        }
+    }
     let mut k: u32 = 1;
     loop {
         let edge = start + plan.interval * k;
@@ -74,25 +146,37 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
             stop.cancelled().await;
             break;
         }
-        samples.push(Sample {
-            t_s: since(Instant::now()),
-            values: sample(&mut session, driver).await,
-        });
+        let result = link.sample().await;
+        take(since(Instant::now()), result, &mut samples);
         k += 1;
     }
-    samples.push(Sample {
-        t_s: since(Instant::now()),
-        values: sample(&mut session, driver).await,
-    });
-    session.close().await;
+    let result = link.sample().await;
+    take(since(Instant::now()), result, &mut samples);
+    if let Some(session) = link.session.take() {
+        session.close().await;
+    }
+    summarize(samples, gaps)
+}
+
+/// Deltas of the totals and the levels of the gauges over `samples`.
+fn summarize(samples: Vec<Sample>, gaps: Vec<Gap>) -> DatabaseCounters {
     let deltas = match (samples.first(), samples.last()) {
         (Some(a), Some(b)) => b
             .values
             .iter()
-            .filter_map(|(k, v)| a.values.get(k).map(|w| (k.clone(), v - w)))
+            .filter(|(k, _)| !is_gauge(k))
+            .filter_map(|(k, v)| a.values.get(k).map(|w| (k.clone(), v.saturating_sub(*w))))
             .collect(),
         _ => BTreeMap::new(),
     };
+    let mut gauges: BTreeMap<String, Gauge> = BTreeMap::new();
+    for s in &samples {
+        for (k, v) in s.values.iter().filter(|(k, _)| is_gauge(k)) {
+            let g = gauges.entry(k.clone()).or_insert(Gauge { last: *v, max: *v });
+            g.last = *v;
+            g.max = g.max.max(*v);
+        }
+    }
     let unavailable = samples
         .iter()
         .all(|s| s.values.is_empty())
@@ -101,5 +185,34 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
         unavailable,
         samples,
         deltas,
+        gauges,
+        gaps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t_s: f64, pairs: &[(&str, i64)]) -> Sample {
+        Sample {
+            t_s,
+            values: pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn totals_become_deltas_and_levels_stay_levels() {
+        let c = summarize(
+            vec![
+                at(0.0, &[("Questions", 100), ("Threads_connected", 3)]),
+                at(1.0, &[("Questions", 400), ("Threads_connected", 40)]),
+                at(2.0, &[("Questions", 900), ("Threads_connected", 5)]),
+            ],
+            Vec::new(),
+        );
+        assert_eq!(c.deltas.get("Questions"), Some(&800));
+        assert!(!c.deltas.contains_key("Threads_connected"));
+        assert_eq!(c.gauges["Threads_connected"], Gauge { last: 5, max: 40 });
     }
 }

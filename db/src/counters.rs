@@ -25,19 +25,40 @@ pub const MYSQL_STATUS: [&str; 7] = [
     "Innodb_row_lock_waits",
 ];
 
+/// Counters that are levels, not totals: shown as they stand, never as deltas.
+pub const GAUGES: [&str; 4] = [
+    "Threads_running",
+    "Threads_connected",
+    "sessions_active",
+    "sessions_total",
+];
+
+/// Whether `name` is a level (see [`GAUGES`]) rather than a total that only grows.
+pub fn is_gauge(name: &str) -> bool {
+    GAUGES.contains(&name)
+}
+
 /// Read the counters once.
-pub async fn sample(session: &mut Session, driver: Driver) -> Counters {
+///
+/// # Errors
+/// The server's own counters could not be read at all (a lost connection, most
+/// likely): the caller reconnects, and shows the time without samples as a gap.
+pub async fn sample(session: &mut Session, driver: Driver) -> Result<Counters, String> {
     let mut out = Counters::new();
+    let mut failed: Option<String> = None;
     match driver {
         Driver::MySql => {
             let wanted = MYSQL_STATUS.map(|v| format!("'{v}'")).join(", ");
             let sql = format!("SHOW GLOBAL STATUS WHERE Variable_name IN ({wanted}) OR Variable_name LIKE 'Aurora\\_ml\\_%'");
-            if let Ok(rows) = session.text_pairs(&sql).await {
-                for (name, value) in rows {
-                    if let Ok(v) = value.trim().parse::<i64>() {
-                        out.insert(name, v);
+            match session.text_pairs(&sql).await {
+                Ok(rows) => {
+                    for (name, value) in rows {
+                        if let Ok(v) = value.trim().parse::<i64>() {
+                            out.insert(name, v);
+                        }
                     }
                 }
+                Err(e) => failed = Some(crate::session::describe(&e)),
             }
         }
         Driver::Postgres => {
@@ -46,8 +67,9 @@ pub async fn sample(session: &mut Session, driver: Driver) -> Counters {
                 "SELECT count(*) FILTER (WHERE state = 'active') AS sessions_active, count(*) AS sessions_total FROM pg_stat_activity WHERE datname = current_database()",
             ];
             for q in queries {
-                if let Ok(values) = session.named_i64(q).await {
-                    out.extend(values);
+                match session.named_i64(q).await {
+                    Ok(values) => out.extend(values),
+                    Err(e) => failed = Some(crate::session::describe(&e)),
                 }
             }
         }
@@ -58,5 +80,8 @@ pub async fn sample(session: &mut Session, driver: Driver) -> Counters {
             out.insert(name.to_string(), v);
         }
     }
-    out
+    match failed {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }

@@ -348,6 +348,12 @@ pub fn charts(r: &Report) -> Vec<Chart> {
                 name: (*k).clone(),
                 points: samples
                     .windows(2)
+                    // No rate across a time the counters could not be read.
+                    .filter(|w| {
+                        !r.database_counters.gaps.iter().any(|g| {
+                            g.from_s < w[1].t_s && g.to_s.is_none_or(|to| to > w[0].t_s)
+                        })
+                    })
                     .filter_map(|w| {
                         let (a, b) = (w[0].values.get(*k)?, w[1].values.get(*k)?);
                         let dt = (w[1].t_s - w[0].t_s).max(1e-9);
@@ -685,6 +691,17 @@ pub fn render(r: &Report) -> String {
             out,
             "<p class=meta>Database counters: not sampled ({}).</p>",
             escape(why)
+        );
+    }
+    for g in &r.database_counters.gaps {
+        let until = g
+            .to_s
+            .map_or("the end of the run".to_string(), |t| format!("{t:.1} s"));
+        let _ = write!(
+            out,
+            "<p class=meta>Database counters unavailable from {:.1} s to {until} ({}): the counter chart has no points there.</p>",
+            g.from_s,
+            escape(&g.error)
         );
     }
     out.push_str("</body></html>\n");

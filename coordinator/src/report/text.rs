@@ -304,13 +304,31 @@ worker clocks: {}{}",
     let c = &r.database_counters;
     if let Some(why) = &c.unavailable {
         let _ = writeln!(out, "\ndatabase counters unavailable: {why}");
-    } else if !c.deltas.is_empty() {
+    } else if !c.deltas.is_empty() || !c.gauges.is_empty() {
         let deltas: Vec<String> = c.deltas.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             out,
             "\ndatabase counters over the run ({} samples): {}",
             c.samples.len(),
             deltas.join(", ")
+        );
+        if !c.gauges.is_empty() {
+            let levels: Vec<String> = c
+                .gauges
+                .iter()
+                .map(|(k, g)| format!("{k} {} (max {})", g.last, g.max))
+                .collect();
+            let _ = writeln!(out, "database levels at the end: {}", levels.join(", "));
+        }
+    }
+    for g in &c.gaps {
+        let until = g
+            .to_s
+            .map_or("the end of the run".to_string(), |t| format!("{t:.1}s"));
+        let _ = writeln!(
+            out,
+            "database counters unavailable from {:.1}s to {until}: {}",
+            g.from_s, g.error
         );
     }
     if r.inserted_rows > 0 {
