@@ -163,8 +163,23 @@ fn closed_loop_stages_set_the_active_sessions() {
 #[test]
 fn live_control_changes_the_running_experiment_on_every_worker() {
     let lab = Site::new(3000, &[]);
+    // Two stages of 100 ops/s: the first ends before the first change, the second is
+    // overridden by it.
+    let plan = lab.dir.path().join("stages.toml");
+    std::fs::write(
+        &plan,
+        "[[stage]]\nstep = 100\nhold = \"2s\"\nthresholds = [\"p99 < 10s\"]\n\n[[stage]]\nstep = 100\nhold = \"7s\"\nthresholds = [\"p99 < 10s\"]\n",
+    )
+    .unwrap();
     let c = lab.coordinator(
-        &["--workers", "2", "--rate", "100", "--duration", "9s"],
+        &[
+            "--workers",
+            "2",
+            "--mode",
+            "open",
+            "--plan",
+            plan.to_str().unwrap(),
+        ],
         &[],
     );
     let workers: Vec<Child> = (0..2).map(|_| lab.worker(&[])).collect();
@@ -214,8 +229,29 @@ fn live_control_changes_the_running_experiment_on_every_worker() {
             );
         }
     }
-    let bad = ctl(&lab, &["set-rate", "-5"]);
-    assert_ne!(bad.code, Some(0), "a negative rate must be refused");
+    // Per stage, planned and offered: the second stage ran as the changes said, and its
+    // verdict says so; the first ran as planned.
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages[0]["overridden"], Value::Null, "{:#}", stages[0]);
+    assert_eq!(stages[1]["overridden"], true, "{:#}", stages[1]);
+    assert_eq!(f(&stages[1]["planned_to"]), 100.0);
+    assert_eq!(
+        f(&stages[1]["offered_to"]),
+        300.0,
+        "resumed at 300 by the end"
+    );
+    let verdicts = r["thresholds"].as_array().unwrap();
+    assert!(
+        verdicts
+            .iter()
+            .any(|t| t["scope"] == "stage 2" && t["overridden"] == true),
+        "{verdicts:#?}"
+    );
+    assert!(verdicts
+        .iter()
+        .any(|t| t["scope"] == "stage 1" && t["overridden"] == Value::Null));
+    let text = std::fs::read_to_string(lab.report_dir().join("report.txt")).unwrap();
+    assert!(text.contains("overridden"), "{text}");
 }
 
 /// A threshold that must fail fails, is reported and sets the exit status; with

@@ -346,3 +346,31 @@ async fn a_compressed_message_that_inflates_past_the_limit_is_refused() {
         "the bomb's content never reaches the report"
     );
 }
+
+/// The coordinator checks a set-rate's value itself: a client other than `fleetload
+/// ctl` (whose flag parser refuses a negative number first) gets a clear refusal.
+#[tokio::test]
+async fn set_rate_out_of_range_is_refused_by_the_coordinator() {
+    let (endpoint, coordinator, _dir) = start(1, Duration::from_secs(3)).await;
+    let mut client = pb::fleet_client::FleetClient::connect(endpoint)
+        .await
+        .unwrap();
+    for value in [-5.0, f64::NAN, f64::INFINITY, 1e12] {
+        let status = client
+            .command(pb::CommandRequest {
+                command: Some(pb::command_request::Command::SetRate(pb::SetRateCommand {
+                    value,
+                })),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{value}");
+        assert!(
+            status.message().contains("between 0 and"),
+            "{}",
+            status.message()
+        );
+    }
+    // The coordinator is still waiting for its worker, and gives up as it should.
+    assert!(coordinator.await.unwrap().is_err());
+}

@@ -322,9 +322,15 @@ fn a_database_outage_shows_as_a_window_and_the_run_recovers() {
     let gaps = c["gaps"].as_array().expect("a gap in the counters");
     assert_eq!(gaps.len(), 1, "{gaps:#?}");
     let (from, to) = (f(&gaps[0]["from_s"]), f(&gaps[0]["to_s"]));
-    assert!((3.0..6.5).contains(&from) && to > from && to < 9.5, "{gaps:#?}");
+    assert!(
+        (3.0..6.5).contains(&from) && to > from && to < 9.5,
+        "{gaps:#?}"
+    );
     let samples = c["samples"].as_array().unwrap();
-    assert!(samples.iter().any(|s| f(&s["t_s"]) > to), "sampled again after the gap");
+    assert!(
+        samples.iter().any(|s| f(&s["t_s"]) > to),
+        "sampled again after the gap"
+    );
     assert!(
         samples.iter().all(|s| u(&s["values"]["xact_commit"]) > 0),
         "no zeros stand in for missing samples"

@@ -4,12 +4,12 @@
 //! (`password_env`); if it cannot connect, the report says why and the run goes on.
 
 use fleetload_common::plan::Plan;
-use fleetload_db::counters::{sample, Counters};
 use fleetload_db::counters::is_gauge;
+use fleetload_db::counters::{sample, Counters};
 use fleetload_db::session::{ConnectSpec, Session};
-use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -83,7 +83,11 @@ impl Link {
 /// Sample until `stop` is cancelled (then once more), at `start + k·interval`. A lost
 /// connection is reopened at the next edge; the time between is recorded as a gap.
 pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> DatabaseCounters {
-    let spec = match ConnectSpec::new(plan.target.clone(), plan.connect_timeout.min(plan.interval.max(Duration::from_secs(1)))) {
+    let spec = match ConnectSpec::new(
+        plan.target.clone(),
+        plan.connect_timeout
+            .min(plan.interval.max(Duration::from_secs(1))),
+    ) {
         Ok(s) => s,
         Err(e) => {
             return DatabaseCounters {
@@ -117,7 +121,11 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
             (Err(_), Some(_)) => {}
             (Err(error), None) => {
                 tracing::warn!(at_s = t_s, %error, "cannot read the database's counters; reconnecting at the next interval");
-                gaps.push(Gap { from_s: t_s, to_s: None, error });
+                gaps.push(Gap {
+                    from_s: t_s,
+                    to_s: None,
+                    error,
+                });
             }
         }
     };
@@ -172,7 +180,9 @@ fn summarize(samples: Vec<Sample>, gaps: Vec<Gap>) -> DatabaseCounters {
     let mut gauges: BTreeMap<String, Gauge> = BTreeMap::new();
     for s in &samples {
         for (k, v) in s.values.iter().filter(|(k, _)| is_gauge(k)) {
-            let g = gauges.entry(k.clone()).or_insert(Gauge { last: *v, max: *v });
+            let g = gauges
+                .entry(k.clone())
+                .or_insert(Gauge { last: *v, max: *v });
             g.last = *v;
             g.max = g.max.max(*v);
         }

@@ -4,6 +4,7 @@
 use crate::merge::Merge;
 use crate::report::OpSummary;
 use fleetload_common::plan::{Plan, Stage};
+use fleetload_common::profile::Profile;
 use fleetload_common::stats::OpStats;
 use fleetload_common::threshold::{Metric, Threshold};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,29 @@ pub struct ThresholdResult {
     pub measured: f64,
     pub limit: f64,
     pub passed: bool,
+    /// The unit of `measured` and `limit`: `ms`, `ops/s`, or empty (a fraction for
+    /// error_rate, a count for dropped).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    /// Judged on a stage whose load a live change (ctl) replaced: the verdict is about
+    /// the load offered, not the one planned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overridden: bool,
+}
+
+impl ThresholdResult {
+    /// The measured value with its unit, as people read it.
+    pub fn measured_text(&self) -> String {
+        match self.unit.as_str() {
+            "" if self.threshold.contains("error_rate") => format!("{:.3}%", self.measured * 100.0),
+            "" => format!("{}", self.measured),
+            unit => format!(
+                "{}{}{unit}",
+                self.measured,
+                if unit == "ms" { "" } else { " " }
+            ),
+        }
+    }
 }
 
 /// What one stage planned and what the cluster did in it.
@@ -31,6 +55,15 @@ pub struct StageJson {
     /// Planned cluster value at the stage's start and end (ops/s or sessions).
     pub planned_from: f64,
     pub planned_to: f64,
+    /// What was offered at the stage's start and end, after live changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_from: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_to: Option<f64>,
+    /// A live change (ctl set-rate, pause, resume) replaced the planned load somewhere
+    /// in this stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overridden: bool,
     /// Every operation together, over the stage's measured intervals.
     pub all: Option<OpSummary>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -89,6 +122,13 @@ fn judge(
                 limit: t.value,
                 // No operation at all cannot meet a latency or rate threshold.
                 passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
+                unit: match t.metric {
+                    m if m.is_latency() => "ms",
+                    Metric::OkPerS => "ops/s",
+                    _ => "",
+                }
+                .to_string(),
+                overridden: false,
             }
         })
         .collect()
@@ -107,9 +147,38 @@ fn stage_range(plan: &Plan, stage: &Stage, warmup_intervals: u64) -> Option<Rang
     (end > first).then(|| first..=end - 1)
 }
 
+/// Whether the `offered` load differs from the plan's anywhere in `stage` (both are
+/// piecewise linear, so comparing at the stage's ends and every corner inside is exact).
+fn overridden(planned: &Profile, offered: &Profile, stage: &Stage) -> bool {
+    let (a, b) = (
+        stage.start.as_secs_f64(),
+        (stage.start + stage.duration).as_secs_f64(),
+    );
+    // Just inside the ends: a step at the stage's start belongs to it.
+    let inside = [a + 1e-6, (a + b) / 2.0, b - 1e-6];
+    planned
+        .points()
+        .iter()
+        .chain(offered.points())
+        .map(|(t, _)| *t)
+        .filter(|t| *t > a && *t < b)
+        .chain(inside)
+        .any(|t| {
+            (planned.value_at(t) - offered.value_at(t)).abs()
+                > 1e-6 * planned.value_at(t).abs().max(1.0)
+        })
+}
+
 /// Every threshold of the plan, judged over the run's measured intervals that were
-/// recorded (up to `ran_s`).
-pub fn evaluate(plan: &Plan, merge: &Merge, ran_s: f64) -> (Vec<ThresholdResult>, Vec<StageJson>) {
+/// recorded (up to `ran_s`). `offered` is the cluster's load as it ended up (the plan's
+/// stages, then live changes): stages it replaced are marked, and so are their verdicts.
+pub fn evaluate(
+    plan: &Plan,
+    merge: &Merge,
+    ran_s: f64,
+    offered: Option<&Profile>,
+) -> (Vec<ThresholdResult>, Vec<StageJson>) {
+    let planned = plan.cluster_profile();
     let i = interval_s(plan);
     let last = ((ran_s / i).ceil() as u64).saturating_sub(1);
     let warm = merge.warmup_intervals;
@@ -135,10 +204,22 @@ pub fn evaluate(plan: &Plan, merge: &Merge, ran_s: f64) -> (Vec<ThresholdResult>
             .as_ref()
             .map_or(0.0, |r| (r.end() - r.start() + 1) as f64 * i);
         let scope = format!("stage {}", n + 1);
-        let thresholds = match &range {
+        let changed = match (&planned, offered) {
+            (Some(p), Some(o)) => overridden(p, o, st),
+            _ => false,
+        };
+        let mut thresholds = match &range {
             Some(r) => judge(&scope, &st.thresholds, merge, r, seconds),
             None => Vec::new(),
         };
+        for t in &mut thresholds {
+            t.overridden = changed;
+        }
+        let at = |t: f64| offered.map(|o| o.value_at(t));
+        let (a, b) = (
+            st.start.as_secs_f64(),
+            (st.start + st.duration).as_secs_f64(),
+        );
         results.extend(thresholds.iter().cloned());
         stages.push(StageJson {
             index: n + 1,
@@ -147,6 +228,9 @@ pub fn evaluate(plan: &Plan, merge: &Merge, ran_s: f64) -> (Vec<ThresholdResult>
             end_s: (st.start + st.duration).as_secs_f64(),
             planned_from: st.from,
             planned_to: st.to,
+            offered_from: at(a + 1e-6),
+            offered_to: at(b - 1e-6),
+            overridden: changed,
             all: range.map(|r| OpSummary::of(&stats_over(merge, &r, None), seconds)),
             thresholds,
         });

@@ -350,9 +350,10 @@ pub fn charts(r: &Report) -> Vec<Chart> {
                     .windows(2)
                     // No rate across a time the counters could not be read.
                     .filter(|w| {
-                        !r.database_counters.gaps.iter().any(|g| {
-                            g.from_s < w[1].t_s && g.to_s.is_none_or(|to| to > w[0].t_s)
-                        })
+                        !r.database_counters
+                            .gaps
+                            .iter()
+                            .any(|g| g.from_s < w[1].t_s && g.to_s.is_none_or(|to| to > w[0].t_s))
                     })
                     .filter_map(|w| {
                         let (a, b) = (w[0].values.get(*k)?, w[1].values.get(*k)?);
@@ -576,7 +577,13 @@ pub fn render(r: &Report) -> String {
                 out,
                 "<tr><td>{}</td><td class=l>{}</td><td>{:.1}</td><td>{:.1}</td>",
                 st.index,
-                escape(&st.description),
+                escape(&match (st.overridden, st.offered_from, st.offered_to) {
+                    (true, Some(from), Some(to)) => format!(
+                        "{} (overridden by a live change: offered {from:.0} → {to:.0})",
+                        st.description
+                    ),
+                    _ => st.description.clone(),
+                }),
                 st.start_s,
                 st.end_s
             );
@@ -609,8 +616,12 @@ pub fn render(r: &Report) -> String {
                 if t.passed { "passed" } else { "failed" },
                 if t.passed { "PASS" } else { "FAIL" },
                 escape(&t.threshold),
-                escape(&t.scope),
-                t.measured
+                escape(&if t.overridden {
+                    format!("{} (load overridden by a live change)", t.scope)
+                } else {
+                    t.scope.clone()
+                }),
+                escape(&t.measured_text())
             );
         }
         out.push_str("</table>");

@@ -636,12 +636,23 @@ impl Report {
                 None => "no operation completed in the measured part of the run".to_string(),
             });
         }
-        let (thresholds, stages) =
-            crate::thresholds::evaluate(plan, merge, input.ran_for.as_secs_f64());
+        let (thresholds, stages) = crate::thresholds::evaluate(
+            plan,
+            merge,
+            input.ran_for.as_secs_f64(),
+            input.planned.as_ref(),
+        );
         for t in thresholds.iter().filter(|t| !t.passed) {
             failures.push(format!(
-                "threshold {} ({}) failed: measured {}, limit {}",
-                t.threshold, t.scope, t.measured, t.limit
+                "threshold {} ({}{}) failed: measured {}",
+                t.threshold,
+                t.scope,
+                if t.overridden {
+                    ", load overridden by a live change"
+                } else {
+                    ""
+                },
+                t.measured_text()
             ));
         }
         let delays: Vec<f64> = workers.iter().filter_map(|w| w.start_delay_ms).collect();

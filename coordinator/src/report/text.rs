@@ -38,6 +38,15 @@ fn header(out: &mut String) {
     );
 }
 
+/// A planned or offered load value: whole numbers without decimals.
+fn fmt_value(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// Render the summary: status, per-operation cluster table with service time and
 /// schedule lag, errors by class with samples, and per-worker rows.
 pub fn render(r: &Report) -> String {
@@ -201,7 +210,16 @@ stages:"
             "stage", "ok/s", "p50", "p99", "errors"
         );
         for st in &r.stages {
-            let label = format!("{}. {}", st.index, st.description);
+            let label = match (st.overridden, st.offered_from, st.offered_to) {
+                (true, Some(from), Some(to)) => format!(
+                    "{}. {} [overridden: offered {} → {}]",
+                    st.index,
+                    st.description,
+                    fmt_value(from),
+                    fmt_value(to)
+                ),
+                _ => format!("{}. {}", st.index, st.description),
+            };
             match &st.all {
                 Some(a) => {
                     let _ = writeln!(
@@ -228,11 +246,16 @@ thresholds:"
         for t in &r.thresholds {
             let _ = writeln!(
                 out,
-                "  {} {:<36} ({}) measured {}",
+                "  {} {:<36} ({}{}) measured {}",
                 if t.passed { "PASS" } else { "FAIL" },
                 t.threshold,
                 t.scope,
-                t.measured
+                if t.overridden {
+                    "; load overridden by a live change, not as planned"
+                } else {
+                    ""
+                },
+                t.measured_text()
             );
         }
     }
