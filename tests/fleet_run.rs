@@ -397,17 +397,35 @@ fn a_missing_worker_fails_naming_how_many_joined() {
 
 #[test]
 fn a_run_where_every_operation_fails_exits_non_zero_with_the_error() {
-    // No `prepare`: the table does not exist, so every query fails.
+    // The stand-in answers in 200 ms and the client gives up after 5 ms: every
+    // prediction times out.
     let dir = tempfile::tempdir().unwrap();
     let target = sqlite(dir.path());
-    std::fs::write(dir.path().join("t.db"), b"").unwrap();
+    fleetload(&[
+        "prepare",
+        "--target",
+        &target,
+        "--scenario",
+        "churn",
+        "--rows",
+        "200",
+    ])
+    .assert_ok();
     let report_dir = dir.path().join("report");
     let out = fleetload(&[
         "run",
         "--target",
         &target,
+        "--scenario",
+        "churn",
+        "--mix",
+        "predict_one=1",
+        "--ml-delay",
+        "200ms",
+        "--op-timeout",
+        "5ms",
         "--rate",
-        "50",
+        "20",
         "--duration",
         "2s",
         "--workers",
@@ -416,27 +434,91 @@ fn a_run_where_every_operation_fails_exits_non_zero_with_the_error() {
         report_dir.to_str().unwrap(),
     ]);
     assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        report_dir.join("report.json").exists(),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
     let r = read_report(&report_dir);
     assert_eq!(r["status"], "failed");
     let failures = r["failures"].to_string();
     assert!(
-        failures.contains("no operation succeeded") && failures.contains("no such table"),
+        failures.contains("no operation succeeded") && failures.contains("timeout"),
         "{failures}"
     );
-    let op = &r["operations"]["point_select"];
-    assert!(u(&op["errors"]["other_sql"]) >= 90, "{op:#}");
+    let op = &r["operations"]["predict_one"];
+    assert!(u(&op["errors"]["timeout"]) >= 30, "{op:#}");
     assert!(
         out.stdout.contains("FAILURE: no operation succeeded"),
         "{}",
         out.stdout
     );
 }
+
+/// Built-in scenarios are checked before the load, as scenario files are: a missing
+/// table fails the run before its start, naming the table and the `fleetload prepare`
+/// command that makes it; a plan reading keys the table does not have is refused; a
+/// plan that names no rows takes the table's key space.
+fn built_in_scenarios_are_checked_before_the_start(target: &str) {
+    // `fleetload COMMAND` on this target with `extra` flags.
+    let fl = |command: &str, extra: &[&str]| {
+        let mut args = vec![command, "--target", target, "--password-env", PASSWORD_ENV];
+        args.extend_from_slice(extra);
+        fleetload(&args)
+    };
+    if let Some(file) = target.strip_prefix("sqlite://") {
+        // An empty file: the missing table is what is checked here.
+        std::fs::write(file, b"").unwrap();
+    }
+    let o = fl("check", &["--scenario", "churn"]);
+    assert_ne!(o.code, Some(0));
+    assert!(
+        o.text().contains("customers") && o.text().contains("fleetload prepare"),
+        "{}",
+        o.text()
+    );
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r");
+    let report = report.to_str().unwrap();
+    let o = fl(
+        "run",
+        &[
+            "--scenario",
+            "point_select",
+            "--rate",
+            "20",
+            "--duration",
+            "30s",
+            "--report-dir",
+            report,
+        ],
+    );
+    assert_ne!(o.code, Some(0));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "ran its duration: {}",
+        o.text()
+    );
+    assert!(
+        o.text().contains("sbtest1") && o.text().contains("fleetload prepare"),
+        "{}",
+        o.text()
+    );
+
+    fl("prepare", &["--scenario", "point_select", "--rows", "700"]).assert_ok();
+    let o = fl("check", &["--rows", "100000"]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.text().contains("holds ids up to 700"), "{}", o.text());
+    fl(
+        "run",
+        &["--rate", "50", "--duration", "2s", "--report-dir", report],
+    )
+    .assert_ok();
+    let r = read_report(std::path::Path::new(report));
+    assert_eq!(
+        u(&r["plan"]["rows"]),
+        700,
+        "the key space of the table, not the default"
+    );
+}
+
+on_every_target!(built_in_scenarios_are_checked_before_the_start);
 
 #[test]
 fn a_bad_plan_names_the_key_and_what_is_allowed() {

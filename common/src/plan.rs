@@ -243,6 +243,9 @@ pub struct Plan {
     pub scenario: ScenarioRef,
     pub mix: Vec<(OpName, u32)>,
     pub rows: u64,
+    /// Whether the plan named `rows`; if not, a run on a built-in scenario takes the key
+    /// space from the table (`fleetload prepare` made it).
+    pub rows_given: bool,
     /// Rows per batched operation (predict_batch, score_new).
     pub batch: u32,
     /// Where the churn model runs.
@@ -818,6 +821,7 @@ impl TryFrom<RawPlan> for Plan {
             scenario,
             mix,
             rows,
+            rows_given: raw.rows.is_some(),
             batch,
             ml,
             standin,

@@ -371,8 +371,10 @@ impl Controller {
             None => None,
         };
         if schema.is_none() {
-            // Before the workers open their sessions: SQLite's stand-in reads its
-            // settings when a session opens.
+            // Before the workers are assigned and open their sessions: the key space
+            // decides the shards, and SQLite's stand-in reads its settings when a
+            // session opens.
+            self.take_key_space().await;
             self.configure_standin().await?;
         }
         self.assign()?;
@@ -392,6 +394,38 @@ impl Controller {
         }
         self.sync_clocks(shutdown).await?;
         self.collect(shutdown).await
+    }
+
+    /// A built-in scenario's plan that does not name `rows` reads the key space
+    /// `prepare` made: the table's highest id. (The default of a few thousand rows on a
+    /// table of millions would read a sliver of it and look faster than it is.) If the
+    /// table cannot be read, the workers' pre-flight says why.
+    async fn take_key_space(&mut self) {
+        let plan = &self.config.plan;
+        let Some(scenario) = plan.scenario.builtin() else {
+            return;
+        };
+        if plan.rows_given {
+            return;
+        }
+        let Ok(spec) =
+            fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)
+        else {
+            return;
+        };
+        let Ok(mut session) = spec.connect().await else {
+            return;
+        };
+        let highest = fleetload_db::workload::key_space(&mut session, scenario).await;
+        session.close().await;
+        if let Ok(Some(n)) = highest.map(|h| h.filter(|n| *n > 0)) {
+            tracing::info!(
+                rows = n,
+                table = scenario.table(),
+                "the plan names no rows: the key space is the table's, 1..={n}"
+            );
+            self.config.plan.rows = n;
+        }
     }
 
     /// Apply the ML stand-in settings the plan names and record those in force in the

@@ -100,6 +100,15 @@ impl ConnectSpec {
                             .synchronous(SqliteSynchronous::Normal);
                     }
                     let database = o.get_filename().to_path_buf();
+                    if !self.create && !database.exists() {
+                        return Err(sqlx::Error::Configuration(
+                            format!(
+                                "there is no SQLite file at {}; `fleetload prepare --target {url}` creates it and loads the scenario's table",
+                                database.display()
+                            )
+                            .into(),
+                        ));
+                    }
                     let mut conn = o.connect().await?;
                     register_ml(&mut conn, &database).await?;
                     Session::Sqlite(conn)

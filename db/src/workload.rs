@@ -103,6 +103,92 @@ impl Workload {
         self.scenario
     }
 
+    /// The statements operation `op` runs, with sample arguments of the types it binds.
+    fn statements(&self, op: Operation) -> Vec<(&str, Vec<Option<Arg>>)> {
+        let id = || Some(Arg::Int(1));
+        let customer = || {
+            customer_args(&churn::customer(self.seed, 1))
+                .into_iter()
+                .map(Some)
+                .collect()
+        };
+        match op {
+            Operation::PointSelect => vec![(self.point_select.as_str(), vec![id()])],
+            Operation::ReadCustomer => vec![(self.read_customer.as_str(), vec![id()])],
+            Operation::PredictOne => vec![(self.predict_one.as_str(), vec![id()])],
+            Operation::ReadPrediction => vec![(self.read_prediction.as_str(), vec![id()])],
+            Operation::InsertCustomer => vec![(self.insert_customer.as_str(), customer())],
+            Operation::UpdateUsage => vec![(
+                self.update_usage.as_str(),
+                vec![
+                    Some(Arg::Real(1.0)),
+                    Some(Arg::Real(1.0)),
+                    Some(Arg::Int(1)),
+                    id(),
+                ],
+            )],
+            Operation::PredictBatch | Operation::ScoreNew => {
+                let mut v = Vec::new();
+                if let Some(r) = &self.ml_request {
+                    v.push((r.as_str(), vec![id()]));
+                }
+                v.push(if op == Operation::PredictBatch {
+                    (self.predict_batch.as_str(), vec![id(), id()])
+                } else {
+                    (self.score_new.as_str(), vec![id(), id(), id(), id(), id()])
+                });
+                v
+            }
+        }
+    }
+
+    /// The pre-flight a worker runs before it reports ready, and `fleetload check`:
+    /// every statement of `ops` prepares on the server (the table, its columns and the
+    /// model's functions exist), and the table holds keys up to `rows`.
+    ///
+    /// # Errors
+    /// What is missing, and the `fleetload prepare` command that makes it.
+    pub async fn check(
+        &self,
+        session: &mut Session,
+        driver: Driver,
+        ops: &[Operation],
+        target: &str,
+        rows: u64,
+    ) -> Result<(), String> {
+        let scenario = self.scenario.name();
+        let table = self.scenario.table();
+        let prepare = format!(
+            "run `fleetload prepare --target {target} --scenario {scenario} --rows {rows}` first"
+        );
+        let what = match self.scenario {
+            Scenario::PointSelect => format!("the table `{table}` is"),
+            Scenario::Churn => {
+                format!("the table `{table}` or the model's functions (will_churn, fl_ml_*) are")
+            }
+        };
+        for op in ops {
+            for (sql, params) in self.statements(*op) {
+                session.describe_columns(sql, &params).await.map_err(|e| {
+                    format!(
+                        "scenario {scenario}, operation {}: its statement does not prepare on {}: {}; {what} missing or differ: {prepare}",
+                        op.name(),
+                        driver.name(),
+                        crate::session::describe(&e)
+                    )
+                })?;
+            }
+        }
+        let highest = key_space(session, self.scenario).await?;
+        match highest {
+            None | Some(0) => Err(format!("the table `{table}` is empty: {prepare}")),
+            Some(n) if n < rows => Err(format!(
+                "the plan reads keys 1..={rows} but `{table}` holds ids up to {n}: most reads would find nothing; give --rows {n} (or leave rows out: the run then takes the table's), or {prepare}"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Run one operation with keys from `keys`; returns the rows it inserted.
     ///
     /// # Errors
@@ -342,6 +428,28 @@ pub fn insert_rows(scenario: Scenario, seed: u64, rows: u64, ids: RangeInclusive
         }
     }
     sql
+}
+
+/// The highest id of the scenario's table: its key space, as `prepare` made it.
+///
+/// # Errors
+/// The table cannot be read.
+pub async fn key_space(session: &mut Session, scenario: Scenario) -> Result<Option<u64>, String> {
+    let table = scenario.table();
+    let int = match session {
+        Session::MySql(_) => "SIGNED",
+        _ => "BIGINT",
+    };
+    let highest = session
+        .scalar_i64(&format!("SELECT CAST(COALESCE(MAX(id), 0) AS {int}) FROM {table}"))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the highest id of `{table}`: {}",
+                crate::session::describe(&e)
+            )
+        })?;
+    Ok(u64::try_from(highest).ok())
 }
 
 #[cfg(test)]

@@ -394,10 +394,27 @@ pub async fn run(
         Ok(w) => w,
         Err(e) => return Err(control.fail(e).await),
     };
-    if let (Work::Custom { workload, .. }, Some(first)) = (&work, sessions.first_mut()) {
-        if let Err(e) = workload.check(first).await {
-            return Err(control.fail(e).await);
+    // So are a built-in scenario's, and its table's key space is checked: a missing
+    // table fails the run before the start with the command that makes it. Not while
+    // this very run prepares the data (the table fills and the model's functions are
+    // installed once every worker is ready).
+    let checked = match (&work, sessions.first_mut()) {
+        (Work::Custom { workload, .. }, Some(first)) => workload.check(first).await,
+        (Work::Builtin { workload, ops }, Some(first)) if !assignment.load_rows => {
+            workload
+                .check(
+                    first,
+                    assignment.target.driver(),
+                    ops,
+                    assignment.target.url(),
+                    assignment.rows,
+                )
+                .await
         }
+        _ => Ok(()),
+    };
+    if let Err(e) = checked {
+        return Err(control.fail(e).await);
     }
     control
         .send(ToCoordinator::Ready(pb::Ready {
