@@ -538,6 +538,48 @@ fn stand_in_settings_named_for_a_run_take_effect(target: &str) {
     assert!(o.text().contains("ml_delay"), "{}", o.text());
 }
 
+/// Teardown of the built-in scenario removes what its prepare made: the table, the
+/// triggers, the model's functions and the stand-in's configuration.
+fn teardown_removes_what_prepare_made(target: &str) {
+    prepare(target, "0ms", 4);
+    let objects = |t: &str| -> i64 {
+        if t.starts_with("postgres") {
+            scalar(t, "SELECT CAST(count(*) AS BIGINT) FROM pg_proc WHERE proname IN ('will_churn', 'will_churn_model', 'fl_ml_request', 'customers_predict')")
+                + scalar(t, "SELECT CAST(count(*) AS BIGINT) FROM pg_class WHERE relname IN ('customers', 'fl_ml_config', 'fl_ml_requests')")
+        } else if t.starts_with("mysql") {
+            scalar(t, "SELECT CAST(count(*) AS SIGNED) FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_name IN ('will_churn', 'will_churn_model', 'fl_ml_request')")
+                + scalar(t, "SELECT CAST(count(*) AS SIGNED) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ('customers', 'fl_ml_config')")
+                + scalar(t, "SELECT CAST(count(*) AS SIGNED) FROM information_schema.triggers WHERE trigger_schema = DATABASE()")
+        } else {
+            scalar(t, "SELECT count(*) FROM sqlite_master WHERE name IN ('customers', 'fl_ml_config', 'customers_predict_insert', 'customers_predict_update')")
+        }
+    };
+    assert!(objects(target) >= 2, "prepare made them");
+    let o = fleetload(&[
+        "teardown",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+    ]);
+    o.assert_ok();
+    assert!(!o.stdout.contains("ran 0 "), "{}", o.stdout);
+    assert_eq!(objects(target), 0, "teardown left objects behind");
+    // A second teardown finds nothing to remove and says so without failing.
+    fleetload(&[
+        "teardown",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        "churn",
+    ])
+    .assert_ok();
+}
+
 // One test per check and target: MariaDB, PostgreSQL and SQLite (each in a database of
 // its own, so they run in parallel).
 
@@ -548,4 +590,5 @@ on_every_target!(
     capacity_saturates_like_an_endpoint,
     the_fleet_prepares_the_data_in_parallel,
     stand_in_settings_named_for_a_run_take_effect,
+    teardown_removes_what_prepare_made,
 );

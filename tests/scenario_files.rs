@@ -388,6 +388,12 @@ fn a_malformed_file_is_refused_before_anything_connects() {
         "{}",
         out.stderr
     );
+    assert_eq!(
+        out.stderr.matches("unknown generator").count(),
+        1,
+        "said once: {}",
+        out.stderr
+    );
 }
 
 /// The built-in scenarios written as scenario files run as the built-ins do.

@@ -19,13 +19,21 @@ pub enum PlanError {
         value: String,
         allowed: String,
     },
+    /// The file's error is part of this message, not a cause below it: printed as a
+    /// chain it would read twice.
     #[error("plan key `scenario`: {0}")]
-    Scenario(#[from] crate::scenario_file::ScenarioFileError),
+    Scenario(crate::scenario_file::ScenarioFileError),
     #[error("plan key `{key}` is required: {hint}")]
     Missing {
         key: &'static str,
         hint: &'static str,
     },
+}
+
+impl From<crate::scenario_file::ScenarioFileError> for PlanError {
+    fn from(e: crate::scenario_file::ScenarioFileError) -> Self {
+        PlanError::Scenario(e)
+    }
 }
 
 impl PlanError {

@@ -91,6 +91,19 @@ impl Target {
         self.driver
     }
 
+    /// The database file of an SQLite target.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        (self.driver == Driver::Sqlite).then(|| {
+            std::path::PathBuf::from(
+                self.url
+                    .trim_start_matches("sqlite://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
     /// The URL; it never contains a password.
     pub fn url(&self) -> &str {
         &self.url

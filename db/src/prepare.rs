@@ -224,15 +224,7 @@ pub async fn finish_prepare(spec: &PrepareSpec, session: &mut Session) -> Result
             ),
             None => (crate::ml::install(driver, spec.ml), ""),
         };
-        if driver == Driver::Sqlite {
-            let database = std::path::PathBuf::from(
-                spec.target
-                    .url()
-                    .trim_start_matches("sqlite://")
-                    .split('?')
-                    .next()
-                    .unwrap_or_default(),
-            );
+        if let Some(database) = spec.target.sqlite_path() {
             crate::sqlite_ml::Endpoint::new(&database, spec.ml)
                 .reset_counters()
                 .map_err(|e| fail(format!("cannot reset the ML stand-in's counters: {e}")))?;
@@ -258,8 +250,33 @@ pub async fn finish_prepare(spec: &PrepareSpec, session: &mut Session) -> Result
     Ok(())
 }
 
-/// Run a scenario file's `[teardown]`; returns the statements run (built-in scenarios
-/// have none: their tables are dropped by the next prepare).
+/// What removes a built-in scenario's objects: the model's triggers and functions,
+/// the stand-in's configuration and counters, then the table. Every statement tolerates
+/// an object that is already gone, so a teardown can run twice.
+pub fn builtin_teardown(
+    driver: Driver,
+    scenario: Scenario,
+    aurora_endpoint: Option<&str>,
+) -> Vec<String> {
+    let mut drops: Vec<String> = Vec::new();
+    if scenario == Scenario::Churn {
+        let made = match aurora_endpoint {
+            Some(e) => crate::ml::install_aurora(driver, e, 1),
+            None => crate::ml::install(driver, crate::ml::MlSettings::default()),
+        };
+        for q in made {
+            if q.trim_start().to_ascii_uppercase().starts_with("DROP") && !drops.contains(&q) {
+                drops.push(q);
+            }
+        }
+    }
+    drops.push(format!("DROP TABLE IF EXISTS {}", scenario.table()));
+    drops
+}
+
+/// Remove what `prepare` made: a scenario file's `[teardown]`, or a built-in scenario's
+/// table, triggers and functions (and the SQLite stand-in's counter file). Returns the
+/// statements run.
 ///
 /// # Errors
 /// The target cannot be reached or a statement fails.
@@ -268,15 +285,32 @@ pub async fn teardown(spec: &PrepareSpec) -> Result<usize, PrepareError> {
         target: spec.target.to_string(),
         message,
     };
-    let ScenarioRef::File(file) = &spec.scenario else {
-        return Ok(0);
-    };
     let connect = ConnectSpec::new(spec.target.clone(), spec.connect_timeout)
         .map_err(|e| fail(e.to_string()))?;
     let mut session = connect.connect().await.map_err(|e| fail(e.to_string()))?;
-    let ran = crate::custom::run_plain(&mut session, file, &file.teardown, "[teardown]")
-        .await
-        .map_err(fail)?;
+    let ran = match &spec.scenario {
+        ScenarioRef::File(file) => {
+            crate::custom::run_plain(&mut session, file, &file.teardown, "[teardown]")
+                .await
+                .map_err(fail)?
+        }
+        ScenarioRef::Builtin(scenario) => {
+            let driver = spec.target.driver();
+            let drops = builtin_teardown(driver, *scenario, spec.aurora_endpoint.as_deref());
+            for q in &drops {
+                session
+                    .run_text(q)
+                    .await
+                    .map_err(|e| fail(format!("{q}: {}", describe(&e))))?;
+            }
+            if let (Driver::Sqlite, Some(database)) = (driver, spec.target.sqlite_path()) {
+                crate::sqlite_ml::Endpoint::new(&database, crate::ml::MlSettings::default())
+                    .reset_counters()
+                    .map_err(|e| fail(format!("cannot remove the stand-in's counter file: {e}")))?;
+            }
+            drops.len()
+        }
+    };
     session.close().await;
     Ok(ran)
 }

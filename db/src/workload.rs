@@ -441,7 +441,9 @@ pub async fn key_space(session: &mut Session, scenario: Scenario) -> Result<Opti
         _ => "BIGINT",
     };
     let highest = session
-        .scalar_i64(&format!("SELECT CAST(COALESCE(MAX(id), 0) AS {int}) FROM {table}"))
+        .scalar_i64(&format!(
+            "SELECT CAST(COALESCE(MAX(id), 0) AS {int}) FROM {table}"
+        ))
         .await
         .map_err(|e| {
             format!(
