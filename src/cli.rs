@@ -221,6 +221,10 @@ pub struct RunArgs {
     /// Worker processes to start.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Runtime threads of each worker process (see `fleetload worker --threads`); two
+    /// help a closed loop at full speed against a database on the same host.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// Where the report goes.
     #[arg(long, default_value = "fleetload-report")]
     pub report_dir: PathBuf,

@@ -284,7 +284,10 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
         None => {
             local_fleet_search(
                 plan,
-                args.workers,
+                LocalWorkers {
+                    count: args.workers,
+                    threads: 1,
+                },
                 &args.report_dir,
                 prepare,
                 None,
@@ -689,10 +692,22 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Start `n` worker processes of this binary that dial `endpoint`.
-fn spawn_workers(endpoint: &str, n: usize) -> anyhow::Result<Vec<tokio::process::Child>> {
+/// Worker processes started on this host (`run`, `demo`, `find-capacity`).
+#[derive(Debug, Clone, Copy)]
+struct LocalWorkers {
+    count: usize,
+    /// Runtime threads of each (the worker's `--threads`).
+    threads: u16,
+}
+
+fn spawn_workers(
+    endpoint: &str,
+    fleet: LocalWorkers,
+) -> anyhow::Result<Vec<tokio::process::Child>> {
+    let threads = fleet.threads.to_string();
     let exe =
         std::env::current_exe().context("cannot find the fleetload executable to start workers")?;
-    (0..n)
+    (0..fleet.count)
         .map(|i| {
             let mut cmd = tokio::process::Command::new(&exe);
             cmd.args([
@@ -703,6 +718,8 @@ fn spawn_workers(endpoint: &str, n: usize) -> anyhow::Result<Vec<tokio::process:
                 &format!("worker-{i}"),
                 "--dial-timeout",
                 "15s",
+                "--threads",
+                &threads,
             ])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -718,22 +735,23 @@ fn spawn_workers(endpoint: &str, n: usize) -> anyhow::Result<Vec<tokio::process:
 
 async fn local_fleet(
     plan: Plan,
-    workers: usize,
+    fleet: LocalWorkers,
     report_dir: &Path,
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
 ) -> anyhow::Result<ExitCode> {
-    local_fleet_search(plan, workers, report_dir, prepare, metrics, None).await
+    local_fleet_search(plan, fleet, report_dir, prepare, metrics, None).await
 }
 
 async fn local_fleet_search(
     plan: Plan,
-    workers: usize,
+    fleet: LocalWorkers,
     report_dir: &Path,
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
     search: Option<fleetload_coordinator::search::SearchSpec>,
 ) -> anyhow::Result<ExitCode> {
+    let workers = fleet.count;
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -742,7 +760,7 @@ async fn local_fleet_search(
         .context("cannot listen on loopback")?;
     let listener_addr = listener.local_addr()?;
     let endpoint = format!("http://{listener_addr}");
-    let mut children = spawn_workers(&endpoint, workers)?;
+    let mut children = spawn_workers(&endpoint, fleet)?;
     println!(
         "coordinator on {endpoint} with {workers} worker processes; target {}",
         plan.target
@@ -785,7 +803,11 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .prepare
         .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
     let metrics = MetricsServer::start(&args.metrics).await?;
-    local_fleet(plan, args.workers, &args.report_dir, prepare, metrics).await
+    let fleet = LocalWorkers {
+        count: args.workers,
+        threads: args.threads,
+    };
+    local_fleet(plan, fleet, &args.report_dir, prepare, metrics).await
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -815,7 +837,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         humantime::format_duration(args.duration)
     );
     prepare_plan(&plan, 1, ml_settings(&plan)).await?;
-    local_fleet(plan, 2, &args.report_dir, None, None).await
+    let fleet = LocalWorkers {
+        count: 2,
+        threads: 1,
+    };
+    local_fleet(plan, fleet, &args.report_dir, None, None).await
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -831,6 +857,18 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read the report {}", args.report.display()))?;
     let report: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a fleetload report.json", args.report.display()))?;
+    // A report of another database would only show its rows as missing here.
+    let reported = report["plan"]["target"].as_str().unwrap_or_default();
+    let same = fleetload_common::target::Target::parse(reported, None)
+        .is_ok_and(|t| t.url() == plan.target.url());
+    if !same {
+        bail!(
+            "{} is the report of a run on {}, not on {}: verify it against its own target (--target {reported})",
+            args.report.display(),
+            if reported.is_empty() { "an unknown target" } else { reported },
+            plan.target
+        );
+    }
     let field = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
     let expected = field(&report, "inserted_rows").with_context(|| {
         format!(

@@ -278,6 +278,19 @@ fn triggers_fill_predictions_and_counts_match(target: &str) {
         lost.stdout
     );
     exec(target, &format!("DELETE FROM customers WHERE id > {ROWS}"));
+    // The report of a run on another database is refused, naming both targets.
+    let elsewhere = if target.starts_with("sqlite") {
+        format!("{target}-other.db")
+    } else {
+        format!("{target}_other")
+    };
+    let o = verify(&elsewhere, report_dir.path());
+    assert_ne!(o.code, Some(0));
+    assert!(
+        o.text().contains(&elsewhere) && o.text().contains(target),
+        "{}",
+        o.text()
+    );
 
     // A second run inserts above the first run's ids: no collision, nothing lost.
     let r2 = run(

@@ -614,3 +614,56 @@ fn an_interrupted_run_still_writes_an_exact_report_and_exits_130() {
         "{count} ops in {measured} s"
     );
 }
+
+/// `run --threads N` gives each local worker process N runtime threads.
+#[test]
+fn run_passes_threads_to_its_worker_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "300"]).assert_ok();
+    let report = dir.path().join("r");
+    let mut run = spawn(
+        &[
+            "run",
+            "--target",
+            &target,
+            "--rate",
+            "20",
+            "--duration",
+            "3s",
+            "--threads",
+            "2",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < 2 && started.elapsed() < std::time::Duration::from_secs(10) {
+        // The run's children, by their parent pid (stat field 4).
+        let parent = run.id().to_string();
+        seen = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let stat = std::fs::read_to_string(p.join("stat")).ok()?;
+                let ppid = stat
+                    .rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .to_string();
+                (ppid == parent).then(|| std::fs::read(p.join("cmdline")).ok())?
+            })
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("worker --coordinator") && c.contains("--threads 2"))
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(wait_within(&mut run, std::time::Duration::from_secs(60)).is_some_and(|s| s.success()));
+    assert_eq!(seen.len(), 2, "worker processes with --threads 2: {seen:?}");
+    let o = fleetload(&["run", "--target", &target, "--threads", "0"]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.text().contains("--threads"), "{}", o.text());
+}
