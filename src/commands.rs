@@ -633,9 +633,10 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    // The bound address: with port 0 the system chose it, and workers need it.
+    let bound = listener.local_addr().unwrap_or(args.listen);
     println!(
-        "coordinator listening on {}; waiting {} for {} workers",
-        args.listen,
+        "coordinator listening on {bound}; waiting {} for {} workers",
         humantime::format_duration(args.join_timeout),
         args.workers
     );

@@ -521,3 +521,65 @@ fn capacity_search_finds_the_saturation_point() {
     );
     assert!(out.stdout.contains("capacity (p99<100ms)"));
 }
+
+/// `--listen 127.0.0.1:0` prints the port the system chose, which workers can dial;
+/// with room for more workers than came, insert ids step by the largest fleet the run
+/// admits, and the report says so (verify checks the ids by that stride).
+#[test]
+fn port_zero_prints_the_bound_address_and_the_stride_is_the_admitted_fleet() {
+    use std::io::BufRead;
+    let lab = Site::new(500, &[]);
+    let report = lab.report_dir();
+    let mut c = std::process::Command::new(BIN)
+        .args([
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            &lab.target,
+            "--rows",
+            "500",
+            "--workers",
+            "1",
+            "--max-workers",
+            "3",
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ])
+        .env("FLEETLOAD_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(c.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("coordinator listening on ")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    assert!(
+        !addr.ends_with(":0"),
+        "the requested address, not the bound one: {first}"
+    );
+    let w = spawn(
+        &["worker", "--coordinator", &format!("http://{addr}")],
+        lab.dir.path(),
+    );
+    // Drain the rest so the coordinator never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.count());
+    assert!(wait_within(&mut c, Duration::from_secs(60)).is_some_and(|s| s.success()));
+    let _ = drain.join();
+    assert_eq!(finish(w), 0);
+    let r = lab.report();
+    assert_eq!(
+        u(&r["workers"][0]["insert_id_stride"]),
+        3,
+        "{:#}",
+        r["workers"][0]
+    );
+}

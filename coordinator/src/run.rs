@@ -330,6 +330,12 @@ impl Controller {
         }
     }
 
+    /// Insert ids step by the largest fleet the run may have, so every worker, late
+    /// joiners included, inserts ids of its own residue; `verify` checks them by it.
+    fn insert_id_stride(&self) -> u64 {
+        self.config.max_workers.max(self.config.workers) as u64
+    }
+
     fn slot_of(&mut self, conn: u64) -> Option<(usize, &mut Slot)> {
         self.slots
             .iter_mut()
@@ -568,7 +574,7 @@ impl Controller {
         let n = self.slots.len() as u64;
         // Insert ids step by the largest fleet the run may have, so late joiners get
         // id residues of their own.
-        let stride = self.config.max_workers.max(self.slots.len()) as u64;
+        let stride = self.insert_id_stride();
         let shares = split_rate(&weights)?;
         let cluster = self.cluster.clone();
         if let (LoadModel::Closed { .. }, Some(c)) = (&plan.load, &cluster) {
@@ -772,7 +778,7 @@ impl Controller {
                 first: 1,
                 last: plan.rows,
             },
-            self.config.max_workers.max(self.slots.len()) as u64,
+            self.insert_id_stride(),
             load,
             false,
         ) {
@@ -1084,6 +1090,7 @@ impl Controller {
                 rows_loaded: (s.rows_loaded > 0).then_some(s.rows_loaded),
                 clock: s.clock,
                 first_op_unix_nanos: s.done.as_ref().and_then(|d| d.first_op_unix_nanos),
+                insert_id_stride: self.insert_id_stride(),
                 rejected: s
                     .rejected
                     .iter()

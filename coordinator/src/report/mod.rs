@@ -425,6 +425,8 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct WorkerInfo {
     pub index: u32,
+    /// The stride of its insert ids (the largest fleet the run admits).
+    pub insert_id_stride: u64,
     pub name: String,
     pub host: String,
     pub peer: Option<String>,
@@ -584,7 +586,7 @@ impl Report {
                     inserted_rows: w.inserted.map(|(rows, _, _)| rows),
                     insert_id_base: w.inserted.map(|(_, base, _)| base),
                     insert_id_last: w.inserted.and_then(|(_, _, last)| (last > 0).then_some(last)),
-                    insert_id_stride: input.workers.len() as u64,
+                    insert_id_stride: w.insert_id_stride,
                     rows_loaded: w.rows_loaded,
                     clock_offset_ms: w.clock.map(|(o, _)| o as f64 / 1e6),
                     clock_rtt_ms: w.clock.map(|(_, r)| r as f64 / 1e6),
@@ -866,6 +868,7 @@ pub(crate) mod tests {
         let workers: Vec<WorkerInfo> = (0..2u32)
             .map(|i| WorkerInfo {
                 index: i,
+                insert_id_stride: 2,
                 name: format!("worker-{i}"),
                 host: format!("host-{i}"),
                 peer: None,
