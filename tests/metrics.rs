@@ -106,10 +106,31 @@ fn metrics_scraped_during_a_run_end_equal_to_the_report() {
     assert_eq!(value(&last, "fleetload_workers_connected"), Some(2.0));
     let p99 = value(
         &last,
-        "fleetload_response_time_seconds{operation=\"point_select\",quantile=\"0.99\"}",
+        "fleetload_response_time_seconds{operation=\"point_select\",percentile=\"99\"}",
     )
     .unwrap();
     assert!(p99 > 0.0 && p99 < 1.0, "{p99}");
+
+    // Lint-clean for Prometheus itself (Debian's promtool, which scripts/test installs):
+    // during the run and after it.
+    for text in during.iter().take(1).chain([&last]) {
+        let mut lint = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian's prometheus package) is installed");
+        use std::io::Write;
+        lint.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = lint.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics:\n{}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // The shipped dashboard only asks for metrics the endpoint serves.
     let dashboard: serde_json::Value = serde_json::from_str(

@@ -169,10 +169,10 @@ impl Metrics {
                 s.totals.iter().map(|(op, t)| (op_label(op), t.retries as f64)).collect());
             ops(&mut out, "fleetload_achieved_rate", "gauge", "Successful operations per second in the last closed interval.",
                 s.last.iter().map(|(op, l)| (op_label(op), l.ok_per_s)).collect());
-            ops(&mut out, "fleetload_response_time_seconds", "gauge", "Last closed interval's cluster response time (completion - intended start) from the merged HdrHistogram; quantile 1 is the maximum.",
-                s.last.iter().flat_map(|(op, l)| ["0.5", "0.9", "0.99", "1"].iter().zip(l.response).map(move |(q, v)| (format!("{},quantile=\"{q}\"", op_label(op)), v))).collect());
+            ops(&mut out, "fleetload_response_time_seconds", "gauge", "Last closed interval's cluster response time (completion - intended start) from the merged HdrHistogram; percentile 100 is the maximum.",
+                s.last.iter().flat_map(|(op, l)| ["50", "90", "99", "100"].iter().zip(l.response).map(move |(q, v)| (format!("{},percentile=\"{q}\"", op_label(op)), v))).collect());
             ops(&mut out, "fleetload_schedule_lag_seconds", "gauge", "Last closed interval's p99 schedule lag (send - intended start), open loop.",
-                s.last.iter().filter_map(|(op, l)| l.lag_p99.map(|v| (format!("{},quantile=\"0.99\"", op_label(op)), v))).collect());
+                s.last.iter().filter_map(|(op, l)| l.lag_p99.map(|v| (format!("{},percentile=\"99\"", op_label(op)), v))).collect());
             out
         })
     }
@@ -281,7 +281,7 @@ mod tests {
             "fleetload_errors_total{operation=\"point_select\",class=\"deadlock\"} 0",
             "fleetload_retries_total{operation=\"point_select\"} 2",
             "fleetload_achieved_rate{operation=\"point_select\"} 3",
-            "fleetload_response_time_seconds{operation=\"point_select\",quantile=\"0.5\"} 0.002",
+            "fleetload_response_time_seconds{operation=\"point_select\",percentile=\"50\"} 0.002",
             "fleetload_target_rate 100",
             "fleetload_workers_connected 2",
             "fleetload_run_info{run_id=\"run-1\",scenario=\"point_select\",target=\"mysql://u@h:3306/db\"} 1",
