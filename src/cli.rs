@@ -54,9 +54,10 @@ pub struct DemoArgs {
     /// How long the demo load runs.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Where the report goes.
-    #[arg(long, default_value = "fleetload-report")]
-    pub report_dir: PathBuf,
+    /// Where the report goes. Default: a directory per run, fleetload-report/<run id>/,
+    /// with fleetload-report/latest pointing at the newest.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
 }
 
 /// The plan file and a flag for every plan key.
@@ -225,9 +226,10 @@ pub struct RunArgs {
     /// help a closed loop at full speed against a database on the same host.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
-    /// Where the report goes.
-    #[arg(long, default_value = "fleetload-report")]
-    pub report_dir: PathBuf,
+    /// Where the report goes. Default: a directory per run, fleetload-report/<run id>/,
+    /// with fleetload-report/latest pointing at the newest.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
     /// Prepare the data first, through the fleet: the coordinator creates the table and
     /// every worker loads its own shard in parallel.
     #[arg(long)]
@@ -259,9 +261,10 @@ pub struct CoordinatorArgs {
     /// How long to wait for them.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub join_timeout: Duration,
-    /// Where the report goes.
-    #[arg(long, default_value = "fleetload-report")]
-    pub report_dir: PathBuf,
+    /// Where the report goes. Default: a directory per run, fleetload-report/<run id>/,
+    /// with fleetload-report/latest pointing at the newest.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
 }
 
 /// How a worker or `ctl` reaches the coordinator securely. The token is read from the
@@ -385,9 +388,10 @@ pub struct FindCapacityArgs {
     /// With --listen: workers to wait for.
     #[arg(long, default_value_t = 1)]
     pub remote_workers: usize,
-    /// Where the report goes.
-    #[arg(long, default_value = "fleetload-report")]
-    pub report_dir: PathBuf,
+    /// Where the report goes. Default: a directory per run, fleetload-report/<run id>/,
+    /// with fleetload-report/latest pointing at the newest.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
     /// Prepare the data first, through the fleet.
     #[arg(long)]
     pub prepare: bool,
@@ -433,7 +437,7 @@ pub enum ReportCommand {
         /// The report.json.
         report: PathBuf,
         /// Where to write it (default: report.html beside the report.json).
-        #[arg(long)]
+        #[arg(long, short = 'o')]
         out: Option<PathBuf>,
     },
     /// Per operation, the change in throughput and percentiles from BASE to NEW, marking
@@ -456,7 +460,7 @@ pub struct CheckArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// The run's report.json.
-    #[arg(long, default_value = "fleetload-report/report.json")]
+    /// The run's report.json (default: the latest run's).
+    #[arg(long, default_value = "fleetload-report/latest/report.json")]
     pub report: PathBuf,
 }

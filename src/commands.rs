@@ -288,7 +288,7 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
                     count: args.workers,
                     threads: 1,
                 },
-                &args.report_dir,
+                args.report_dir.as_deref(),
                 prepare,
                 None,
                 Some(search),
@@ -313,7 +313,7 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
                 shutdown_token(),
             )
             .await?;
-            finish(&report, &args.report_dir)
+            finish(&report, args.report_dir.as_deref())
         }
     }
 }
@@ -511,16 +511,46 @@ async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn finish(report: &Report, dir: &Path) -> anyhow::Result<ExitCode> {
+/// Where a run's report goes: the directory asked for, or one of its own under
+/// `fleetload-report/`, so no run overwrites another's.
+const REPORTS: &str = "fleetload-report";
+
+fn finish(report: &Report, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     println!();
     print!("{}", fleetload_coordinator::report::text::render(report));
-    report.write_to(dir)?;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => Path::new(REPORTS).join(&report.run_id),
+    };
+    report.write_to(&dir)?;
+    if dir.parent() == Some(Path::new(REPORTS)) {
+        point_latest_at(&dir);
+    }
     println!("report written to {}", dir.join("report.json").display());
     Ok(match report.status {
         RunStatus::Passed => ExitCode::SUCCESS,
         RunStatus::Failed => ExitCode::FAILURE,
         RunStatus::Interrupted => ExitCode::from(130),
     })
+}
+
+/// `fleetload-report/latest` → the newest run's directory (a relative link, so the tree
+/// can be moved). A failure is only a warning: the report itself is written.
+fn point_latest_at(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let latest = parent.join("latest");
+    let fresh = parent.join(".latest.tmp");
+    let _ = std::fs::remove_file(&fresh);
+    #[cfg(unix)]
+    let linked =
+        std::os::unix::fs::symlink(name, &fresh).and_then(|()| std::fs::rename(&fresh, &latest));
+    #[cfg(not(unix))]
+    let linked: std::io::Result<()> = Ok(());
+    if let Err(e) = linked {
+        tracing::warn!(error = %e, link = %latest.display(), "cannot point the latest link at this run");
+    }
 }
 
 /// The Prometheus endpoint while it is served.
@@ -657,7 +687,7 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         shutdown_token(),
     )
     .await;
-    let code = report.and_then(|r| finish(&r, &args.report_dir));
+    let code = report.and_then(|r| finish(&r, args.report_dir.as_deref()));
     if let Some(m) = metrics {
         m.close().await;
     }
@@ -737,7 +767,7 @@ fn spawn_workers(
 async fn local_fleet(
     plan: Plan,
     fleet: LocalWorkers,
-    report_dir: &Path,
+    report_dir: Option<&Path>,
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
 ) -> anyhow::Result<ExitCode> {
@@ -747,7 +777,7 @@ async fn local_fleet(
 async fn local_fleet_search(
     plan: Plan,
     fleet: LocalWorkers,
-    report_dir: &Path,
+    report_dir: Option<&Path>,
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
     search: Option<fleetload_coordinator::search::SearchSpec>,
@@ -808,7 +838,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         count: args.workers,
         threads: args.threads,
     };
-    local_fleet(plan, fleet, &args.report_dir, prepare, metrics).await
+    local_fleet(plan, fleet, args.report_dir.as_deref(), prepare, metrics).await
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -842,7 +872,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         count: 2,
         threads: 1,
     };
-    local_fleet(plan, fleet, &args.report_dir, None, None).await
+    local_fleet(plan, fleet, args.report_dir.as_deref(), None, None).await
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {

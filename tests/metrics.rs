@@ -122,7 +122,11 @@ fn metrics_scraped_during_a_run_end_equal_to_the_report() {
             .spawn()
             .expect("promtool (Debian's prometheus package) is installed");
         use std::io::Write;
-        lint.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        lint.stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         let out = lint.wait_with_output().unwrap();
         assert!(
             out.status.success(),

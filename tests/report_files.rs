@@ -217,3 +217,63 @@ fn report_show_html_and_compare_read_report_json_again() {
         out.stderr
     );
 }
+
+/// Without --report-dir every run gets a directory of its own under
+/// fleetload-report/, and fleetload-report/latest points at the newest; `report html
+/// -o FILE` renders one where asked.
+#[test]
+fn each_run_keeps_its_own_report_directory_and_latest_points_at_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "200"]).assert_ok();
+    let mut run_ids = Vec::new();
+    for _ in 0..2 {
+        let (code, out) = output(spawn(
+            &[
+                "run",
+                "--target",
+                &target,
+                "--rate",
+                "20",
+                "--duration",
+                "1s",
+            ],
+            dir.path(),
+        ));
+        assert_eq!(code, Some(0), "{out}");
+        let latest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("fleetload-report/latest/report.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        run_ids.push(latest["run_id"].as_str().unwrap().to_string());
+    }
+    assert_ne!(run_ids[0], run_ids[1]);
+    for id in &run_ids {
+        assert!(
+            dir.path()
+                .join("fleetload-report")
+                .join(id)
+                .join("report.html")
+                .exists(),
+            "run {id} kept its own files"
+        );
+    }
+    let page = dir.path().join("page.html");
+    let json = dir
+        .path()
+        .join("fleetload-report")
+        .join(&run_ids[0])
+        .join("report.json");
+    fleetload(&[
+        "report",
+        "html",
+        json.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ])
+    .assert_ok();
+    assert!(std::fs::read_to_string(&page)
+        .unwrap()
+        .contains(&run_ids[0]));
+}
