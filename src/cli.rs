@@ -47,6 +47,9 @@ pub enum Command {
     Teardown(CheckArgs),
     /// After a churn run: check every prediction against the model and the inserted rows against the report.
     Verify(VerifyArgs),
+    /// Make the PEM files of a secure fleet: a CA, the coordinator's certificate, workers' client certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -463,4 +466,42 @@ pub struct VerifyArgs {
     /// The run's report.json (default: the latest run's).
     #[arg(long, default_value = "fleetload-report/latest/report.json")]
     pub report: PathBuf,
+}
+
+/// `fleetload certs`: certificates with the extensions rustls checks (X.509 v3, subject
+/// alternative names, key usage, extended key usage), as `cockroach cert` makes them.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// A fleet CA: DIR/ca.pem (give it to workers and ctl as --tls-ca, to the
+    /// coordinator as --tls-client-ca) and DIR/ca.key (keep it private).
+    #[command(name = "create-ca")]
+    Ca {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The coordinator's certificate for the names and addresses workers dial:
+    /// DIR/coordinator.pem and DIR/coordinator.key (--tls-cert, --tls-key).
+    #[command(name = "create-coordinator")]
+    Coordinator {
+        /// Host names and IP addresses, e.g. coordinator.internal 10.0.3.5 localhost.
+        #[arg(required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// A worker's (or ctl's) client certificate for mutual TLS: DIR/worker-NAME.pem and
+    /// DIR/worker-NAME.key (--tls-cert, --tls-key).
+    #[command(name = "create-worker")]
+    Worker {
+        name: String,
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
 }

@@ -72,6 +72,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check(a).await,
         Command::Report(c) => report(c),
         Command::Ctl(a) => ctl(a).await,
+        Command::Certs(c) => {
+            for p in crate::certs::run(&c)? {
+                println!("wrote {}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::FindCapacity(a) => find_capacity(a).await,
         Command::Teardown(a) => teardown(a).await,
     }

@@ -1,6 +1,7 @@
 //! The `fleetload` command line. All the work happens in the library crates; this file
 //! only parses arguments and maps the outcome to an exit status.
 
+mod certs;
 mod cli;
 mod commands;
 mod live;

@@ -553,3 +553,64 @@ fn certificate_errors_name_the_flag_and_are_not_retried() {
         o.text()
     );
 }
+
+/// `fleetload certs` makes what a mutual-TLS fleet needs, in one command each: the
+/// coordinator's certificate and a worker's pass rustls's checks, a run goes through,
+/// keys are private to their owner, and nothing is overwritten unasked.
+#[test]
+fn certs_made_by_fleetload_run_a_mutual_tls_fleet() {
+    let site = site();
+    let dir = site.dir.path().join("certs");
+    let d = dir.to_str().unwrap();
+    fleetload(&["certs", "create-ca", "--dir", d]).assert_ok();
+    fleetload(&[
+        "certs",
+        "create-coordinator",
+        "--dir",
+        d,
+        "localhost",
+        "127.0.0.1",
+    ])
+    .assert_ok();
+    fleetload(&["certs", "create-worker", "--dir", d, "w1"]).assert_ok();
+    let again = fleetload(&["certs", "create-ca", "--dir", d]);
+    assert_ne!(again.code, Some(0));
+    assert!(again.text().contains("--force"), "{}", again.text());
+    use std::os::unix::fs::PermissionsExt;
+    for key in ["ca.key", "coordinator.key", "worker-w1.key"] {
+        let mode = std::fs::metadata(dir.join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{key} is readable by others: {mode:o}");
+    }
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let c = site.coordinator(
+        &[
+            "--tls-cert",
+            &p("coordinator.pem"),
+            "--tls-key",
+            &p("coordinator.key"),
+            "--tls-client-ca",
+            &p("ca.pem"),
+        ],
+        &[],
+    );
+    let (code, out) = output(site.worker_at(
+        "https",
+        &[
+            "--tls-ca",
+            &p("ca.pem"),
+            "--tls-cert",
+            &p("worker-w1.pem"),
+            "--tls-key",
+            &p("worker-w1.key"),
+        ],
+        &[],
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    let (code, log) = output(c);
+    assert_eq!(code, Some(0), "{log}");
+    let bad = fleetload(&["certs", "create-worker", "--dir", d, "no spaces"]);
+    assert_ne!(bad.code, Some(0));
+}
