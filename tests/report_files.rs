@@ -55,6 +55,8 @@ fn report_html_renders_in_chromium_with_data_in_every_chart() {
     let url = format!("file://{}", html.display());
     let profile = tempfile::tempdir().unwrap();
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshot.png");
+    // (The target directory may live elsewhere: CARGO_TARGET_DIR.)
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let common_flags = [
         "--headless".to_string(),
         "--no-sandbox".into(),
