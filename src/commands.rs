@@ -628,12 +628,12 @@ async fn serve(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut display = crate::live::Display::new(
         format!(
-            "fleetload · {} · {} · {} workers",
+            "fleetload · {} · {} · {}",
             plan.scenario.name(),
             plan.target,
-            workers
+            fleetload_coordinator::report::count_of(workers, "worker", "workers")
         ),
-        plan.duration,
+        search.is_none().then_some(plan.duration),
         plan.warmup,
         workers,
     );
@@ -839,6 +839,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let prepare = args
         .prepare
         .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
+    if let Some(p) = &prepare {
+        println!(
+            "preparing {} rows of {} through the fleet: the coordinator creates the table, each of the {} workers loads its shard, then the run starts",
+            p.rows,
+            plan.scenario.name(),
+            args.workers
+        );
+    }
     let metrics = MetricsServer::start(&args.metrics).await?;
     let fleet = LocalWorkers {
         count: args.workers,

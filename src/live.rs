@@ -165,7 +165,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 #[derive(Debug, Clone)]
 pub struct Display {
     pub title: String,
-    pub duration: Duration,
+    /// `None` for a capacity search: it ends when it converges.
+    pub duration: Option<Duration>,
     pub warmup: Duration,
     pub workers_planned: usize,
     /// The plan's stages: (start, end, description), for "stage 2/3: hold …".
@@ -179,7 +180,7 @@ const BAR: usize = 30;
 impl Display {
     pub fn new(
         title: String,
-        duration: Duration,
+        duration: Option<Duration>,
         warmup: Duration,
         workers_planned: usize,
     ) -> Self {
@@ -210,9 +211,8 @@ impl Display {
                 ),
             ];
         };
-        let elapsed = (p.elapsed + now.saturating_duration_since(*at)).min(self.duration);
-        let frac = elapsed.as_secs_f64() / self.duration.as_secs_f64().max(1e-9);
-        let filled = ((frac * BAR as f64).round() as usize).min(BAR);
+        let running = p.elapsed + now.saturating_duration_since(*at);
+        let elapsed = self.duration.map_or(running, |d| running.min(d));
         let mut phase = if elapsed < self.warmup {
             "warm-up".to_string()
         } else {
@@ -229,16 +229,25 @@ impl Display {
         let target = p
             .target_rate
             .map_or(String::new(), |r| format!(" / target {r:.0}"));
+        let progress = match self.duration {
+            Some(d) => {
+                let frac = elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9);
+                let filled = ((frac * BAR as f64).round() as usize).min(BAR);
+                format!(
+                    "[{}{}] {:>5.1}s / {:.0}s",
+                    "█".repeat(filled),
+                    "░".repeat(BAR - filled),
+                    elapsed.as_secs_f64(),
+                    d.as_secs_f64()
+                )
+            }
+            None => format!("searching {:>5.1}s", elapsed.as_secs_f64()),
+        };
         vec![
             self.title.clone(),
             format!(
-                "[{}{}] {:>5.1}s / {:.0}s  {phase}  workers {}/{}",
-                "█".repeat(filled),
-                "░".repeat(BAR - filled),
-                elapsed.as_secs_f64(),
-                self.duration.as_secs_f64(),
-                p.workers,
-                self.workers_planned
+                "{progress}  {phase}  workers {}/{}",
+                p.workers, self.workers_planned
             ),
             format!(
                 "last interval: ok/s {:.0}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
@@ -340,7 +349,7 @@ mod tests {
     fn the_status_shows_progress_phase_rate_and_percentiles() {
         let mut d = Display::new(
             "fleetload run-1 · sqlite".into(),
-            Duration::from_secs(10),
+            Some(Duration::from_secs(10)),
             Duration::from_secs(2),
             2,
         );
@@ -349,7 +358,7 @@ mod tests {
         d.update(Progress {
             interval: 4,
             elapsed: Duration::from_secs(5),
-            duration: Duration::from_secs(10),
+            duration: Some(Duration::from_secs(10)),
             warmup: false,
             workers_reporting: 2,
             workers: 2,

@@ -59,6 +59,8 @@ pub struct Gauge {
 struct Link {
     spec: ConnectSpec,
     driver: fleetload_common::target::Driver,
+    /// Read the ML stand-in's counters (churn with `ml = "standin"` only).
+    standin: bool,
     session: Option<Session>,
 }
 
@@ -70,7 +72,7 @@ impl Link {
         let Some(session) = self.session.as_mut() else {
             return Err("no connection".into());
         };
-        let result = sample(session, self.driver).await;
+        let result = sample(session, self.driver, self.standin).await;
         if result.is_err() {
             if let Some(dead) = self.session.take() {
                 dead.close().await;
@@ -99,6 +101,8 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
     let mut link = Link {
         spec,
         driver: plan.target.driver(),
+        standin: plan.scenario.builtin() == Some(fleetload_common::scenario::Scenario::Churn)
+            && matches!(plan.ml, fleetload_common::plan::MlMode::StandIn),
         session: None,
     };
     let since = |now: Instant| {

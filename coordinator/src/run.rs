@@ -71,7 +71,8 @@ impl CoordinatorConfig {
 pub struct Progress {
     pub interval: u64,
     pub elapsed: Duration,
-    pub duration: Duration,
+    /// The planned length; `None` for a capacity search, which ends when it converges.
+    pub duration: Option<Duration>,
     pub warmup: bool,
     pub workers_reporting: usize,
     pub workers: usize,
@@ -89,11 +90,13 @@ impl fmt::Display for Progress {
             .target_rate
             .map(|r| format!(" (target {r:.0})"))
             .unwrap_or_default();
+        let of = self
+            .duration
+            .map_or(String::new(), |d| format!("/{:.0}s", d.as_secs_f64()));
         write!(
             f,
-            "[{:>5.1}s/{:.0}s]{} workers {}/{}  ok/s {:.0}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
+            "[{:>5.1}s{of}]{} workers {}/{}  ok/s {:.0}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
             self.elapsed.as_secs_f64(),
-            self.duration.as_secs_f64(),
             if self.warmup { " warm-up" } else { "" },
             self.workers_reporting,
             self.workers,
@@ -1653,7 +1656,7 @@ impl Controller {
         let progress = Progress {
             interval: k,
             elapsed: end,
-            duration: plan.duration,
+            duration: self.search.is_none().then_some(plan.duration),
             warmup: k < merge.warmup_intervals,
             workers_reporting: agg.workers_reporting(),
             workers: live,

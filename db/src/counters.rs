@@ -43,7 +43,13 @@ pub fn is_gauge(name: &str) -> bool {
 /// # Errors
 /// The server's own counters could not be read at all (a lost connection, most
 /// likely): the caller reconnects, and shows the time without samples as a gap.
-pub async fn sample(session: &mut Session, driver: Driver) -> Result<Counters, String> {
+/// `standin`: the run uses the ML stand-in, so its request counters are read too (a
+/// database where churn was prepared once still has them; other runs leave them out).
+pub async fn sample(
+    session: &mut Session,
+    driver: Driver,
+    standin: bool,
+) -> Result<Counters, String> {
     let mut out = Counters::new();
     let mut failed: Option<String> = None;
     match driver {
@@ -75,7 +81,12 @@ pub async fn sample(session: &mut Session, driver: Driver) -> Result<Counters, S
         }
         Driver::Sqlite => {}
     }
-    for (name, sql) in crate::ml::counters(driver) {
+    let standin_counters = if standin {
+        crate::ml::counters(driver)
+    } else {
+        Vec::new()
+    };
+    for (name, sql) in standin_counters {
         if let Ok(v) = session.scalar_i64(sql).await {
             out.insert(name.to_string(), v);
         }

@@ -412,13 +412,7 @@ pub fn render(r: &Report) -> String {
     };
     let plan = &r.plan;
     let target = fleetload_common::target::redact(plan.target.as_deref().unwrap_or("?"));
-    let load = match plan.rate {
-        Some(rate) => format!("open loop at {rate} ops/s"),
-        None => format!(
-            "closed loop, think time {}",
-            plan.think_time.as_deref().unwrap_or("0s")
-        ),
-    };
+    let load = r.load_description();
     let _ = write!(
         out,
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>fleetload {}</title><meta name=viewport content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head><body>",
@@ -452,11 +446,15 @@ pub fn render(r: &Report) -> String {
     summary_table(&mut out, &rows);
     let _ = write!(
         out,
-        "<p class=meta>Response time = completion − intended start (open loop) or send (closed loop). Merge check: {}.</p>",
+        "<p class=meta>Response time = {}. Merge check: {}.</p>",
+        r.response_time_definition(),
         if r.verification.merged_equals_executed {
             "the merged snapshots equal what every worker executed".to_string()
         } else {
-            format!("MISMATCH: {}", escape(&r.verification.mismatches.join("; ")))
+            format!(
+                "MISMATCH: {}",
+                escape(&r.verification.mismatches.join("; "))
+            )
         }
     );
 

@@ -27,6 +27,26 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// `1 worker`, `3 workers`.
+pub fn count_of(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Error samples with identical messages folded, each with how often it was kept.
+pub fn distinct_samples(samples: &[ErrorSampleJson]) -> Vec<(&ErrorSampleJson, usize)> {
+    let mut out: Vec<(&ErrorSampleJson, usize)> = Vec::new();
+    for e in samples {
+        match out
+            .iter_mut()
+            .find(|(seen, _)| seen.class == e.class && seen.message == e.message)
+        {
+            Some((_, n)) => *n += 1,
+            None => out.push((e, 1)),
+        }
+    }
+    out
+}
+
 /// Version of the report format; bumped on any incompatible change.
 pub const REPORT_FORMAT: u32 = 1;
 
@@ -480,6 +500,46 @@ pub struct ReportInput<'a> {
 }
 
 impl Report {
+    /// The load as people would say it: a capacity search, a staged plan, a constant
+    /// rate, or a closed loop.
+    pub fn load_description(&self) -> String {
+        let plan = &self.plan;
+        let closed = plan.mode.as_deref() == Some("closed");
+        let unit = if closed { "sessions" } else { "ops/s" };
+        if let Some(c) = &self.capacity {
+            let first = c.curve.first().map_or(0.0, |p| p.rate);
+            return format!(
+                "capacity search from {first} ops/s for {}",
+                c.slos.join(", ")
+            );
+        }
+        match (&plan.stage, closed) {
+            (Some(stages), _) if !stages.is_empty() => {
+                let peak = self.planned.iter().map(|p| p[1]).fold(0.0_f64, f64::max);
+                format!(
+                    "{} loop, {} up to {peak} {unit}",
+                    if closed { "closed" } else { "open" },
+                    count_of(stages.len(), "stage", "stages")
+                )
+            }
+            (_, true) => format!(
+                "closed loop, think time {}",
+                plan.think_time.as_deref().unwrap_or("0s")
+            ),
+            (_, false) => format!("open loop at {} ops/s", plan.rate.unwrap_or(0.0)),
+        }
+    }
+
+    /// What the response time measures: from the intended start in open loop (so time
+    /// spent behind schedule counts), from the send in closed loop.
+    pub fn response_time_definition(&self) -> &'static str {
+        if self.plan.mode.as_deref() == Some("closed") {
+            "completion − send"
+        } else {
+            "completion − intended start"
+        }
+    }
+
     pub fn build(input: ReportInput<'_>, merge: &Merge) -> Report {
         let plan = input.plan;
         let interval_s = plan.interval.as_secs_f64();
@@ -939,6 +999,42 @@ pub(crate) mod tests {
     fn the_csv_reads_as_reviewed() {
         let r = fixture();
         redacted(|| insta::assert_snapshot!("csv", files::csv(&r)));
+    }
+
+    /// What users noticed: "1 workers", a constant-rate header on staged runs, 0.000ms
+    /// for nothing measured, three identical error samples, open-loop wording in a
+    /// closed-loop report.
+    #[test]
+    fn the_summary_says_what_ran_in_plain_words() {
+        assert_eq!(count_of(1, "worker", "workers"), "1 worker");
+        assert_eq!(count_of(3, "worker", "workers"), "3 workers");
+        let mut r = fixture();
+        assert_eq!(r.load_description(), "open loop, 2 stages up to 60 ops/s");
+        r.plan.stage = None;
+        assert_eq!(r.load_description(), "open loop at 40 ops/s");
+        r.plan.mode = Some("closed".into());
+        r.plan.think_time = Some("5ms".into());
+        assert_eq!(r.load_description(), "closed loop, think time 5ms");
+        assert_eq!(r.response_time_definition(), "completion − send");
+        let text = text::render(&r);
+        assert!(text.contains("response time (completion − send)"), "{text}");
+
+        let mut r = fixture();
+        let op = r.operations.values_mut().next().unwrap();
+        op.count = 0;
+        let same = ErrorSampleJson {
+            class: ErrorClass::Connect,
+            message: "refused".into(),
+        };
+        op.error_samples = vec![same.clone(), same.clone(), same];
+        op.error_total = 3;
+        let text = text::render(&r);
+        assert!(
+            text.contains("—"),
+            "no latency shown for no success: {text}"
+        );
+        assert_eq!(text.matches("refused").count(), 1, "{text}");
+        assert!(text.contains("(×3 in the samples)"), "{text}");
     }
 
     #[test]

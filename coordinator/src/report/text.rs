@@ -15,16 +15,24 @@ fn ms(x: f64) -> String {
 
 fn row(out: &mut String, label: &str, s: &OpSummary) {
     let r = &s.response_time;
+    // Nothing succeeded: no latency was measured, which 0.000ms would hide.
+    let at = |x: f64| {
+        if s.count == 0 {
+            "—".to_string()
+        } else {
+            ms(x)
+        }
+    };
     let _ = writeln!(
         out,
         "  {label:<22} {:>10} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
         s.count,
         s.ok_per_s,
-        ms(r.p50_ms),
-        ms(r.p90_ms),
-        ms(r.p99_ms),
-        ms(r.p999_ms),
-        ms(r.max_ms),
+        at(r.p50_ms),
+        at(r.p90_ms),
+        at(r.p99_ms),
+        at(r.p999_ms),
+        at(r.max_ms),
         s.error_total,
         s.dropped_backlog
     );
@@ -58,20 +66,14 @@ pub fn render(r: &Report) -> String {
     };
     let _ = writeln!(out, "fleetload run {} — {status}", r.run_id);
     let plan = &r.plan;
-    let load = match plan.rate {
-        Some(rate) => format!("open loop at {rate} ops/s"),
-        None => format!(
-            "closed loop, think time {}",
-            plan.think_time.as_deref().unwrap_or("0s")
-        ),
-    };
     let _ = writeln!(
         out,
-        "target {}  scenario {}  {} workers × {} sessions  {load}",
+        "target {}  scenario {}  {} × {} sessions  {}",
         plan.target.as_deref().unwrap_or("?"),
         plan.scenario.as_deref().unwrap_or("?"),
-        r.workers.len(),
-        plan.sessions.unwrap_or(0)
+        super::count_of(r.workers.len(), "worker", "workers"),
+        plan.sessions.unwrap_or(0),
+        r.load_description()
     );
     let _ = writeln!(
         out,
@@ -83,7 +85,8 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\nresponse time (completion − intended start), cluster:"
+        "\nresponse time ({}), cluster:",
+        r.response_time_definition()
     );
     header(&mut out);
     for (name, s) in &r.operations {
@@ -123,15 +126,20 @@ pub fn render(r: &Report) -> String {
                 s.error_rate * 100.0,
                 classes.join(", ")
             );
-            for e in &s.error_samples {
+            for (e, n) in super::distinct_samples(&s.error_samples) {
                 let _ = writeln!(
                     out,
-                    "    [{}] {}",
+                    "    [{}] {}{}",
                     serde_json::to_value(e.class)
                         .ok()
                         .and_then(|v| v.as_str().map(String::from))
                         .unwrap_or_default(),
-                    e.message
+                    e.message,
+                    if n > 1 {
+                        format!(" (×{n} in the samples)")
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }
@@ -149,9 +157,13 @@ pub fn render(r: &Report) -> String {
             .rate
             .map(|r| format!(" rate {r:.1}/s"))
             .unwrap_or_default();
+        let loaded = w
+            .rows_loaded
+            .map(|n| format!(", loaded {n} rows"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "    {} on {}: shard [{}, {}]{rate}, {}{}",
+            "    {} on {}: shard [{}, {}]{rate}{loaded}, {}{}",
             w.name,
             w.host,
             w.shard.first,
