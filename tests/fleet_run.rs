@@ -667,3 +667,59 @@ fn run_passes_threads_to_its_worker_processes() {
     assert_ne!(o.code, Some(0));
     assert!(o.text().contains("--threads"), "{}", o.text());
 }
+
+/// Reads that find no row are counted and warned about: the report holds the rows
+/// every operation returned and how many found none, per operation and interval, in
+/// report.json and report.csv, and the summary says so loudly.
+#[test]
+fn lookups_that_find_no_row_are_counted_and_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &target, "--rows", "1000"]).assert_ok();
+    // Half the keys disappear; the highest stays, so the pre-flight lets the run go.
+    exec(
+        &target,
+        "DELETE FROM sbtest1 WHERE id % 2 = 0 AND id < 1000",
+    );
+    let report = dir.path().join("r");
+    let o = fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--rows",
+        "1000",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    o.assert_ok();
+    let r = read_report(&report);
+    let op = &r["operations"]["point_select"];
+    let (count, rows, empty) = (u(&op["count"]), u(&op["rows"]), u(&op["empty_results"]));
+    assert_eq!(
+        rows + empty,
+        count,
+        "a point lookup returns one row or none: {op:#}"
+    );
+    let share = empty as f64 / count as f64;
+    assert!(
+        (0.35..0.65).contains(&share),
+        "{empty} of {count} found nothing"
+    );
+    assert!(
+        o.stdout.contains("WARNING point_select") && o.stdout.contains("found no row"),
+        "{}",
+        o.stdout
+    );
+    let csv = std::fs::read_to_string(report.join("report.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",retries,rows,empty_results"),
+        "{csv}"
+    );
+}

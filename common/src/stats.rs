@@ -34,6 +34,8 @@ struct Counts {
     errors: [u64; ErrorClass::COUNT],
     dropped_backlog: u64,
     retries: u64,
+    rows: u64,
+    empty: u64,
     samples: Vec<ErrorSample>,
 }
 
@@ -47,6 +49,8 @@ impl PackedStats {
                 errors: s.errors,
                 dropped_backlog: s.dropped_backlog,
                 retries: s.retries,
+                rows: s.rows,
+                empty: s.empty,
                 samples: s.samples.clone(),
             },
             response: encode(&s.response)?,
@@ -66,6 +70,8 @@ impl PackedStats {
             errors: c.errors,
             dropped_backlog: c.dropped_backlog,
             retries: c.retries,
+            rows: c.rows,
+            empty: c.empty,
             response: decode(&self.response)?,
             service: decode(&self.service)?,
             lag: decode(&self.lag)?,
@@ -89,6 +95,10 @@ pub struct OpStats {
     pub dropped_backlog: u64,
     /// Deadlocks and serialization failures retried inside operations (not operations).
     pub retries: u64,
+    /// Rows returned (reads) or matched (updates) by operations on existing keys.
+    pub rows: u64,
+    /// Those operations that found no row: reads of keys the table does not have.
+    pub empty: u64,
     /// Completion minus intended start (open loop) or send (closed loop), µs.
     pub response: Latency,
     /// Completion minus actual send, µs.
@@ -105,6 +115,8 @@ impl Default for OpStats {
             errors: [0; ErrorClass::COUNT],
             dropped_backlog: 0,
             retries: 0,
+            rows: 0,
+            empty: 0,
             response: new_latency(),
             service: new_latency(),
             lag: new_latency(),
@@ -149,6 +161,8 @@ impl OpStats {
         }
         self.dropped_backlog += other.dropped_backlog;
         self.retries += other.retries;
+        self.rows += other.rows;
+        self.empty += other.empty;
         merge(&mut self.response, &other.response);
         merge(&mut self.service, &other.service);
         merge(&mut self.lag, &other.lag);
@@ -166,6 +180,8 @@ impl OpStats {
         self.errors = [0; ErrorClass::COUNT];
         self.dropped_backlog = 0;
         self.retries = 0;
+        self.rows = 0;
+        self.empty = 0;
         self.response.reset();
         self.service.reset();
         self.lag.reset();

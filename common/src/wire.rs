@@ -555,6 +555,8 @@ impl Snapshot {
                 errors: s.errors.to_vec(),
                 dropped_backlog: s.dropped_backlog,
                 retries: s.retries,
+                rows: s.rows,
+                empty: s.empty,
                 response_time: encode_for_wire(&s.response)?,
                 service_time: encode_for_wire(&s.service)?,
                 schedule_lag: encode_for_wire(&s.lag)?,
@@ -637,6 +639,17 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 }
                 samples.push(ErrorSample { class, message });
             }
+            if o.empty > o.ok {
+                return Err(WireError::invalid(
+                    "snapshot.operations.empty",
+                    format!(
+                        "{} of {} ok operations found no row for {}",
+                        o.empty,
+                        o.ok,
+                        op.name()
+                    ),
+                ));
+            }
             // Every success records a service time, and in open loop a schedule lag.
             let service = histogram("snapshot.service_time", &o.service_time)?;
             let lag = histogram("snapshot.schedule_lag", &o.schedule_lag)?;
@@ -659,6 +672,8 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     errors: error_counts("snapshot.operations.errors", &o.errors)?,
                     dropped_backlog: o.dropped_backlog,
                     retries: o.retries,
+                    rows: o.rows,
+                    empty: o.empty,
                     response,
                     service,
                     lag,

@@ -241,6 +241,12 @@ impl Bounds {
                     ))
                 }
             }
+            if s.rows > s.ok.saturating_mul(MAX_ROWS_PER_OPERATION) {
+                return Err(Refusal::new(
+                    C::ImpossibleCount,
+                    format!("{}: {} rows from {} operations", op.name(), s.rows, s.ok),
+                ));
+            }
             if s.dropped_backlog > self.dropped_per_snapshot {
                 return Err(Refusal::new(
                     C::ImpossibleCount,
@@ -513,6 +519,9 @@ mod tests {
             C::ImpossibleCount,
             "a sum that wraps"
         );
+        let mut s = snap(0, 0, 2);
+        s.operations[0].1.rows = 1 << 62;
+        assert_eq!(class(&s, 1, "r", SECOND), C::ImpossibleCount, "rows from two reads");
         let mut s = snap(0, 0, 0);
         s.operations[0].1.dropped_backlog = 1 << 62;
         assert_eq!(class(&s, 1, "r", SECOND), C::ImpossibleCount);

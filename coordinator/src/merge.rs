@@ -340,7 +340,7 @@ impl Merge {
                     format!("operation {} is not part of this run", op.name()),
                 )
             })?);
-            sum = [s.ok, s.dropped_backlog, s.retries]
+            sum = [s.ok, s.dropped_backlog, s.retries, s.rows, s.empty]
                 .iter()
                 .chain(&s.errors)
                 .try_fold(sum, |a, v| a.checked_add(*v))

@@ -63,6 +63,15 @@ pub struct Workload {
     batch: u32,
 }
 
+/// What one operation did to the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Executed {
+    /// Rows it inserted.
+    pub inserted: u64,
+    /// Rows it read or updated of existing keys; `None` for operations that only insert.
+    pub rows: Option<u64>,
+}
+
 impl Workload {
     pub fn new(driver: Driver, scenario: Scenario, seed: u64, batch: u32, aurora_ml: bool) -> Self {
         let model = if aurora_ml {
@@ -189,7 +198,8 @@ impl Workload {
         }
     }
 
-    /// Run one operation with keys from `keys`; returns the rows it inserted.
+    /// Run one operation with keys from `keys`: the rows it inserted, and those it read
+    /// or updated of existing keys.
     ///
     /// # Errors
     /// Whatever the database returns; the caller classifies it.
@@ -199,7 +209,7 @@ impl Workload {
         op: Operation,
         keys: &mut Keys,
         rng: &mut Rng,
-    ) -> Result<u64, sqlx::Error> {
+    ) -> Result<Executed, sqlx::Error> {
         let shard = keys.pick(rng);
         let id = rng.range(shard.first, shard.last) as i64;
         // A batch of K rows inside the range (the whole range when it is smaller).
@@ -207,7 +217,7 @@ impl Workload {
         let batch_first = rng.range(shard.first, shard.last - (k - 1)) as i64;
         let batch_last = batch_first + k as i64 - 1;
         let mut inserted = 0;
-        match op {
+        let found = match op {
             Operation::PointSelect => session.fetch(&self.point_select, &[Arg::Int(id)]).await?,
             Operation::ReadCustomer => session.fetch(&self.read_customer, &[Arg::Int(id)]).await?,
             Operation::PredictOne => session.fetch(&self.predict_one, &[Arg::Int(id)]).await?,
@@ -267,7 +277,12 @@ impl Workload {
                 session.execute(&self.update_usage, &args).await? as usize
             }
         };
-        Ok(inserted)
+        Ok(Executed {
+            inserted,
+            // Inserts make new keys; every other operation targets existing ones.
+            rows: (!matches!(op, Operation::InsertCustomer | Operation::ScoreNew))
+                .then_some(found as u64),
+        })
     }
 }
 

@@ -287,7 +287,10 @@ impl Driver {
                 )
                 .await
                 {
-                    Ok((done, r)) => (done.retries, Ok(r.map(|()| 0))),
+                    Ok((done, r)) => (
+                        done.retries,
+                        Ok(r.map(|()| fleetload_db::workload::Executed::default())),
+                    ),
                     Err(elapsed) => (0, Err(elapsed)),
                 }
             }
@@ -306,11 +309,17 @@ impl Driver {
         }
         let interval = shared.interval_of(done);
         match result {
-            Ok(Ok(inserted)) => {
-                self.inserted += inserted;
+            Ok(Ok(executed)) => {
+                self.inserted += executed.inserted;
                 let lag = open_loop.then(|| send.saturating_duration_since(intended));
-                self.recorder
-                    .ok(interval, slot, done - intended, done - send, lag);
+                self.recorder.ok(
+                    interval,
+                    slot,
+                    done - intended,
+                    done - send,
+                    lag,
+                    executed.rows,
+                );
                 self.totals[slot].ok += 1;
             }
             Ok(Err(e)) => {

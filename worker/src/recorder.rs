@@ -66,6 +66,8 @@ impl Recorder {
     }
 
     /// A successful operation; `lag` is `None` in closed loop, where it has no meaning.
+    /// `rows`: what it returned or matched of existing keys (`None`: an operation that
+    /// only creates rows, or one whose rows are not counted).
     pub fn ok(
         &self,
         interval: u64,
@@ -73,9 +75,14 @@ impl Recorder {
         response: Duration,
         service: Duration,
         lag: Option<Duration>,
+        rows: Option<u64>,
     ) {
         self.with(interval, slot, |s| {
             s.ok += 1;
+            if let Some(n) = rows {
+                s.rows += n;
+                s.empty += u64::from(n == 0);
+            }
             record(&mut s.response, response);
             record(&mut s.service, service);
             if let Some(lag) = lag {
@@ -139,13 +146,16 @@ mod tests {
     #[test]
     fn operations_land_in_their_interval_and_late_ones_in_the_next_open_one() {
         let r = Recorder::new(2);
-        r.ok(0, 0, US, US, Some(Duration::ZERO));
-        r.ok(0, 1, US, US, Some(Duration::ZERO));
-        r.ok(1, 0, US, US, Some(Duration::ZERO));
+        r.ok(0, 0, US, US, Some(Duration::ZERO), Some(1));
+        r.ok(0, 1, US, US, Some(Duration::ZERO), Some(0));
+        r.ok(1, 0, US, US, Some(Duration::ZERO), None);
         let taken = r.take_through(0);
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].0, 0);
         assert_eq!(taken[0].1[0].ok + taken[0].1[1].ok, 2);
+        // Rows found, and the read that found none.
+        assert_eq!((taken[0].1[0].rows, taken[0].1[0].empty), (1, 0));
+        assert_eq!((taken[0].1[1].rows, taken[0].1[1].empty), (0, 1));
         // Interval 0 is closed: a straggler for it counts in interval 1.
         r.error(0, 1, ErrorClass::Timeout, || "late".into());
         r.dropped(3, 0);

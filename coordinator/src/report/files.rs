@@ -25,7 +25,7 @@ pub fn csv(r: &Report) -> String {
     for c in classes {
         let _ = write!(out, ",errors_{}", c.name());
     }
-    out.push_str(",retries\n");
+    out.push_str(",retries,rows,empty_results\n");
     for i in &r.intervals {
         for (op, s) in &i.operations {
             let t = &s.response_time;
@@ -55,7 +55,7 @@ pub fn csv(r: &Report) -> String {
             for c in classes {
                 let _ = write!(out, ",{}", s.errors.get(c.name()).copied().unwrap_or(0));
             }
-            let _ = writeln!(out, ",{}", s.retries);
+            let _ = writeln!(out, ",{},{},{}", s.retries, s.rows, s.empty_results);
         }
     }
     out

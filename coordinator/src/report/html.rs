@@ -436,6 +436,20 @@ pub fn render(r: &Report) -> String {
     for f in &r.failures {
         let _ = write!(out, "<p class=failure>FAILURE: {}</p>", escape(f));
     }
+    for (op, s) in r
+        .operations
+        .iter()
+        .filter(|(_, s)| s.empty_results > 0 && s.count > 0)
+    {
+        let _ = write!(
+            out,
+            "<p class=failure>WARNING: {}: {} of {} successful operations ({:.1}%) found no row: the key space is larger than the table, or rows were deleted.</p>",
+            escape(op.as_str()),
+            s.empty_results,
+            s.count,
+            s.empty_results as f64 * 100.0 / s.count as f64
+        );
+    }
 
     out.push_str("<h2>Summary (cluster, measured intervals)</h2>");
     let rows: Vec<(String, &OpSummary)> = r

@@ -113,6 +113,12 @@ pub struct OpSummary {
     /// operations (scenario files' `retry`); not operations themselves.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
+    /// Rows read or updated of existing keys (built-in scenarios), and the operations
+    /// that found none: reads of keys the table does not have.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub empty_results: u64,
     pub response_time: Percentiles,
     pub service_time: Percentiles,
     /// Only in open loop: actual send − intended start.
@@ -141,6 +147,8 @@ impl OpSummary {
             },
             dropped_backlog: s.dropped_backlog,
             retries: s.retries,
+            rows: s.rows,
+            empty_results: s.empty,
             response_time: Percentiles::of(&s.response),
             service_time: Percentiles::of(&s.service),
             schedule_lag: (!s.lag.is_empty()).then(|| Percentiles::of(&s.lag)),

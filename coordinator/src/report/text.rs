@@ -143,6 +143,15 @@ pub fn render(r: &Report) -> String {
                 );
             }
         }
+        if s.empty_results > 0 && s.count > 0 {
+            let _ = writeln!(
+                out,
+                "  WARNING {name}: {} of {} successful operations ({:.1}%) found no row: the plan's key space is larger than the table, or rows were deleted; latencies of empty lookups flatter the database",
+                s.empty_results,
+                s.count,
+                s.empty_results as f64 * 100.0 / s.count as f64
+            );
+        }
         if s.dropped_backlog > 0 {
             let _ = writeln!(out, "  {name}: {} operations dropped: the workers fell more than max_backlog behind schedule (the generator, not only the database, could not keep up)", s.dropped_backlog);
         }
