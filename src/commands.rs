@@ -294,7 +294,10 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
                     count: args.workers,
                     threads: 1,
                 },
-                args.report_dir.as_deref(),
+                Output {
+                    dir: args.report_dir.as_deref(),
+                    ..Output::default()
+                },
                 prepare,
                 None,
                 Some(search),
@@ -319,7 +322,13 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
                 shutdown_token(),
             )
             .await?;
-            finish(&report, args.report_dir.as_deref())
+            finish(
+                report,
+                Output {
+                    dir: args.report_dir.as_deref(),
+                    ..Output::default()
+                },
+            )
         }
     }
 }
@@ -521,7 +530,19 @@ async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// `fleetload-report/`, so no run overwrites another's.
 const REPORTS: &str = "fleetload-report";
 
-fn finish(report: &Report, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Where a report goes, and what the summary should know about the target.
+#[derive(Debug, Clone, Copy, Default)]
+struct Output<'a> {
+    /// `None`: a directory of its own under `fleetload-report/`.
+    dir: Option<&'a Path>,
+    /// The target was a scratch database that goes away with the command (the demo).
+    scratch: bool,
+}
+
+fn finish(mut report: Report, out: Output<'_>) -> anyhow::Result<ExitCode> {
+    report.scratch_target = out.scratch;
+    let report = &report;
+    let dir = out.dir;
     println!();
     print!("{}", fleetload_coordinator::report::text::render(report));
     let dir = match dir {
@@ -693,7 +714,15 @@ async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         shutdown_token(),
     )
     .await;
-    let code = report.and_then(|r| finish(&r, args.report_dir.as_deref()));
+    let code = report.and_then(|r| {
+        finish(
+            r,
+            Output {
+                dir: args.report_dir.as_deref(),
+                ..Output::default()
+            },
+        )
+    });
     if let Some(m) = metrics {
         m.close().await;
     }
@@ -773,17 +802,17 @@ fn spawn_workers(
 async fn local_fleet(
     plan: Plan,
     fleet: LocalWorkers,
-    report_dir: Option<&Path>,
+    out: Output<'_>,
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
 ) -> anyhow::Result<ExitCode> {
-    local_fleet_search(plan, fleet, report_dir, prepare, metrics, None).await
+    local_fleet_search(plan, fleet, out, prepare, metrics, None).await
 }
 
 async fn local_fleet_search(
     plan: Plan,
     fleet: LocalWorkers,
-    report_dir: Option<&Path>,
+    out: Output<'_>,
     prepare: Option<PrepareSpec>,
     metrics: Option<MetricsServer>,
     search: Option<fleetload_coordinator::search::SearchSpec>,
@@ -826,7 +855,7 @@ async fn local_fleet_search(
             }
         }
     }
-    let code = result.and_then(|r| finish(&r, report_dir));
+    let code = result.and_then(|r| finish(r, out));
     if let Some(m) = metrics {
         m.close().await;
     }
@@ -852,7 +881,17 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         count: args.workers,
         threads: args.threads,
     };
-    local_fleet(plan, fleet, args.report_dir.as_deref(), prepare, metrics).await
+    local_fleet(
+        plan,
+        fleet,
+        Output {
+            dir: args.report_dir.as_deref(),
+            ..Output::default()
+        },
+        prepare,
+        metrics,
+    )
+    .await
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -886,7 +925,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         count: 2,
         threads: 1,
     };
-    local_fleet(plan, fleet, args.report_dir.as_deref(), None, None).await
+    // The database goes with the temporary directory: the summary must not suggest
+    // checking it afterwards.
+    let out = Output {
+        dir: args.report_dir.as_deref(),
+        scratch: true,
+    };
+    local_fleet(plan, fleet, out, None, None).await
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {

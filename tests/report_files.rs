@@ -279,3 +279,19 @@ fn each_run_keeps_its_own_report_directory_and_latest_points_at_the_newest() {
         .unwrap()
         .contains(&run_ids[0]));
 }
+
+/// The demo runs with nothing installed and says what it did; its database is gone when
+/// it ends, so it does not suggest checking it, and its report has a directory of its
+/// own.
+#[test]
+fn the_demo_runs_and_does_not_point_at_its_removed_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = output(spawn(&["demo", "--duration", "2s"], dir.path()));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("temporary database, removed with it"), "{out}");
+    assert!(!out.contains("check them with `fleetload verify`"), "{out}");
+    assert!(dir
+        .path()
+        .join("fleetload-report/latest/report.html")
+        .exists());
+}

@@ -521,7 +521,11 @@ mod tests {
         );
         let mut s = snap(0, 0, 2);
         s.operations[0].1.rows = 1 << 62;
-        assert_eq!(class(&s, 1, "r", SECOND), C::ImpossibleCount, "rows from two reads");
+        assert_eq!(
+            class(&s, 1, "r", SECOND),
+            C::ImpossibleCount,
+            "rows from two reads"
+        );
         let mut s = snap(0, 0, 0);
         s.operations[0].1.dropped_backlog = 1 << 62;
         assert_eq!(class(&s, 1, "r", SECOND), C::ImpossibleCount);

@@ -439,6 +439,10 @@ pub struct Report {
     /// corrected): the largest minus the smallest, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_ms: Option<f64>,
+    /// The target was a scratch database removed with the command (the demo), so the
+    /// summary does not suggest checking it afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scratch_target: bool,
     /// `fleetload find-capacity`: the answer and the curve measured on the way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::search::CapacityJson>,
@@ -770,6 +774,7 @@ impl Report {
             thresholds,
             start_skew_ms,
             capacity: input.capacity,
+            scratch_target: false,
             interval_log: merge
                 .intervals
                 .iter()

@@ -375,7 +375,13 @@ worker clocks: {}{}",
             g.from_s, g.error
         );
     }
-    if r.inserted_rows > 0 {
+    if r.inserted_rows > 0 && r.scratch_target {
+        let _ = writeln!(
+            out,
+            "rows inserted: {} (into the demo's temporary database, removed with it; on your own database, `fleetload verify` checks them)",
+            r.inserted_rows
+        );
+    } else if r.inserted_rows > 0 {
         let _ = writeln!(
             out,
             "rows inserted: {} (ids per worker in report.json; check them with `fleetload verify`)",
