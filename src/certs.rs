@@ -74,14 +74,7 @@ fn create_ca(dir: &Path, force: bool) -> anyhow::Result<Vec<PathBuf>> {
     ];
     let key = KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
-    write(
-        dir,
-        &cert_path,
-        &cert.pem(),
-        &key_path,
-        &key.serialize_pem(),
-    )?;
-    Ok(vec![cert_path, key_path])
+    write(dir, (cert_path, key_path), &cert.pem(), &key)
 }
 
 /// A certificate for `names`, signed by the CA in `dir`.
@@ -124,14 +117,7 @@ fn leaf(
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
-    write(
-        dir,
-        &cert_path,
-        &cert.pem(),
-        &key_path,
-        &key.serialize_pem(),
-    )?;
-    Ok(vec![cert_path, key_path])
+    write(dir, (cert_path, key_path), &cert.pem(), &key)
 }
 
 fn refuse_to_overwrite(paths: &[&Path], force: bool) -> anyhow::Result<()> {
@@ -143,25 +129,25 @@ fn refuse_to_overwrite(paths: &[&Path], force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write the certificate, and the key readable by its owner only.
+/// Write the certificate, and the key readable by its owner only; returns both paths.
 fn write(
     dir: &Path,
-    cert_path: &Path,
+    (cert_path, key_path): (PathBuf, PathBuf),
     cert: &str,
-    key_path: &Path,
-    key: &str,
-) -> anyhow::Result<()> {
+    key: &KeyPair,
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(cert_path, cert)
+    std::fs::write(&cert_path, cert)
         .with_context(|| format!("cannot write {}", cert_path.display()))?;
-    let _ = std::fs::remove_file(key_path);
+    let _ = std::fs::remove_file(&key_path);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     use std::io::Write;
     options
-        .open(key_path)
-        .and_then(|mut f| f.write_all(key.as_bytes()))
-        .with_context(|| format!("cannot write {}", key_path.display()))
+        .open(&key_path)
+        .and_then(|mut f| f.write_all(key.serialize_pem().as_bytes()))
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
+    Ok(vec![cert_path, key_path])
 }
