@@ -271,6 +271,20 @@ const LATE_PROBES: u64 = 8;
 
 use fleetload_common::wire::unix_nanos_now;
 
+/// The target could not be inspected before the start: only an error when the plan
+/// names stand-in settings that must be set; otherwise the workers' pre-flight says what
+/// is missing.
+fn unreachable_target(plan: &Plan, e: String) -> Result<(), CoordinatorError> {
+    if plan.standin.is_empty() {
+        tracing::debug!(error = %e, "cannot inspect the target; the workers check it");
+        return Ok(());
+    }
+    Err(CoordinatorError::Prepare(format!(
+        "cannot set the ML stand-in's settings on {}: {e}; install it with `fleetload prepare --scenario churn --target {}`",
+        plan.target, plan.target
+    )))
+}
+
 /// Refuse a stream that said hello, telling it why, and log it with its peer address
 /// and the name it claimed.
 fn refuse_join(joined: Joined, reason: String) {
@@ -383,8 +397,7 @@ impl Controller {
             // Before the workers are assigned and open their sessions: the key space
             // decides the shards, and SQLite's stand-in reads its settings when a
             // session opens.
-            self.take_key_space().await;
-            self.configure_standin().await?;
+            self.inspect_target().await?;
         }
         self.assign()?;
         self.wait_ready(shutdown).await?;
@@ -399,35 +412,56 @@ impl Controller {
                 .map(|s| format!("{} {}", s.hello.name, s.rows_loaded))
                 .collect();
             tracing::info!(loaded = %loaded.join(", "), "data prepared by the fleet");
-            self.configure_standin().await?;
+            self.inspect_target().await?;
         }
         self.sync_clocks(shutdown).await?;
         self.collect(shutdown).await
     }
 
-    /// A built-in scenario's plan that does not name `rows` reads the key space
-    /// `prepare` made: the table's highest id. (The default of a few thousand rows on a
-    /// table of millions would read a sliver of it and look faster than it is.) If the
-    /// table cannot be read, the workers' pre-flight says why.
-    async fn take_key_space(&mut self) {
+    /// Before the workers open their sessions, on one connection of the coordinator's:
+    /// a built-in scenario's plan that does not name `rows` takes the table's key space
+    /// (the default of a few thousand rows on a table of millions would read a sliver of
+    /// it and look faster than it is), and the churn stand-in gets the settings the plan
+    /// names, and the report the ones in force. Only named settings need the database:
+    /// otherwise a coordinator that cannot reach it (no password on its host) runs on,
+    /// and the workers' own pre-flight says what is missing.
+    async fn inspect_target(&mut self) -> Result<(), CoordinatorError> {
+        use fleetload_common::plan::{MlMode, StandIn};
+        use fleetload_common::scenario::Scenario;
         let plan = &self.config.plan;
-        let Some(scenario) = plan.scenario.builtin() else {
-            return;
-        };
-        if plan.rows_given {
-            return;
+        let key_space = plan.scenario.builtin().filter(|_| !plan.rows_given);
+        let standin =
+            plan.scenario.builtin() == Some(Scenario::Churn) && matches!(plan.ml, MlMode::StandIn);
+        if key_space.is_none() && !standin {
+            return Ok(());
         }
-        let Ok(spec) =
-            fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)
-        else {
-            return;
+        let connect =
+            fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout);
+        let mut session = match connect {
+            Ok(spec) => match spec.connect().await {
+                Ok(s) => s,
+                Err(e) => return unreachable_target(plan, e.to_string()),
+            },
+            Err(e) => return unreachable_target(plan, e.to_string()),
         };
-        let Ok(mut session) = spec.connect().await else {
-            return;
+        let highest = match key_space {
+            Some(scenario) => fleetload_db::workload::key_space(&mut session, scenario)
+                .await
+                .ok()
+                .flatten()
+                .filter(|n| *n > 0),
+            None => None,
         };
-        let highest = fleetload_db::workload::key_space(&mut session, scenario).await;
+        let ml = if standin {
+            Some(
+                fleetload_db::ml::configure(&mut session, plan.target.driver(), &plan.standin)
+                    .await,
+            )
+        } else {
+            None
+        };
         session.close().await;
-        if let Ok(Some(n)) = highest.map(|h| h.filter(|n| *n > 0)) {
+        if let (Some(n), Some(scenario)) = (highest, key_space) {
             tracing::info!(
                 rows = n,
                 table = scenario.table(),
@@ -435,46 +469,19 @@ impl Controller {
             );
             self.config.plan.rows = n;
         }
-    }
-
-    /// Apply the ML stand-in settings the plan names and record those in force in the
-    /// plan the report embeds, so a run says what model latency and capacity it had.
-    async fn configure_standin(&mut self) -> Result<(), CoordinatorError> {
-        use fleetload_common::plan::{MlMode, StandIn};
-        use fleetload_common::scenario::Scenario;
-        let plan = &self.config.plan;
-        if plan.scenario.builtin() != Some(Scenario::Churn) || !matches!(plan.ml, MlMode::StandIn) {
-            return Ok(());
-        }
-        let spec =
-            fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)
-                .map_err(|e| CoordinatorError::Prepare(e.to_string()))?;
-        let mut session = spec
-            .connect()
-            .await
-            .map_err(|e| CoordinatorError::Prepare(e.to_string()))?;
-        let result =
-            fleetload_db::ml::configure(&mut session, plan.target.driver(), &plan.standin).await;
-        session.close().await;
-        let ml = match result {
-            Ok(ml) => ml,
-            // Nothing named: a run without the stand-in's table fails in the workers'
-            // own pre-flight, with the command that makes it.
-            Err(_) if plan.standin.is_empty() => return Ok(()),
-            Err(e) => {
-                return Err(CoordinatorError::Prepare(format!(
-                    "cannot set the ML stand-in's settings on {}: {e}; install it with `fleetload prepare --scenario churn --target {}`",
-                    plan.target, plan.target
-                )))
+        match ml {
+            Some(Ok(ml)) => {
+                tracing::info!(delay = ?ml.overhead, row_cost = ?ml.row_cost, capacity = ml.capacity, "ML stand-in settings in force");
+                self.config.plan.standin = StandIn {
+                    delay: Some(ml.overhead),
+                    row_cost: Some(ml.row_cost),
+                    capacity: Some(ml.capacity),
+                };
+                Ok(())
             }
-        };
-        tracing::info!(delay = ?ml.overhead, row_cost = ?ml.row_cost, capacity = ml.capacity, "ML stand-in settings in force");
-        self.config.plan.standin = StandIn {
-            delay: Some(ml.overhead),
-            row_cost: Some(ml.row_cost),
-            capacity: Some(ml.capacity),
-        };
-        Ok(())
+            Some(Err(e)) => unreachable_target(&self.config.plan, e),
+            None => Ok(()),
+        }
     }
 
     /// Estimate every worker's clock offset NTP-style: a few probes each, keeping the
