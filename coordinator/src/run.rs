@@ -324,7 +324,7 @@ impl Controller {
             .search
             .clone()
             .map(|spec| crate::search::Search::new(spec, config.plan.interval));
-        let config_plan = config.plan.clone();
+        let bounds = Bounds::of(&config.plan);
         let config_cluster = match &search {
             Some(s) => Some(fleetload_common::profile::Profile::constant(s.rate())),
             None => config.plan.cluster_profile(),
@@ -343,7 +343,7 @@ impl Controller {
             search,
             waiting: Vec::new(),
             start_nanos: 0,
-            bounds: Bounds::of(&config_plan),
+            bounds,
         }
     }
 
@@ -397,7 +397,7 @@ impl Controller {
             // Before the workers are assigned and open their sessions: the key space
             // decides the shards, and SQLite's stand-in reads its settings when a
             // session opens.
-            self.inspect_target().await?;
+            self.inspect_target(true).await?;
         }
         self.assign()?;
         self.wait_ready(shutdown).await?;
@@ -412,7 +412,8 @@ impl Controller {
                 .map(|s| format!("{} {}", s.hello.name, s.rows_loaded))
                 .collect();
             tracing::info!(loaded = %loaded.join(", "), "data prepared by the fleet");
-            self.inspect_target().await?;
+            // The fleet just loaded `rows`: the key space is the plan's.
+            self.inspect_target(false).await?;
         }
         self.sync_clocks(shutdown).await?;
         self.collect(shutdown).await
@@ -425,11 +426,14 @@ impl Controller {
     /// names, and the report the ones in force. Only named settings need the database:
     /// otherwise a coordinator that cannot reach it (no password on its host) runs on,
     /// and the workers' own pre-flight says what is missing.
-    async fn inspect_target(&mut self) -> Result<(), CoordinatorError> {
+    async fn inspect_target(&mut self, take_key_space: bool) -> Result<(), CoordinatorError> {
         use fleetload_common::plan::{MlMode, StandIn};
         use fleetload_common::scenario::Scenario;
         let plan = &self.config.plan;
-        let key_space = plan.scenario.builtin().filter(|_| !plan.rows_given);
+        let key_space = plan
+            .scenario
+            .builtin()
+            .filter(|_| take_key_space && !plan.rows_given);
         let standin =
             plan.scenario.builtin() == Some(Scenario::Churn) && matches!(plan.ml, MlMode::StandIn);
         if key_space.is_none() && !standin {
@@ -539,9 +543,7 @@ impl Controller {
         while self.slots.len() < want {
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(Event::Joined(joined)) if joined.hello.rejoin.is_some() => {
-                        refuse_join(joined, "there is no running run to rejoin yet".into());
-                    }
+                    Some(Event::Joined(joined)) if joined.hello.rejoin.is_some() => self.hold_or_refuse(joined),
                     Some(Event::Joined(joined)) => {
                         tracing::info!(worker = %joined.hello.name, host = %joined.hello.host, peer = ?joined.peer, "worker joined ({}/{want})", self.slots.len() + 1);
                         self.slots.push(Slot::new(joined, Shard { first: 1, last: 1 }));
