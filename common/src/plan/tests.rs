@@ -1,0 +1,213 @@
+//! The plan's parsing and validation: what is accepted, what is refused and how.
+
+use super::*;
+use crate::scenario::Operation;
+
+fn base() -> RawPlan {
+    RawPlan {
+        target: Some("sqlite:///tmp/x.db".into()),
+        ..RawPlan::default()
+    }
+}
+
+fn err(raw: RawPlan) -> String {
+    Plan::try_from(raw).unwrap_err().to_string()
+}
+
+fn staged(stages: &[&str]) -> RawPlan {
+    RawPlan {
+        mode: Some("open".into()),
+        rate: Some(100.0),
+        stage: Some(
+            stages
+                .iter()
+                .map(|s| RawStage::from_flag(s).unwrap())
+                .collect(),
+        ),
+        ..base()
+    }
+}
+
+#[test]
+fn stages_become_the_cluster_profile_and_the_duration() {
+    let plan = Plan::try_from(staged(&["ramp:10s:500", "hold:5s", "step:200:5s"])).unwrap();
+    assert_eq!(plan.duration, Duration::from_secs(20));
+    let p = plan.cluster_profile().unwrap();
+    assert_eq!(p.value_at(0.0), 100.0);
+    assert_eq!(p.value_at(5.0), 300.0);
+    assert_eq!(p.value_at(12.0), 500.0);
+    assert_eq!(p.value_at(15.0), 200.0);
+    assert_eq!(
+        plan.stages[2].describe("ops/s"),
+        "step to 200 ops/s, hold 5s"
+    );
+    // The effective plan reads back into the same plan (which names its rows).
+    let named = Plan {
+        rows_given: true,
+        ..plan.clone()
+    };
+    assert_eq!(Plan::try_from(plan.effective()).unwrap(), named);
+    // Without a rate, an open-loop ramp starts from 0.
+    let mut raw = staged(&["ramp:4s:400"]);
+    raw.rate = None;
+    assert_eq!(
+        Plan::try_from(raw)
+            .unwrap()
+            .cluster_profile()
+            .unwrap()
+            .value_at(1.0),
+        100.0
+    );
+}
+
+#[test]
+fn bad_stages_and_thresholds_name_what_is_wrong() {
+    let e = err(RawPlan {
+        stage: Some(vec![RawStage {
+            ramp: Some("5s".into()),
+            ..RawStage::default()
+        }]),
+        ..staged(&[])
+    });
+    assert!(e.contains("stage 1: ramp without `to`"), "{e}");
+    let e = err(RawPlan {
+        duration: Some("30s".into()),
+        ..staged(&["hold:10s"])
+    });
+    assert!(e.contains("the stages last 10s"), "{e}");
+    let e = err(RawPlan {
+        stage: Some(vec![RawStage {
+            hold: Some("1s".into()),
+            step: Some(5.0),
+            to: Some(3.0),
+            ..RawStage::default()
+        }]),
+        ..staged(&[])
+    });
+    assert!(e.contains("`to` belongs to ramps"), "{e}");
+    let e = err(RawPlan {
+        thresholds: Some(vec!["p99 < fast".into()]),
+        ..base()
+    });
+    assert!(e.contains("`thresholds`") && e.contains("unit"), "{e}");
+    let e = err(RawPlan {
+        abort_grace: Some("5s".into()),
+        ..base()
+    });
+    assert!(e.contains("only used with abort_on_fail"), "{e}");
+    assert!(RawStage::from_flag("jump:5")
+        .unwrap_err()
+        .contains("ramp:DURATION:TO"));
+    let many = RawPlan {
+        stage: Some(vec![
+            RawStage {
+                hold: Some("1s".into()),
+                ..RawStage::default()
+            };
+            MAX_STAGES + 1
+        ]),
+        ..staged(&[])
+    };
+    assert!(err(many).contains("at most 1000"));
+}
+
+#[test]
+fn a_minimal_plan_gets_documented_defaults() {
+    let plan = Plan::try_from(base()).unwrap();
+    assert_eq!(plan.scenario, ScenarioRef::Builtin(Scenario::PointSelect));
+    assert_eq!(
+        plan.load,
+        LoadModel::Closed {
+            think_time: Duration::ZERO
+        }
+    );
+    assert_eq!(plan.sessions, DEFAULT_SESSIONS);
+    assert_eq!(plan.interval, Duration::from_secs(1));
+    assert_eq!(plan.interval_count(), 30);
+}
+
+#[test]
+fn toml_and_flags_combine_with_flags_winning() {
+    let file = RawPlan::from_toml(
+        "target = \"mysql://root@127.0.0.1:3306/test\"\nscenario = \"churn\"\nrate = 500.0\nduration = \"10s\"\nwarmup = \"2s\"\n[mix]\nread_customer = 2\n",
+    )
+    .unwrap();
+    let flags = RawPlan {
+        rate: Some(800.0),
+        sessions: Some(4),
+        ..RawPlan::default()
+    };
+    let plan = Plan::try_from(file.overlay(flags)).unwrap();
+    assert_eq!(plan.scenario, ScenarioRef::Builtin(Scenario::Churn));
+    assert_eq!(
+        plan.load,
+        LoadModel::Open {
+            rate: 800.0,
+            arrival: Arrival::Uniform,
+            max_backlog: DEFAULT_MAX_BACKLOG
+        }
+    );
+    assert_eq!(plan.sessions, 4);
+    assert_eq!(plan.warmup, Duration::from_secs(2));
+    assert_eq!(plan.mix, vec![(Operation::ReadCustomer.into(), 2)]);
+    // The effective plan parses back into the same plan (which names its rows).
+    let named = Plan {
+        rows_given: true,
+        ..plan.clone()
+    };
+    assert_eq!(Plan::try_from(plan.effective()).unwrap(), named);
+}
+
+#[test]
+fn bad_plans_name_the_key_the_value_and_what_is_allowed() {
+    let unknown = RawPlan::from_toml("target = \"sqlite://a.db\"\nrte = 5.0\n").unwrap_err();
+    assert!(
+        unknown.contains("rte") && unknown.contains("rate"),
+        "{unknown}"
+    );
+    let e = err(RawPlan {
+        rate: Some(-3.0),
+        ..base()
+    });
+    assert!(
+        e.contains("`rate`") && e.contains("-3") && e.contains("above 0"),
+        "{e}"
+    );
+    let e = err(RawPlan {
+        scenario: Some("tpcc".into()),
+        ..base()
+    });
+    assert!(
+        e.contains("`scenario`") && e.contains("point_select, churn"),
+        "{e}"
+    );
+    let e = err(RawPlan {
+        duration: Some("ten seconds".into()),
+        ..base()
+    });
+    assert!(e.contains("`duration`") && e.contains("30s"), "{e}");
+    let e = err(RawPlan {
+        warmup: Some("1500ms".into()),
+        duration: Some("10s".into()),
+        ..base()
+    });
+    assert!(e.contains("whole number of intervals"), "{e}");
+    let e = err(RawPlan {
+        mix: Some(parse_mix("read_customer=1").unwrap()),
+        ..base()
+    });
+    assert!(e.contains("point_select"), "{e}");
+    let e = err(RawPlan {
+        sessions: Some(0),
+        ..base()
+    });
+    assert!(e.contains("`sessions`"), "{e}");
+    let e = err(RawPlan {
+        mode: Some("open".into()),
+        ..base()
+    });
+    assert!(e.contains("`rate` is required"), "{e}");
+    let e = err(RawPlan::default());
+    assert!(e.contains("`target` is required"), "{e}");
+    assert!(parse_mix("a=x").is_err());
+}

@@ -1,0 +1,138 @@
+//! Wire conversions: round trips, and refusals named by field.
+
+use super::*;
+use crate::histogram::record;
+use crate::scenario::Operation;
+
+fn assignment() -> Assignment {
+    Assignment {
+        run_id: "r1".into(),
+        worker_index: 1,
+        target: Target::parse(
+            "postgres://postgres@127.0.0.1/test",
+            Some("PGPASSWORD".into()),
+        )
+        .unwrap(),
+        scenario: ScenarioRef::Builtin(Scenario::PointSelect),
+        mix: vec![(Operation::PointSelect.into(), 1)],
+        shard: Shard {
+            first: 5001,
+            last: 10_000,
+        },
+        rows: 10_000,
+        insert_id_base: 10_002,
+        insert_id_stride: 2,
+        batch_size: 10,
+        aurora_ml: false,
+        load_rows: true,
+        lease: Duration::from_secs(5),
+        sessions: 16,
+        load: WorkerLoad::Open {
+            profile: Profile::from_points(vec![(0.0, 1000.0), (10.0, 2000.0)]).unwrap(),
+            arrival: crate::schedule::Arrival::Poisson,
+            phase: 0.5,
+            max_backlog: Duration::from_secs(5),
+        },
+        duration: Duration::from_secs(30),
+        interval: Duration::from_secs(1),
+        seed: 9,
+        connect_rate: 100,
+        op_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+        resume_secret: ResumeSecret("00ff".into()),
+    }
+}
+
+#[test]
+fn assignment_round_trips() {
+    let a = assignment();
+    assert_eq!(Assignment::try_from(pb::Assignment::from(&a)).unwrap(), a);
+}
+
+#[test]
+fn out_of_bounds_assignments_are_refused_by_field() {
+    let mut p = pb::Assignment::from(&assignment());
+    p.shard = Some(pb::Shard {
+        first: 9000,
+        last: 20_000,
+    });
+    let e = Assignment::try_from(p).unwrap_err().to_string();
+    assert!(e.contains("assignment.shard"), "{e}");
+    let mut p = pb::Assignment::from(&assignment());
+    p.load = Some(pb::assignment::Load::OpenLoop(pb::OpenLoop {
+        rate: f64::NAN,
+        phase_nanos: 0,
+        max_backlog_millis: 1000,
+        arrival: 0,
+        profile: Vec::new(),
+        phase_fraction: 0.0,
+    }));
+    let e = Assignment::try_from(p).unwrap_err().to_string();
+    assert!(e.contains("open_loop.rate"), "{e}");
+    let mut p = pb::Assignment::from(&assignment());
+    if let Some(pb::assignment::Load::OpenLoop(o)) = &mut p.load {
+        o.profile = vec![
+            pb::ProfilePoint {
+                t_s: 5.0,
+                value: 10.0,
+            },
+            pb::ProfilePoint {
+                t_s: 1.0,
+                value: 10.0,
+            },
+        ];
+    }
+    let e = Assignment::try_from(p).unwrap_err().to_string();
+    assert!(
+        e.contains("open_loop.profile") && e.contains("comes before"),
+        "{e}"
+    );
+    let mut p = pb::Assignment::from(&assignment());
+    p.scenario = "tpcc".into();
+    assert!(Assignment::try_from(p)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown scenario"));
+}
+
+#[test]
+fn snapshot_round_trips_and_inconsistent_counts_are_refused() {
+    let mut s = OpStats::default();
+    for us in [100u64, 200, 300] {
+        record(&mut s.response, Duration::from_micros(us));
+        record(&mut s.service, Duration::from_micros(us / 2));
+        record(&mut s.lag, Duration::from_micros(1));
+    }
+    s.ok = 3;
+    s.add_error(ErrorClass::Deadlock, || "Deadlock found".into());
+    let snap = Snapshot {
+        run_id: "r".into(),
+        worker_index: 0,
+        sequence: 4,
+        interval_index: 4,
+        operations: vec![(Operation::PointSelect.into(), s)],
+    };
+    let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
+    let (op, b) = &back.operations[0];
+    assert_eq!(*op, Operation::PointSelect);
+    assert_eq!(b.ok, 3);
+    assert_eq!(b.errors[ErrorClass::Deadlock.index()], 1);
+    assert_eq!(
+        b.response.value_at_quantile(1.0),
+        snap.operations[0].1.response.value_at_quantile(1.0)
+    );
+    assert_eq!(b.samples[0].message, "Deadlock found");
+
+    let mut p = snap.to_proto().unwrap();
+    p.operations[0].ok = 4;
+    assert!(Snapshot::try_from(p)
+        .unwrap_err()
+        .to_string()
+        .contains("response times"));
+    let mut p = snap.to_proto().unwrap();
+    p.operations[0].service_time = vec![1, 2, 3];
+    assert!(Snapshot::try_from(p)
+        .unwrap_err()
+        .to_string()
+        .contains("snapshot.service_time"));
+}
