@@ -5,6 +5,7 @@
 //! from merged histograms; the cluster histograms themselves are included as base64
 //! HdrHistogram V2+deflate so other HdrHistogram tools can read them.
 
+pub mod charts;
 pub mod compare;
 pub mod files;
 pub mod html;

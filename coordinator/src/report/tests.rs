@@ -197,7 +197,7 @@ fn the_json_reads_back_into_the_same_report() {
 #[test]
 fn every_html_chart_has_data_points_and_the_page_needs_nothing_outside() {
     let r = fixture();
-    let charts = html::charts(&r);
+    let charts = charts::charts(&r);
     let ids: Vec<&str> = charts.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
