@@ -1,0 +1,498 @@
+//! From a [`RawPlan`] to a [`Plan`]: every key checked at once, each error naming the
+//! key, the bad value and what is allowed, so an invalid plan cannot exist past parsing.
+
+use super::*;
+
+fn duration(
+    key: &'static str,
+    raw: Option<&str>,
+    default: Duration,
+) -> Result<Duration, PlanError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| {
+            PlanError::invalid(
+                key,
+                format!("{s:?}"),
+                format!("a duration like \"500ms\", \"30s\" or \"5m\" ({e})"),
+            )
+        }),
+    }
+}
+
+fn within(
+    key: &'static str,
+    value: Duration,
+    lo: Duration,
+    hi: Duration,
+) -> Result<Duration, PlanError> {
+    if value < lo || value > hi {
+        return Err(PlanError::invalid(
+            key,
+            humantime::format_duration(value),
+            format!(
+                "must be between {} and {}",
+                humantime::format_duration(lo),
+                humantime::format_duration(hi)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+impl TryFrom<RawPlan> for Plan {
+    type Error = PlanError;
+
+    fn try_from(raw: RawPlan) -> Result<Self, PlanError> {
+        let target_url = raw.target.as_deref().ok_or(PlanError::Missing {
+            key: "target",
+            hint: "e.g. --target mysql://root@127.0.0.1:3306/test, postgres://postgres@127.0.0.1/test or sqlite://fleetload.db",
+        })?;
+        let target = Target::parse(target_url, raw.password_env.clone())?;
+
+        let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
+        let scenario = if is_scenario_file(scenario_name) {
+            let file = ScenarioFile::from_file(Path::new(scenario_name))?;
+            file.check_dialect(target.driver())?;
+            ScenarioRef::File(std::sync::Arc::new(file))
+        } else {
+            ScenarioRef::Builtin(Scenario::from_name(scenario_name).ok_or_else(|| {
+                PlanError::invalid(
+                    "scenario",
+                    format!("{scenario_name:?}"),
+                    format!(
+                        "one of: {}, or the path of a scenario file ending in .toml",
+                        scenario_names()
+                    ),
+                )
+            })?)
+        };
+
+        let mix = match &raw.mix {
+            None => scenario.default_mix(),
+            Some(m) => {
+                let mut mix = Vec::new();
+                let operations = scenario.operations();
+                for (name, weight) in m {
+                    let op = operations
+                        .iter()
+                        .find(|op| op.as_str() == name)
+                        .cloned()
+                        .ok_or_else(|| {
+                            let names: Vec<_> = operations.iter().map(OpName::as_str).collect();
+                            PlanError::invalid(
+                                "mix",
+                                format!("{name:?}"),
+                                format!(
+                                    "scenario {} has the operations: {}",
+                                    scenario.name(),
+                                    names.join(", ")
+                                ),
+                            )
+                        })?;
+                    if *weight > 0 {
+                        mix.push((op, *weight));
+                    }
+                }
+                if mix.is_empty() {
+                    return Err(PlanError::invalid(
+                        "mix",
+                        format!("{m:?}"),
+                        "at least one operation needs a weight above 0",
+                    ));
+                }
+                mix
+            }
+        };
+
+        let rows = raw.rows.unwrap_or_else(|| scenario.default_rows());
+        if !(1..=10_000_000_000).contains(&rows) {
+            return Err(PlanError::invalid(
+                "rows",
+                rows,
+                "between 1 and 10000000000",
+            ));
+        }
+        let batch = raw.batch.unwrap_or(DEFAULT_BATCH);
+        if !(1..=MAX_BATCH).contains(&batch) {
+            return Err(PlanError::invalid("batch", batch, format!("rows per batched model request, between 1 and {MAX_BATCH} (Aurora's MAX_BATCH_SIZE default is 10000)")));
+        }
+        let ml = match (raw.ml.as_deref().unwrap_or("standin"), &raw.ml_endpoint) {
+            ("standin", None) => MlMode::StandIn,
+            ("standin", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
+            ("aurora", _) if target.driver() == crate::target::Driver::Sqlite => {
+                return Err(PlanError::invalid("ml", "\"aurora\"", "Aurora ML needs an Aurora MySQL or Aurora PostgreSQL target; SQLite has only the stand-in"))
+            }
+            ("aurora", Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                MlMode::Aurora { endpoint: e.clone() }
+            }
+            ("aurora", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "a SageMaker endpoint name: 1 to 63 letters, digits and hyphens")),
+            ("aurora", None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
+            (other, _) => return Err(PlanError::invalid("ml", format!("{other:?}"), "\"standin\" (fleetload's in-database endpoint) or \"aurora\" (a real Aurora ML function)")),
+        };
+        let standin = StandIn {
+            delay: raw
+                .ml_delay
+                .as_deref()
+                .map(|d| {
+                    within(
+                        "ml_delay",
+                        duration("ml_delay", Some(d), Duration::ZERO)?,
+                        Duration::ZERO,
+                        Duration::from_secs(60),
+                    )
+                })
+                .transpose()?,
+            row_cost: raw
+                .ml_row_cost
+                .as_deref()
+                .map(|d| {
+                    within(
+                        "ml_row_cost",
+                        duration("ml_row_cost", Some(d), Duration::ZERO)?,
+                        Duration::ZERO,
+                        Duration::from_secs(10),
+                    )
+                })
+                .transpose()?,
+            capacity: match raw.ml_capacity {
+                Some(c) if !(1..=MAX_ML_CAPACITY).contains(&c) => {
+                    return Err(PlanError::invalid(
+                        "ml_capacity",
+                        c,
+                        format!("requests served at once, between 1 and {MAX_ML_CAPACITY}"),
+                    ))
+                }
+                c => c,
+            },
+        };
+        if !standin.is_empty() {
+            let churn = matches!(
+                &scenario,
+                ScenarioRef::Builtin(crate::scenario::Scenario::Churn)
+            );
+            let key = if raw.ml_delay.is_some() {
+                "ml_delay"
+            } else if raw.ml_row_cost.is_some() {
+                "ml_row_cost"
+            } else {
+                "ml_capacity"
+            };
+            if !churn || !matches!(ml, MlMode::StandIn) {
+                return Err(PlanError::invalid(key, "set", "the ML stand-in's settings apply to the churn scenario with ml = \"standin\"; leave them out here"));
+            }
+        }
+        let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
+        if !(1..=MAX_SESSIONS).contains(&sessions) {
+            return Err(PlanError::invalid(
+                "sessions",
+                sessions,
+                format!("between 1 and {MAX_SESSIONS} sessions per worker"),
+            ));
+        }
+
+        let mode =
+            raw.mode
+                .as_deref()
+                .unwrap_or(if raw.rate.is_some() { "open" } else { "closed" });
+        let staged = raw.stage.as_ref().is_some_and(|s| !s.is_empty());
+        let load = match mode {
+            "open" => {
+                let rate = match (raw.rate, staged) {
+                    (Some(r), _) => r,
+                    // Stages without a starting rate start from 0.
+                    (None, true) => 0.0,
+                    (None, false) => {
+                        return Err(PlanError::Missing {
+                            key: "rate",
+                            hint: "open-loop load needs a cluster rate in operations per second, e.g. --rate 2000 (or mode = \"closed\")",
+                        })
+                    }
+                };
+                if !rate.is_finite() || rate < 0.0 || (rate == 0.0 && !staged) || rate > MAX_RATE {
+                    return Err(PlanError::invalid("rate", rate, format!("operations per second across the cluster, above 0 and at most {MAX_RATE}")));
+                }
+                if raw.think_time.is_some() {
+                    return Err(PlanError::invalid(
+                        "think_time",
+                        raw.think_time.clone().unwrap_or_default(),
+                        "only closed-loop load has a think time; drop it or set mode = \"closed\"",
+                    ));
+                }
+                let max_backlog = within(
+                    "max_backlog",
+                    duration(
+                        "max_backlog",
+                        raw.max_backlog.as_deref(),
+                        DEFAULT_MAX_BACKLOG,
+                    )?,
+                    Duration::from_millis(10),
+                    Duration::from_secs(3600),
+                )?;
+                let arrival = match raw.arrival.as_deref().unwrap_or("uniform") {
+                    "uniform" => Arrival::Uniform,
+                    "poisson" => Arrival::Poisson,
+                    other => {
+                        return Err(PlanError::invalid(
+                            "arrival",
+                            format!("{other:?}"),
+                            "\"uniform\" (evenly spaced) or \"poisson\" (exponential gaps, like sysbench --rate and pgbench -R)",
+                        ))
+                    }
+                };
+                LoadModel::Open {
+                    rate,
+                    arrival,
+                    max_backlog,
+                }
+            }
+            "closed" => {
+                if let Some(rate) = raw.rate {
+                    return Err(PlanError::invalid(
+                        "rate",
+                        rate,
+                        "closed-loop load has no rate; drop it or set mode = \"open\"",
+                    ));
+                }
+                let think_time = within(
+                    "think_time",
+                    duration("think_time", raw.think_time.as_deref(), Duration::ZERO)?,
+                    Duration::ZERO,
+                    Duration::from_secs(3600),
+                )?;
+                LoadModel::Closed { think_time }
+            }
+            other => {
+                return Err(PlanError::invalid(
+                    "mode",
+                    format!("{other:?}"),
+                    "\"open\" (a cluster rate) or \"closed\" (sessions back to back)",
+                ))
+            }
+        };
+
+        let interval = within(
+            "interval",
+            duration("interval", raw.interval.as_deref(), DEFAULT_INTERVAL)?,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        let operation_names: Vec<String> = mix.iter().map(|(o, _)| o.to_string()).collect();
+        let op_refs: Vec<&str> = operation_names.iter().map(String::as_str).collect();
+        let thresholds_of =
+            |key: &'static str, list: &Option<Vec<String>>| -> Result<Vec<Threshold>, PlanError> {
+                let list = list.as_deref().unwrap_or_default();
+                if list.len() > 100 {
+                    return Err(PlanError::invalid(
+                        key,
+                        format!("{} thresholds", list.len()),
+                        "at most 100",
+                    ));
+                }
+                list.iter()
+                    .map(|t| {
+                        Threshold::parse(t, &op_refs)
+                            .map_err(|e| PlanError::invalid(key, format!("{t:?}"), e))
+                    })
+                    .collect()
+            };
+        let thresholds = thresholds_of("thresholds", &raw.thresholds)?;
+        let (start_value, unit_max) = match load {
+            LoadModel::Open { rate, .. } => (rate, MAX_RATE),
+            LoadModel::Closed { .. } => (0.0, f64::from(MAX_SESSIONS) * 10_000.0),
+        };
+        let mut stages = Vec::new();
+        let mut at = Duration::ZERO;
+        let mut current = start_value;
+        let raw_stages = raw.stage.as_deref().unwrap_or_default();
+        if raw_stages.len() > MAX_STAGES {
+            return Err(PlanError::invalid(
+                "stage",
+                format!("{} stages", raw_stages.len()),
+                format!("at most {MAX_STAGES}"),
+            ));
+        }
+        for (i, st) in raw_stages.iter().enumerate() {
+            let n = i + 1;
+            let value = |v: f64| -> Result<f64, PlanError> {
+                if v.is_finite() && (0.0..=unit_max).contains(&v) {
+                    Ok(v)
+                } else {
+                    Err(PlanError::invalid(
+                        "stage",
+                        format!("stage {n}: {v}"),
+                        format!("a value between 0 and {unit_max}"),
+                    ))
+                }
+            };
+            let dur = |d: &Option<String>| -> Result<Duration, PlanError> {
+                match d {
+                    None => Ok(Duration::ZERO),
+                    Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                        PlanError::invalid(
+                            "stage",
+                            format!("stage {n}: {text:?}"),
+                            format!("a duration like \"30s\" or \"5m\" ({e})"),
+                        )
+                    }),
+                }
+            };
+            let (kind, from, to, length) = match (st.ramp.as_ref(), st.step, st.hold.as_ref()) {
+                (Some(_), None, None) => {
+                    let to = value(st.to.ok_or_else(|| PlanError::invalid("stage", format!("stage {n}: ramp without `to`"), "a ramp needs the value it ramps to, e.g. { ramp = \"60s\", to = 5000 }"))?)?;
+                    (StageKind::Ramp, current, to, dur(&st.ramp)?)
+                }
+                (None, Some(step), hold) => {
+                    if st.to.is_some() {
+                        return Err(PlanError::invalid("stage", format!("stage {n}"), "a step names its value in `step`; `to` belongs to ramps"));
+                    }
+                    let v = value(step)?;
+                    (StageKind::Step, v, v, dur(&hold.cloned())?)
+                }
+                (None, None, Some(hold)) => {
+                    if st.to.is_some() {
+                        return Err(PlanError::invalid("stage", format!("stage {n}"), "a hold keeps the current value; use a step or a ramp to change it"));
+                    }
+                    (StageKind::Hold, current, current, dur(&Some(hold.clone()))?)
+                }
+                _ => {
+                    return Err(PlanError::invalid(
+                        "stage",
+                        format!("stage {n}"),
+                        "give exactly one of { ramp = \"60s\", to = 5000 }, { hold = \"2m\" } or { step = 8000, hold = \"1m\" }",
+                    ))
+                }
+            };
+            stages.push(Stage {
+                kind,
+                start: at,
+                duration: length,
+                from,
+                to,
+                thresholds: thresholds_of("stage", &st.thresholds)?,
+            });
+            at += length;
+            current = to;
+        }
+        let run_time = if stages.is_empty() {
+            within(
+                "duration",
+                duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
+                interval,
+                Duration::from_secs(7 * 86_400),
+            )?
+        } else {
+            if let Some(d) = raw.duration.as_deref() {
+                let given = duration("duration", Some(d), DEFAULT_DURATION)?;
+                if given != at {
+                    return Err(PlanError::invalid("duration", d, format!("the stages last {}; drop `duration` (it is the stages' sum) or make them add up", humantime::format_duration(at))));
+                }
+            }
+            if matches!(load, LoadModel::Open { .. })
+                && stages.iter().all(|s| s.to == 0.0)
+                && start_value == 0.0
+            {
+                return Err(PlanError::invalid(
+                    "stage",
+                    "every rate 0",
+                    "at least one stage must offer load",
+                ));
+            }
+            within("stage", at, interval, Duration::from_secs(7 * 86_400))?
+        };
+        let warmup = duration("warmup", raw.warmup.as_deref(), Duration::ZERO)?;
+        if warmup >= run_time {
+            return Err(PlanError::invalid(
+                "warmup",
+                humantime::format_duration(warmup),
+                format!(
+                    "must be shorter than the duration ({})",
+                    humantime::format_duration(run_time)
+                ),
+            ));
+        }
+        if warmup.as_nanos() % interval.as_nanos() != 0 {
+            return Err(PlanError::invalid("warmup", humantime::format_duration(warmup), format!("must be a whole number of intervals ({} each), so intervals are either warm-up or measured", humantime::format_duration(interval))));
+        }
+        let op_timeout = within(
+            "op_timeout",
+            duration("op_timeout", raw.op_timeout.as_deref(), DEFAULT_OP_TIMEOUT)?,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
+        let connect_timeout = within(
+            "connect_timeout",
+            duration(
+                "connect_timeout",
+                raw.connect_timeout.as_deref(),
+                DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        let lease = within(
+            "lease",
+            duration("lease", raw.lease.as_deref(), DEFAULT_LEASE)?,
+            Duration::from_millis(500),
+            Duration::from_secs(600),
+        )?;
+        let on_worker_loss = match raw.on_worker_loss.as_deref().unwrap_or("rebalance") {
+            "rebalance" => OnWorkerLoss::Rebalance,
+            "continue" => OnWorkerLoss::Continue,
+            "abort" => OnWorkerLoss::Abort,
+            other => return Err(PlanError::invalid("on_worker_loss", format!("{other:?}"), "\"rebalance\" (survivors take over its keys and rate), \"continue\" (go on with less) or \"abort\" (stop the run)")),
+        };
+        let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
+        if connect_rate == 0 {
+            return Err(PlanError::invalid(
+                "connect_rate",
+                connect_rate,
+                "sessions opened per second per worker, at least 1",
+            ));
+        }
+
+        Ok(Plan {
+            target,
+            scenario,
+            mix,
+            rows,
+            rows_given: raw.rows.is_some(),
+            batch,
+            ml,
+            standin,
+            sessions,
+            load,
+            duration: run_time,
+            warmup,
+            interval,
+            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            op_timeout,
+            connect_timeout,
+            connect_rate,
+            lease,
+            on_worker_loss,
+            stages,
+            thresholds,
+            abort_on_fail: match raw.abort_on_fail {
+                Some(true) => Some(within(
+                    "abort_grace",
+                    duration(
+                        "abort_grace",
+                        raw.abort_grace.as_deref(),
+                        Duration::from_secs(10),
+                    )?,
+                    Duration::ZERO,
+                    Duration::from_secs(86_400),
+                )?),
+                _ if raw.abort_grace.is_some() => {
+                    return Err(PlanError::invalid(
+                        "abort_grace",
+                        raw.abort_grace.clone().unwrap_or_default(),
+                        "only used with abort_on_fail = true",
+                    ))
+                }
+                _ => None,
+            },
+        })
+    }
+}
