@@ -4,7 +4,6 @@
 //! every field against bounds and returns a [`WireError`] naming the field. Nothing
 //! generated travels past the edge of the coordinator or the worker.
 
-use crate::histogram::{decode, encode_for_wire, HistogramError};
 use crate::outcome::ErrorClass;
 use crate::plan::{MAX_RATE, MAX_SESSIONS};
 use crate::profile::Profile;
@@ -16,6 +15,8 @@ use crate::target::Target;
 use crate::WireError;
 use fleetload_proto::v1 as pb;
 use std::time::Duration;
+
+mod measure;
 
 /// Longest error message carried per sample.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
@@ -537,212 +538,6 @@ impl TryFrom<pb::Assignment> for Assignment {
                 a.resume_secret,
                 MAX_RESUME_SECRET,
             )?),
-        })
-    }
-}
-
-impl Snapshot {
-    /// Encode for the wire.
-    ///
-    /// # Errors
-    /// A histogram cannot be serialized (a bug, not a runtime condition).
-    pub fn to_proto(&self) -> Result<pb::Snapshot, HistogramError> {
-        let mut operations = Vec::with_capacity(self.operations.len());
-        for (op, s) in &self.operations {
-            operations.push(pb::OperationSnapshot {
-                name: op.name().to_string(),
-                ok: s.ok,
-                errors: s.errors.to_vec(),
-                dropped_backlog: s.dropped_backlog,
-                retries: s.retries,
-                rows: s.rows,
-                empty: s.empty,
-                response_time: encode_for_wire(&s.response)?,
-                service_time: encode_for_wire(&s.service)?,
-                schedule_lag: encode_for_wire(&s.lag)?,
-                error_samples: s
-                    .samples
-                    .iter()
-                    .map(|e| pb::ErrorSample {
-                        class: e.class as u32,
-                        message: e.message.clone(),
-                    })
-                    .collect(),
-            });
-        }
-        Ok(pb::Snapshot {
-            run_id: self.run_id.clone(),
-            worker_index: self.worker_index,
-            sequence: self.sequence,
-            interval_index: self.interval_index,
-            operations,
-        })
-    }
-}
-
-fn histogram(field: &'static str, bytes: &[u8]) -> Result<crate::histogram::Latency, WireError> {
-    decode(bytes).map_err(|source| WireError::Histogram { field, source })
-}
-
-impl TryFrom<pb::Snapshot> for Snapshot {
-    type Error = WireError;
-    fn try_from(s: pb::Snapshot) -> Result<Self, WireError> {
-        if s.operations.len() > MAX_OPERATIONS {
-            return Err(WireError::invalid(
-                "snapshot.operations",
-                format!(
-                    "{} operations, at most {MAX_OPERATIONS}",
-                    s.operations.len()
-                ),
-            ));
-        }
-        let mut operations = Vec::with_capacity(s.operations.len());
-        for o in s.operations {
-            let op = operation("snapshot.operations.name", &o.name)?;
-            if operations.iter().any(|(seen, _)| *seen == op) {
-                return Err(WireError::invalid(
-                    "snapshot.operations.name",
-                    format!("{} appears twice", op.name()),
-                ));
-            }
-            let response = histogram("snapshot.response_time", &o.response_time)?;
-            if response.len() != o.ok {
-                return Err(WireError::invalid(
-                    "snapshot.operations.ok",
-                    format!(
-                        "{} ok operations but {} response times for {}",
-                        o.ok,
-                        response.len(),
-                        op.name()
-                    ),
-                ));
-            }
-            let mut samples = Vec::new();
-            for e in o
-                .error_samples
-                .into_iter()
-                .take(ErrorClass::COUNT * crate::stats::ERROR_SAMPLES_PER_CLASS)
-            {
-                let class = ErrorClass::from_index(e.class as usize).ok_or_else(|| {
-                    WireError::invalid(
-                        "snapshot.error_samples.class",
-                        format!("unknown class {}", e.class),
-                    )
-                })?;
-                let mut message = e.message;
-                if message.len() > MAX_ERROR_MESSAGE {
-                    let mut cut = MAX_ERROR_MESSAGE;
-                    while !message.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    message.truncate(cut);
-                }
-                samples.push(ErrorSample { class, message });
-            }
-            if o.empty > o.ok {
-                return Err(WireError::invalid(
-                    "snapshot.operations.empty",
-                    format!(
-                        "{} of {} ok operations found no row for {}",
-                        o.empty,
-                        o.ok,
-                        op.name()
-                    ),
-                ));
-            }
-            // Every success records a service time, and in open loop a schedule lag.
-            let service = histogram("snapshot.service_time", &o.service_time)?;
-            let lag = histogram("snapshot.schedule_lag", &o.schedule_lag)?;
-            if service.len() != o.ok || lag.len() > o.ok {
-                return Err(WireError::invalid(
-                    "snapshot.operations.ok",
-                    format!(
-                        "{} ok operations but {} service times and {} schedule lags for {}",
-                        o.ok,
-                        service.len(),
-                        lag.len(),
-                        op.name()
-                    ),
-                ));
-            }
-            operations.push((
-                op,
-                OpStats {
-                    ok: o.ok,
-                    errors: error_counts("snapshot.operations.errors", &o.errors)?,
-                    dropped_backlog: o.dropped_backlog,
-                    retries: o.retries,
-                    rows: o.rows,
-                    empty: o.empty,
-                    response,
-                    service,
-                    lag,
-                    samples,
-                },
-            ));
-        }
-        Ok(Snapshot {
-            run_id: s.run_id,
-            worker_index: s.worker_index,
-            sequence: s.sequence,
-            interval_index: s.interval_index,
-            operations,
-        })
-    }
-}
-
-impl From<&Done> for pb::Done {
-    fn from(d: &Done) -> Self {
-        pb::Done {
-            run_id: d.run_id.clone(),
-            worker_index: d.worker_index,
-            snapshots_sent: d.snapshots_sent,
-            totals: d
-                .totals
-                .iter()
-                .map(|(op, t)| pb::OperationTotals {
-                    name: op.name().to_string(),
-                    ok: t.ok,
-                    errors: t.errors.to_vec(),
-                    dropped_backlog: t.dropped_backlog,
-                    retries: t.retries,
-                })
-                .collect(),
-            inserted: d.inserted,
-            insert_id_base: d.insert_id_base,
-            insert_id_last: d.insert_id_last,
-            first_op_unix_nanos: d.first_op_unix_nanos.unwrap_or(0),
-        }
-    }
-}
-
-impl TryFrom<pb::Done> for Done {
-    type Error = WireError;
-    fn try_from(d: pb::Done) -> Result<Self, WireError> {
-        if d.totals.len() > MAX_OPERATIONS {
-            return Err(WireError::invalid("done.totals", "too many operations"));
-        }
-        let mut totals = Vec::with_capacity(d.totals.len());
-        for t in d.totals {
-            totals.push((
-                operation("done.totals.name", &t.name)?,
-                OpTotals {
-                    ok: t.ok,
-                    errors: error_counts("done.totals.errors", &t.errors)?,
-                    dropped_backlog: t.dropped_backlog,
-                    retries: t.retries,
-                },
-            ));
-        }
-        Ok(Done {
-            run_id: d.run_id,
-            worker_index: d.worker_index,
-            snapshots_sent: d.snapshots_sent,
-            totals,
-            inserted: d.inserted,
-            insert_id_base: d.insert_id_base,
-            insert_id_last: d.insert_id_last,
-            first_op_unix_nanos: (d.first_op_unix_nanos > 0).then_some(d.first_op_unix_nanos),
         })
     }
 }
