@@ -20,6 +20,9 @@ pub fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
                 .iter()
                 .map(|h| match h.parse::<std::net::IpAddr>() {
                     Ok(ip) => Ok(SanType::IpAddress(ip)),
+                    Err(_) if !is_host_name(h) => Err(anyhow::anyhow!(
+                        "{h:?} is neither a host name (letters, digits and '-' in dot-separated labels, a leading '*.' allowed) nor an IP address"
+                    )),
                     Err(_) => h.clone().try_into().map(SanType::DnsName).map_err(|_| {
                         anyhow::anyhow!("{h:?} is neither a host name nor an IP address")
                     }),
@@ -57,6 +60,20 @@ pub fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
             )
         }
     }
+}
+
+/// A DNS name a certificate can carry: labels of letters, digits and '-', optionally
+/// under a leading wildcard.
+fn is_host_name(h: &str) -> bool {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 fn create_ca(dir: &Path, force: bool) -> anyhow::Result<Vec<PathBuf>> {

@@ -517,7 +517,9 @@ fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
 async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
     let spec = prepare_spec(&plan, 1, fleetload_db::ml::MlSettings::default());
-    let ran = fleetload_db::prepare::teardown(&spec).await?;
+    let ran = fleetload_db::prepare::teardown(&spec)
+        .await
+        .map_err(|e| anyhow::anyhow!("teardown failed on {}: {}", e.target, e.message))?;
     println!(
         "ran {ran} teardown statements of {} on {}",
         plan.scenario.name(),
@@ -951,11 +953,17 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let reported = report["plan"]["target"].as_str().unwrap_or_default();
     let same = fleetload_common::target::Target::parse(reported, None)
         .is_ok_and(|t| t.url() == plan.target.url());
+    if reported.is_empty() {
+        bail!(
+            "{} names no target (plan.target): is it a fleetload report.json?",
+            args.report.display()
+        );
+    }
     if !same {
         bail!(
             "{} is the report of a run on {}, not on {}: verify it against its own target (--target {reported})",
             args.report.display(),
-            if reported.is_empty() { "an unknown target" } else { reported },
+            reported,
             plan.target
         );
     }

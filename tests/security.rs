@@ -613,4 +613,14 @@ fn certs_made_by_fleetload_run_a_mutual_tls_fleet() {
     assert_eq!(code, Some(0), "{log}");
     let bad = fleetload(&["certs", "create-worker", "--dir", d, "no spaces"]);
     assert_ne!(bad.code, Some(0));
+    let bad = fleetload(&[
+        "certs",
+        "create-coordinator",
+        "--dir",
+        d,
+        "--force",
+        "bad host!",
+    ]);
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.text().contains("neither a host name"), "{}", bad.text());
 }
