@@ -178,17 +178,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Whether a failure to connect is about certificates: not transient, so not retried.
+/// (A broken handshake alone may be a coordinator that is still starting: retried.)
 pub fn is_certificate_error(chain: &str) -> bool {
     let c = chain.to_ascii_lowercase();
-    [
-        "certificate",
-        "unknownissuer",
-        "notvalidforname",
-        "handshake",
-        "tls",
-    ]
-    .iter()
-    .any(|w| c.contains(w))
+    ["certificate", "unknownissuer", "notvalidforname"]
+        .iter()
+        .any(|w| c.contains(w))
 }
 
 /// What a failed connection to the coordinator means, and the flag that fixes it.
