@@ -2,8 +2,7 @@
 //! quick run needs no file at all.
 
 use clap::{Args, Parser, Subcommand};
-use fleetload_common::plan::{parse_mix, RawPlan, RawStage};
-use std::collections::BTreeMap;
+use fleetload_common::plan::RawPlan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,142 +62,20 @@ pub struct DemoArgs {
     pub report_dir: Option<PathBuf>,
 }
 
-/// The plan file and a flag for every plan key.
+/// The plan file and a flag for every plan key (the keys are `RawPlan`'s: one place).
 #[derive(Debug, Args, Clone, Default)]
 pub struct PlanArgs {
     /// TOML plan file; flags override its keys.
     #[arg(long)]
     pub plan: Option<PathBuf>,
-    /// Database URL without password: mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB, sqlite://PATH.
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Environment variable each worker reads the database password from.
-    #[arg(long)]
-    pub password_env: Option<String>,
-    /// Scenario: point_select, churn, or a scenario file (PATH.toml; see docs/scenarios.md).
-    #[arg(long)]
-    pub scenario: Option<String>,
-    /// Rows in the scenario's table (the key space).
-    #[arg(long)]
-    pub rows: Option<u64>,
-    /// Operation mix, e.g. point_select=3,read_customer=1.
-    #[arg(long, value_parser = parse_mix)]
-    pub mix: Option<BTreeMap<String, u32>>,
-    /// Rows per batched model request (churn: predict_batch, score_new).
-    #[arg(long)]
-    pub batch: Option<u32>,
-    /// Churn model: standin (fleetload's in-database endpoint) or aurora (a real Aurora ML function).
-    #[arg(long)]
-    pub ml: Option<String>,
-    /// SageMaker endpoint of the Aurora ML function (with --ml aurora).
-    #[arg(long, alias = "endpoint")]
-    pub ml_endpoint: Option<String>,
-    /// ML stand-in: fixed cost of each request (SageMaker overhead latency), e.g. 5ms.
-    /// Named for a run, the coordinator sets it in the database before the start.
-    #[arg(long)]
-    pub ml_delay: Option<String>,
-    /// ML stand-in: cost per row scored in a request, e.g. 100us.
-    #[arg(long)]
-    pub ml_row_cost: Option<String>,
-    /// ML stand-in: requests served at once across all sessions (model instances).
-    #[arg(long)]
-    pub ml_capacity: Option<u32>,
-    /// Sessions (connections) per worker.
-    #[arg(long)]
-    pub sessions: Option<u32>,
-    /// open (a cluster rate) or closed (sessions back to back).
-    #[arg(long)]
-    pub mode: Option<String>,
-    /// Cluster rate in operations per second (implies --mode open).
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Open-loop arrival process: uniform (evenly spaced) or poisson (like sysbench --rate, pgbench -R).
-    #[arg(long)]
-    pub arrival: Option<String>,
-    /// Pause between operations of a session in closed loop, e.g. 10ms.
-    #[arg(long)]
-    pub think_time: Option<String>,
-    /// Operations further behind schedule than this are counted as dropped.
-    #[arg(long)]
-    pub max_backlog: Option<String>,
-    /// Run length, e.g. 30s or 5m.
-    #[arg(long)]
-    pub duration: Option<String>,
-    /// Leading part of the run left out of the totals (whole intervals).
-    #[arg(long)]
-    pub warmup: Option<String>,
-    /// Snapshot interval.
-    #[arg(long)]
-    pub interval: Option<String>,
-    /// Random seed for keys and data.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Client deadline per operation.
-    #[arg(long)]
-    pub op_timeout: Option<String>,
-    /// Deadline for opening one session.
-    #[arg(long)]
-    pub connect_timeout: Option<String>,
-    /// Sessions opened per second per worker.
-    #[arg(long)]
-    pub connect_rate: Option<u32>,
-    /// Liveness lease: a worker that hears nothing from its coordinator this long stops
-    /// its load; the coordinator marks a silent worker lost.
-    #[arg(long)]
-    pub lease: Option<String>,
-    /// When a worker is lost mid-run: rebalance (survivors take over its keys and rate), continue, or abort.
-    #[arg(long)]
-    pub on_worker_loss: Option<String>,
-    /// A load stage, repeatable, in order: ramp:DURATION:TO, hold:DURATION, step:TO or
-    /// step:TO:DURATION (cluster ops/s, or active sessions in closed loop).
-    #[arg(long = "stage", value_parser = RawStage::from_flag)]
-    pub stage: Vec<RawStage>,
-    /// A whole-run threshold, repeatable, e.g. "predict_one.p99 < 50ms", "error_rate < 0.5%".
-    #[arg(long = "threshold")]
-    pub thresholds: Vec<String>,
-    /// Stop the run early when a threshold fails (after --abort-grace).
-    #[arg(long)]
-    pub abort_on_fail: bool,
-    /// How long a threshold may fail before --abort-on-fail stops the run.
-    #[arg(long)]
-    pub abort_grace: Option<String>,
+    #[command(flatten)]
+    pub keys: RawPlan,
 }
 
 impl PlanArgs {
     /// The flags as a raw plan, to lay over the file.
     pub fn flags(&self) -> RawPlan {
-        RawPlan {
-            target: self.target.clone(),
-            password_env: self.password_env.clone(),
-            scenario: self.scenario.clone(),
-            rows: self.rows,
-            mix: self.mix.clone(),
-            batch: self.batch,
-            ml: self.ml.clone(),
-            ml_endpoint: self.ml_endpoint.clone(),
-            ml_delay: self.ml_delay.clone(),
-            ml_row_cost: self.ml_row_cost.clone(),
-            ml_capacity: self.ml_capacity,
-            sessions: self.sessions,
-            mode: self.mode.clone(),
-            rate: self.rate,
-            arrival: self.arrival.clone(),
-            think_time: self.think_time.clone(),
-            max_backlog: self.max_backlog.clone(),
-            duration: self.duration.clone(),
-            warmup: self.warmup.clone(),
-            interval: self.interval.clone(),
-            seed: self.seed,
-            op_timeout: self.op_timeout.clone(),
-            connect_timeout: self.connect_timeout.clone(),
-            connect_rate: self.connect_rate,
-            lease: self.lease.clone(),
-            on_worker_loss: self.on_worker_loss.clone(),
-            stage: (!self.stage.is_empty()).then(|| self.stage.clone()),
-            thresholds: (!self.thresholds.is_empty()).then(|| self.thresholds.clone()),
-            abort_on_fail: self.abort_on_fail.then_some(true),
-            abort_grace: self.abort_grace.clone(),
-        }
+        self.keys.clone()
     }
 }
 

@@ -88,7 +88,7 @@ fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
         Some(path) => RawPlan::from_file(path)?,
         None => RawPlan::default(),
     };
-    Ok(Plan::try_from(file.overlay(args.flags()))?)
+    Ok(Plan::try_from(file.overlay(args.flags())?)?)
 }
 
 /// The ML stand-in `prepare` installs: the plan's settings, the defaults for the rest.
@@ -237,13 +237,13 @@ async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut flags = args.plan.flags();
-    flags.mode = Some("open".into());
+    flags.mode = Some(fleetload_common::plan::Mode::Open);
     flags.rate = Some(args.start);
     let file = match &args.plan.plan {
         Some(path) => RawPlan::from_file(path)?,
         None => RawPlan::default(),
     };
-    let mut raw = file.overlay(flags);
+    let mut raw = file.overlay(flags)?;
     if raw.stage.is_some() {
         bail!("find-capacity sets the load itself: drop the plan's stages");
     }
@@ -430,8 +430,7 @@ fn server_security(
 
 /// `fleetload ctl`: one command to a running coordinator.
 async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
-    use fleetload_proto::v1 as pb;
-    use pb::command_request::Command as C;
+    use fleetload_common::wire::{command_request, reply_from, Command};
     let endpoint = if args.coordinator.contains("://") {
         args.coordinator.clone()
     } else {
@@ -453,18 +452,14 @@ async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         })?;
     let mut client = security.client(channel);
     let command = match &args.action {
-        CtlAction::Status => C::Status(pb::StatusCommand {}),
-        CtlAction::SetRate { value } => C::SetRate(pb::SetRateCommand { value: *value }),
-        CtlAction::Pause => C::Pause(pb::PauseCommand {}),
-        CtlAction::Resume => C::Resume(pb::ResumeCommand {}),
-        CtlAction::Stop { reason } => C::Stop(pb::StopCommand {
-            reason: reason.clone(),
-        }),
+        CtlAction::Status => Command::Status,
+        CtlAction::SetRate { value } => Command::SetRate(*value),
+        CtlAction::Pause => Command::Pause,
+        CtlAction::Resume => Command::Resume,
+        CtlAction::Stop { reason } => Command::Stop(reason.clone()),
     };
     let reply = client
-        .command(pb::CommandRequest {
-            command: Some(command),
-        })
+        .command(command_request(&command))
         .await
         .map_err(|s| match s.code() {
             tonic::Code::Unauthenticated
@@ -473,11 +468,10 @@ async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             _ => anyhow::anyhow!("{}", security.explain_stream_error(&s, &endpoint)),
         })?
         .into_inner();
-    if !reply.status_json.is_empty() {
-        let pretty = serde_json::from_str::<serde_json::Value>(&reply.status_json)
-            .and_then(|v| serde_json::to_string_pretty(&v))
-            .unwrap_or(reply.status_json);
-        println!("{pretty}");
+    let reply = reply_from(reply)
+        .map_err(|e| anyhow::anyhow!("the coordinator's answer is not understood: {e}"))?;
+    if let Some(status) = &reply.status {
+        println!("{}", serde_json::to_string_pretty(status)?);
     } else {
         println!("{}", reply.message);
     }

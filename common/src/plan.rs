@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub mod bounds;
 mod raw;
 mod validate;
 
@@ -35,6 +36,26 @@ pub enum LoadModel {
 }
 
 pub use crate::schedule::Arrival;
+
+/// How load is offered, as a plan names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A cluster rate, whatever the database does.
+    Open,
+    /// Sessions back to back.
+    Closed,
+}
+
+/// Where the churn model runs, as a plan names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MlKind {
+    /// fleetload's in-database endpoint.
+    Standin,
+    /// A real Aurora ML function.
+    Aurora,
+}
 
 /// Where the churn scenario's model runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +164,8 @@ impl Stage {
 pub const MAX_STAGES: usize = 1000;
 
 /// What the coordinator does when a worker is lost mid-run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum OnWorkerLoss {
     /// Give its keys and rate share to the survivors: the cluster keeps the planned rate.
     Rebalance,
@@ -211,13 +233,15 @@ impl Plan {
                 arrival,
                 max_backlog,
             } => (
-                "open",
+                Mode::Open,
                 Some(rate),
-                Some(arrival.name().to_string()),
+                Some(arrival),
                 None,
                 Some(fmt(max_backlog)),
             ),
-            LoadModel::Closed { think_time } => ("closed", None, None, Some(fmt(think_time)), None),
+            LoadModel::Closed { think_time } => {
+                (Mode::Closed, None, None, Some(fmt(think_time)), None)
+            }
         };
         RawPlan {
             target: Some(self.target.url().to_string()),
@@ -234,13 +258,10 @@ impl Plan {
                     .collect(),
             ),
             batch: Some(self.batch),
-            ml: Some(
-                match self.ml {
-                    MlMode::StandIn => "standin",
-                    MlMode::Aurora { .. } => "aurora",
-                }
-                .to_string(),
-            ),
+            ml: Some(match self.ml {
+                MlMode::StandIn => MlKind::Standin,
+                MlMode::Aurora { .. } => MlKind::Aurora,
+            }),
             ml_endpoint: match &self.ml {
                 MlMode::StandIn => None,
                 MlMode::Aurora { endpoint } => Some(endpoint.clone()),
@@ -249,7 +270,7 @@ impl Plan {
             ml_row_cost: self.standin.row_cost.map(fmt),
             ml_capacity: self.standin.capacity,
             sessions: Some(self.sessions),
-            mode: Some(mode.to_string()),
+            mode: Some(mode),
             rate,
             arrival,
             think_time,
@@ -262,7 +283,7 @@ impl Plan {
             connect_timeout: Some(fmt(self.connect_timeout)),
             connect_rate: Some(self.connect_rate),
             lease: Some(fmt(self.lease)),
-            on_worker_loss: Some(self.on_worker_loss.name().to_string()),
+            on_worker_loss: Some(self.on_worker_loss),
             stage: (!self.stages.is_empty()).then(|| {
                 self.stages
                     .iter()

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// How open-loop operations are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrival {
     /// Exactly `1 / rate` apart: the steadiest load, and the one that wakes an idle

@@ -5,6 +5,7 @@
 //! generated travels past the edge of the coordinator or the worker.
 
 use crate::outcome::ErrorClass;
+use crate::plan::bounds::{self, Span};
 use crate::plan::{MAX_RATE, MAX_SESSIONS};
 use crate::profile::Profile;
 use crate::scenario::{OpName, Scenario, ScenarioRef};
@@ -17,6 +18,9 @@ use fleetload_proto::v1 as pb;
 use std::time::Duration;
 
 mod measure;
+mod messages;
+
+pub use messages::*;
 
 /// Longest error message carried per sample.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
@@ -182,7 +186,8 @@ fn text(field: &'static str, s: String, max: usize) -> Result<String, WireError>
     Ok(s)
 }
 
-fn millis(field: &'static str, ms: u64, lo: Duration, hi: Duration) -> Result<Duration, WireError> {
+fn millis(field: &'static str, ms: u64, span: Span) -> Result<Duration, WireError> {
+    let Span { lo, hi } = span;
     let d = Duration::from_millis(ms);
     if d < lo || d > hi {
         return Err(WireError::invalid(
@@ -289,7 +294,6 @@ impl From<&Assignment> for pb::Assignment {
                     crate::schedule::Arrival::Uniform => pb::Arrival::Uniform as i32,
                     crate::schedule::Arrival::Poisson => pb::Arrival::Poisson as i32,
                 },
-                phase_nanos: 0,
                 phase_fraction: *phase,
                 profile: profile_points(profile),
                 max_backlog_millis: u64::try_from(max_backlog.as_millis()).unwrap_or(u64::MAX),
@@ -457,13 +461,12 @@ impl TryFrom<pb::Assignment> for Assignment {
                     max_backlog: millis(
                         "assignment.open_loop.max_backlog_millis",
                         o.max_backlog_millis,
-                        Duration::from_millis(10),
-                        Duration::from_secs(3600),
+                        bounds::MAX_BACKLOG,
                     )?,
                 }
             }
             pb::assignment::Load::ClosedLoop(c) => WorkerLoad::Closed {
-                think_time: Duration::from_micros(c.think_time_micros.min(3_600_000_000)),
+                think_time: Duration::from_micros(c.think_time_micros).min(bounds::THINK_TIME.hi),
                 sessions: if c.sessions_profile.is_empty() {
                     None
                 } else {
@@ -478,8 +481,7 @@ impl TryFrom<pb::Assignment> for Assignment {
         let interval = millis(
             "assignment.interval_millis",
             a.interval_millis,
-            Duration::from_millis(100),
-            Duration::from_secs(600),
+            bounds::INTERVAL,
         )?;
         Ok(Assignment {
             run_id: text("assignment.run_id", a.run_id, 128)?,
@@ -496,12 +498,7 @@ impl TryFrom<pb::Assignment> for Assignment {
             insert_id_stride: a.insert_id_stride.max(1),
             aurora_ml: a.aurora_ml,
             load_rows: a.load_rows,
-            lease: millis(
-                "assignment.lease_millis",
-                a.lease_millis,
-                Duration::from_millis(500),
-                Duration::from_secs(600),
-            )?,
+            lease: millis("assignment.lease_millis", a.lease_millis, bounds::LEASE)?,
             batch_size: if (1..=crate::plan::MAX_BATCH).contains(&a.batch_size) {
                 a.batch_size
             } else {
@@ -515,8 +512,10 @@ impl TryFrom<pb::Assignment> for Assignment {
             duration: millis(
                 "assignment.duration_millis",
                 a.duration_millis,
-                interval,
-                Duration::from_secs(7 * 86_400),
+                Span {
+                    lo: interval,
+                    hi: bounds::LONGEST_RUN,
+                },
             )?,
             interval,
             seed: a.seed,
@@ -524,14 +523,12 @@ impl TryFrom<pb::Assignment> for Assignment {
             op_timeout: millis(
                 "assignment.op_timeout_millis",
                 a.op_timeout_millis,
-                Duration::from_millis(1),
-                Duration::from_secs(3600),
+                bounds::OP_TIMEOUT,
             )?,
             connect_timeout: millis(
                 "assignment.connect_timeout_millis",
                 a.connect_timeout_millis,
-                Duration::from_millis(100),
-                Duration::from_secs(600),
+                bounds::CONNECT_TIMEOUT,
             )?,
             resume_secret: ResumeSecret(text(
                 "assignment.resume_secret",

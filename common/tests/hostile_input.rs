@@ -10,35 +10,12 @@ use hdrhistogram::serialization::Serializer;
 use proptest::prelude::*;
 use prost::Message;
 
-const KEYS: &[&str] = &[
-    "target",
-    "password_env",
-    "scenario",
-    "rows",
-    "mix",
-    "batch",
-    "ml",
-    "ml_endpoint",
-    "sessions",
-    "mode",
-    "rate",
-    "arrival",
-    "think_time",
-    "max_backlog",
-    "duration",
-    "warmup",
-    "interval",
-    "seed",
-    "op_timeout",
-    "connect_timeout",
-    "connect_rate",
-    "lease",
-    "on_worker_loss",
-    "thresholds",
-    "abort_on_fail",
-    "abort_grace",
-    "nonsense",
-];
+/// Every plan key (from the one struct that defines them), and one that is not.
+fn keys() -> Vec<String> {
+    let mut keys = RawPlan::keys();
+    keys.push("nonsense".into());
+    keys
+}
 
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -58,7 +35,7 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 fn plan_text() -> impl Strategy<Value = String> {
-    let line = (prop::sample::select(KEYS), value()).prop_map(|(k, v)| format!("{k} = {v}"));
+    let line = (prop::sample::select(keys()), value()).prop_map(|(k, v)| format!("{k} = {v}"));
     let stage = prop_oneof![
         Just("[[stage]]\nramp = \"1s\"\nto = 10\n".to_string()),
         Just("[[stage]]\nhold = \"-1s\"\n".to_string()),

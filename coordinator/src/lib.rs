@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`service`]: the gRPC edge; validated events for the controller.
-//! - [`run`]: the run controller (one task, owns all run state).
+//! - [`controller`]: the run controller's pure core (events in, effects out).
+//! - [`run`]: its tokio shell (streams, timers, the target's work, the counter sampler).
 //! - [`admission`]: what a worker may say, bounded by what is possible in the run.
 //! - [`merge`]: exact merge of snapshots per interval, worker and run.
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
@@ -12,6 +13,7 @@
 //! - [`report`]: `report.json` and the terminal summary.
 
 pub mod admission;
+pub mod controller;
 pub mod counters;
 pub mod error;
 pub mod merge;
@@ -27,7 +29,7 @@ pub use error::CoordinatorError;
 pub use report::{Report, RunStatus};
 pub use run::{CoordinatorConfig, Progress};
 
-use fleetload_proto::v1::fleet_server::FleetServer;
+use fleetload_common::wire::FleetServer;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -72,7 +74,7 @@ pub async fn run(
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await
     });
-    let result = run::Controller::new(config, events_rx).run(shutdown).await;
+    let result = run::drive(config, events_rx, shutdown).await;
     // Give workers a moment to read their final Stop before the server goes away.
     tokio::time::sleep(Duration::from_millis(200)).await;
     server_stop.cancel();

@@ -11,10 +11,12 @@
 
 pub mod client;
 pub mod error;
+pub mod link;
 pub mod load;
 pub mod pacer;
 pub mod recorder;
 pub mod security;
+pub mod stream;
 pub mod timer;
 
 pub use client::{run, WorkerConfig, WorkerSummary};

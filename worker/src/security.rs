@@ -6,7 +6,7 @@
 //! compromised coordinator cannot aim the fleet at systems it was not meant to hit.
 
 use fleetload_common::target::{Driver, Target};
-use fleetload_proto::v1::fleet_client::FleetClient;
+use fleetload_common::wire::FleetClient;
 use std::sync::Arc;
 use tonic::codegen::InterceptedService;
 use tonic::metadata::MetadataValue;

@@ -6,75 +6,134 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A plan as written: every key optional. Field names are the TOML keys and, with `-`
-/// for `_`, the CLI flags.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+/// A plan as written: every key optional. This one struct is the plan file's schema
+/// (TOML keys) and the CLI's flags (the same names with `-` for `_`): a key added here
+/// exists in both, with one help text.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlan {
+    /// Database URL without password: mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB, sqlite://PATH.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Environment variable each worker reads the database password from.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// Scenario: point_select, churn, or a scenario file (PATH.toml; see docs/scenarios.md).
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
+    /// Rows in the scenario's table (the key space).
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// Operation mix, e.g. point_select=3,read_customer=1.
+    #[arg(long, value_parser = super::parse_mix)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mix: Option<BTreeMap<String, u32>>,
+    /// Rows per batched model request (churn: predict_batch, score_new).
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<u32>,
+    /// Churn model: standin (fleetload's in-database endpoint) or aurora (a real Aurora ML function).
+    #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ml: Option<String>,
+    pub ml: Option<super::MlKind>,
+    /// SageMaker endpoint of the Aurora ML function (with --ml aurora).
+    #[arg(long, alias = "endpoint")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_endpoint: Option<String>,
-    /// The stand-in endpoint's fixed cost per request (churn, `ml = "standin"`).
+    /// ML stand-in: fixed cost of each request (SageMaker overhead latency), e.g. 5ms.
+    /// Named for a run, the coordinator sets it in the database before the start.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_delay: Option<String>,
-    /// The stand-in's cost per row scored in a request.
+    /// ML stand-in: cost per row scored in a request, e.g. 100us.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_row_cost: Option<String>,
-    /// Requests the stand-in serves at once, across all sessions.
+    /// ML stand-in: requests served at once across all sessions (model instances).
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_capacity: Option<u32>,
+    /// Sessions (connections) per worker.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<u32>,
+    /// open (a cluster rate) or closed (sessions back to back).
+    #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<super::Mode>,
+    /// Cluster rate in operations per second (implies --mode open).
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Open-loop arrival process: uniform (evenly spaced) or poisson (like sysbench --rate, pgbench -R).
+    #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub arrival: Option<String>,
+    pub arrival: Option<super::Arrival>,
+    /// Pause between operations of a session in closed loop, e.g. 10ms.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub think_time: Option<String>,
+    /// Operations further behind schedule than this are counted as dropped.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_backlog: Option<String>,
+    /// Run length, e.g. 30s or 5m.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// Leading part of the run left out of the totals (whole intervals).
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup: Option<String>,
+    /// Snapshot interval.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Random seed for keys and data.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Client deadline per operation.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub op_timeout: Option<String>,
+    /// Deadline for opening one session.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<String>,
+    /// Sessions opened per second per worker.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_rate: Option<u32>,
+    /// Liveness lease: a worker that hears nothing from its coordinator this long stops
+    /// its load; the coordinator marks a silent worker lost.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
+    /// When a worker is lost mid-run: rebalance (survivors take over its keys and rate), continue, or abort.
+    #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub on_worker_loss: Option<String>,
-    /// Load shape: `[[stage]]` tables (`ramp`/`to`, `hold`, `step`/`hold`).
+    pub on_worker_loss: Option<super::OnWorkerLoss>,
+    /// A load stage, repeatable, in order: ramp:DURATION:TO, hold:DURATION, step:TO or
+    /// step:TO:DURATION (cluster ops/s, or active sessions in closed loop). In a file:
+    /// `[[stage]]` tables.
+    #[arg(long = "stage", value_parser = RawStage::from_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<Vec<RawStage>>,
-    /// Whole-run thresholds, e.g. `["predict_one.p99 < 50ms", "error_rate < 0.5%"]`.
+    /// A whole-run threshold, repeatable, e.g. "predict_one.p99 < 50ms", "error_rate < 0.5%".
+    #[arg(long = "threshold")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Vec<String>>,
-    /// Stop the run when a threshold fails (after `abort_grace`).
+    /// Stop the run early when a threshold fails (after --abort-grace).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abort_on_fail: Option<bool>,
+    /// How long a threshold may fail before --abort-on-fail stops the run.
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abort_grace: Option<String>,
 }
@@ -117,10 +176,6 @@ impl RawStage {
     }
 }
 
-macro_rules! overlay_fields {
-    ($base:ident, $top:ident, $($f:ident),*) => { $( if $top.$f.is_some() { $base.$f = $top.$f; } )* };
-}
-
 impl RawPlan {
     /// Read and parse a TOML plan file.
     ///
@@ -157,44 +212,53 @@ impl RawPlan {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
     }
 
-    /// Lay `top` (e.g. CLI flags) over `self`: every key `top` sets wins.
-    pub fn overlay(mut self, top: RawPlan) -> RawPlan {
-        overlay_fields!(
-            self,
-            top,
-            target,
-            password_env,
-            scenario,
-            rows,
-            mix,
-            batch,
-            ml,
-            ml_endpoint,
-            ml_delay,
-            ml_row_cost,
-            ml_capacity,
-            sessions,
-            mode,
-            rate,
-            arrival,
-            think_time,
-            max_backlog,
-            duration,
-            warmup,
-            interval,
-            seed,
-            op_timeout,
-            connect_timeout,
-            connect_rate,
-            lease,
-            on_worker_loss,
-            stage,
-            thresholds,
-            abort_on_fail,
-            abort_grace
-        );
-        self
+    /// Lay `top` (e.g. CLI flags) over `self`: every key `top` sets wins. Done on the
+    /// serialized form (unset keys are not serialized), so no list of keys repeats the
+    /// struct's.
+    ///
+    /// # Errors
+    /// A rate or a stage value is not a finite number.
+    pub fn overlay(self, top: RawPlan) -> Result<RawPlan, PlanError> {
+        let mut base = serialized(&self)?;
+        base.extend(serialized(&top)?);
+        serde_json::from_value(serde_json::Value::Object(base))
+            .map_err(|e| PlanError::invalid("plan", "the flags over the file", e.to_string()))
     }
+
+    /// Every plan key, as the plan file and `--help` name them (`_` for `-`).
+    pub fn keys() -> Vec<String> {
+        use clap::Args;
+        RawPlan::augment_args(clap::Command::new("plan"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect()
+    }
+}
+
+/// The keys a raw plan sets, as JSON. JSON has no NaN or infinity (serde_json writes
+/// them as null, and only a float can be one), so those are refused here, by key.
+fn serialized(raw: &RawPlan) -> Result<serde_json::Map<String, serde_json::Value>, PlanError> {
+    fn has_null(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Null => true,
+            serde_json::Value::Array(a) => a.iter().any(has_null),
+            serde_json::Value::Object(o) => o.values().any(has_null),
+            _ => false,
+        }
+    }
+    let map = match serde_json::to_value(raw) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) | Err(_) => serde_json::Map::new(),
+    };
+    if let Some((key, _)) = map.iter().find(|(_, v)| has_null(v)) {
+        let key = if key == "rate" { "rate" } else { "stage" };
+        return Err(PlanError::invalid(
+            key,
+            "NaN or infinity",
+            "a finite number",
+        ));
+    }
+    Ok(map)
 }
 
 /// Whether a `scenario` value names a file rather than a built-in scenario.

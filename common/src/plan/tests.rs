@@ -16,7 +16,7 @@ fn err(raw: RawPlan) -> String {
 
 fn staged(stages: &[&str]) -> RawPlan {
     RawPlan {
-        mode: Some("open".into()),
+        mode: Some(Mode::Open),
         rate: Some(100.0),
         stage: Some(
             stages
@@ -137,7 +137,7 @@ fn toml_and_flags_combine_with_flags_winning() {
         sessions: Some(4),
         ..RawPlan::default()
     };
-    let plan = Plan::try_from(file.overlay(flags)).unwrap();
+    let plan = Plan::try_from(file.overlay(flags).unwrap()).unwrap();
     assert_eq!(plan.scenario, ScenarioRef::Builtin(Scenario::Churn));
     assert_eq!(
         plan.load,
@@ -203,11 +203,58 @@ fn bad_plans_name_the_key_the_value_and_what_is_allowed() {
     });
     assert!(e.contains("`sessions`"), "{e}");
     let e = err(RawPlan {
-        mode: Some("open".into()),
+        mode: Some(Mode::Open),
         ..base()
     });
     assert!(e.contains("`rate` is required"), "{e}");
     let e = err(RawPlan::default());
     assert!(e.contains("`target` is required"), "{e}");
     assert!(parse_mix("a=x").is_err());
+}
+
+#[test]
+fn every_plan_key_is_a_file_key_and_a_flag_from_one_struct() {
+    let keys = RawPlan::keys();
+    for key in [
+        "target",
+        "rate",
+        "on_worker_loss",
+        "stage",
+        "thresholds",
+        "ml_capacity",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+    for key in &keys {
+        // Any value: a type error is fine, an unknown key is not.
+        let e = RawPlan::from_toml(&format!("{key} = 1"))
+            .err()
+            .unwrap_or_default();
+        assert!(!e.contains("unknown field"), "{key}: {e}");
+    }
+    let e = RawPlan::from_toml("mode = \"sideways\"").unwrap_err();
+    assert!(
+        e.contains("sideways") && e.contains("open") && e.contains("closed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn overlay_lets_flags_win_and_refuses_a_rate_that_is_not_a_number() {
+    let file =
+        RawPlan::from_toml("rate = 100.0\nsessions = 4\nseed = 18446744073709551615").unwrap();
+    let flags = RawPlan {
+        rate: Some(250.0),
+        ..RawPlan::default()
+    };
+    let both = file.clone().overlay(flags).unwrap();
+    assert_eq!(both.rate, Some(250.0));
+    assert_eq!(both.sessions, Some(4));
+    assert_eq!(both.seed, Some(u64::MAX));
+    let nan = RawPlan {
+        rate: Some(f64::NAN),
+        ..RawPlan::default()
+    };
+    let e = file.overlay(nan).unwrap_err().to_string();
+    assert!(e.contains("`rate`") && e.contains("finite"), "{e}");
 }

@@ -2,6 +2,7 @@
 //! key, the bad value and what is allowed, so an invalid plan cannot exist past parsing.
 
 use super::*;
+use bounds::Span;
 
 fn duration(
     key: &'static str,
@@ -20,12 +21,8 @@ fn duration(
     }
 }
 
-fn within(
-    key: &'static str,
-    value: Duration,
-    lo: Duration,
-    hi: Duration,
-) -> Result<Duration, PlanError> {
+fn within(key: &'static str, value: Duration, span: bounds::Span) -> Result<Duration, PlanError> {
+    let bounds::Span { lo, hi } = span;
     if value < lo || value > hi {
         return Err(PlanError::invalid(
             key,
@@ -117,18 +114,17 @@ impl TryFrom<RawPlan> for Plan {
         if !(1..=MAX_BATCH).contains(&batch) {
             return Err(PlanError::invalid("batch", batch, format!("rows per batched model request, between 1 and {MAX_BATCH} (Aurora's MAX_BATCH_SIZE default is 10000)")));
         }
-        let ml = match (raw.ml.as_deref().unwrap_or("standin"), &raw.ml_endpoint) {
-            ("standin", None) => MlMode::StandIn,
-            ("standin", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
-            ("aurora", _) if target.driver() == crate::target::Driver::Sqlite => {
+        let ml = match (raw.ml.unwrap_or(MlKind::Standin), &raw.ml_endpoint) {
+            (MlKind::Standin, None) => MlMode::StandIn,
+            (MlKind::Standin, Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
+            (MlKind::Aurora, _) if target.driver() == crate::target::Driver::Sqlite => {
                 return Err(PlanError::invalid("ml", "\"aurora\"", "Aurora ML needs an Aurora MySQL or Aurora PostgreSQL target; SQLite has only the stand-in"))
             }
-            ("aurora", Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            (MlKind::Aurora, Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
                 MlMode::Aurora { endpoint: e.clone() }
             }
-            ("aurora", Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "a SageMaker endpoint name: 1 to 63 letters, digits and hyphens")),
-            ("aurora", None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
-            (other, _) => return Err(PlanError::invalid("ml", format!("{other:?}"), "\"standin\" (fleetload's in-database endpoint) or \"aurora\" (a real Aurora ML function)")),
+            (MlKind::Aurora, Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "a SageMaker endpoint name: 1 to 63 letters, digits and hyphens")),
+            (MlKind::Aurora, None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
         };
         let standin = StandIn {
             delay: raw
@@ -138,8 +134,7 @@ impl TryFrom<RawPlan> for Plan {
                     within(
                         "ml_delay",
                         duration("ml_delay", Some(d), Duration::ZERO)?,
-                        Duration::ZERO,
-                        Duration::from_secs(60),
+                        bounds::ML_DELAY,
                     )
                 })
                 .transpose()?,
@@ -150,8 +145,7 @@ impl TryFrom<RawPlan> for Plan {
                     within(
                         "ml_row_cost",
                         duration("ml_row_cost", Some(d), Duration::ZERO)?,
-                        Duration::ZERO,
-                        Duration::from_secs(10),
+                        bounds::ML_ROW_COST,
                     )
                 })
                 .transpose()?,
@@ -191,13 +185,14 @@ impl TryFrom<RawPlan> for Plan {
             ));
         }
 
-        let mode =
-            raw.mode
-                .as_deref()
-                .unwrap_or(if raw.rate.is_some() { "open" } else { "closed" });
+        let mode = raw.mode.unwrap_or(if raw.rate.is_some() {
+            Mode::Open
+        } else {
+            Mode::Closed
+        });
         let staged = raw.stage.as_ref().is_some_and(|s| !s.is_empty());
         let load = match mode {
-            "open" => {
+            Mode::Open => {
                 let rate = match (raw.rate, staged) {
                     (Some(r), _) => r,
                     // Stages without a starting rate start from 0.
@@ -226,27 +221,16 @@ impl TryFrom<RawPlan> for Plan {
                         raw.max_backlog.as_deref(),
                         DEFAULT_MAX_BACKLOG,
                     )?,
-                    Duration::from_millis(10),
-                    Duration::from_secs(3600),
+                    bounds::MAX_BACKLOG,
                 )?;
-                let arrival = match raw.arrival.as_deref().unwrap_or("uniform") {
-                    "uniform" => Arrival::Uniform,
-                    "poisson" => Arrival::Poisson,
-                    other => {
-                        return Err(PlanError::invalid(
-                            "arrival",
-                            format!("{other:?}"),
-                            "\"uniform\" (evenly spaced) or \"poisson\" (exponential gaps, like sysbench --rate and pgbench -R)",
-                        ))
-                    }
-                };
+                let arrival = raw.arrival.unwrap_or(Arrival::Uniform);
                 LoadModel::Open {
                     rate,
                     arrival,
                     max_backlog,
                 }
             }
-            "closed" => {
+            Mode::Closed => {
                 if let Some(rate) = raw.rate {
                     return Err(PlanError::invalid(
                         "rate",
@@ -257,25 +241,16 @@ impl TryFrom<RawPlan> for Plan {
                 let think_time = within(
                     "think_time",
                     duration("think_time", raw.think_time.as_deref(), Duration::ZERO)?,
-                    Duration::ZERO,
-                    Duration::from_secs(3600),
+                    bounds::THINK_TIME,
                 )?;
                 LoadModel::Closed { think_time }
-            }
-            other => {
-                return Err(PlanError::invalid(
-                    "mode",
-                    format!("{other:?}"),
-                    "\"open\" (a cluster rate) or \"closed\" (sessions back to back)",
-                ))
             }
         };
 
         let interval = within(
             "interval",
             duration("interval", raw.interval.as_deref(), DEFAULT_INTERVAL)?,
-            Duration::from_millis(100),
-            Duration::from_secs(600),
+            bounds::INTERVAL,
         )?;
         let operation_names: Vec<String> = mix.iter().map(|(o, _)| o.to_string()).collect();
         let op_refs: Vec<&str> = operation_names.iter().map(String::as_str).collect();
@@ -378,8 +353,10 @@ impl TryFrom<RawPlan> for Plan {
             within(
                 "duration",
                 duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
-                interval,
-                Duration::from_secs(7 * 86_400),
+                Span {
+                    lo: interval,
+                    hi: bounds::LONGEST_RUN,
+                },
             )?
         } else {
             if let Some(d) = raw.duration.as_deref() {
@@ -398,7 +375,14 @@ impl TryFrom<RawPlan> for Plan {
                     "at least one stage must offer load",
                 ));
             }
-            within("stage", at, interval, Duration::from_secs(7 * 86_400))?
+            within(
+                "stage",
+                at,
+                Span {
+                    lo: interval,
+                    hi: bounds::LONGEST_RUN,
+                },
+            )?
         };
         let warmup = duration("warmup", raw.warmup.as_deref(), Duration::ZERO)?;
         if warmup >= run_time {
@@ -417,8 +401,7 @@ impl TryFrom<RawPlan> for Plan {
         let op_timeout = within(
             "op_timeout",
             duration("op_timeout", raw.op_timeout.as_deref(), DEFAULT_OP_TIMEOUT)?,
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
+            bounds::OP_TIMEOUT,
         )?;
         let connect_timeout = within(
             "connect_timeout",
@@ -427,21 +410,14 @@ impl TryFrom<RawPlan> for Plan {
                 raw.connect_timeout.as_deref(),
                 DEFAULT_CONNECT_TIMEOUT,
             )?,
-            Duration::from_millis(100),
-            Duration::from_secs(600),
+            bounds::CONNECT_TIMEOUT,
         )?;
         let lease = within(
             "lease",
             duration("lease", raw.lease.as_deref(), DEFAULT_LEASE)?,
-            Duration::from_millis(500),
-            Duration::from_secs(600),
+            bounds::LEASE,
         )?;
-        let on_worker_loss = match raw.on_worker_loss.as_deref().unwrap_or("rebalance") {
-            "rebalance" => OnWorkerLoss::Rebalance,
-            "continue" => OnWorkerLoss::Continue,
-            "abort" => OnWorkerLoss::Abort,
-            other => return Err(PlanError::invalid("on_worker_loss", format!("{other:?}"), "\"rebalance\" (survivors take over its keys and rate), \"continue\" (go on with less) or \"abort\" (stop the run)")),
-        };
+        let on_worker_loss = raw.on_worker_loss.unwrap_or(OnWorkerLoss::Rebalance);
         let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
         if connect_rate == 0 {
             return Err(PlanError::invalid(
@@ -481,8 +457,7 @@ impl TryFrom<RawPlan> for Plan {
                         raw.abort_grace.as_deref(),
                         Duration::from_secs(10),
                     )?,
-                    Duration::ZERO,
-                    Duration::from_secs(86_400),
+                    bounds::ABORT_GRACE,
                 )?),
                 _ if raw.abort_grace.is_some() => {
                     return Err(PlanError::invalid(

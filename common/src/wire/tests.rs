@@ -61,7 +61,6 @@ fn out_of_bounds_assignments_are_refused_by_field() {
     let mut p = pb::Assignment::from(&assignment());
     p.load = Some(pb::assignment::Load::OpenLoop(pb::OpenLoop {
         rate: f64::NAN,
-        phase_nanos: 0,
         max_backlog_millis: 1000,
         arrival: 0,
         profile: Vec::new(),
@@ -135,4 +134,101 @@ fn snapshot_round_trips_and_inconsistent_counts_are_refused() {
         .unwrap_err()
         .to_string()
         .contains("snapshot.service_time"));
+}
+
+#[test]
+fn every_message_to_a_worker_round_trips() {
+    let messages = vec![
+        ToWorker::Assignment(Box::new(assignment())),
+        ToWorker::Start {
+            start_unix_nanos: 17,
+        },
+        ToWorker::Stop {
+            reason: "ctl".into(),
+        },
+        ToWorker::Ack { sequence: 9 },
+        ToWorker::Rebalance(Rebalance {
+            extra: vec![Shard { first: 3, last: 8 }],
+            profile: Some(Profile::from_points(vec![(0.0, 5.0), (2.0, 7.0)]).unwrap()),
+        }),
+        ToWorker::Rebalance(Rebalance {
+            extra: Vec::new(),
+            profile: None,
+        }),
+        ToWorker::Refused {
+            reason: "full".into(),
+        },
+        ToWorker::TimeProbe {
+            id: 3,
+            coordinator_send_unix_nanos: -4,
+        },
+        ToWorker::Heartbeat,
+    ];
+    for m in messages {
+        assert_eq!(from_coordinator(to_worker(&m)).unwrap(), m);
+    }
+}
+
+#[test]
+fn messages_from_a_worker_round_trip_and_a_bad_rebalance_or_command_is_named() {
+    let echo = TimeEcho {
+        id: 1,
+        coordinator_send: 2,
+        worker_receive: 3,
+        worker_send: 4,
+    };
+    match from_worker(to_coordinator(&FromWorker::TimeEcho(echo)).unwrap()).unwrap() {
+        FromWorker::TimeEcho(back) => assert_eq!(back, echo),
+        other => panic!("{other:?}"),
+    }
+    let long = "x".repeat(MAX_FAILURE * 2);
+    match from_worker(to_coordinator(&FromWorker::Failure(long)).unwrap()).unwrap() {
+        FromWorker::Failure(m) => assert_eq!(m.len(), MAX_FAILURE),
+        other => panic!("{other:?}"),
+    }
+    let e = from_worker(WorkerMessage { msg: None }).unwrap_err();
+    assert!(e.to_string().contains("msg"), "{e}");
+
+    let bad = CoordinatorMessage {
+        msg: Some(pb::coordinator_message::Msg::Rebalance(pb::Rebalance {
+            extra_shards: vec![pb::Shard { first: 9, last: 2 }],
+            profile: Vec::new(),
+        })),
+    };
+    let e = from_coordinator(bad).unwrap_err().to_string();
+    assert!(e.contains("rebalance.extra_shards"), "{e}");
+
+    for c in [
+        Command::Status,
+        Command::SetRate(12.5),
+        Command::Pause,
+        Command::Resume,
+        Command::Stop("done".into()),
+    ] {
+        assert_eq!(command_from(command_request(&c)).unwrap(), c);
+    }
+    let e = command_from(command_request(&Command::SetRate(f64::NAN))).unwrap_err();
+    assert!(e.to_string().contains("set-rate"), "{e}");
+    let reply = CommandReply {
+        ok: true,
+        message: String::new(),
+        status: Some(LiveStatus {
+            run_id: "r".into(),
+            state: "running".into(),
+            elapsed_s: 1.5,
+            duration_s: 10.0,
+            target: "sqlite://x".into(),
+            scenario: "point_select".into(),
+            unit: "ops/s".into(),
+            planned_now: Some(10.0),
+            workers: vec![WorkerStatus {
+                name: "w".into(),
+                state: "running".into(),
+                share: 1.0,
+            }],
+            last_interval: None,
+            changes: Vec::new(),
+        }),
+    };
+    assert_eq!(reply_from(command_reply(&reply)).unwrap(), reply);
 }

@@ -247,7 +247,7 @@ impl Report {
     /// rate, or a closed loop.
     pub fn load_description(&self) -> String {
         let plan = &self.plan;
-        let closed = plan.mode.as_deref() == Some("closed");
+        let closed = plan.mode == Some(fleetload_common::plan::Mode::Closed);
         let unit = if closed { "sessions" } else { "ops/s" };
         if let Some(c) = &self.capacity {
             let first = c.curve.first().map_or(0.0, |p| p.rate);
@@ -276,7 +276,7 @@ impl Report {
     /// What the response time measures: from the intended start in open loop (so time
     /// spent behind schedule counts), from the send in closed loop.
     pub fn response_time_definition(&self) -> &'static str {
-        if self.plan.mode.as_deref() == Some("closed") {
+        if self.plan.mode == Some(fleetload_common::plan::Mode::Closed) {
             "completion − send"
         } else {
             "completion − intended start"

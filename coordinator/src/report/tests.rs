@@ -157,7 +157,7 @@ fn the_summary_says_what_ran_in_plain_words() {
     assert_eq!(r.load_description(), "open loop, 2 stages up to 60 ops/s");
     r.plan.stage = None;
     assert_eq!(r.load_description(), "open loop at 40 ops/s");
-    r.plan.mode = Some("closed".into());
+    r.plan.mode = Some(fleetload_common::plan::Mode::Closed);
     r.plan.think_time = Some("5ms".into());
     assert_eq!(r.load_description(), "closed loop, think time 5ms");
     assert_eq!(r.response_time_definition(), "completion − send");

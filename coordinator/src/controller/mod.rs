@@ -1,0 +1,717 @@
+//! The run controller's core: every decision of a run, with no I/O. Events and the
+//! current time go in ([`Controller::handle`]); what to send, what to answer and when to
+//! wake come out ([`Effect`], [`Controller::next_deadline`]). The tokio shell in
+//! [`crate::run`] owns the sockets, the timers, the target's connection and the
+//! counter sampler. So loss, rejoin, rebalance, late joiners, `ctl` and clock sync are
+//! tested by feeding events at chosen instants, with no sleeps and no ports.
+//!
+//! Phases, in order (docs/design.md draws them):
+//! gathering → preparing → ready → clock sync → running → draining → done; any phase
+//! before running fails the run on a lost worker, a timeout or an interrupt.
+
+mod clock;
+mod ctl;
+mod join;
+mod outcome;
+mod progress;
+mod shares;
+mod slot;
+#[cfg(test)]
+mod tests;
+
+pub use outcome::Outcome;
+pub use progress::Progress;
+
+use crate::admission::{Bounds, Refusal, RefusalClass};
+use crate::error::CoordinatorError;
+use crate::merge::Merge;
+use crate::run::CoordinatorConfig;
+use fleetload_common::plan::{Plan, StandIn};
+use fleetload_common::profile::Profile;
+use fleetload_common::wire::{Command, CommandReply, FromWorker, Hello, ToWorker};
+use slot::{Slot, State};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The time an input happens at: the monotonic instant for deadlines and the wall clock
+/// (Unix nanoseconds) for what goes on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub at: Instant,
+    pub unix_nanos: i64,
+}
+
+impl Now {
+    /// This host's clocks, now.
+    pub fn read() -> Now {
+        Now {
+            at: Instant::now(),
+            unix_nanos: fleetload_common::wire::unix_nanos_now(),
+        }
+    }
+
+    /// `d` later on both clocks.
+    pub fn after(self, d: Duration) -> Now {
+        Now {
+            at: self.at + d,
+            unix_nanos: self
+                .unix_nanos
+                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+/// A stream that said hello: who it claims to be and where it comes from.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub conn: u64,
+    pub hello: Hello,
+    pub peer: Option<SocketAddr>,
+    /// The client certificate (DER) it presented under mutual TLS.
+    pub cert: Option<Vec<u8>>,
+}
+
+/// What happens to the controller.
+#[derive(Debug)]
+pub enum Input {
+    Joined(Arrival),
+    Message {
+        conn: u64,
+        message: FromWorker,
+    },
+    /// A message that failed validation: a protocol error of that worker.
+    Invalid {
+        conn: u64,
+        error: String,
+    },
+    Closed {
+        conn: u64,
+        error: Option<String>,
+    },
+    /// A `ctl` command; its answer comes back as [`Effect::Reply`] with the same id.
+    Command {
+        id: u64,
+        command: Command,
+    },
+    /// The shell finished the target work of the last [`Effect::Target`].
+    TargetDone(Result<PlanUpdate, CoordinatorError>),
+    /// Time passed (the shell woke at [`Controller::next_deadline`]).
+    Tick,
+    /// The operator interrupted the run.
+    Interrupted,
+    /// The control service stopped: no more events will come.
+    ServiceStopped,
+}
+
+/// What the controller asks of its shell.
+#[derive(Debug)]
+pub enum Effect {
+    Send {
+        conn: u64,
+        message: ToWorker,
+    },
+    /// Send a last message and end the stream.
+    Close {
+        conn: u64,
+        last: ToWorker,
+    },
+    Reply {
+        id: u64,
+        reply: CommandReply,
+    },
+    /// One closed interval, for the live display.
+    Progress(Progress),
+    /// Work on the target database, answered by [`Input::TargetDone`]; no event is fed
+    /// meanwhile.
+    Target(TargetStep),
+    /// The run starts at `start`: sample the database's counters from then on.
+    Started {
+        start: Instant,
+    },
+    /// The run is over.
+    Finished(Box<Result<Outcome, CoordinatorError>>),
+}
+
+/// The target work between phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetStep {
+    /// Before the assignment: create the table (when the fleet prepares it) or inspect
+    /// the target (its key space, the ML stand-in's settings).
+    BeforeAssign,
+    /// Every worker is ready: finish the table the fleet loaded and inspect it again.
+    AfterReady,
+}
+
+/// What the target work learned, for the plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanUpdate {
+    /// The table's key space, when the plan names no rows.
+    pub rows: Option<u64>,
+    /// The ML stand-in's settings in force.
+    pub standin: Option<StandIn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the starting fleet.
+    Gathering,
+    /// The target work, then the workers' assignments; they open their sessions.
+    Preparing {
+        assigned: bool,
+    },
+    /// Every worker is ready; the target work after it.
+    Ready,
+    /// Probing every worker's clock, round by round.
+    ClockSync {
+        round: u64,
+    },
+    Running,
+    /// A stop was sent: collecting the final snapshots.
+    Draining,
+    Done,
+}
+
+/// The run once started.
+#[derive(Debug)]
+struct Live {
+    merge: Merge,
+    /// The start instant on our monotonic clock and on our wall clock.
+    start: Instant,
+    start_nanos: i64,
+    failures: Vec<String>,
+    interrupted: bool,
+    /// The next interval to close.
+    next_close: u64,
+    stopped_at: Option<Instant>,
+    /// Past it, a worker still running did not finish in time.
+    deadline: Instant,
+    next_heartbeat: Instant,
+}
+
+/// Clock probe rounds before the start.
+const PROBE_ROUNDS: u64 = 8;
+/// How long a probe round waits for every echo.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+/// Clock probes sent to a worker that joins a running run.
+const LATE_PROBES: u64 = 8;
+/// How long a late joiner's echoes are waited for before it starts without them.
+const LATE_PROBE_WAIT: Duration = Duration::from_secs(2);
+/// How long after a stop the final snapshots are waited for.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+pub struct Controller {
+    config: CoordinatorConfig,
+    phase: Phase,
+    /// When the current phase gives up waiting (gathering, preparing, a probe round).
+    phase_deadline: Option<Instant>,
+    slots: Vec<Slot>,
+    run_id: String,
+    /// Who was lost and how the work was redistributed, in order.
+    membership: Vec<crate::report::Membership>,
+    /// The cluster's load over time as it stands (plan stages, then live changes):
+    /// ops/s, or active sessions in closed loop (`None`: every session).
+    cluster: Option<Profile>,
+    /// Live changes of the load (ctl), in order.
+    changes: Vec<crate::report::Membership>,
+    /// While paused: the profile to resume.
+    paused: Option<Option<Profile>>,
+    last_progress: Option<Progress>,
+    /// A stop asked for (ctl, a failed threshold, the capacity search), not yet sent.
+    stop_request: Option<String>,
+    search: Option<crate::search::Search>,
+    /// Workers that arrived beyond `workers` before the start: admitted once it runs.
+    waiting: Vec<Arrival>,
+    /// Which workers answered the current probe round.
+    answered: Vec<bool>,
+    live: Option<Box<Live>>,
+    /// What to say about a (possibly) bad message.
+    bounds: Bounds,
+    effects: Vec<Effect>,
+}
+
+impl Controller {
+    pub fn new(config: CoordinatorConfig, run_id: String, now: Now) -> Self {
+        let search = config
+            .search
+            .clone()
+            .map(|spec| crate::search::Search::new(spec, config.plan.interval));
+        let cluster = match &search {
+            Some(s) => Some(Profile::constant(s.rate())),
+            None => config.plan.cluster_profile(),
+        };
+        tracing::info!(workers = config.workers, "waiting for workers");
+        Controller {
+            bounds: Bounds::of(&config.plan),
+            phase_deadline: Some(now.at + config.join_timeout),
+            config,
+            phase: Phase::Gathering,
+            slots: Vec::new(),
+            run_id,
+            membership: Vec::new(),
+            cluster,
+            changes: Vec::new(),
+            paused: None,
+            last_progress: None,
+            stop_request: None,
+            search,
+            waiting: Vec::new(),
+            answered: Vec::new(),
+            live: None,
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The plan as it stands (the target work may have changed its rows and settings).
+    pub fn plan(&self) -> &Plan {
+        &self.config.plan
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// React to `input` at `now`; returns what the shell must do, in order.
+    pub fn handle(&mut self, now: Now, input: Input) -> Vec<Effect> {
+        match self.phase {
+            Phase::Gathering => self.gathering(now, input),
+            Phase::Preparing { .. } => self.preparing(now, input),
+            Phase::Ready => self.ready(now, input),
+            Phase::ClockSync { round } => self.clock_sync(now, round, input),
+            Phase::Running | Phase::Draining => self.running(now, input),
+            Phase::Done => {
+                if let Input::Command { id, .. } = input {
+                    self.reply(id, CommandReply::refused("the run has ended"));
+                }
+            }
+        }
+        std::mem::take(&mut self.effects)
+    }
+
+    /// When to feed [`Input::Tick`] at the latest, if anything is waited for.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.phase, &self.live) {
+            (Phase::Running | Phase::Draining, Some(live)) => self.live_deadline(live),
+            _ => self.phase_deadline,
+        }
+    }
+
+    /// The earliest of: the run's end, the next heartbeat, a lease running out, a late
+    /// joiner's probes given up, the next interval overdue.
+    fn live_deadline(&self, live: &Live) -> Option<Instant> {
+        let plan = &self.config.plan;
+        let leases = self
+            .slots
+            .iter()
+            .filter(|s| s.state == State::Running)
+            .map(|s| s.last_heard + plan.lease);
+        let probes = self
+            .slots
+            .iter()
+            .filter_map(|s| s.late_probes.map(|(_, since)| since + LATE_PROBE_WAIT));
+        let overdue = (live.next_close < plan.interval_count() && live.stopped_at.is_none())
+            .then(|| progress::overdue_at(plan, live.start, live.next_close));
+        [live.deadline, live.next_heartbeat]
+            .into_iter()
+            .chain(leases)
+            .chain(probes)
+            .chain(overdue)
+            .min()
+    }
+
+    fn send(&mut self, i: usize, message: ToWorker) {
+        if let Some(s) = self.slots.get(i) {
+            self.effects.push(Effect::Send {
+                conn: s.conn,
+                message,
+            });
+        }
+    }
+
+    /// Send `message` to every running worker.
+    fn send_running(&mut self, message: &ToWorker) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].state == State::Running {
+                self.send(i, message.clone());
+            }
+        }
+    }
+
+    fn close(&mut self, conn: u64, last: ToWorker) {
+        self.effects.push(Effect::Close { conn, last });
+    }
+
+    fn reply(&mut self, id: u64, reply: CommandReply) {
+        self.effects.push(Effect::Reply { id, reply });
+    }
+
+    fn slot_index(&self, conn: u64) -> Option<usize> {
+        self.slots.iter().position(|s| s.conn == conn)
+    }
+
+    fn name_of(&self, conn: u64) -> String {
+        self.slot_index(conn)
+            .map(|i| self.slots[i].hello.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// End the run with `error`: every worker is told why and its stream ended.
+    fn fail(&mut self, error: CoordinatorError) {
+        let reason = format!("run aborted: {error}");
+        for i in 0..self.slots.len() {
+            let conn = self.slots[i].conn;
+            self.close(
+                conn,
+                ToWorker::Stop {
+                    reason: reason.clone(),
+                },
+            );
+        }
+        self.phase = Phase::Done;
+        self.phase_deadline = None;
+        self.effects.push(Effect::Finished(Box::new(Err(error))));
+    }
+
+    fn gathering(&mut self, now: Now, input: Input) {
+        let want = self.config.workers;
+        match input {
+            Input::Joined(a) if a.hello.rejoin.is_some() => self.hold_or_refuse(a),
+            Input::Joined(a) => {
+                tracing::info!(worker = %a.hello.name, host = %a.hello.host, peer = ?a.peer, "worker joined ({}/{want})", self.slots.len() + 1);
+                self.slots.push(Slot::new(
+                    a,
+                    fleetload_common::split::Shard { first: 1, last: 1 },
+                    now.at,
+                ));
+                if self.slots.len() >= want {
+                    self.phase = Phase::Preparing { assigned: false };
+                    self.phase_deadline = None;
+                    self.effects.push(Effect::Target(TargetStep::BeforeAssign));
+                }
+            }
+            Input::Closed { conn, .. } => {
+                if let Some(i) = self.slot_index(conn) {
+                    let gone = self.slots.remove(i);
+                    tracing::warn!(worker = %gone.hello.name, "worker left before the run started");
+                }
+            }
+            Input::Command { id, .. } => {
+                let message = format!("the run has not started yet: {} of {want} workers have joined; try again once it runs", self.slots.len());
+                self.reply(id, CommandReply::refused(message));
+            }
+            Input::Tick if self.phase_deadline.is_some_and(|d| now.at >= d) => {
+                let names: Vec<String> = self
+                    .slots
+                    .iter()
+                    .map(|s| format!("{} ({})", s.hello.name, s.hello.host))
+                    .collect();
+                self.fail(CoordinatorError::WorkersMissing {
+                    joined: self.slots.len(),
+                    expected: want,
+                    waited: self.config.join_timeout,
+                    names: if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (joined: {})", names.join(", "))
+                    },
+                });
+            }
+            other => self.before_start(other, "before the run started"),
+        }
+    }
+
+    fn preparing(&mut self, now: Now, input: Input) {
+        let plan = &self.config.plan;
+        let (most_rows, most_sessions) = (plan.rows, plan.sessions);
+        match input {
+            Input::TargetDone(Ok(update))
+                if self.phase == (Phase::Preparing { assigned: false }) =>
+            {
+                self.apply(update);
+                if let Err(e) = self.assign() {
+                    return self.fail(e);
+                }
+                self.phase = Phase::Preparing { assigned: true };
+                self.phase_deadline = Some(now.at + self.ready_wait());
+            }
+            Input::Message {
+                conn,
+                message:
+                    FromWorker::Ready {
+                        sessions,
+                        rows_loaded,
+                    },
+            } => {
+                let Some(i) = self.slot_index(conn) else {
+                    return;
+                };
+                let s = &mut self.slots[i];
+                if rows_loaded > most_rows || sessions > most_sessions {
+                    return s.refuse(Refusal::new(RefusalClass::ImpossibleCount, format!(
+                        "ready with {sessions} sessions and {rows_loaded} rows loaded, of {most_sessions} sessions and {most_rows} rows"
+                    )));
+                }
+                tracing::info!(worker = %s.hello.name, sessions, rows_loaded, "worker ready");
+                s.state = State::Ready;
+                s.rows_loaded = rows_loaded;
+                if self.slots.iter().all(|s| s.state == State::Ready) {
+                    self.phase = Phase::Ready;
+                    self.phase_deadline = None;
+                    self.effects.push(Effect::Target(TargetStep::AfterReady));
+                }
+            }
+            Input::Message {
+                conn,
+                message: FromWorker::Failure(message),
+            } => {
+                let worker = self.name_of(conn);
+                self.fail(CoordinatorError::WorkerFailed { worker, message });
+            }
+            Input::Invalid { conn, error } => {
+                let worker = self.name_of(conn);
+                self.fail(CoordinatorError::WorkerFailed {
+                    worker,
+                    message: format!("protocol error: {error}"),
+                });
+            }
+            Input::Tick if self.phase_deadline.is_some_and(|d| now.at >= d) => {
+                let late = self
+                    .slots
+                    .iter()
+                    .find(|s| s.state != State::Ready)
+                    .map(|s| s.hello.name.clone())
+                    .unwrap_or_default();
+                self.fail(CoordinatorError::ReadyTimeout {
+                    worker: late,
+                    waited: self.ready_wait(),
+                    sessions: most_sessions,
+                });
+            }
+            other => self.before_start(other, "while opening its sessions"),
+        }
+    }
+
+    /// How long the workers may take to open their sessions (and load their shards).
+    fn ready_wait(&self) -> Duration {
+        let plan = &self.config.plan;
+        // Loading a shard takes time too: allow a generous 1 000 rows per second.
+        let loading = if self.config.prepare.is_some() {
+            Duration::from_secs(plan.rows / 1000)
+        } else {
+            Duration::ZERO
+        };
+        loading
+            + plan.connect_timeout
+            + Duration::from_secs_f64(f64::from(plan.sessions) / f64::from(plan.connect_rate))
+            + Duration::from_secs(10)
+    }
+
+    fn ready(&mut self, now: Now, input: Input) {
+        match input {
+            Input::TargetDone(Ok(update)) => {
+                self.apply(update);
+                if self.config.prepare.is_some() {
+                    let loaded: Vec<String> = self
+                        .slots
+                        .iter()
+                        .map(|s| format!("{} {}", s.hello.name, s.rows_loaded))
+                        .collect();
+                    tracing::info!(loaded = %loaded.join(", "), "data prepared by the fleet");
+                }
+                self.probe_round(now, 0);
+            }
+            other => self.before_start(other, "before the start"),
+        }
+    }
+
+    /// Take what the target work learned into the plan.
+    fn apply(&mut self, update: PlanUpdate) {
+        if let Some(rows) = update.rows {
+            self.config.plan.rows = rows;
+        }
+        if let Some(standin) = update.standin {
+            self.config.plan.standin = standin;
+        }
+    }
+
+    /// Events that mean the same in every phase before the start: a worker whose stream
+    /// ends takes the run down, a newcomer waits for the start, `ctl` is told to wait,
+    /// failed target work or an interrupt ends the run, other messages are not due yet.
+    fn before_start(&mut self, input: Input, phase: &'static str) {
+        match input {
+            Input::Closed { conn, error } => {
+                if let Some(i) = self.slot_index(conn) {
+                    let worker = self.slots[i].hello.name.clone();
+                    self.fail(match error {
+                        Some(e) => CoordinatorError::WorkerFailed {
+                            worker,
+                            message: format!("stream broke {phase}: {e}"),
+                        },
+                        None => CoordinatorError::WorkerLost { worker, phase },
+                    });
+                }
+            }
+            Input::Joined(a) => self.hold_or_refuse(a),
+            Input::Command { id, .. } => self.reply(
+                id,
+                CommandReply::refused("the run has not started yet; try again in a moment"),
+            ),
+            Input::TargetDone(Err(e)) => self.fail(e),
+            Input::Interrupted => self.fail(CoordinatorError::Cancelled),
+            Input::ServiceStopped => self.fail(CoordinatorError::Serve(
+                "the control service stopped".into(),
+            )),
+            Input::Message { .. } | Input::Invalid { .. } | Input::Tick | Input::TargetDone(_) => {}
+        }
+    }
+
+    fn running(&mut self, now: Now, input: Input) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        match input {
+            Input::Command { id, command } => {
+                let reply = self.command(command, now, &live);
+                self.reply(id, reply);
+            }
+            Input::Joined(a) if a.hello.rejoin.is_some() => self.rejoin(a, &live.merge, now),
+            Input::Joined(a) => self.admit(a, now, &live),
+            Input::Message { conn, message } => self.on_message(conn, message, now, &mut live),
+            Input::Invalid { conn, error } => {
+                // Refused and counted; the run goes on. What it would have carried is
+                // missing from the merge, which the merge check then reports.
+                if let Some(i) = self.slot_index(conn) {
+                    self.slots[i].refuse(Refusal::new(RefusalClass::Malformed, error));
+                }
+            }
+            Input::Closed { conn, error } => {
+                if let Some(i) = self.slot_index(conn) {
+                    if self.slots[i].state == State::Running {
+                        // Not lost yet: the worker keeps running and redials; the lease
+                        // decides.
+                        let at = since(now, live.start);
+                        tracing::warn!(worker = %self.slots[i].hello.name, at, error = ?error, "stream broke; waiting up to the lease for the worker to rejoin");
+                    }
+                }
+            }
+            Input::Tick => {
+                if now.at >= live.deadline {
+                    return self.overtime(live);
+                }
+                self.on_tick(now, &mut live);
+            }
+            Input::Interrupted if !live.interrupted => {
+                live.interrupted = true;
+                tracing::warn!("interrupted: stopping the fleet and collecting final snapshots");
+                self.stop_all(now, &mut live, "the coordinator was interrupted");
+            }
+            Input::ServiceStopped => return self.finish(live),
+            Input::Interrupted | Input::TargetDone(_) => {}
+        }
+        self.close_intervals(now, &mut live);
+        if let Some(reason) = self.stop_request.take() {
+            if live.stopped_at.is_none() {
+                self.changes.push(crate::report::Membership {
+                    t_s: since(now, live.start),
+                    event: format!("stopped: {reason}"),
+                });
+                self.stop_all(now, &mut live, &reason);
+            }
+        }
+        if self.slots.iter().all(|s| s.state.is_over()) {
+            return self.finish(live);
+        }
+        self.live = Some(live);
+    }
+
+    /// Tell every running worker to stop and wait a short while for its last snapshots.
+    fn stop_all(&mut self, now: Now, live: &mut Live, reason: &str) {
+        live.stopped_at = Some(now.at);
+        self.phase = Phase::Draining;
+        self.send_running(&ToWorker::Stop {
+            reason: reason.to_string(),
+        });
+        live.deadline = live.deadline.min(now.at + DRAIN_WAIT);
+    }
+
+    fn on_tick(&mut self, now: Now, live: &mut Live) {
+        let plan = self.config.plan.clone();
+        if now.at >= live.next_heartbeat {
+            live.next_heartbeat = now.at + plan.lease / 3;
+            for i in 0..self.slots.len() {
+                if self.slots[i].state.is_live() {
+                    self.send(i, ToWorker::Heartbeat);
+                }
+            }
+        }
+        for i in 0..self.slots.len() {
+            if self.slots[i]
+                .late_probes
+                .is_some_and(|(_, since)| now.at >= since + LATE_PROBE_WAIT)
+            {
+                self.start_late(i, now, live);
+            }
+        }
+        for i in 0..self.slots.len() {
+            let s = &mut self.slots[i];
+            if s.state != State::Running || now.at < s.last_heard + plan.lease {
+                continue;
+            }
+            let at = since(now, live.start);
+            let m = format!("lost at {at:.1}s: no message for longer than the lease ({:?}); network partition or a stalled host", plan.lease);
+            tracing::warn!(worker = %s.hello.name, "{m}");
+            live.failures.push(format!("worker {} {m}", s.hello.name));
+            s.state = State::Lost;
+            s.message = Some(m);
+            let conn = s.conn;
+            self.close(
+                conn,
+                ToWorker::Stop {
+                    reason: "lost: lease expired".into(),
+                },
+            );
+            live.failures.extend(self.after_loss(i, at));
+        }
+    }
+
+    /// The run is long over and some workers never said Done.
+    fn overtime(&mut self, mut live: Box<Live>) {
+        for s in &mut self.slots {
+            if s.state == State::Running {
+                s.state = State::Lost;
+                let m = "did not finish in time after the run ended".to_string();
+                live.failures.push(format!("worker {} {m}", s.hello.name));
+                s.message = Some(m);
+            }
+        }
+        self.finish(live);
+    }
+
+    fn finish(&mut self, live: Box<Live>) {
+        for i in 0..self.slots.len() {
+            let conn = self.slots[i].conn;
+            self.close(
+                conn,
+                ToWorker::Stop {
+                    reason: "run complete".into(),
+                },
+            );
+        }
+        self.phase = Phase::Done;
+        let outcome = self.outcome(*live);
+        self.effects.push(Effect::Finished(Box::new(Ok(outcome))));
+    }
+}
+
+/// Seconds from `start` to `now` (0 before it).
+fn since(now: Now, start: Instant) -> f64 {
+    now.at.saturating_duration_since(start).as_secs_f64()
+}
+
+/// The first id worker `i` inserts: above the loaded rows, its own residue of the stride.
+fn insert_id_base(plan: &Plan, i: usize) -> u64 {
+    plan.rows + 1 + i as u64
+}
