@@ -1,0 +1,206 @@
+//! A worker, and fleets of worker processes on this host: `run`, `demo`.
+
+use super::*;
+
+pub(super) async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let mut config = WorkerConfig::local(args.name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            fleetload_worker::client::host_name(),
+            std::process::id()
+        )
+    }));
+    if let Some(c) = args.capacity {
+        if !c.is_finite() || c <= 0.0 {
+            bail!("--capacity {c}: must be a positive number (a relative weight)");
+        }
+        config.capacity = c;
+    }
+    if let Some(m) = args.max_sessions {
+        config.max_sessions = m;
+    }
+    config.dial_timeout = args.dial_timeout;
+    config.spool_dir = args.spool_dir.clone();
+    config.clock_skew_nanos = args.clock_skew_ms.saturating_mul(1_000_000);
+    config.security = client_security(&args.channel)?;
+    config.allow_targets = args.allow_targets.clone();
+    let summary = fleetload_worker::run(&args.coordinator, config, shutdown_token()).await?;
+    let ok: u64 = summary.totals.iter().map(|(_, t)| t.ok).sum();
+    tracing::info!(run = %summary.run_id, ok, snapshots = summary.snapshots_sent, "worker finished");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Worker processes started on this host (`run`, `demo`, `find-capacity`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LocalWorkers {
+    pub(super) count: usize,
+    /// Runtime threads of each (the worker's `--threads`).
+    pub(super) threads: u16,
+}
+
+/// Start the worker processes of this binary that dial `endpoint`.
+pub(super) fn spawn_workers(
+    endpoint: &str,
+    fleet: LocalWorkers,
+) -> anyhow::Result<Vec<tokio::process::Child>> {
+    let threads = fleet.threads.to_string();
+    let exe =
+        std::env::current_exe().context("cannot find the fleetload executable to start workers")?;
+    (0..fleet.count)
+        .map(|i| {
+            let mut cmd = tokio::process::Command::new(&exe);
+            cmd.args([
+                "worker",
+                "--coordinator",
+                endpoint,
+                "--name",
+                &format!("worker-{i}"),
+                "--dial-timeout",
+                "15s",
+                "--threads",
+                &threads,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+            if std::env::var_os("FLEETLOAD_LOG").is_none() {
+                cmd.env("FLEETLOAD_LOG", "warn");
+            }
+            cmd.spawn()
+                .with_context(|| format!("cannot start worker process {}", exe.display()))
+        })
+        .collect()
+}
+
+pub(super) async fn local_fleet(
+    plan: Plan,
+    fleet: LocalWorkers,
+    out: Output<'_>,
+    prepare: Option<PrepareSpec>,
+    metrics: Option<MetricsServer>,
+) -> anyhow::Result<ExitCode> {
+    local_fleet_search(plan, fleet, out, prepare, metrics, None).await
+}
+
+pub(super) async fn local_fleet_search(
+    plan: Plan,
+    fleet: LocalWorkers,
+    out: Output<'_>,
+    prepare: Option<PrepareSpec>,
+    metrics: Option<MetricsServer>,
+    search: Option<fleetload_coordinator::search::SearchSpec>,
+) -> anyhow::Result<ExitCode> {
+    let workers = fleet.count;
+    if workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen on loopback")?;
+    let listener_addr = listener.local_addr()?;
+    let endpoint = format!("http://{listener_addr}");
+    let mut children = spawn_workers(&endpoint, fleet)?;
+    println!(
+        "coordinator on {endpoint} with {workers} worker processes; target {}",
+        plan.target
+    );
+    let run = Serve {
+        plan,
+        workers,
+        max_workers: workers,
+        join_timeout: Duration::from_secs(30),
+        prepare,
+        metrics: metrics.as_ref(),
+        search,
+        security: server_security(&crate::cli::ServeSecurityArgs::default(), listener_addr)?,
+    };
+    let result = serve(listener, run, shutdown_token()).await;
+    for child in &mut children {
+        match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+            Ok(Ok(status)) if !status.success() => {
+                tracing::warn!(%status, "a worker process exited with an error")
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+    let code = result.and_then(|r| finish(r, out));
+    if let Some(m) = metrics {
+        m.close().await;
+    }
+    code
+}
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = load_plan(&args.plan)?;
+    // --prepare: the coordinator creates the table and every worker loads its shard.
+    let prepare = args
+        .prepare
+        .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
+    if let Some(p) = &prepare {
+        println!(
+            "preparing {} rows of {} through the fleet: the coordinator creates the table, each of the {} workers loads its shard, then the run starts",
+            p.rows,
+            plan.scenario.name(),
+            args.workers
+        );
+    }
+    let metrics = MetricsServer::start(&args.metrics).await?;
+    let fleet = LocalWorkers {
+        count: args.workers,
+        threads: args.threads,
+    };
+    local_fleet(
+        plan,
+        fleet,
+        Output {
+            dir: args.report_dir.as_deref(),
+            ..Output::default()
+        },
+        prepare,
+        metrics,
+    )
+    .await
+}
+
+pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let dir =
+        tempfile::tempdir().context("cannot create a temporary directory for the demo database")?;
+    let db = dir.path().join("demo.db");
+    // SQLite has one writer at a time and the trigger holds it for the model's delay,
+    // so the demo's endpoint is quick (2 ms) and the rate moderate: the point is to show
+    // the scenario, its model calls and its counters, not to saturate a file database.
+    let raw = RawPlan {
+        target: Some(format!("sqlite://{}", db.display())),
+        scenario: Some("churn".into()),
+        rows: Some(20_000),
+        sessions: Some(8),
+        rate: Some(400.0),
+        duration: Some(humantime::format_duration(args.duration).to_string()),
+        warmup: Some("1s".into()),
+        ml_delay: Some("2ms".into()),
+        ml_row_cost: Some("100us".into()),
+        ml_capacity: Some(8),
+        ..RawPlan::default()
+    };
+    let plan = Plan::try_from(raw)?;
+    println!(
+        "fleetload demo: the churn scenario (Aurora ML stand-in: 2 ms per request, 8 in parallel) on embedded SQLite ({}), 2 workers, 400 ops/s for {}",
+        db.display(),
+        humantime::format_duration(args.duration)
+    );
+    prepare_plan(&plan, 1, ml_settings(&plan)).await?;
+    let fleet = LocalWorkers {
+        count: 2,
+        threads: 1,
+    };
+    // The database goes with the temporary directory: the summary must not suggest
+    // checking it afterwards.
+    let out = Output {
+        dir: args.report_dir.as_deref(),
+        scratch: true,
+    };
+    local_fleet(plan, fleet, out, None, None).await
+}
