@@ -9,6 +9,10 @@ use crate::split::Shard;
 use crate::value::Arg;
 use rand_distr::{Distribution, Zipf};
 
+mod table;
+
+pub use table::MAX_PICK_VALUES;
+
 /// Every generator name, for error messages.
 pub const NAMES: &str =
     "int, float, shard, zipf, scrambled_zipf, sequence, normal, string, pick, now, row, or from = \"column\"";

@@ -11,7 +11,6 @@ use crate::generator::{Generator, NAMES};
 use crate::scenario::OpName;
 use crate::sqltext::{self, ParsedSql};
 use crate::target::Driver;
-use crate::value::Arg;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +21,6 @@ pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
 const MAX_OPERATIONS: usize = 64;
 const MAX_STATEMENTS: usize = 100;
 const MAX_PARAMS: usize = 100;
-const MAX_PICK_VALUES: usize = 10_000;
 const MAX_RETRIES: u32 = 100;
 const DIALECTS: [Driver; 3] = [Driver::MySql, Driver::Postgres, Driver::Sqlite];
 
@@ -655,7 +653,7 @@ impl Reader<'_> {
                     "must be a table such as {{ gen = \"int\", min = 1, max = 100 }}; generators: {NAMES}"
                 )));
             };
-            let generator = generator(t).map_err(here)?;
+            let generator = Generator::from_table(t).map_err(here)?;
             match (&generator, place) {
                 (Generator::Row, Place::Operation) => return Err(here(
                     "`row` numbers the rows of [load]; in an operation use shard, zipf or sequence"
@@ -685,235 +683,6 @@ impl Reader<'_> {
             });
         }
         Ok(out)
-    }
-}
-
-/// A generator from its table, refusing keys it does not take.
-fn generator(t: &toml::Table) -> Result<Generator, String> {
-    let gen = match (t.get("gen"), t.get("from")) {
-        (Some(_), Some(_)) => return Err("give either gen or from, not both".into()),
-        (None, Some(from)) => {
-            let column = from
-                .as_str()
-                .filter(|c| !c.is_empty())
-                .ok_or("from must name a column, e.g. from = \"id\"")?;
-            only(t, &["from"], "from")?;
-            return Ok(Generator::From {
-                column: column.to_string(),
-            });
-        }
-        (Some(g), None) => g
-            .as_str()
-            .ok_or(format!("gen must be a string, one of: {NAMES}"))?,
-        (None, None) => return Err(format!("no generator: add gen = \"…\" (one of: {NAMES})")),
-    };
-    let int = |k: &str| -> Result<Option<i64>, String> {
-        match t.get(k) {
-            None => Ok(None),
-            Some(toml::Value::Integer(v)) => Ok(Some(*v)),
-            Some(v) => Err(format!("{k} must be an integer, not {v}")),
-        }
-    };
-    let num = |k: &str| -> Result<Option<f64>, String> {
-        match t.get(k) {
-            None => Ok(None),
-            Some(toml::Value::Integer(v)) => Ok(Some(*v as f64)),
-            Some(toml::Value::Float(v)) if v.is_finite() => Ok(Some(*v)),
-            Some(v) => Err(format!("{k} must be a finite number, not {v}")),
-        }
-    };
-    let key = |k: &str| -> Result<Option<u64>, String> {
-        match int(k)? {
-            Some(v) if v < 1 => Err(format!("{k} = {v}: keys start at 1")),
-            v => Ok(v.map(|v| v as u64)),
-        }
-    };
-    let need = |k: &str, v: Option<f64>| v.ok_or(format!("`{gen}` needs {k}"));
-    Ok(match gen {
-        "int" => {
-            only(t, &["gen", "min", "max"], gen)?;
-            let (min, max) = (
-                int("min")?.ok_or("`int` needs min and max")?,
-                int("max")?.ok_or("`int` needs min and max")?,
-            );
-            if min > max {
-                return Err(format!("min {min} is above max {max}"));
-            }
-            Generator::Int { min, max }
-        }
-        "float" => {
-            only(t, &["gen", "min", "max"], gen)?;
-            let (min, max) = (need("min", num("min")?)?, need("max", num("max")?)?);
-            if min >= max {
-                return Err(format!("min {min} must be below max {max}"));
-            }
-            Generator::Float { min, max }
-        }
-        "shard" => {
-            only(t, &["gen"], gen)?;
-            Generator::Shard
-        }
-        "zipf" | "scrambled_zipf" => {
-            only(t, &["gen", "s", "min", "max"], gen)?;
-            let s = num("s")?.unwrap_or(0.99);
-            if !(0.0..=10.0).contains(&s) || s == 0.0 {
-                return Err(format!(
-                    "s = {s}: the skew must be above 0 and at most 10 (YCSB uses 0.99)"
-                ));
-            }
-            let range = match (key("min")?, key("max")?) {
-                (None, None) => None,
-                (Some(lo), Some(hi)) if lo <= hi => Some((lo, hi)),
-                (Some(lo), Some(hi)) => return Err(format!("min {lo} is above max {hi}")),
-                _ => {
-                    return Err(
-                        "give both min and max, or neither (then the worker's shard)".into(),
-                    )
-                }
-            };
-            Generator::Zipf {
-                s,
-                range,
-                scrambled: gen == "scrambled_zipf",
-            }
-        }
-        "sequence" => {
-            only(t, &["gen", "start", "above_max"], gen)?;
-            let start = key("start")?.unwrap_or(1);
-            let above_max = match t.get("above_max") {
-                None => None,
-                Some(v) => {
-                    let s = v.as_str().unwrap_or_default();
-                    let (table, column) = s.split_once('.').unwrap_or(("", ""));
-                    let ident = |x: &str| {
-                        !x.is_empty()
-                            && x.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                            && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    };
-                    if !ident(table) || !ident(column) {
-                        return Err(format!("above_max = {v}: name a table and its column, e.g. above_max = \"orders.id\""));
-                    }
-                    Some((table.to_string(), column.to_string()))
-                }
-            };
-            Generator::Sequence { start, above_max }
-        }
-        "normal" => {
-            only(t, &["gen", "mean", "stddev", "min", "max", "decimals"], gen)?;
-            let mean = need("mean", num("mean")?)?;
-            let stddev = need("stddev", num("stddev")?)?;
-            if stddev < 0.0 {
-                return Err(format!("stddev {stddev} is negative"));
-            }
-            let (min, max) = (num("min")?, num("max")?);
-            if let (Some(lo), Some(hi)) = (min, max) {
-                if lo > hi {
-                    return Err(format!("min {lo} is above max {hi}"));
-                }
-            }
-            let decimals = match int("decimals")? {
-                None => None,
-                Some(d) if (0..=15).contains(&d) => Some(d as u32),
-                Some(d) => return Err(format!("decimals = {d}: between 0 and 15")),
-            };
-            Generator::Normal {
-                mean,
-                stddev,
-                min,
-                max,
-                decimals,
-            }
-        }
-        "string" => {
-            only(t, &["gen", "len", "min_len", "max_len"], gen)?;
-            let bound = |k: &str| -> Result<Option<u32>, String> {
-                match int(k)? {
-                    None => Ok(None),
-                    Some(v) if (0..=1_000_000).contains(&v) => Ok(Some(v as u32)),
-                    Some(v) => Err(format!("{k} = {v}: between 0 and 1000000")),
-                }
-            };
-            let (min_len, max_len) = match (bound("len")?, bound("min_len")?, bound("max_len")?) {
-                (Some(n), None, None) => (n, n),
-                (None, Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-                (None, Some(lo), Some(hi)) => {
-                    return Err(format!("min_len {lo} is above max_len {hi}"))
-                }
-                _ => return Err("give len, or min_len and max_len".into()),
-            };
-            Generator::Text { min_len, max_len }
-        }
-        "pick" => {
-            only(t, &["gen", "values", "weights"], gen)?;
-            let values = t
-                .get("values")
-                .and_then(toml::Value::as_array)
-                .filter(|v| !v.is_empty())
-                .ok_or("`pick` needs values = [ … ] with at least one value")?;
-            if values.len() > MAX_PICK_VALUES {
-                return Err(format!("more than {MAX_PICK_VALUES} values"));
-            }
-            let values = values
-                .iter()
-                .map(|v| match v {
-                    toml::Value::Integer(i) => Ok(Arg::Int(*i)),
-                    toml::Value::Float(f) if f.is_finite() => Ok(Arg::Real(*f)),
-                    toml::Value::String(s) => Ok(Arg::Text(s.clone())),
-                    other => Err(format!("value {other} is not a string or a number")),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let weights: Vec<u64> = match t.get("weights") {
-                None => vec![1; values.len()],
-                Some(toml::Value::Array(ws)) => ws
-                    .iter()
-                    .map(|w| match w {
-                        toml::Value::Integer(i) if (0..=1_000_000).contains(i) => Ok(*i as u64),
-                        other => Err(format!("weight {other} is not an integer in 0..=1000000")),
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(other) => {
-                    return Err(format!("weights must be a list of integers, not {other}"))
-                }
-            };
-            if weights.len() != values.len() {
-                return Err(format!(
-                    "{} weights for {} values: give one weight per value",
-                    weights.len(),
-                    values.len()
-                ));
-            }
-            if weights.iter().all(|w| *w == 0) {
-                return Err("every weight is 0".into());
-            }
-            let cumulative = weights
-                .iter()
-                .scan(0u64, |acc, w| {
-                    *acc += w;
-                    Some(*acc)
-                })
-                .collect();
-            Generator::Pick { values, cumulative }
-        }
-        "now" => {
-            only(t, &["gen"], gen)?;
-            Generator::Now
-        }
-        "row" => {
-            only(t, &["gen"], gen)?;
-            Generator::Row
-        }
-        other => return Err(format!("unknown generator {other:?}; use one of: {NAMES}")),
-    })
-}
-
-/// Refuse keys a generator does not take, naming the ones it does.
-fn only(t: &toml::Table, allowed: &[&str], gen: &str) -> Result<(), String> {
-    match t.keys().find(|k| !allowed.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(k) => Err(format!(
-            "`{k}` is not a setting of `{gen}`; it takes: {}",
-            allowed.join(", ")
-        )),
     }
 }
 
