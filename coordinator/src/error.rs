@@ -25,12 +25,25 @@ pub enum CoordinatorError {
     },
     #[error("cannot split the work: {0}")]
     Split(#[from] fleetload_common::split::SplitError),
+    #[error("cannot set up TLS on the control channel: {0}")]
+    Tls(#[source] tonic::transport::Error),
     #[error("cannot serve the control channel: {0}")]
-    Serve(String),
-    #[error("{0}")]
-    Prepare(String),
-    #[error("the plan cannot run on this fleet: {0}")]
-    Plan(String),
+    Transport(#[source] tonic::transport::Error),
+    #[error("cannot serve the control channel: the control service stopped")]
+    ServiceStopped,
+    #[error("cannot serve the control channel: no randomness for a resume secret: {0}")]
+    Randomness(#[source] getrandom::Error),
+    #[error(transparent)]
+    Prepare(#[from] fleetload_db::prepare::PrepareError),
+    #[error("cannot set the ML stand-in's settings on {target}: {reason}; install it with `fleetload prepare --scenario churn --target {target}`")]
+    StandIn { target: String, reason: String },
+    #[error("the plan cannot run on this fleet: the stages ask for {most} active sessions, but {workers} workers × {sessions} sessions open only {open}; raise `sessions` or add workers")]
+    TooFewSessions {
+        most: f64,
+        workers: u64,
+        sessions: u32,
+        open: u64,
+    },
     #[error("interrupted before the run started")]
     Cancelled,
     #[error("cannot write the report to {path}: {source}")]

@@ -55,9 +55,7 @@ pub async fn run(
     let stop = server_stop.clone();
     let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
     if let Some(tls) = config.security.tls() {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| CoordinatorError::Serve(format!("TLS set-up: {e}")))?;
+        builder = builder.tls_config(tls).map_err(CoordinatorError::Tls)?;
     }
     // Workers gzip their control stream (see `histogram::encode_for_wire`); an older
     // worker that does not is served all the same.
@@ -87,7 +85,7 @@ pub async fn run(
     }
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(1), server).await {
         if result.is_ok() {
-            return Err(CoordinatorError::Serve(e.to_string()));
+            return Err(CoordinatorError::Transport(e));
         }
     }
     result

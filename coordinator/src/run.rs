@@ -68,10 +68,10 @@ fn unreachable_target(plan: &Plan, e: String) -> Result<(), CoordinatorError> {
         tracing::debug!(error = %e, "cannot inspect the target; the workers check it");
         return Ok(());
     }
-    Err(CoordinatorError::Prepare(format!(
-        "cannot set the ML stand-in's settings on {}: {e}; install it with `fleetload prepare --scenario churn --target {}`",
-        plan.target, plan.target
-    )))
+    Err(CoordinatorError::StandIn {
+        target: plan.target.to_string(),
+        reason: e,
+    })
 }
 
 fn new_run_id() -> String {
@@ -269,11 +269,7 @@ impl Shell {
                     rows = spec.rows,
                     "creating the table; every worker loads its shard"
                 );
-                self.schema = Some(
-                    fleetload_db::prepare::create_schema(spec)
-                        .await
-                        .map_err(|e| CoordinatorError::Prepare(e.to_string()))?,
-                );
+                self.schema = Some(fleetload_db::prepare::create_schema(spec).await?);
                 Ok(PlanUpdate::default())
             }
             // Before the workers are assigned and open their sessions: the key space
@@ -282,9 +278,7 @@ impl Shell {
             (TargetStep::BeforeAssign, None) => inspect_target(plan, true).await,
             (TargetStep::AfterReady, Some(spec)) => {
                 if let Some(mut session) = self.schema.take() {
-                    fleetload_db::prepare::finish_prepare(spec, &mut session)
-                        .await
-                        .map_err(|e| CoordinatorError::Prepare(e.to_string()))?;
+                    fleetload_db::prepare::finish_prepare(spec, &mut session).await?;
                     session.close().await;
                 }
                 // The fleet just loaded `rows`: the key space is the plan's.

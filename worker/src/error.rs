@@ -18,10 +18,21 @@ pub enum WorkerError {
     Refused { reason: String },
     #[error("the coordinator sent an invalid assignment: {0}")]
     BadAssignment(#[from] WireError),
-    #[error("protocol error: {0}")]
-    Protocol(String),
+    #[error("protocol error: cannot encode a snapshot: {0}")]
+    Encode(#[from] fleetload_common::histogram::HistogramError),
+    #[error("the control stream to the coordinator broke: the coordinator closed the stream")]
+    StreamClosed,
+    /// The coordinator's status, and what it means here (TLS, token, version).
+    #[error("the control stream to the coordinator broke: {explained}")]
+    Status {
+        explained: String,
+        #[source]
+        status: tonic::Status,
+    },
     #[error("the control stream to the coordinator broke: {0}")]
-    Stream(String),
+    Connect(#[source] tonic::transport::Error),
+    #[error("the control stream to the coordinator broke: rejoin timed out")]
+    RejoinTimeout,
     #[error("{0}")]
     Database(String),
     #[error("dead man's switch: {reason}; the load was stopped and {spooled} unacknowledged snapshots were written to {file}")]

@@ -23,11 +23,11 @@ pub(crate) struct Control {
 
 impl Control {
     pub(crate) async fn send(&self, msg: &FromWorker) -> Result<(), WorkerError> {
-        let wire = to_coordinator(msg).map_err(|e| WorkerError::Protocol(e.to_string()))?;
+        let wire = to_coordinator(msg)?;
         self.tx
             .send(wire)
             .await
-            .map_err(|_| WorkerError::Stream("the coordinator closed the stream".into()))
+            .map_err(|_| WorkerError::StreamClosed)
     }
 
     /// The next message, or why it is invalid (the stream goes on); `Err` when the
@@ -35,10 +35,11 @@ impl Control {
     pub(crate) async fn recv(&mut self) -> Result<Result<ToWorker, WireError>, WorkerError> {
         match self.inbound.message().await {
             Ok(Some(m)) => Ok(from_coordinator(m)),
-            Ok(None) => Err(WorkerError::Stream(
-                "the coordinator closed the stream".into(),
-            )),
-            Err(status) => Err(WorkerError::Stream(status.message().to_string())),
+            Ok(None) => Err(WorkerError::StreamClosed),
+            Err(status) => Err(WorkerError::Status {
+                explained: status.message().to_string(),
+                status,
+            }),
         }
     }
 
@@ -110,11 +111,10 @@ pub(crate) async fn open(
     let mut client = security.client(channel);
     // Room for a lease's worth of resent snapshots without blocking the sender.
     let (tx, rx) = mpsc::channel(256);
-    let first = to_coordinator(&FromWorker::Hello(hello.clone()))
-        .map_err(|e| WorkerError::Protocol(e.to_string()))?;
+    let first = to_coordinator(&FromWorker::Hello(hello.clone()))?;
     tx.send(first)
         .await
-        .map_err(|_| WorkerError::Stream("cannot send hello".into()))?;
+        .map_err(|_| WorkerError::StreamClosed)?;
     let inbound = client
         .control(ReceiverStream::new(rx))
         .await
@@ -122,7 +122,10 @@ pub(crate) async fn open(
             tonic::Code::Unauthenticated => WorkerError::Refused {
                 reason: s.message().to_string(),
             },
-            _ => WorkerError::Stream(security.explain_stream_error(&s, endpoint)),
+            _ => WorkerError::Status {
+                explained: security.explain_stream_error(&s, endpoint),
+                status: s,
+            },
         })?
         .into_inner();
     Ok(Control { tx, inbound })
@@ -154,10 +157,7 @@ pub(crate) async fn rejoin(to: &RejoinTo<'_>, claim: Rejoin) -> Result<Rejoined,
             })?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);
-        let channel = ep
-            .connect()
-            .await
-            .map_err(|e| WorkerError::Stream(e.to_string()))?;
+        let channel = ep.connect().await.map_err(WorkerError::Connect)?;
         let mut hello = to.hello.clone();
         hello.rejoin = Some(claim);
         let mut control = open(channel, to.endpoint, to.security, &hello).await?;
@@ -169,5 +169,5 @@ pub(crate) async fn rejoin(to: &RejoinTo<'_>, claim: Rejoin) -> Result<Rejoined,
     };
     tokio::time::timeout(Duration::from_secs(2), attempt)
         .await
-        .unwrap_or_else(|_| Err(WorkerError::Stream("rejoin timed out".into())))
+        .unwrap_or(Err(WorkerError::RejoinTimeout))
 }

@@ -561,9 +561,7 @@ impl Controller {
             ),
             Input::TargetDone(Err(e)) => self.fail(e),
             Input::Interrupted => self.fail(CoordinatorError::Cancelled),
-            Input::ServiceStopped => self.fail(CoordinatorError::Serve(
-                "the control service stopped".into(),
-            )),
+            Input::ServiceStopped => self.fail(CoordinatorError::ServiceStopped),
             Input::Message { .. } | Input::Invalid { .. } | Input::Tick | Input::TargetDone(_) => {}
         }
     }

@@ -100,11 +100,12 @@ impl Controller {
         if let (LoadModel::Closed { .. }, Some(c)) = (&plan.load, &self.cluster) {
             let most = c.max();
             if most > f64::from(plan.sessions) * n as f64 {
-                return Err(CoordinatorError::Plan(format!(
-                    "the stages ask for {most} active sessions, but {n} workers × {} sessions open only {}; raise `sessions` or add workers",
-                    plan.sessions,
-                    u64::from(plan.sessions) * n
-                )));
+                return Err(CoordinatorError::TooFewSessions {
+                    most,
+                    workers: n,
+                    sessions: plan.sessions,
+                    open: u64::from(plan.sessions) * n,
+                });
             }
         }
         for (i, (shard, share)) in shards.into_iter().zip(&shares).enumerate() {
@@ -306,8 +307,7 @@ impl Controller {
 /// A slot's resume secret: 128 bits from the operating system's generator.
 fn new_resume_secret() -> Result<ResumeSecret, CoordinatorError> {
     let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| CoordinatorError::Serve(format!("no randomness for a resume secret: {e}")))?;
+    getrandom::getrandom(&mut bytes).map_err(CoordinatorError::Randomness)?;
     Ok(ResumeSecret(
         bytes.iter().map(|b| format!("{b:02x}")).collect(),
     ))
