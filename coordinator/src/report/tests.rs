@@ -1,6 +1,7 @@
 //! A report built from fixed snapshots: what its text, CSV and HTML look like.
 use super::*;
 use fleetload_common::histogram::record;
+use fleetload_common::outcome::ErrorClass;
 use fleetload_common::wire::Snapshot;
 use std::time::Duration;
 

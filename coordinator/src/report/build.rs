@@ -1,0 +1,380 @@
+//! Building a report from the merge and what the controller knew of each worker: the
+//! measured totals, the interval series, each worker with the check that its snapshots
+//! add up to what it executed, and the run's failures.
+
+use super::outages::outages;
+use super::*;
+
+/// What the controller knows of one worker at the end.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    pub index: u32,
+    /// The stride of its insert ids (the largest fleet the run admits).
+    pub insert_id_stride: u64,
+    pub name: String,
+    pub host: String,
+    pub peer: Option<String>,
+    pub cores: u32,
+    pub capacity: f64,
+    pub shard: Shard,
+    pub rate: Option<f64>,
+    pub sessions: u32,
+    pub state: &'static str,
+    pub message: Option<String>,
+    pub executed: Option<Vec<(fleetload_common::scenario::OpName, OpTotals)>>,
+    /// Rows inserted, the first and the last insert id, from the worker's final message.
+    pub inserted: Option<(u64, u64, u64)>,
+    /// Rows of its shard it loaded when the fleet prepared the data.
+    pub rows_loaded: Option<u64>,
+    /// (offset, round trip) of its clock, nanoseconds.
+    pub clock: Option<(i64, i64)>,
+    /// Its observed start on its own clock, Unix nanoseconds.
+    pub first_op_unix_nanos: Option<i64>,
+    /// Messages refused from it during the run, per reason class: how many, and the
+    /// first one's detail.
+    pub rejected: Vec<(&'static str, u64, String)>,
+}
+
+/// The inputs of a report besides the merge.
+pub struct ReportInput<'a> {
+    pub plan: &'a Plan,
+    pub run_id: &'a str,
+    pub started_at: std::time::SystemTime,
+    /// How long the run actually lasted (shorter when stopped early).
+    pub ran_for: std::time::Duration,
+    pub workers: &'a [WorkerInfo],
+    pub failures: Vec<String>,
+    pub interrupted: bool,
+    pub database_counters: crate::counters::DatabaseCounters,
+    pub membership: Vec<Membership>,
+    /// Live changes of the load (ctl), in order.
+    pub changes: Vec<Membership>,
+    /// The cluster's planned load as it ended up (stages and changes).
+    pub planned: Option<fleetload_common::profile::Profile>,
+    /// The start instant, Unix nanoseconds on the coordinator's clock.
+    pub start_unix_nanos: i64,
+    /// The capacity search's outcome, when the run was one.
+    pub capacity: Option<crate::search::CapacityJson>,
+}
+
+impl Report {
+    /// The report of a run.
+    pub fn build(input: ReportInput<'_>, merge: &Merge) -> Report {
+        let plan = input.plan;
+        let interval_s = plan.interval.as_secs_f64();
+        let warmup_s = plan.warmup.as_secs_f64();
+        let duration_s = plan.duration.as_secs_f64();
+        let measured_s = (input.ran_for.as_secs_f64().min(duration_s) - warmup_s)
+            .max(interval_s.min(duration_s));
+        let names: Vec<OpName> = merge.operations.clone();
+        let cluster = merge.cluster_measured();
+        let (workers, mismatches) = workers_json(&input, merge, measured_s);
+        let failures = failures(&input, &cluster, &mismatches);
+        let (thresholds, stages) = crate::thresholds::evaluate(
+            plan,
+            merge,
+            input.ran_for.as_secs_f64(),
+            input.planned.as_ref(),
+        );
+        let failures = with_thresholds(failures, &thresholds);
+        let delays: Vec<f64> = workers.iter().filter_map(|w| w.start_delay_ms).collect();
+        let start_skew_ms = (delays.len() >= 2).then(|| {
+            delays.iter().copied().fold(f64::MIN, f64::max)
+                - delays.iter().copied().fold(f64::MAX, f64::min)
+        });
+        let status = if input.interrupted {
+            RunStatus::Interrupted
+        } else if failures.is_empty() {
+            RunStatus::Passed
+        } else {
+            RunStatus::Failed
+        };
+        Report {
+            report_format: REPORT_FORMAT,
+            fleetload_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+            run_id: input.run_id.to_string(),
+            status,
+            failures,
+            started_at: humantime::format_rfc3339_millis(input.started_at).to_string(),
+            duration_s,
+            warmup_s,
+            measured_s,
+            interval_s,
+            plan: plan.effective(),
+            workers,
+            operations: names
+                .iter()
+                .zip(&cluster)
+                .map(|(n, s)| (n.clone(), OpSummary::of(s, measured_s)))
+                .collect(),
+            intervals: intervals_json(merge, interval_s, duration_s),
+            histograms: histograms_json(&names, &cluster),
+            verification: Verification {
+                merged_equals_executed: mismatches.is_empty(),
+                mismatches,
+            },
+            inserted_rows: input
+                .workers
+                .iter()
+                .filter_map(|w| w.inserted.map(|(rows, _, _)| rows))
+                .fold(0, u64::saturating_add),
+            database_counters: input.database_counters,
+            outages: outages(merge, interval_s, duration_s),
+            membership: input.membership,
+            changes: input.changes,
+            planned: input
+                .planned
+                .map(|p| p.points().iter().map(|(t, v)| [*t, *v]).collect())
+                .unwrap_or_default(),
+            stages,
+            thresholds,
+            start_skew_ms,
+            capacity: input.capacity,
+            scratch_target: false,
+            interval_log: interval_log(merge, interval_s, duration_s),
+            start_unix_s: input
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// The cluster's histograms, base64 HdrHistogram V2+deflate per operation.
+fn histograms_json(names: &[OpName], cluster: &[OpStats]) -> BTreeMap<OpName, HistogramsJson> {
+    names
+        .iter()
+        .zip(cluster)
+        .map(|(n, s)| {
+            (
+                n.clone(),
+                HistogramsJson {
+                    response_time: b64(&s.response),
+                    service_time: b64(&s.service),
+                    schedule_lag: b64(&s.lag),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Every interval: the cluster per operation and each worker's brief.
+fn intervals_json(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<IntervalJson> {
+    let names = &merge.operations;
+    merge
+        .intervals
+        .iter()
+        .map(|(k, agg)| {
+            let start_s = *k as f64 * interval_s;
+            let end_s = ((*k + 1) as f64 * interval_s).min(duration_s);
+            let len = (end_s - start_s).max(1e-9);
+            IntervalJson {
+                index: *k,
+                start_s,
+                end_s,
+                warmup: *k < merge.warmup_intervals,
+                workers_reporting: agg.workers_reporting(),
+                late_snapshots: agg.late,
+                operations: names
+                    .iter()
+                    .zip(agg.cluster().iter())
+                    .map(|(n, s)| (n.clone(), OpSummary::of(s, len)))
+                    .collect(),
+                per_worker: agg
+                    .per_worker()
+                    .iter()
+                    .map(|(w, briefs)| {
+                        let by_op = names
+                            .iter()
+                            .zip(briefs)
+                            .map(|(n, b)| (n.clone(), BriefJson::of(b, len)))
+                            .collect();
+                        (*w, by_op)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Each interval's response-time histogram per operation, for `report.hlog`.
+fn interval_log(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<files::LoggedInterval> {
+    merge
+        .intervals
+        .iter()
+        .flat_map(|(k, agg)| {
+            let start_s = *k as f64 * interval_s;
+            let length_s = interval_s.min(duration_s - start_s).max(0.0);
+            let cluster = agg.cluster();
+            merge
+                .operations
+                .iter()
+                .zip(cluster.iter())
+                .map(|(n, s)| files::LoggedInterval {
+                    start_s,
+                    length_s,
+                    operation: n.clone(),
+                    max_us: s.response.max(),
+                    encoded: b64(&s.response),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Where a worker's snapshots do not add up to what it says it executed.
+fn mismatches_of(w: &WorkerInfo, merge: &Merge) -> Vec<String> {
+    let agg = merge.workers.get(&w.index);
+    let sum = |e: &[u64]| e.iter().fold(0u64, |a, e| a.saturating_add(*e));
+    let mut out = Vec::new();
+    for (op, done) in w.executed.iter().flatten() {
+        let got = agg
+            .and_then(|a| {
+                merge
+                    .operations
+                    .iter()
+                    .position(|o| o == op)
+                    .map(|i| a.received[i])
+            })
+            .unwrap_or_default();
+        if got != *done {
+            out.push(format!(
+                "worker {} {}: executed {} ok / {} errors / {} dropped / {} retries, snapshots hold {} / {} / {} / {}",
+                w.name, op.name(), done.ok, sum(&done.errors), done.dropped_backlog, done.retries,
+                got.ok, sum(&got.errors), got.dropped_backlog, got.retries
+            ));
+        }
+    }
+    out
+}
+
+/// Every worker as the report shows it, and where its snapshots and its totals differ.
+fn workers_json(
+    input: &ReportInput<'_>,
+    merge: &Merge,
+    measured_s: f64,
+) -> (Vec<WorkerJson>, Vec<String>) {
+    let mut mismatches = Vec::new();
+    let workers = input
+        .workers
+        .iter()
+        .map(|w| {
+            mismatches.extend(mismatches_of(w, merge));
+            worker_json(w, merge, measured_s, input.start_unix_nanos)
+        })
+        .collect();
+    (workers, mismatches)
+}
+
+fn worker_json(
+    w: &WorkerInfo,
+    merge: &Merge,
+    measured_s: f64,
+    start_unix_nanos: i64,
+) -> WorkerJson {
+    let agg = merge.workers.get(&w.index);
+    WorkerJson {
+        index: w.index,
+        name: w.name.clone(),
+        host: w.host.clone(),
+        peer: w.peer.clone(),
+        cores: w.cores,
+        capacity: w.capacity,
+        shard: w.shard,
+        rate: w.rate,
+        sessions: w.sessions,
+        state: w.state.to_string(),
+        message: w.message.clone(),
+        snapshots: agg.map_or(0, |a| a.snapshots() as usize),
+        duplicate_snapshots: agg.map_or(0, |a| a.duplicates),
+        executed: w.executed.as_ref().map(|e| {
+            e.iter()
+                .map(|(op, t)| (op.clone(), ExecutedJson::from(t)))
+                .collect()
+        }),
+        operations: agg
+            .map(|a| {
+                merge
+                    .operations
+                    .iter()
+                    .zip(&a.measured)
+                    .map(|(n, s)| (n.clone(), OpSummary::of(s, measured_s)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        inserted_rows: w.inserted.map(|(rows, _, _)| rows),
+        insert_id_base: w.inserted.map(|(_, base, _)| base),
+        insert_id_last: w
+            .inserted
+            .and_then(|(_, _, last)| (last > 0).then_some(last)),
+        insert_id_stride: w.insert_id_stride,
+        rows_loaded: w.rows_loaded,
+        clock_offset_ms: w.clock.map(|(o, _)| o as f64 / 1e6),
+        clock_rtt_ms: w.clock.map(|(_, r)| r as f64 / 1e6),
+        rejected_messages: w
+            .rejected
+            .iter()
+            .fold(0u64, |a, (_, n, _)| a.saturating_add(*n)),
+        rejected_by_reason: w
+            .rejected
+            .iter()
+            .map(|(class, n, _)| (class.to_string(), *n))
+            .collect(),
+        rejected_samples: w
+            .rejected
+            .iter()
+            .map(|(class, _, detail)| format!("{class}: {detail}"))
+            .collect(),
+        start_delay_ms: w.first_op_unix_nanos.map(|f| {
+            let corrected = i128::from(f) - i128::from(w.clock.map_or(0, |(o, _)| o));
+            (corrected - i128::from(start_unix_nanos)) as f64 / 1e6
+        }),
+    }
+}
+
+/// The run's failures: the controller's, a merge that does not add up, and a run where
+/// nothing succeeded.
+fn failures(input: &ReportInput<'_>, cluster: &[OpStats], mismatches: &[String]) -> Vec<String> {
+    let mut failures = input.failures.clone();
+    if !mismatches.is_empty() {
+        failures.push(format!(
+            "the merged snapshots do not add up to what the workers executed: {}",
+            mismatches.join("; ")
+        ));
+    }
+    let ok: u64 = cluster.iter().map(|s| s.ok).sum();
+    let errors: u64 = cluster.iter().map(OpStats::error_total).sum();
+    if ok == 0 && !input.interrupted {
+        let first = cluster.iter().flat_map(|s| s.samples.first()).next();
+        failures.push(match first {
+            Some(e) => format!(
+                "no operation succeeded ({errors} errors); first error ({}): {}",
+                e.class.name(),
+                e.message
+            ),
+            None => "no operation completed in the measured part of the run".to_string(),
+        });
+    }
+    failures
+}
+
+/// The failures with every threshold that failed.
+fn with_thresholds(
+    mut failures: Vec<String>,
+    thresholds: &[crate::thresholds::ThresholdResult],
+) -> Vec<String> {
+    for t in thresholds.iter().filter(|t| !t.passed) {
+        failures.push(format!(
+            "threshold {} ({}{}) failed: measured {}",
+            t.threshold,
+            t.scope,
+            if t.overridden {
+                ", load overridden by a live change"
+            } else {
+                ""
+            },
+            t.measured_text()
+        ));
+    }
+    failures
+}
