@@ -20,6 +20,18 @@ fn mid(i: &super::IntervalJson) -> f64 {
 /// The charts of a report, in page order.
 pub fn charts(r: &Report) -> Vec<Chart> {
     let mut charts = Vec::new();
+    throughput(r, &mut charts);
+    latency(r, &mut charts);
+    errors(r, &mut charts);
+    per_worker(r, &mut charts);
+    percentiles(r, &mut charts);
+    capacity(r, &mut charts);
+    database(r, &mut charts);
+    charts
+}
+
+/// Throughput per operation, the total, and the plan.
+fn throughput(r: &Report, charts: &mut Vec<Chart>) {
     let ops: Vec<_> = r.operations.keys().cloned().collect();
 
     // Throughput per operation, the total, and the plan.
@@ -71,7 +83,11 @@ pub fn charts(r: &Report) -> Vec<Chart> {
         log_y: false,
         series,
     });
+}
 
+/// Latency over time, one chart per operation.
+fn latency(r: &Report, charts: &mut Vec<Chart>) {
+    let ops: Vec<_> = r.operations.keys().cloned().collect();
     // Latency over time, one chart per operation.
     for op in &ops {
         let pick = |f: fn(&OpSummary) -> f64| -> Vec<(f64, f64)> {
@@ -116,7 +132,10 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             series,
         });
     }
+}
 
+/// Errors per second by class, and dropped operations.
+fn errors(r: &Report, charts: &mut Vec<Chart>) {
     // Errors per second by class (a zero line when there were none).
     let mut classes: Vec<String> = r
         .intervals
@@ -187,7 +206,10 @@ pub fn charts(r: &Report) -> Vec<Chart> {
         log_y: false,
         series,
     });
+}
 
+/// Per-worker throughput, all operations.
+fn per_worker(r: &Report, charts: &mut Vec<Chart>) {
     // Per-worker throughput, all operations.
     let series = r
         .workers
@@ -214,7 +236,10 @@ pub fn charts(r: &Report) -> Vec<Chart> {
         log_y: false,
         series,
     });
+}
 
+/// Latency by percentile over the measured run, from the merged histograms.
+fn percentiles(r: &Report, charts: &mut Vec<Chart>) {
     // Latency by percentile over the measured run, from the merged histograms.
     let series = r
         .histograms
@@ -252,7 +277,10 @@ pub fn charts(r: &Report) -> Vec<Chart> {
         log_y: true,
         series,
     });
+}
 
+/// The capacity search: latency and throughput against the offered rate.
+fn capacity(r: &Report, charts: &mut Vec<Chart>) {
     // Capacity search: latency and throughput against the offered rate.
     if let Some(c) = &r.capacity {
         let mut curve = c.curve.clone();
@@ -299,7 +327,10 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             ],
         });
     }
+}
 
+/// The database's counters: rates of those that only grow.
+fn database(r: &Report, charts: &mut Vec<Chart>) {
     // The database's counters: rates of those that only grow.
     let samples = &r.database_counters.samples;
     if samples.len() >= 2 {
@@ -351,5 +382,4 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             });
         }
     }
-    charts
 }

@@ -58,6 +58,22 @@ fn summary_table(out: &mut String, rows: &[(String, &OpSummary)]) {
 /// The whole page.
 pub fn render(r: &Report) -> String {
     let mut out = String::with_capacity(64 * 1024);
+    overview(r, &mut out);
+    summary(r, &mut out);
+    capacity(r, &mut out);
+    charts_and_workers(r, &mut out);
+    errors(r, &mut out);
+    outages(r, &mut out);
+    stages(r, &mut out);
+    thresholds(r, &mut out);
+    clocks(r, &mut out);
+    membership(r, &mut out);
+    plan_and_counters(r, &mut out);
+    out
+}
+
+/// The head: status, target, failures and the cluster.
+fn overview(r: &Report, out: &mut String) {
     let status = match r.status {
         RunStatus::Passed => "passed",
         RunStatus::Failed => "failed",
@@ -103,14 +119,17 @@ pub fn render(r: &Report) -> String {
             s.empty_results as f64 * 100.0 / s.count as f64
         );
     }
+}
 
+/// The cluster's summary table and what the counts say.
+fn summary(r: &Report, out: &mut String) {
     out.push_str("<h2>Summary (cluster, measured intervals)</h2>");
     let rows: Vec<(String, &OpSummary)> = r
         .operations
         .iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    summary_table(&mut out, &rows);
+    summary_table(out, &rows);
     let _ = write!(
         out,
         "<p class=meta>Response time = {}. Merge check: {}.</p>",
@@ -124,7 +143,10 @@ pub fn render(r: &Report) -> String {
             )
         }
     );
+}
 
+/// The capacity search's verdict and curve.
+fn capacity(r: &Report, out: &mut String) {
     if let Some(c) = &r.capacity {
         let _ = write!(
             out,
@@ -159,7 +181,10 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</table>");
     }
+}
 
+/// The charts, and the workers' table.
+fn charts_and_workers(r: &Report, out: &mut String) {
     out.push_str("<h2>Charts</h2>");
     for chart in charts(r) {
         let _ = write!(out, "<figure>{}</figure>", chart.render());
@@ -193,7 +218,10 @@ pub fn render(r: &Report) -> String {
         );
     }
     out.push_str("</table>");
+}
 
+/// Errors by class and their samples.
+fn errors(r: &Report, out: &mut String) {
     let mut any_error = false;
     for (op, s) in &r.operations {
         if s.error_samples.is_empty() {
@@ -216,7 +244,10 @@ pub fn render(r: &Report) -> String {
     if any_error {
         out.push_str("</table>");
     }
+}
 
+/// Outage windows.
+fn outages(r: &Report, out: &mut String) {
     if !r.outages.is_empty() {
         out.push_str("<h2>Outages</h2><table><tr><th>from (s)</th><th>to (s)</th><th>time to recover (s)</th><th class=l>errors</th><th>dropped</th><th>lowest ok/s</th></tr>");
         for o in &r.outages {
@@ -234,7 +265,10 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</table>");
     }
+}
 
+/// Each stage's planned and measured load.
+fn stages(r: &Report, out: &mut String) {
     if !r.stages.is_empty() {
         out.push_str("<h2>Stages</h2><table><tr><th>#</th><th class=l>stage</th><th>from (s)</th><th>to (s)</th><th>ok/s</th><th>p50</th><th>p99</th><th>max</th><th>errors</th></tr>");
         for st in &r.stages {
@@ -269,6 +303,10 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</table>");
     }
+}
+
+/// Each threshold's verdict, and the live changes.
+fn thresholds(r: &Report, out: &mut String) {
     out.push_str("<h2>Thresholds</h2>");
     if r.thresholds.is_empty() {
         out.push_str("<p class=meta>None set (plan keys <code>thresholds</code>, or <code>thresholds</code> in a stage).</p>");
@@ -303,6 +341,10 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</table>");
     }
+}
+
+/// Each worker's clock offset and start.
+fn clocks(r: &Report, out: &mut String) {
     out.push_str("<h2>Worker clocks</h2>");
     if r.workers.iter().all(|w| w.clock_offset_ms.is_none()) {
         out.push_str("<p class=meta>No clock estimate in this report.</p>");
@@ -328,7 +370,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
 
+/// Who joined, left, and took over what.
+fn membership(r: &Report, out: &mut String) {
     out.push_str("<h2>Membership</h2>");
     if r.membership.is_empty() {
         out.push_str("<p class=meta>No worker joined late or was lost: the fleet was the same from start to end.</p>");
@@ -344,7 +389,11 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</table>");
     }
+}
 
+/// The effective plan and the database's counters.
+fn plan_and_counters(r: &Report, out: &mut String) {
+    let plan = &r.plan;
     out.push_str("<h2>Effective plan</h2><table>");
     if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(plan) {
         for (k, v) in map {
@@ -381,5 +430,4 @@ pub fn render(r: &Report) -> String {
         );
     }
     out.push_str("</body></html>\n");
-    out
 }

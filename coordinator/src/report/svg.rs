@@ -10,6 +10,8 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 170.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 44.0;
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 
 /// Colours that stay apart for the colour-blind (Okabe–Ito), then greys.
 const PALETTE: [&str; 10] = [
@@ -139,17 +141,27 @@ impl Chart {
             r#"<text x="{LEFT}" y="20" class="title">{}</text>"#,
             escape(&self.title)
         );
-        let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
         if pts.is_empty() {
             let _ = write!(
                 out,
                 r#"<text x="{}" y="{}" class="empty">no data</text></svg>"#,
-                LEFT + plot_w / 2.0 - 30.0,
-                TOP + plot_h / 2.0
+                LEFT + PLOT_W / 2.0 - 30.0,
+                TOP + PLOT_H / 2.0
             );
             return out;
         }
-        // x range
+        let frame = self.frame(&pts);
+        self.grid(&frame, &mut out);
+        self.axes(&mut out);
+        for (i, s) in self.series.iter().enumerate() {
+            self.series_line(i, s, &frame, &mut out);
+        }
+        out.push_str("</svg>");
+        out
+    }
+
+    /// The ranges of both axes, from the points.
+    fn frame(&self, pts: &[(f64, f64)]) -> Frame {
         let (x_lo, x_hi) = match self.x {
             XAxis::Seconds | XAxis::Rate => (
                 pts.iter()
@@ -160,14 +172,6 @@ impl Chart {
             ),
             XAxis::PercentileTail => (1.0, pts.iter().map(|p| p.0).fold(10.0, f64::max)),
         };
-        let x_to = |x: f64| -> f64 {
-            let f = match self.x {
-                XAxis::Seconds | XAxis::Rate => (x - x_lo) / (x_hi - x_lo),
-                XAxis::PercentileTail => x.max(1.0).log10() / x_hi.log10().max(1e-9),
-            };
-            LEFT + f * plot_w
-        };
-        // y range
         let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
         let (y_lo, y_hi, y_ticks): (f64, f64, Vec<f64>) = if self.log_y {
             let positive_min = pts
@@ -181,8 +185,7 @@ impl Chart {
                 0.001
             };
             let hi = 10f64.powf(y_max.max(lo * 10.0).log10().ceil());
-            let ticks = decades(lo, hi);
-            (lo, hi, ticks)
+            (lo, hi, decades(lo, hi))
         } else {
             let hi = if y_max > 0.0 { y_max * 1.08 } else { 1.0 };
             let step = nice_step(hi);
@@ -192,40 +195,43 @@ impl Chart {
                 .collect();
             (0.0, top, ticks)
         };
-        let y_to = |y: f64| -> f64 {
-            let f = if self.log_y {
-                (y.max(y_lo).log10() - y_lo.log10()) / (y_hi.log10() - y_lo.log10()).max(1e-9)
-            } else {
-                (y - y_lo) / (y_hi - y_lo).max(1e-12)
-            };
-            TOP + plot_h - f.clamp(0.0, 1.0) * plot_h
-        };
-        // grid and y ticks
-        for t in &y_ticks {
-            let y = y_to(*t);
+        Frame {
+            x: self.x,
+            log_y: self.log_y,
+            x_lo,
+            x_hi,
+            y_lo,
+            y_hi,
+            y_ticks,
+        }
+    }
+
+    /// The grid, with the ticks of both axes.
+    fn grid(&self, f: &Frame, out: &mut String) {
+        for t in &f.y_ticks {
+            let y = f.y_to(*t);
             let _ = write!(
                 out,
                 r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
-                LEFT + plot_w,
+                LEFT + PLOT_W,
                 LEFT - 6.0,
                 y + 4.0,
                 fmt_num(*t)
             );
         }
-        // x ticks
         let x_ticks: Vec<f64> = match self.x {
             XAxis::Seconds | XAxis::Rate => {
-                let step = nice_step(x_hi - x_lo);
-                let first = (x_lo / step).ceil() * step;
+                let step = nice_step(f.x_hi - f.x_lo);
+                let first = (f.x_lo / step).ceil() * step;
                 (0..MAX_TICKS)
                     .map(|k| first + k as f64 * step)
-                    .take_while(|t| *t <= x_hi + 1e-9)
+                    .take_while(|t| *t <= f.x_hi + 1e-9)
                     .collect()
             }
-            XAxis::PercentileTail => decades(1.0, x_hi),
+            XAxis::PercentileTail => decades(1.0, f.x_hi),
         };
         for t in &x_ticks {
-            let x = x_to(*t);
+            let x = f.x_to(*t);
             let label = match self.x {
                 XAxis::Seconds | XAxis::Rate => fmt_num(*t),
                 XAxis::PercentileTail => percentile_label(*t),
@@ -233,18 +239,21 @@ impl Chart {
             let _ = write!(
                 out,
                 r#"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="tick" text-anchor="middle">{label}</text>"#,
-                TOP + plot_h,
-                TOP + plot_h + 16.0
+                TOP + PLOT_H,
+                TOP + PLOT_H + 16.0
             );
         }
-        // axes and labels
+    }
+
+    /// Both axes and their labels.
+    fn axes(&self, out: &mut String) {
         let _ = write!(
             out,
             r#"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" class="axis"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{:.1}" class="axis"/>"#,
-            TOP + plot_h,
-            LEFT + plot_w,
-            TOP + plot_h,
-            TOP + plot_h
+            TOP + PLOT_H,
+            LEFT + PLOT_W,
+            TOP + PLOT_H,
+            TOP + PLOT_H
         );
         let x_label = match self.x {
             XAxis::Seconds => "time since start (s)",
@@ -254,68 +263,97 @@ impl Chart {
         let _ = write!(
             out,
             r#"<text x="{:.1}" y="{:.1}" class="label" text-anchor="middle">{x_label}</text><text x="14" y="{:.1}" class="label" text-anchor="middle" transform="rotate(-90 14 {:.1})">{}</text>"#,
-            LEFT + plot_w / 2.0,
+            LEFT + PLOT_W / 2.0,
             HEIGHT - 6.0,
-            TOP + plot_h / 2.0,
-            TOP + plot_h / 2.0,
+            TOP + PLOT_H / 2.0,
+            TOP + PLOT_H / 2.0,
             escape(&self.y_label)
         );
-        // series
-        for (i, s) in self.series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let mut line = String::new();
-            for (x, y) in s
-                .points
-                .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-            {
-                let _ = write!(line, "{:.1},{:.1} ", x_to(*x), y_to(*y));
-            }
-            let dash = if s.dashed {
-                r#" stroke-dasharray="6 4""#
-            } else {
-                ""
-            };
-            let _ = write!(
-                out,
-                r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash}><title>{}</title></polyline>"#,
-                escape(&s.name),
-                line.trim_end(),
-                escape(&s.name)
-            );
-            if s.points.len() <= 120 && !s.dashed {
-                for (x, y) in &s.points {
-                    if x.is_finite() && y.is_finite() {
-                        let _ = write!(
-                            out,
-                            r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{color}"><title>{}: {} at {}</title></circle>"#,
-                            x_to(*x),
-                            y_to(*y),
-                            escape(&s.name),
-                            fmt_num(*y),
-                            match self.x {
-                                XAxis::Seconds => format!("{}s", fmt_num(*x)),
-                                XAxis::Rate => format!("{} ops/s", fmt_num(*x)),
-                                XAxis::PercentileTail => percentile_label(*x),
-                            }
-                        );
-                    }
+    }
+
+    /// Series `i`: its line, its points (when few) and its legend entry.
+    fn series_line(&self, i: usize, s: &Series, f: &Frame, out: &mut String) {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut line = String::new();
+        for (x, y) in s
+            .points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+        {
+            let _ = write!(line, "{:.1},{:.1} ", f.x_to(*x), f.y_to(*y));
+        }
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash}><title>{}</title></polyline>"#,
+            escape(&s.name),
+            line.trim_end(),
+            escape(&s.name)
+        );
+        if s.points.len() <= 120 && !s.dashed {
+            for (x, y) in &s.points {
+                if x.is_finite() && y.is_finite() {
+                    let _ = write!(
+                        out,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="2.2" fill="{color}"><title>{}: {} at {}</title></circle>"#,
+                        f.x_to(*x),
+                        f.y_to(*y),
+                        escape(&s.name),
+                        fmt_num(*y),
+                        match self.x {
+                            XAxis::Seconds => format!("{}s", fmt_num(*x)),
+                            XAxis::Rate => format!("{} ops/s", fmt_num(*x)),
+                            XAxis::PercentileTail => percentile_label(*x),
+                        }
+                    );
                 }
             }
-            // legend
-            let ly = TOP + 6.0 + i as f64 * 18.0;
-            let lx = LEFT + plot_w + 14.0;
-            let _ = write!(
-                out,
-                r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"{dash}/><text x="{:.1}" y="{:.1}" class="legend">{}</text>"#,
-                lx + 18.0,
-                lx + 24.0,
-                ly + 4.0,
-                escape(&s.name)
-            );
         }
-        out.push_str("</svg>");
-        out
+        let ly = TOP + 6.0 + i as f64 * 18.0;
+        let lx = LEFT + PLOT_W + 14.0;
+        let _ = write!(
+            out,
+            r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"{dash}/><text x="{:.1}" y="{:.1}" class="legend">{}</text>"#,
+            lx + 18.0,
+            lx + 24.0,
+            ly + 4.0,
+            escape(&s.name)
+        );
+    }
+}
+
+/// The plotting area of a chart: what its axes span, and where a value is drawn.
+struct Frame {
+    x: XAxis,
+    log_y: bool,
+    x_lo: f64,
+    x_hi: f64,
+    y_lo: f64,
+    y_hi: f64,
+    y_ticks: Vec<f64>,
+}
+
+impl Frame {
+    fn x_to(&self, x: f64) -> f64 {
+        let f = match self.x {
+            XAxis::Seconds | XAxis::Rate => (x - self.x_lo) / (self.x_hi - self.x_lo),
+            XAxis::PercentileTail => x.max(1.0).log10() / self.x_hi.log10().max(1e-9),
+        };
+        LEFT + f * PLOT_W
+    }
+
+    fn y_to(&self, y: f64) -> f64 {
+        let f = if self.log_y {
+            (y.max(self.y_lo).log10() - self.y_lo.log10())
+                / (self.y_hi.log10() - self.y_lo.log10()).max(1e-9)
+        } else {
+            (y - self.y_lo) / (self.y_hi - self.y_lo).max(1e-12)
+        };
+        TOP + PLOT_H - f.clamp(0.0, 1.0) * PLOT_H
     }
 }
 

@@ -59,6 +59,21 @@ fn fmt_value(v: f64) -> String {
 /// schedule lag, errors by class with samples, and per-worker rows.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    overview(r, &mut out);
+    operation_notes(r, &mut out);
+    per_worker(r, &mut out);
+    events(r, &mut out);
+    stages(r, &mut out);
+    thresholds(r, &mut out);
+    capacity(r, &mut out);
+    clocks(r, &mut out);
+    counters(r, &mut out);
+    closing(r, &mut out);
+    out
+}
+
+/// The head: status, target, failures and the cluster.
+fn overview(r: &Report, out: &mut String) {
     let status = match r.status {
         RunStatus::Passed => "PASSED",
         RunStatus::Failed => "FAILED",
@@ -88,10 +103,14 @@ pub fn render(r: &Report) -> String {
         "\nresponse time ({}), cluster:",
         r.response_time_definition()
     );
-    header(&mut out);
+    header(out);
     for (name, s) in &r.operations {
-        row(&mut out, name.as_str(), s);
+        row(out, name.as_str(), s);
     }
+}
+
+/// Service times, schedule lag and what the counts say, per operation.
+fn operation_notes(r: &Report, out: &mut String) {
     for (name, s) in &r.operations {
         let v = &s.service_time;
         let _ = writeln!(
@@ -156,11 +175,15 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "  {name}: {} operations dropped: the workers fell more than max_backlog behind schedule (the generator, not only the database, could not keep up)", s.dropped_backlog);
         }
     }
+}
+
+/// Each worker's latencies, shard and state.
+fn per_worker(r: &Report, out: &mut String) {
     let _ = writeln!(out, "\nper worker:");
-    header(&mut out);
+    header(out);
     for w in &r.workers {
         for (name, s) in &w.operations {
-            row(&mut out, &format!("{}/{}", w.name, name), s);
+            row(out, &format!("{}/{}", w.name, name), s);
         }
         let rate = w
             .rate
@@ -184,6 +207,10 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or_default()
         );
     }
+}
+
+/// Refused messages, outages, the fleet's and the load's changes.
+fn events(r: &Report, out: &mut String) {
     for w in r.workers.iter().filter(|w| w.rejected_messages > 0) {
         let _ = writeln!(
             out,
@@ -219,6 +246,10 @@ pub fn render(r: &Report) -> String {
     for c in &r.changes {
         let _ = writeln!(out, "change at {:.1}s: {}", c.t_s, c.event);
     }
+}
+
+/// Each stage's planned and measured load.
+fn stages(r: &Report, out: &mut String) {
     if !r.stages.is_empty() {
         let _ = writeln!(
             out,
@@ -258,6 +289,10 @@ stages:"
             }
         }
     }
+}
+
+/// Each threshold's verdict.
+fn thresholds(r: &Report, out: &mut String) {
     if !r.thresholds.is_empty() {
         let _ = writeln!(
             out,
@@ -280,6 +315,10 @@ thresholds:"
             );
         }
     }
+}
+
+/// The capacity search's curve and verdict.
+fn capacity(r: &Report, out: &mut String) {
     if let Some(c) = &r.capacity {
         let _ = writeln!(
             out,
@@ -319,6 +358,10 @@ thresholds:"
             );
         }
     }
+}
+
+/// Each worker's clock offset and start.
+fn clocks(r: &Report, out: &mut String) {
     let clocks: Vec<String> = r
         .workers
         .iter()
@@ -345,6 +388,10 @@ worker clocks: {}{}",
                 .unwrap_or_default()
         );
     }
+}
+
+/// The database's counters and levels.
+fn counters(r: &Report, out: &mut String) {
     let c = &r.database_counters;
     if let Some(why) = &c.unavailable {
         let _ = writeln!(out, "\ndatabase counters unavailable: {why}");
@@ -375,6 +422,10 @@ worker clocks: {}{}",
             g.from_s, g.error
         );
     }
+}
+
+/// Rows inserted and the merge check.
+fn closing(r: &Report, out: &mut String) {
     if r.inserted_rows > 0 && r.scratch_target {
         let _ = writeln!(
             out,
@@ -397,5 +448,4 @@ worker clocks: {}{}",
             "MISMATCH (see failures)"
         }
     );
-    out
 }
