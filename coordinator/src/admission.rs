@@ -170,21 +170,11 @@ impl Bounds {
         elapsed: Duration,
     ) -> Result<(), Refusal> {
         use RefusalClass as C;
-        if snap.run_id != run_id {
-            return Err(Refusal::new(
-                C::WrongRun,
-                format!("a snapshot for run {:?}, this is {run_id}", snap.run_id),
-            ));
-        }
-        if snap.worker_index != slot {
-            return Err(Refusal::new(
-                C::WrongSlot,
-                format!(
-                    "a snapshot for worker slot {} from the worker in slot {slot}",
-                    snap.worker_index
-                ),
-            ));
-        }
+        belongs(
+            "a snapshot",
+            (&snap.run_id, snap.worker_index),
+            (run_id, slot),
+        )?;
         let latest = self.latest_interval(elapsed);
         if snap.interval_index > latest {
             return Err(Refusal::new(
@@ -214,67 +204,82 @@ impl Bounds {
         let longest = u64::try_from((elapsed_by_end + self.interval + LATENCY_SLACK).as_micros())
             .unwrap_or(u64::MAX);
         for (op, s) in &snap.operations {
-            if !self.operations.contains(op) {
-                return Err(Refusal::new(
-                    C::UnknownOperation,
-                    format!("operation {} is not part of this run", op.name()),
-                ));
-            }
-            let executed = s
-                .errors
-                .iter()
-                .try_fold(s.ok, |a, e| a.checked_add(*e))
-                .and_then(|a| a.checked_add(s.retries));
-            match executed {
-                Some(n) if n <= self.executed_per_snapshot => {}
-                _ => {
-                    return Err(Refusal::new(
-                        C::ImpossibleCount,
-                        format!(
-                            "{}: {} ok, {} errors, {} retries in one interval; its sessions can do at most {}",
-                            op.name(),
-                            s.ok,
-                            s.errors.iter().fold(0u64, |a, e| a.saturating_add(*e)),
-                            s.retries,
-                            self.executed_per_snapshot
-                        ),
-                    ))
-                }
-            }
-            if s.rows > s.ok.saturating_mul(MAX_ROWS_PER_OPERATION) {
-                return Err(Refusal::new(
-                    C::ImpossibleCount,
-                    format!("{}: {} rows from {} operations", op.name(), s.rows, s.ok),
-                ));
-            }
-            if s.dropped_backlog > self.dropped_per_snapshot {
+            self.snapshot_operation(op, s, snap.interval_index, elapsed_by_end, longest)?;
+        }
+        Ok(())
+    }
+
+    /// One operation of a snapshot of interval `k`: known, with counts its sessions
+    /// could have done and latencies the run could have had.
+    fn snapshot_operation(
+        &self,
+        op: &fleetload_common::scenario::OpName,
+        s: &fleetload_common::stats::OpStats,
+        k: u64,
+        elapsed_by_end: Duration,
+        longest: u64,
+    ) -> Result<(), Refusal> {
+        use RefusalClass as C;
+        if !self.operations.contains(op) {
+            return Err(Refusal::new(
+                C::UnknownOperation,
+                format!("operation {} is not part of this run", op.name()),
+            ));
+        }
+        let executed = s
+            .errors
+            .iter()
+            .try_fold(s.ok, |a, e| a.checked_add(*e))
+            .and_then(|a| a.checked_add(s.retries));
+        match executed {
+            Some(n) if n <= self.executed_per_snapshot => {}
+            _ => {
                 return Err(Refusal::new(
                     C::ImpossibleCount,
                     format!(
-                        "{}: {} operations dropped in one interval; at most {} were due",
+                        "{}: {} ok, {} errors, {} retries in one interval; its sessions can do at most {}",
                         op.name(),
-                        s.dropped_backlog,
-                        self.dropped_per_snapshot
+                        s.ok,
+                        s.errors.iter().fold(0u64, |a, e| a.saturating_add(*e)),
+                        s.retries,
+                        self.executed_per_snapshot
+                    ),
+                ))
+            }
+        }
+        if s.rows > s.ok.saturating_mul(MAX_ROWS_PER_OPERATION) {
+            return Err(Refusal::new(
+                C::ImpossibleCount,
+                format!("{}: {} rows from {} operations", op.name(), s.rows, s.ok),
+            ));
+        }
+        if s.dropped_backlog > self.dropped_per_snapshot {
+            return Err(Refusal::new(
+                C::ImpossibleCount,
+                format!(
+                    "{}: {} operations dropped in one interval; at most {} were due",
+                    op.name(),
+                    s.dropped_backlog,
+                    self.dropped_per_snapshot
+                ),
+            ));
+        }
+        for (what, h) in [
+            ("response time", &s.response),
+            ("service time", &s.service),
+            ("schedule lag", &s.lag),
+        ] {
+            if !h.is_empty() && h.max() > longest {
+                return Err(Refusal::new(
+                    C::ImpossibleLatency,
+                    format!(
+                        "{}: a {what} of {:.3} s in interval {}, when the run had lasted at most {:.3} s",
+                        op.name(),
+                        h.max() as f64 / 1e6,
+                        k,
+                        elapsed_by_end.as_secs_f64()
                     ),
                 ));
-            }
-            for (what, h) in [
-                ("response time", &s.response),
-                ("service time", &s.service),
-                ("schedule lag", &s.lag),
-            ] {
-                if !h.is_empty() && h.max() > longest {
-                    return Err(Refusal::new(
-                        C::ImpossibleLatency,
-                        format!(
-                            "{}: a {what} of {:.3} s in interval {}, when the run had lasted at most {:.3} s",
-                            op.name(),
-                            h.max() as f64 / 1e6,
-                            snap.interval_index,
-                            elapsed_by_end.as_secs_f64()
-                        ),
-                    ));
-                }
             }
         }
         Ok(())
@@ -294,21 +299,7 @@ impl Bounds {
         start_in_worker_clock: i64,
     ) -> Result<(), Refusal> {
         use RefusalClass as C;
-        if done.run_id != run_id {
-            return Err(Refusal::new(
-                C::WrongRun,
-                format!("a Done for run {:?}, this is {run_id}", done.run_id),
-            ));
-        }
-        if done.worker_index != slot {
-            return Err(Refusal::new(
-                C::WrongSlot,
-                format!(
-                    "a Done for worker slot {} from the worker in slot {slot}",
-                    done.worker_index
-                ),
-            ));
-        }
+        belongs("a Done", (&done.run_id, done.worker_index), (run_id, slot))?;
         let intervals = self.last_interval.saturating_add(1);
         if done.snapshots_sent > intervals {
             return Err(Refusal::new(
@@ -321,36 +312,7 @@ impl Bounds {
         }
         let most = self.executed_per_snapshot.saturating_mul(intervals);
         let most_dropped = self.dropped_per_snapshot.saturating_mul(intervals);
-        let mut attempts = 0u64;
-        for (op, t) in &done.totals {
-            if !self.operations.contains(op) {
-                return Err(Refusal::new(
-                    C::UnknownOperation,
-                    format!("operation {} is not part of this run", op.name()),
-                ));
-            }
-            let executed = t
-                .errors
-                .iter()
-                .try_fold(t.ok, |a, e| a.checked_add(*e))
-                .and_then(|a| a.checked_add(t.retries));
-            match executed {
-                Some(n) if n <= most && t.dropped_backlog <= most_dropped => {
-                    attempts = attempts.saturating_add(n);
-                }
-                _ => {
-                    return Err(Refusal::new(
-                        C::ImpossibleDone,
-                        format!(
-                        "{}: {} ok and {} dropped over the run; its sessions can do at most {most}",
-                        op.name(),
-                        t.ok,
-                        t.dropped_backlog
-                    ),
-                    ))
-                }
-            }
-        }
+        let attempts = self.done_totals(done, most, most_dropped)?;
         if done.insert_id_base != insert_id_base {
             return Err(Refusal::new(
                 C::ImpossibleDone,
@@ -383,6 +345,63 @@ impl Bounds {
         }
         Ok(())
     }
+    /// A Done's totals: known operations, counts the run could have had; returns the
+    /// operations attempted.
+    fn done_totals(&self, done: &Done, most: u64, most_dropped: u64) -> Result<u64, Refusal> {
+        use RefusalClass as C;
+        let mut attempts = 0u64;
+        for (op, t) in &done.totals {
+            if !self.operations.contains(op) {
+                return Err(Refusal::new(
+                    C::UnknownOperation,
+                    format!("operation {} is not part of this run", op.name()),
+                ));
+            }
+            let executed = t
+                .errors
+                .iter()
+                .try_fold(t.ok, |a, e| a.checked_add(*e))
+                .and_then(|a| a.checked_add(t.retries));
+            match executed {
+                Some(n) if n <= most && t.dropped_backlog <= most_dropped => {
+                    attempts = attempts.saturating_add(n);
+                }
+                _ => {
+                    return Err(Refusal::new(
+                        C::ImpossibleDone,
+                        format!(
+                        "{}: {} ok and {} dropped over the run; its sessions can do at most {most}",
+                        op.name(),
+                        t.ok,
+                        t.dropped_backlog
+                    ),
+                    ))
+                }
+            }
+        }
+        Ok(attempts)
+    }
+}
+
+/// A message of another run or another slot is refused.
+fn belongs(
+    what: &str,
+    (run, slot): (&str, u32),
+    (run_id, own): (&str, u32),
+) -> Result<(), Refusal> {
+    if run != run_id {
+        return Err(Refusal::new(
+            RefusalClass::WrongRun,
+            format!("{what} for run {run:?}, this is {run_id}"),
+        ));
+    }
+    if slot != own {
+        return Err(Refusal::new(
+            RefusalClass::WrongSlot,
+            format!("{what} for worker slot {slot} from the worker in slot {own}"),
+        ));
+    }
+    Ok(())
 }
 
 /// One NTP-style clock sample from a probe we sent at `t1` (our clock), received by the
