@@ -458,41 +458,15 @@ impl Load {
                 .unwrap_or_else(|| Profile::constant(f64::from(a.sessions))),
         };
         let (profile, rate_rx) = tokio::sync::watch::channel(Arc::new(initial));
-        let pacer = match &a.load {
-            WorkerLoad::Open {
-                profile,
-                arrival,
-                phase,
-                max_backlog,
-            } => Some(
-                tracker.spawn(
-                    Pacer {
-                        arrivals_plan: Arrivals::new(
-                            *arrival,
-                            profile.clone(),
-                            *phase,
-                            Rng::for_stream(a.seed, &[u64::from(a.worker_index), 0xA771]),
-                        ),
-                        start: start.into_std(),
-                        duration: a.duration,
-                        interval: a.interval,
-                        last_interval,
-                        arrivals: arrivals_tx,
-                        // Past this many queued operations, more would only be dropped later.
-                        cap: ((profile.max() * max_backlog.as_secs_f64()) as usize)
-                            .max(a.sessions as usize * 4)
-                            .max(1024),
-                        weights: a.mix.iter().map(|(_, w)| *w).collect(),
-                        recorder: Arc::clone(&recorders[0]),
-                        rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
-                        cancel: cancel.clone(),
-                        rate: rate_rx.clone(),
-                    }
-                    .run(),
-                ),
-            ),
-            WorkerLoad::Closed { .. } => None,
-        };
+        let pacer = pacer_for(
+            a,
+            start,
+            arrivals_tx,
+            Arc::clone(&recorders[0]),
+            &cancel,
+            &rate_rx,
+        )
+        .map(|p| tracker.spawn(p.run()));
         let shared = Arc::new(Shared {
             start,
             duration: a.duration,
@@ -591,6 +565,48 @@ impl Load {
             insert_id_last,
         }
     }
+}
+
+/// Open loop: the pacer that releases assignment `a`'s intended starts from `start`.
+fn pacer_for(
+    a: &Assignment,
+    start: Instant,
+    arrivals: async_channel::Sender<std::time::Instant>,
+    recorder: Arc<Recorder>,
+    cancel: &CancellationToken,
+    rate: &tokio::sync::watch::Receiver<Arc<Profile>>,
+) -> Option<Pacer> {
+    let WorkerLoad::Open {
+        profile,
+        arrival,
+        phase,
+        max_backlog,
+    } = &a.load
+    else {
+        return None;
+    };
+    Some(Pacer {
+        arrivals_plan: Arrivals::new(
+            *arrival,
+            profile.clone(),
+            *phase,
+            Rng::for_stream(a.seed, &[u64::from(a.worker_index), 0xA771]),
+        ),
+        start: start.into_std(),
+        duration: a.duration,
+        interval: a.interval,
+        last_interval: interval_count(a.duration, a.interval) - 1,
+        arrivals,
+        // Past this many queued operations, more would only be dropped later.
+        cap: ((profile.max() * max_backlog.as_secs_f64()) as usize)
+            .max(a.sessions as usize * 4)
+            .max(1024),
+        weights: a.mix.iter().map(|(_, w)| *w).collect(),
+        recorder,
+        rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
+        cancel: cancel.clone(),
+        rate: rate.clone(),
+    })
 }
 
 /// What the sessions ran: totals per operation, rows inserted and the last insert id.

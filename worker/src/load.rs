@@ -17,12 +17,33 @@ use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::WorkerLoad;
 use fleetload_db::custom::{CustomSession, CustomWorkload, OpFailure};
 use fleetload_db::session::{ConnectSpec, Session};
-use fleetload_db::workload::{Keys, Workload};
+use fleetload_db::workload::{Executed, Keys, Workload};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// The run start as this worker's first operation shows it: its send time on this
+/// worker's clock minus its intended offset into the run (set once).
+fn note_first_op(shared: &Shared, intended: Instant) {
+    if shared
+        .first_op_start
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+    {
+        return;
+    }
+    let into_run = intended.saturating_duration_since(shared.start);
+    let at = crate::client::wall_nanos(shared.clock_skew_nanos)
+        - i64::try_from(into_run.as_nanos()).unwrap_or(0);
+    let _ = shared.first_op_start.compare_exchange(
+        0,
+        at,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -237,63 +258,15 @@ impl Driver {
     /// Run one operation intended to start at `intended`, reconnecting first if needed.
     async fn one(&mut self, slot: usize, intended: Instant) {
         let shared = Arc::clone(&self.shared);
-        let open_loop = matches!(shared.load, WorkerLoad::Open { .. });
         if self.session.is_none() && !self.reconnect(slot).await {
             return;
         }
-        let Some(session) = self.session.as_mut() else {
-            return;
-        };
-        let version = shared
-            .extra_version
-            .load(std::sync::atomic::Ordering::Acquire);
-        if version != self.extra_seen {
-            self.extra_seen = version;
-            self.keys.extra = shared.extra.read().map(|e| e.clone()).unwrap_or_default();
-        }
+        self.refresh_ranges(&shared);
         let next_insert = self.keys.next_insert;
         let send = Instant::now();
-        if shared
-            .first_op_start
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0
-        {
-            let into_run = intended.saturating_duration_since(shared.start);
-            let at = crate::client::wall_nanos(shared.clock_skew_nanos)
-                - i64::try_from(into_run.as_nanos()).unwrap_or(0);
-            let _ = shared.first_op_start.compare_exchange(
-                0,
-                at,
-                std::sync::atomic::Ordering::Relaxed,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-        }
-        let (retries, result) = match &shared.work {
-            Work::Builtin { workload, ops } => {
-                let r = tokio::time::timeout(
-                    shared.op_timeout,
-                    workload.execute(session, ops[slot], &mut self.keys, &mut self.rng),
-                )
-                .await;
-                (0, r.map(|r| r.map_err(OpFailure::Sql)))
-            }
-            Work::Custom { workload, .. } => {
-                let Some(state) = self.custom.as_mut() else {
-                    return;
-                };
-                match tokio::time::timeout(
-                    shared.op_timeout,
-                    workload.execute(session, slot, state, &self.keys, &mut self.rng),
-                )
-                .await
-                {
-                    Ok((done, r)) => (
-                        done.retries,
-                        Ok(r.map(|()| fleetload_db::workload::Executed::default())),
-                    ),
-                    Err(elapsed) => (0, Err(elapsed)),
-                }
-            }
+        note_first_op(&shared, intended);
+        let Some((retries, result)) = self.execute(&shared, slot).await else {
+            return;
         };
         let done = Instant::now();
         if retries > 0 {
@@ -307,6 +280,66 @@ impl Driver {
                 .last_insert_id
                 .max(self.keys.next_insert - self.keys.insert_stride);
         }
+        self.record(&shared, slot, (intended, send, done), result);
+    }
+
+    /// Take the key ranges taken over from lost workers, when they changed (one atomic
+    /// load per operation; the lock only then).
+    fn refresh_ranges(&mut self, shared: &Shared) {
+        let version = shared
+            .extra_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        if version != self.extra_seen {
+            self.extra_seen = version;
+            self.keys.extra = shared.extra.read().map(|e| e.clone()).unwrap_or_default();
+        }
+    }
+
+    /// Execute operation `slot` within the operation timeout: the retries inside it and
+    /// its result; `None` without a session.
+    async fn execute(
+        &mut self,
+        shared: &Shared,
+        slot: usize,
+    ) -> Option<(
+        u64,
+        Result<Result<Executed, OpFailure>, tokio::time::error::Elapsed>,
+    )> {
+        let session = self.session.as_mut()?;
+        Some(match &shared.work {
+            Work::Builtin { workload, ops } => {
+                let r = tokio::time::timeout(
+                    shared.op_timeout,
+                    workload.execute(session, ops[slot], &mut self.keys, &mut self.rng),
+                )
+                .await;
+                (0, r.map(|r| r.map_err(OpFailure::Sql)))
+            }
+            Work::Custom { workload, .. } => {
+                let state = self.custom.as_mut()?;
+                match tokio::time::timeout(
+                    shared.op_timeout,
+                    workload.execute(session, slot, state, &self.keys, &mut self.rng),
+                )
+                .await
+                {
+                    Ok((done, r)) => (done.retries, Ok(r.map(|()| Executed::default()))),
+                    Err(elapsed) => (0, Err(elapsed)),
+                }
+            }
+        })
+    }
+
+    /// Record an operation's outcome: its times when it succeeded, its error class
+    /// otherwise (and drop a connection whose state is unknown).
+    fn record(
+        &mut self,
+        shared: &Shared,
+        slot: usize,
+        (intended, send, done): (Instant, Instant, Instant),
+        result: Result<Result<Executed, OpFailure>, tokio::time::error::Elapsed>,
+    ) {
+        let open_loop = matches!(shared.load, WorkerLoad::Open { .. });
         let interval = shared.interval_of(done);
         match result {
             Ok(Ok(executed)) => {
