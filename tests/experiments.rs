@@ -183,16 +183,17 @@ fn live_control_changes_the_running_experiment_on_every_worker() {
         &[],
     );
     let workers: Vec<Child> = (0..2).map(|_| lab.worker(&[])).collect();
-    std::thread::sleep(Duration::from_millis(2600));
+    // Past the first stage (2 s), so the change overrides only the second.
+    let at = lab.wait_elapsed(2.1);
     let status = ctl(&lab, &["status"]);
     status.assert_ok();
     let st: Value = serde_json::from_str(&status.stdout).expect("status is JSON");
     assert_eq!(st["state"], "running");
     assert_eq!(st["workers"].as_array().unwrap().len(), 2);
     ctl(&lab, &["set-rate", "300"]).assert_ok();
-    std::thread::sleep(Duration::from_millis(2500));
+    lab.wait_elapsed(at + 2.5);
     ctl(&lab, &["pause"]).assert_ok();
-    std::thread::sleep(Duration::from_millis(2000));
+    lab.wait_elapsed(at + 4.5);
     ctl(&lab, &["resume"]).assert_ok();
     let r = report_after(&lab, c, workers);
     let changes: Vec<(f64, String)> = r["changes"]
@@ -391,7 +392,7 @@ fn a_worker_joining_late_gets_a_share_from_the_next_interval() {
         &[],
     );
     let first = lab.worker(&[]);
-    std::thread::sleep(Duration::from_millis(2700));
+    lab.wait_elapsed(2.2);
     let late = lab.worker(&[]);
     let r = report_after(&lab, c, [first, late]);
     assert_eq!(r["status"], "passed", "{:#}", r["failures"]);

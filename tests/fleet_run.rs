@@ -362,7 +362,7 @@ fn a_missing_worker_fails_naming_how_many_joined() {
             ])
         }
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_listening(&addr);
     let workers: Vec<_> = (0..2)
         .map(|i| {
             let addr = addr.clone();

@@ -43,7 +43,7 @@ fn workers_stop_their_load_and_keep_their_data_when_the_coordinator_dies() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(3500));
+    site.wait_elapsed(2.0);
     signal(&coordinator, "-KILL");
     let _ = coordinator.wait();
     let killed = Instant::now();
@@ -119,7 +119,7 @@ fn a_worker_that_goes_silent_is_marked_lost_when_its_lease_expires() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(2500));
+    site.wait_elapsed(1.5);
     // Frozen, not dead: its TCP connection stays open, only the lease can tell.
     signal(&workers[1], "-STOP");
     let out = coordinator.wait_with_output().unwrap();
@@ -188,7 +188,7 @@ fn a_worker_cut_off_for_less_than_the_lease_rejoins_and_nothing_is_lost_or_doubl
         ],
         dir.path(),
     );
-    std::thread::sleep(Duration::from_millis(3000));
+    site.wait_elapsed(2.0);
     proxy.cut();
     std::thread::sleep(Duration::from_millis(1500));
     proxy.heal();
@@ -372,7 +372,7 @@ fn when_a_worker_dies_the_survivor_takes_over_its_keys_and_rate() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(2500));
+    site.wait_elapsed(1.5);
     signal(&workers[1], "-KILL");
     let out = coordinator.wait_with_output().unwrap();
     for w in workers {
@@ -443,7 +443,7 @@ fn with_on_worker_loss_abort_the_run_stops() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(2500));
+    site.wait_elapsed(1.5);
     let killed = Instant::now();
     signal(&workers[1], "-KILL");
     let out = coordinator.wait_with_output().unwrap();
@@ -488,7 +488,7 @@ fn an_interrupted_worker_flushes_its_last_snapshot_before_it_exits() {
             )
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(2500));
+    site.wait_elapsed(1.5);
     signal(&workers[1], "-INT");
     let status = wait_within(&mut workers[1], Duration::from_secs(5))
         .expect("an interrupted worker exits promptly");

@@ -179,7 +179,7 @@ fn a_worker_refuses_a_target_it_was_not_allowed() {
         dir.path(),
         &[],
     );
-    std::thread::sleep(Duration::from_millis(400));
+    wait_listening(&addr);
     let url = format!("http://{addr}");
     let (code, out) = output(spawn_env(
         &[
@@ -247,7 +247,7 @@ fn the_database_password_never_shows_anywhere() {
         dir.path(),
         &debug,
     );
-    std::thread::sleep(Duration::from_millis(400));
+    wait_listening(&addr);
     let url = format!("http://{addr}");
     let workers: Vec<Child> = (0..2)
         .map(|_| spawn_env(&["worker", "--coordinator", &url], dir.path(), &debug))

@@ -115,23 +115,7 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
     let mut samples = Vec::new();
     let mut gaps: Vec<Gap> = Vec::new();
     let mut take = |t_s: f64, result: Result<Counters, String>, samples: &mut Vec<Sample>| {
-        let open = gaps.last_mut().filter(|g| g.to_s.is_none());
-        match (result, open) {
-            (Ok(values), Some(gap)) => {
-                gap.to_s = Some(t_s);
-                samples.push(Sample { t_s, values });
-            }
-            (Ok(values), None) => samples.push(Sample { t_s, values }),
-            (Err(_), Some(_)) => {}
-            (Err(error), None) => {
-                tracing::warn!(at_s = t_s, %error, "cannot read the database's counters; reconnecting at the next interval");
-                gaps.push(Gap {
-                    from_s: t_s,
-                    to_s: None,
-                    error,
-                });
-            }
-        }
+        take_sample(t_s, result, samples, &mut gaps);
     };
     // The first sample decides whether the counters can be read at all.
     match link.sample().await {
@@ -168,6 +152,33 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
         session.close().await;
     }
     summarize(samples, gaps)
+}
+
+/// Keep a sample, or open a gap in the series when it failed (a gap closes with the
+/// next sample that succeeds).
+fn take_sample(
+    t_s: f64,
+    result: Result<Counters, String>,
+    samples: &mut Vec<Sample>,
+    gaps: &mut Vec<Gap>,
+) {
+    let open = gaps.last_mut().filter(|g| g.to_s.is_none());
+    match (result, open) {
+        (Ok(values), Some(gap)) => {
+            gap.to_s = Some(t_s);
+            samples.push(Sample { t_s, values });
+        }
+        (Ok(values), None) => samples.push(Sample { t_s, values }),
+        (Err(_), Some(_)) => {}
+        (Err(error), None) => {
+            tracing::warn!(at_s = t_s, %error, "cannot read the database's counters; reconnecting at the next interval");
+            gaps.push(Gap {
+                from_s: t_s,
+                to_s: None,
+                error,
+            });
+        }
+    }
 }
 
 /// Deltas of the totals and the levels of the gauges over `samples`.

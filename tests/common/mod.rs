@@ -264,6 +264,17 @@ pub fn free_port() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// Wait until something listens on `addr` (a coordinator just spawned), at most 10 s.
+pub fn wait_listening(addr: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Start the binary in `cwd` with its output captured.
 pub fn spawn(args: &[&str], cwd: &Path) -> std::process::Child {
     spawn_env(args, cwd, &[])
@@ -351,8 +362,32 @@ impl Site {
         args.extend(self.defaults.iter().map(String::as_str));
         args.extend_from_slice(flags);
         let child = spawn_env(&args, self.dir.path(), env);
-        std::thread::sleep(Duration::from_millis(300));
+        wait_listening(&self.addr);
         child
+    }
+
+    /// Wait until this site's run has lasted `secs` by its coordinator's clock (asked
+    /// with `fleetload ctl status`), instead of sleeping a guess that a slow machine
+    /// makes wrong. Returns the elapsed time the coordinator reported.
+    pub fn wait_elapsed(&self, secs: f64) -> f64 {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            let out = fleetload_within(
+                &["ctl", "--coordinator", &self.addr, "status"],
+                Duration::from_secs(10),
+            );
+            let elapsed = serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["elapsed_s"].as_f64());
+            if let Some(e) = elapsed.filter(|e| *e >= secs) {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the run at {} did not reach {secs} s within a minute",
+            self.addr
+        );
     }
 
     /// A worker dialing this site's coordinator over `scheme` (http or https).
