@@ -19,10 +19,14 @@ pub enum ErrorClass {
     Constraint = 4,
     /// Any other error the database returned.
     OtherSql = 5,
+    /// The instance refused a write because it is read-only: a demoted writer (what
+    /// clients of an Aurora writer endpoint see until its DNS name moves) or a replica.
+    /// The session reconnects, resolving the name again.
+    ReadOnly = 6,
 }
 
 impl ErrorClass {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     pub const ALL: [ErrorClass; Self::COUNT] = [
         ErrorClass::Connect,
         ErrorClass::Timeout,
@@ -30,6 +34,7 @@ impl ErrorClass {
         ErrorClass::Deadlock,
         ErrorClass::Constraint,
         ErrorClass::OtherSql,
+        ErrorClass::ReadOnly,
     ];
 
     pub fn index(self) -> usize {
@@ -48,15 +53,27 @@ impl ErrorClass {
             ErrorClass::Deadlock => "deadlock",
             ErrorClass::Constraint => "constraint",
             ErrorClass::OtherSql => "other_sql",
+            ErrorClass::ReadOnly => "read_only",
         }
     }
 
-    /// Whether the session must reopen its connection after this error.
+    /// Whether the session must reopen its connection after this error (a read-only
+    /// instance included: the name may point at the new writer by now).
     pub fn needs_reconnect(self) -> bool {
         matches!(
             self,
-            ErrorClass::Connect | ErrorClass::ConnectionLost | ErrorClass::Timeout
+            ErrorClass::Connect
+                | ErrorClass::ConnectionLost
+                | ErrorClass::Timeout
+                | ErrorClass::ReadOnly
         )
+    }
+
+    /// Whether this error means the instance is unavailable to this session (as
+    /// opposed to the workload's own errors: deadlocks, constraints, bad SQL): such
+    /// errors open a session's outage, its next success closes it.
+    pub fn is_unavailability(self) -> bool {
+        self.needs_reconnect()
     }
 }
 
@@ -69,6 +86,7 @@ pub fn classify_mysql(number: u16, sqlstate: Option<&str>) -> ErrorClass {
             ErrorClass::Constraint
         }
         1040 | 1044 | 1045 | 1129 | 1130 | 1698 => ErrorClass::Connect,
+        1290 | 1836 => ErrorClass::ReadOnly,
         1053 | 1077 | 1152 | 1153 | 1154 | 1156 | 1158 | 1159 | 1160 | 1161 | 1927 | 2002
         | 2003 | 2006 | 2013 => ErrorClass::ConnectionLost,
         _ => sqlstate.map_or(ErrorClass::OtherSql, classify_sqlstate),
@@ -79,6 +97,7 @@ pub fn classify_mysql(number: u16, sqlstate: Option<&str>) -> ErrorClass {
 pub fn classify_sqlstate(code: &str) -> ErrorClass {
     match code {
         "57014" | "55P03" => ErrorClass::Timeout,
+        "25006" => ErrorClass::ReadOnly,
         "40001" | "40P01" => ErrorClass::Deadlock,
         "28000" | "28P01" | "53300" | "3D000" => ErrorClass::Connect,
         "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
@@ -127,6 +146,10 @@ mod tests {
         assert_eq!(classify_sqlstate("57014"), ErrorClass::Timeout);
         assert_eq!(classify_sqlstate("42P01"), ErrorClass::OtherSql);
         assert_eq!(classify_sqlite("2067"), ErrorClass::Constraint);
+        assert_eq!(classify_mysql(1290, Some("HY000")), ErrorClass::ReadOnly);
+        assert_eq!(classify_mysql(1836, None), ErrorClass::ReadOnly);
+        assert_eq!(classify_sqlstate("25006"), ErrorClass::ReadOnly);
+        assert!(ErrorClass::ReadOnly.needs_reconnect());
         assert_eq!(classify_sqlite("5"), ErrorClass::Timeout);
         for (i, c) in ErrorClass::ALL.iter().enumerate() {
             assert_eq!(ErrorClass::from_index(i), Some(*c));

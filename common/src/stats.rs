@@ -8,6 +8,31 @@ use crate::outcome::ErrorClass;
 /// How many error messages of each class are kept per operation.
 pub const ERROR_SAMPLES_PER_CLASS: usize = 3;
 
+/// Most session outages one [`OpStats`] carries (a snapshot per interval and operation:
+/// far more than a worker's sessions can have).
+pub const MAX_OUTAGES: usize = 20_000;
+
+/// One session's spell without its instance, as the session saw it: from its first
+/// failure of an unavailability class (connect, connection lost, timeout, read-only) to
+/// its next success. Times are since the run's start on the worker's clock, which the
+/// start instant aligns across the fleet (DESIGN-NOTES §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOutage {
+    /// The session's index on its worker.
+    pub session: u32,
+    /// Its last success before the failure (`None`: it had none yet).
+    pub last_ok: Option<std::time::Duration>,
+    pub first_failure: std::time::Duration,
+    /// Its first success after (`None`: not recovered by the end of the run).
+    pub recovered: Option<std::time::Duration>,
+    /// Operations that failed in between, by class.
+    pub failed: [u64; ErrorClass::COUNT],
+    /// The instance the session was connected to when it failed, and the one it
+    /// recovered on (a failover shows as two names).
+    pub from_instance: Option<String>,
+    pub to_instance: Option<String>,
+}
+
 /// One error message kept for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorSample {
@@ -37,6 +62,7 @@ struct Counts {
     rows: u64,
     empty: u64,
     samples: Vec<ErrorSample>,
+    outages: Vec<SessionOutage>,
 }
 
 impl PackedStats {
@@ -52,6 +78,7 @@ impl PackedStats {
                 rows: s.rows,
                 empty: s.empty,
                 samples: s.samples.clone(),
+                outages: s.outages.clone(),
             },
             response: encode(&s.response)?,
             service: encode(&s.service)?,
@@ -76,6 +103,7 @@ impl PackedStats {
             service: decode(&self.service)?,
             lag: decode(&self.lag)?,
             samples: c.samples.clone(),
+            outages: c.outages.clone(),
         })
     }
 
@@ -106,6 +134,9 @@ pub struct OpStats {
     /// Actual send minus intended start, µs.
     pub lag: Latency,
     pub samples: Vec<ErrorSample>,
+    /// Sessions that recovered from an outage with this operation in this span (or
+    /// were still down at the end).
+    pub outages: Vec<SessionOutage>,
 }
 
 impl Default for OpStats {
@@ -121,6 +152,7 @@ impl Default for OpStats {
             service: new_latency(),
             lag: new_latency(),
             samples: Vec::new(),
+            outages: Vec::new(),
         }
     }
 }
@@ -172,6 +204,9 @@ impl OpStats {
                 self.samples.push(s.clone());
             }
         }
+        let room = MAX_OUTAGES.saturating_sub(self.outages.len());
+        self.outages
+            .extend(other.outages.iter().take(room).cloned());
     }
 
     /// Reset for reuse without reallocating the histograms.
@@ -186,10 +221,15 @@ impl OpStats {
         self.service.reset();
         self.lag.reset();
         self.samples.clear();
+        self.outages.clear();
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ok == 0 && self.error_total() == 0 && self.dropped_backlog == 0 && self.retries == 0
+        self.ok == 0
+            && self.error_total() == 0
+            && self.dropped_backlog == 0
+            && self.retries == 0
+            && self.outages.is_empty()
     }
 }
 

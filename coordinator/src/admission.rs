@@ -120,6 +120,8 @@ pub struct Bounds {
     executed_per_snapshot: u64,
     /// Most operations dropped for backlog of one operation in one snapshot.
     dropped_per_snapshot: u64,
+    /// Sessions per worker: the session index an outage may name.
+    sessions: u32,
 }
 
 impl Bounds {
@@ -140,6 +142,7 @@ impl Bounds {
             duration: plan.duration,
             executed_per_snapshot: clamp(by_sessions.min(ceiling)),
             dropped_per_snapshot: clamp(ceiling),
+            sessions: plan.sessions,
         }
     }
 
@@ -278,6 +281,22 @@ impl Bounds {
                         h.max() as f64 / 1e6,
                         k,
                         elapsed_by_end.as_secs_f64()
+                    ),
+                ));
+            }
+        }
+        for o in &s.outages {
+            let latest = o.recovered.unwrap_or(o.first_failure);
+            if o.session >= self.sessions || latest > elapsed_by_end + self.interval + LATENCY_SLACK
+            {
+                return Err(Refusal::new(
+                    C::ImpossibleCount,
+                    format!(
+                        "{}: an outage of session {} (of {}) ending at {:.3} s in interval {k}",
+                        op.name(),
+                        o.session,
+                        self.sessions,
+                        latest.as_secs_f64()
                     ),
                 ));
             }

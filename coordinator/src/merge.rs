@@ -293,6 +293,9 @@ pub struct Merge {
     pub workers: BTreeMap<u32, WorkerAgg>,
     /// Packed intervals that a late snapshot opened again.
     reopened: BTreeSet<u64>,
+    /// Every session outage the workers reported, with the worker's slot, in the order
+    /// received (at most [`MAX_MERGED_OUTAGES`]).
+    pub outages: Vec<(u32, fleetload_common::stats::SessionOutage)>,
     /// Every count accepted, of every operation, interval and worker, summed: every
     /// other sum the merge, the report and the exporters make is part of this one, so
     /// checking that it fits checks them all (an overflow refuses the snapshot).
@@ -302,6 +305,10 @@ pub struct Merge {
 /// Packed intervals a late snapshot may hold open at once: beyond this they are packed
 /// again at once, so memory stays bounded whatever a worker resends.
 const MAX_REOPENED: usize = 16;
+
+/// Session outages a run keeps: a million sessions failing over ten times; beyond it
+/// the report says outages were left out.
+pub const MAX_MERGED_OUTAGES: usize = 10_000_000;
 
 fn empty(n: usize) -> Vec<OpStats> {
     (0..n).map(|_| OpStats::default()).collect()
@@ -315,6 +322,7 @@ impl Merge {
             intervals: BTreeMap::new(),
             workers: BTreeMap::new(),
             reopened: BTreeSet::new(),
+            outages: Vec::new(),
             grand_total: 0,
         }
     }
@@ -388,6 +396,14 @@ impl Merge {
         let (cluster, per_worker) = interval.open();
         let mut briefs = vec![Brief::default(); n];
         for ((_, stats), slot) in snap.operations.iter().zip(slots) {
+            let room = MAX_MERGED_OUTAGES.saturating_sub(self.outages.len());
+            self.outages.extend(
+                stats
+                    .outages
+                    .iter()
+                    .take(room)
+                    .map(|o| (snap.worker_index, o.clone())),
+            );
             cluster[slot].merge(stats);
             worker.received[slot].add(stats);
             if measured {

@@ -24,6 +24,13 @@ pub enum Session {
     Sqlite(SqliteConnection),
 }
 
+/// A server instance as a session sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    pub read_only: bool,
+}
+
 /// Why a session could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -387,6 +394,53 @@ impl Session {
             Session::Postgres(c) => c.execute(sql).await?.rows_affected(),
             Session::Sqlite(c) => c.execute(sql).await?.rows_affected(),
         })
+    }
+
+    /// Which server instance this session is connected to, and whether it is read-only
+    /// (a replica, or a demoted writer): asked once per connection, so the report can
+    /// say which instance served what and which was the writer before and after a
+    /// failover. On Aurora, its instance identifier; elsewhere `address:port` as the
+    /// server sees itself (behind a proxy or DNS name, the real instance). `None` on
+    /// SQLite, or when the server will not say.
+    pub async fn instance(&mut self) -> Option<Instance> {
+        match self {
+            Session::Postgres(c) => {
+                let (addr, ro): (String, bool) = sqlx::query_as(
+                    "SELECT COALESCE(host(inet_server_addr()), 'local') || ':' || COALESCE(inet_server_port()::text, ''), \
+                     pg_is_in_recovery() OR current_setting('default_transaction_read_only') = 'on'",
+                )
+                .fetch_one(&mut *c)
+                .await
+                .ok()?;
+                let aurora: Option<String> =
+                    sqlx::query_scalar("SELECT aurora_db_instance_identifier()::text")
+                        .fetch_one(&mut *c)
+                        .await
+                        .ok();
+                Some(Instance {
+                    name: aurora.unwrap_or(addr),
+                    read_only: ro,
+                })
+            }
+            Session::MySql(c) => {
+                let (addr, ro): (String, i64) = sqlx::query_as(
+                    "SELECT CONCAT(@@hostname, ':', @@port), CAST(@@read_only OR @@innodb_read_only AS SIGNED)",
+                )
+                .fetch_one(&mut *c)
+                .await
+                .ok()?;
+                let aurora: Option<String> =
+                    sqlx::query_scalar("SELECT CAST(@@aurora_server_id AS CHAR)")
+                        .fetch_one(&mut *c)
+                        .await
+                        .ok();
+                Some(Instance {
+                    name: aurora.unwrap_or(addr),
+                    read_only: ro != 0,
+                })
+            }
+            Session::Sqlite(_) => None,
+        }
     }
 
     /// A single integer from a query, e.g. `SELECT COUNT(*) …`.

@@ -205,6 +205,8 @@ pub struct Proxy {
     pub addr: String,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
     live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// Where new connections go: a writer endpoint's DNS name, moved by `flip`.
+    upstream: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Proxy {
@@ -215,14 +217,16 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, l) = (cut.clone(), live.clone());
+        let upstream = std::sync::Arc::new(std::sync::Mutex::new(upstream));
+        let (c, l, u) = (cut.clone(), live.clone(), upstream.clone());
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 match listener.accept() {
                     Ok((client, _)) if !c.load(Ordering::SeqCst) => {
                         client.set_nonblocking(false).unwrap();
-                        let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                        let to = u.lock().unwrap().clone();
+                        let Ok(server) = std::net::TcpStream::connect(&to) else {
                             continue;
                         };
                         let mut conns = l.lock().unwrap();
@@ -243,7 +247,18 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, cut, live }
+        Proxy {
+            addr,
+            cut,
+            live,
+            upstream,
+        }
+    }
+
+    /// Send new connections to `upstream` from now on; connections already made stay
+    /// where they are, as clients of a moved DNS name keep theirs.
+    pub fn flip(&self, upstream: String) {
+        *self.upstream.lock().unwrap() = upstream;
     }
 
     pub fn cut(&self) {

@@ -13,7 +13,7 @@ use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{OpName, Operation};
 use fleetload_common::split::Shard;
-use fleetload_common::stats::OpTotals;
+use fleetload_common::stats::{OpTotals, SessionOutage};
 use fleetload_common::wire::WorkerLoad;
 use fleetload_db::custom::{CustomSession, CustomWorkload, OpFailure};
 use fleetload_db::session::{ConnectSpec, Session};
@@ -136,6 +136,23 @@ struct Driver {
     inserted: u64,
     /// The largest id this session used for an insert.
     last_insert_id: u64,
+    /// When this session last succeeded, since the start.
+    last_ok: Option<Duration>,
+    /// Its outage in progress: since its first failure of an unavailability class.
+    outage: Option<OpenOutage>,
+    /// The instance its connection is on, as the server names itself.
+    instance: Option<String>,
+}
+
+/// A session's outage while it lasts.
+struct OpenOutage {
+    /// The operation that failed first (the outage is recorded with it if the run ends
+    /// before the session recovers).
+    slot: usize,
+    last_ok: Option<Duration>,
+    first_failure: Duration,
+    failed: [u64; ErrorClass::COUNT],
+    from_instance: Option<String>,
 }
 
 /// Run one session until the schedule ends, the run's duration passes or the run is
@@ -185,12 +202,19 @@ pub async fn drive(
         totals: vec![OpTotals::default(); shared.mix.len()],
         inserted: 0,
         last_insert_id: 0,
+        last_ok: None,
+        outage: None,
+        instance: None,
         shared,
     };
+    if let Some(s) = d.session.as_mut() {
+        d.instance = s.instance().await.map(|i| i.name);
+    }
     match d.shared.load {
         WorkerLoad::Open { max_backlog, .. } => d.open_loop(max_backlog).await,
         WorkerLoad::Closed { think_time, .. } => d.closed_loop(think_time).await,
     }
+    d.end_outage(None);
     if let Some(s) = d.session.take() {
         s.close().await;
     }
@@ -341,8 +365,11 @@ impl Driver {
     ) {
         let open_loop = matches!(shared.load, WorkerLoad::Open { .. });
         let interval = shared.interval_of(done);
+        let at = done.saturating_duration_since(shared.start);
         match result {
             Ok(Ok(executed)) => {
+                self.end_outage(Some((slot, at)));
+                self.last_ok = Some(at);
                 self.inserted += executed.inserted;
                 let lag = open_loop.then(|| send.saturating_duration_since(intended));
                 self.recorder.ok(
@@ -357,6 +384,7 @@ impl Driver {
             }
             Ok(Err(e)) => {
                 let class = e.class();
+                self.failed(slot, class, at);
                 self.recorder.error(interval, slot, class, || e.describe());
                 self.totals[slot].errors[class.index()] += 1;
                 if class.needs_reconnect() {
@@ -364,6 +392,7 @@ impl Driver {
                 }
             }
             Err(_) => {
+                self.failed(slot, ErrorClass::Timeout, at);
                 let timeout = shared.op_timeout;
                 self.recorder
                     .error(interval, slot, ErrorClass::Timeout, || {
@@ -379,6 +408,52 @@ impl Driver {
         }
     }
 
+    /// A failed operation at `at`: it opens an outage when its class says the instance
+    /// is unavailable, and is counted in the outage in progress either way.
+    fn failed(&mut self, slot: usize, class: ErrorClass, at: Duration) {
+        match &mut self.outage {
+            Some(o) => o.failed[class.index()] += 1,
+            None if class.is_unavailability() => {
+                let mut failed = [0; ErrorClass::COUNT];
+                failed[class.index()] = 1;
+                self.outage = Some(OpenOutage {
+                    slot,
+                    last_ok: self.last_ok,
+                    first_failure: at,
+                    failed,
+                    from_instance: self.instance.clone(),
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Close the outage in progress: recovered by a success of `slot` at `at`, or
+    /// (`None`) still down when the session ends.
+    fn end_outage(&mut self, recovered: Option<(usize, Duration)>) {
+        let Some(o) = self.outage.take() else {
+            return;
+        };
+        let (slot, at) = match recovered {
+            Some((slot, at)) => (slot, Some(at)),
+            None => (o.slot, None),
+        };
+        let interval = self.shared.interval_of(Instant::now());
+        self.recorder.outage(
+            interval,
+            slot,
+            SessionOutage {
+                session: u32::try_from(self.index).unwrap_or(u32::MAX),
+                last_ok: o.last_ok,
+                first_failure: o.first_failure,
+                recovered: at,
+                failed: o.failed,
+                from_instance: o.from_instance,
+                to_instance: at.and(self.instance.clone()),
+            },
+        );
+    }
+
     /// Wait out the backoff and try to reopen the session once. A failed attempt
     /// counts as a `connect` error of the operation that needed it.
     async fn reconnect(&mut self, slot: usize) -> bool {
@@ -391,14 +466,21 @@ impl Driver {
             _ = shared.cancel.cancelled() => return false,
         }
         match shared.connect.connect().await {
-            Ok(s) => {
+            Ok(mut s) => {
+                self.instance = s.instance().await.map(|i| i.name);
                 self.session = Some(s);
                 self.backoff = BACKOFF_FIRST;
                 true
             }
             Err(e) => {
                 self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
-                let interval = shared.interval_of(Instant::now());
+                let now = Instant::now();
+                self.failed(
+                    slot,
+                    ErrorClass::Connect,
+                    now.saturating_duration_since(shared.start),
+                );
+                let interval = shared.interval_of(now);
                 self.recorder
                     .error(interval, slot, ErrorClass::Connect, || e.to_string());
                 self.totals[slot].errors[ErrorClass::Connect.index()] += 1;

@@ -9,7 +9,7 @@
 
 use fleetload_common::histogram::record;
 use fleetload_common::outcome::ErrorClass;
-use fleetload_common::stats::OpStats;
+use fleetload_common::stats::{OpStats, SessionOutage, MAX_OUTAGES};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -104,6 +104,15 @@ impl Recorder {
     /// Deadlocks or serialization failures an operation retried past.
     pub fn retried(&self, interval: u64, slot: usize, retries: u64) {
         self.with(interval, slot, |s| s.retries += retries);
+    }
+
+    /// A session's outage, ended by a success of `slot` (or by the end of the run).
+    pub fn outage(&self, interval: u64, slot: usize, outage: SessionOutage) {
+        self.with(interval, slot, |s| {
+            if s.outages.len() < MAX_OUTAGES {
+                s.outages.push(outage);
+            }
+        });
     }
 
     pub fn dropped(&self, interval: u64, slot: usize) {

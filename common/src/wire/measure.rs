@@ -32,6 +32,7 @@ impl Snapshot {
                         message: e.message.clone(),
                     })
                     .collect(),
+                outages: s.outages.iter().map(outage_to_wire).collect(),
             });
         }
         Ok(pb::Snapshot {
@@ -69,6 +70,69 @@ impl Snapshot {
             "interval_index": s.interval_index, "operations": operations,
         }))
     }
+}
+
+fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    pb::SessionOutage {
+        session: o.session,
+        last_ok_nanos: o.last_ok.map(nanos),
+        first_failure_nanos: nanos(o.first_failure),
+        recovered_nanos: o.recovered.map(nanos),
+        failed: o.failed.to_vec(),
+        from_instance: o.from_instance.clone().unwrap_or_default(),
+        to_instance: o.to_instance.clone().unwrap_or_default(),
+    }
+}
+
+/// An instance's name as a session saw it: at most 256 bytes, empty for none.
+fn instance_name(name: String) -> Result<Option<String>, WireError> {
+    let name = text("snapshot.operations.outages.instance", name, 256)?;
+    Ok((!name.is_empty()).then_some(name))
+}
+
+/// Session outages from the wire: in order in time, and not more than fit.
+fn outages_from(
+    list: Vec<pb::SessionOutage>,
+) -> Result<Vec<crate::stats::SessionOutage>, WireError> {
+    const FIELD: &str = "snapshot.operations.outages";
+    if list.len() > crate::stats::MAX_OUTAGES {
+        return Err(WireError::invalid(
+            FIELD,
+            format!(
+                "{} outages, at most {}",
+                list.len(),
+                crate::stats::MAX_OUTAGES
+            ),
+        ));
+    }
+    list.into_iter()
+        .map(|o| {
+            let last_ok = o.last_ok_nanos.map(Duration::from_nanos);
+            let first_failure = Duration::from_nanos(o.first_failure_nanos);
+            let recovered = o.recovered_nanos.map(Duration::from_nanos);
+            if last_ok.is_some_and(|l| l > first_failure)
+                || recovered.is_some_and(|r| r < first_failure)
+            {
+                return Err(WireError::invalid(
+                    FIELD,
+                    format!(
+                        "session {}: last success {last_ok:?}, first failure {first_failure:?}, recovery {recovered:?} are not in order",
+                        o.session
+                    ),
+                ));
+            }
+            Ok(crate::stats::SessionOutage {
+                session: o.session,
+                last_ok,
+                first_failure,
+                recovered,
+                failed: error_counts("snapshot.operations.outages.failed", &o.failed)?,
+                from_instance: instance_name(o.from_instance)?,
+                to_instance: instance_name(o.to_instance)?,
+            })
+        })
+        .collect()
 }
 
 fn histogram(field: &'static str, bytes: &[u8]) -> Result<crate::histogram::Latency, WireError> {
@@ -169,6 +233,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     service,
                     lag,
                     samples,
+                    outages: outages_from(o.outages)?,
                 },
             ));
         }

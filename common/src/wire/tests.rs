@@ -232,3 +232,36 @@ fn messages_from_a_worker_round_trip_and_a_bad_rebalance_or_command_is_named() {
     };
     assert_eq!(reply_from(command_reply(&reply)).unwrap(), reply);
 }
+
+#[test]
+fn session_outages_round_trip_and_one_out_of_order_is_refused() {
+    use crate::stats::SessionOutage;
+    let mut failed = [0; ErrorClass::COUNT];
+    failed[ErrorClass::ReadOnly.index()] = 3;
+    let outage = SessionOutage {
+        session: 2,
+        last_ok: Some(Duration::from_millis(3_990)),
+        first_failure: Duration::from_millis(4_000),
+        recovered: Some(Duration::from_millis(5_750)),
+        failed,
+        from_instance: Some("10.0.0.1:5432".into()),
+        to_instance: Some("10.0.0.2:5432".into()),
+    };
+    let stats = OpStats {
+        outages: vec![outage.clone()],
+        ..OpStats::default()
+    };
+    let snap = Snapshot {
+        run_id: "r".into(),
+        worker_index: 0,
+        sequence: 5,
+        interval_index: 5,
+        operations: vec![(Operation::PointSelect.into(), stats)],
+    };
+    let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
+    assert_eq!(back.operations[0].1.outages, vec![outage]);
+    let mut p = snap.to_proto().unwrap();
+    p.operations[0].outages[0].recovered_nanos = Some(1);
+    let e = Snapshot::try_from(p).unwrap_err().to_string();
+    assert!(e.contains("outages") && e.contains("not in order"), "{e}");
+}

@@ -77,6 +77,19 @@ impl Report {
             input.planned.as_ref(),
         );
         let failures = with_thresholds(failures, &thresholds);
+        let intervals = intervals_json(merge, interval_s, duration_s);
+        let run_end = input.ran_for.as_secs_f64().min(duration_s);
+        let availability = super::availability::availability(
+            &merge.outages,
+            &workers,
+            &intervals,
+            input
+                .planned
+                .as_ref()
+                .filter(|_| matches!(plan.load, fleetload_common::plan::LoadModel::Open { .. })),
+            interval_s,
+            run_end,
+        );
         let delays: Vec<f64> = workers.iter().filter_map(|w| w.start_delay_ms).collect();
         let start_skew_ms = (delays.len() >= 2).then(|| {
             delays.iter().copied().fold(f64::MIN, f64::max)
@@ -107,7 +120,7 @@ impl Report {
                 .zip(&cluster)
                 .map(|(n, s)| (n.clone(), OpSummary::of(s, measured_s)))
                 .collect(),
-            intervals: intervals_json(merge, interval_s, duration_s),
+            intervals,
             histograms: histograms_json(&names, &cluster),
             verification: Verification {
                 merged_equals_executed: mismatches.is_empty(),
@@ -120,6 +133,7 @@ impl Report {
                 .fold(0, u64::saturating_add),
             database_counters: input.database_counters,
             outages: outages(merge, interval_s, duration_s),
+            availability,
             membership: input.membership,
             changes: input.changes,
             planned: input

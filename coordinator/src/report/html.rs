@@ -64,6 +64,7 @@ pub fn render(r: &Report) -> String {
     charts_and_workers(r, &mut out);
     errors(r, &mut out);
     outages(r, &mut out);
+    availability(r, &mut out);
     stages(r, &mut out);
     thresholds(r, &mut out);
     clocks(r, &mut out);
@@ -265,6 +266,42 @@ fn outages(r: &Report, out: &mut String) {
         }
         out.push_str("</table>");
     }
+}
+
+/// What each outage or failover cost the sessions: downtime per session, by worker.
+fn availability(r: &Report, out: &mut String) {
+    if r.availability.windows.is_empty() {
+        return;
+    }
+    out.push_str("<h2 id=availability>Availability (per session: first failure to first success after)</h2><table><tr><th>from (s)</th><th>to (s)</th><th>sessions down</th><th>not recovered</th><th>downtime p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th><th class=l>operations failed</th><th>rate back after (s)</th><th class=l>instance before → after</th><th class=l>per worker (max ms)</th></tr>");
+    for w in &r.availability.windows {
+        let failed: Vec<String> = w.failed.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let workers: Vec<String> = w
+            .per_worker
+            .iter()
+            .map(|d| format!("{} {:.0}", d.name, d.downtime_ms.max))
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td class=l>{}</td><td>{}</td><td class=l>{}</td><td class=l>{}</td></tr>",
+            w.from_s,
+            w.to_s,
+            w.sessions,
+            w.unrecovered,
+            w.downtime_ms.p50,
+            w.downtime_ms.p99,
+            w.downtime_ms.max,
+            escape(&failed.join(", ")),
+            w.rate_back_s.map_or("—".to_string(), |s| format!("{s:.1}")),
+            escape(&format!(
+                "{} → {}",
+                w.instance_before.as_deref().unwrap_or("?"),
+                w.instance_after.as_deref().unwrap_or("?")
+            )),
+            escape(&workers.join(", "))
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// Each stage's planned and measured load.

@@ -5,6 +5,7 @@
 //! from merged histograms; the cluster histograms themselves are included as base64
 //! HdrHistogram V2+deflate so other HdrHistogram tools can read them.
 
+pub mod availability;
 mod build;
 pub mod charts;
 pub mod compare;
@@ -89,6 +90,10 @@ pub struct Report {
     pub database_counters: crate::counters::DatabaseCounters,
     /// Windows in which operations failed or were dropped (outages, failovers).
     pub outages: Vec<Outage>,
+    /// What outages and failovers cost each session: downtime from its first failure to
+    /// its first success after, in cluster-wide windows.
+    #[serde(default)]
+    pub availability: availability::Availability,
     /// Workers lost and how their work was redistributed.
     pub membership: Vec<Membership>,
     /// Live changes of the load (`fleetload ctl`, threshold aborts), in order.

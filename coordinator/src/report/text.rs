@@ -63,6 +63,7 @@ pub fn render(r: &Report) -> String {
     operation_notes(r, &mut out);
     per_worker(r, &mut out);
     events(r, &mut out);
+    availability(r, &mut out);
     stages(r, &mut out);
     thresholds(r, &mut out);
     capacity(r, &mut out);
@@ -245,6 +246,46 @@ fn events(r: &Report, out: &mut String) {
     }
     for c in &r.changes {
         let _ = writeln!(out, "change at {:.1}s: {}", c.t_s, c.event);
+    }
+}
+
+/// What each outage or failover cost the sessions.
+fn availability(r: &Report, out: &mut String) {
+    for w in &r.availability.windows {
+        let failed: Vec<String> = w.failed.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "\nAVAILABILITY {:.1}s–{:.1}s: {} sessions down{}; downtime per session p50 {} p99 {} max {}; {} operations failed ({}){}",
+            w.from_s,
+            w.to_s,
+            w.sessions,
+            if w.unrecovered > 0 {
+                format!(" ({} not recovered by the end)", w.unrecovered)
+            } else {
+                String::new()
+            },
+            ms(w.downtime_ms.p50),
+            ms(w.downtime_ms.p99),
+            ms(w.downtime_ms.max),
+            w.failed.values().sum::<u64>(),
+            failed.join(", "),
+            w.rate_back_s
+                .map(|s| format!("; rate back at target {s:.1}s after"))
+                .unwrap_or_default()
+        );
+        if let (Some(a), Some(b)) = (&w.instance_before, &w.instance_after) {
+            let _ = writeln!(out, "  sessions failed on {a} and recovered on {b}");
+        }
+        for d in &w.per_worker {
+            let _ = writeln!(
+                out,
+                "  {}: {} sessions, downtime p50 {} max {}",
+                d.name,
+                d.sessions,
+                ms(d.downtime_ms.p50),
+                ms(d.downtime_ms.max)
+            );
+        }
     }
 }
 

@@ -1,0 +1,224 @@
+//! A PostgreSQL primary and a streaming replica of the test's own: `initdb` and
+//! `pg_basebackup -R` into a temporary directory, each server on a free loopback port,
+//! stopped and removed on drop. As root (CI), the servers run as `postgres`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct PgPair {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub primary: u16,
+    pub replica: u16,
+}
+
+/// The newest installed PostgreSQL's binaries.
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (scripts/test installs it)")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    let v = versions.last().expect("a PostgreSQL version");
+    PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `program args…`, as `postgres` when we are root; panics with its output on failure.
+fn as_postgres(program: &Path, args: &[&str]) -> String {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    let out = cmd.args(args).output().expect("start a PostgreSQL tool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program:?} {args:?}: {text}");
+    text
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl PgPair {
+    pub fn start() -> PgPair {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("fleetload-pgpair")
+            .tempdir_in("/tmp")
+            .unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let (primary, replica) = (free_port(), free_port());
+        let p = dir.path().join("primary");
+        let r = dir.path().join("replica");
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        as_postgres(
+            &bin.join("initdb"),
+            &["-D", &s(&p), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\nmax_wal_senders = 4\nhot_standby = on\nfsync = off\nmax_connections = 200\n",
+            s(dir.path())
+        );
+        append(&p.join("postgresql.conf"), &conf);
+        let pair = PgPair {
+            bin,
+            primary,
+            replica,
+            dir,
+        };
+        pair.ctl(&p, primary, "start");
+        as_postgres(
+            &pair.bin.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &s(&r),
+                "-R",
+                "-X",
+                "stream",
+            ],
+        );
+        pair.ctl(&r, replica, "start");
+        pair
+    }
+
+    fn ctl(&self, data: &Path, port: u16, action: &str) {
+        let log = self.dir.path().join(format!("{port}.log"));
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &format!("-p {port}"),
+                "-w",
+                "-t",
+                "30",
+                action,
+            ],
+        );
+    }
+
+    /// Run `sql` on the server at `port` and return its output (unaligned, no headers).
+    pub fn psql(&self, port: u16, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args([
+                "-d",
+                "postgres",
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Demote the primary as a failover does to its clients: every new transaction
+    /// there is read-only from now on (writes fail with SQLSTATE 25006).
+    pub fn make_primary_read_only(&self) {
+        self.psql(
+            self.primary,
+            "ALTER SYSTEM SET default_transaction_read_only = on",
+        );
+        self.psql(self.primary, "SELECT pg_reload_conf()");
+    }
+
+    /// Wait until the replica has replayed everything the primary wrote, then promote
+    /// it: every write the primary acknowledged is on the new writer.
+    pub fn promote_replica(&self) {
+        let lsn = self.psql(self.primary, "SELECT pg_current_wal_lsn()");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let caught_up = self.psql(
+                self.replica,
+                &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"),
+            );
+            if caught_up == "t" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                self.dir.path().join("replica").to_str().unwrap(),
+                "-w",
+                "promote",
+            ],
+        );
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+impl Drop for PgPair {
+    fn drop(&mut self) {
+        for (name, port) in [("replica", self.replica), ("primary", self.primary)] {
+            let data = self.dir.path().join(name);
+            let mut cmd = if is_root() {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"])
+                    .arg(self.bin.join("pg_ctl"));
+                c
+            } else {
+                Command::new(self.bin.join("pg_ctl"))
+            };
+            let _ = cmd
+                .args([
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ])
+                .output();
+            let _ = port;
+        }
+    }
+}
