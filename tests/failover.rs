@@ -130,3 +130,89 @@ fn a_writer_failover_is_measured_per_session_and_no_write_is_lost_or_doubled() {
         "the summary shows the window:\n{text}"
     );
 }
+
+const READS: &str = r#"
+name = "reads"
+rows = 100
+
+[setup]
+sql = ["DROP TABLE IF EXISTS fo_events", "CREATE TABLE fo_events(id BIGINT PRIMARY KEY, at TIMESTAMP)"]
+
+[load]
+sql = "INSERT INTO fo_events(id, at) VALUES (:id, now())"
+params.id = { gen = "row" }
+
+[[operation]]
+name = "read_event"
+sql = "SELECT at FROM fo_events WHERE id = :id"
+params.id = { gen = "shard" }
+"#;
+
+/// fleetload worker sessions connected to `port` (their `application_name`).
+fn client_sessions(pair: &PgPair, port: u16) -> u64 {
+    pair.psql(
+        port,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fleetload worker'",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// With `max_connection_age`, sessions reconnect on their own and so follow an
+/// endpoint that moved (a replica added behind a reader endpoint, a writer endpoint
+/// moved without a failure): every session is on the new server within the age and its
+/// jitter, and nothing failed on the way.
+#[test]
+fn sessions_follow_a_moved_endpoint_after_max_connection_age() {
+    let pair = PgPair::start();
+    let proxy = Proxy::start(format!("127.0.0.1:{}", pair.primary));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("reads.toml");
+    std::fs::write(&scenario, READS).unwrap();
+    let target = format!("postgres://postgres@{}/postgres", proxy.addr);
+    let s = scenario.to_str().unwrap();
+    fleetload(&["prepare", "--target", &target, "--scenario", s]).assert_ok();
+    // The replica has the rows before the endpoint moves to it.
+    pair.wait_for_replica();
+    let report = dir.path().join("report");
+    let mut run = std::process::Command::new(BIN)
+        .args(["run", "--target", &target, "--scenario", s])
+        .args(["--rate", "200", "--duration", "10s", "--sessions", "4"])
+        .args(["--workers", "2", "--max-connection-age", "2s"])
+        .arg("--report-dir")
+        .arg(&report)
+        .env("FLEETLOAD_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    let before = client_sessions(&pair, pair.primary);
+    proxy.flip(format!("127.0.0.1:{}", pair.replica));
+    // 2 s × at most 1.2, and an operation to notice it.
+    std::thread::sleep(Duration::from_millis(3500));
+    let (on_primary, on_replica) = (
+        client_sessions(&pair, pair.primary),
+        client_sessions(&pair, pair.replica),
+    );
+    assert!(
+        wait_within(&mut run, Duration::from_secs(60)).is_some(),
+        "the run ends by itself"
+    );
+    let _ = run.wait_with_output().unwrap();
+    assert_eq!(before, 8, "2 workers × 4 sessions on the primary first");
+    assert_eq!(
+        (on_primary, on_replica),
+        (0, 8),
+        "every session moved to where the endpoint points now"
+    );
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{:#}", r["failures"]);
+    assert_eq!(
+        r["availability"]["windows"].as_array().map_or(0, Vec::len),
+        0,
+        "a planned reconnect is no outage: {:#}",
+        r["availability"]
+    );
+}

@@ -95,6 +95,8 @@ pub struct Plan {
     pub connect_rate: u32,
     /// Liveness lease between coordinator and workers.
     pub lease: Duration,
+    /// Reconnect a session after this long (with jitter); `None`: keep connections.
+    pub max_connection_age: Option<Duration>,
     /// What the coordinator does when a worker is lost mid-run.
     pub on_worker_loss: OnWorkerLoss,
     /// The load shape (empty: the constant `rate`, or every session, all run long).
@@ -283,6 +285,7 @@ impl Plan {
             connect_timeout: Some(fmt(self.connect_timeout)),
             connect_rate: Some(self.connect_rate),
             lease: Some(fmt(self.lease)),
+            max_connection_age: self.max_connection_age.map(fmt),
             on_worker_loss: Some(self.on_worker_loss),
             stage: (!self.stages.is_empty()).then(|| {
                 self.stages

@@ -150,6 +150,8 @@ pub struct Assignment {
     pub connect_timeout: Duration,
     /// Presented on a rejoin: proves the rejoining stream is this slot's holder.
     pub resume_secret: ResumeSecret,
+    /// Reconnect a session after this long (with jitter); `None`: keep connections.
+    pub max_connection_age: Option<Duration>,
 }
 
 /// One interval of one worker.
@@ -348,6 +350,7 @@ impl From<&Assignment> for pb::Assignment {
             op_timeout_millis: ms(a.op_timeout),
             connect_timeout_millis: ms(a.connect_timeout),
             resume_secret: a.resume_secret.0.clone(),
+            max_connection_age_millis: a.max_connection_age.map_or(0, ms),
         }
     }
 }
@@ -530,6 +533,14 @@ impl TryFrom<pb::Assignment> for Assignment {
                 a.connect_timeout_millis,
                 bounds::CONNECT_TIMEOUT,
             )?,
+            max_connection_age: match a.max_connection_age_millis {
+                0 => None,
+                m => Some(millis(
+                    "assignment.max_connection_age_millis",
+                    m,
+                    bounds::MAX_CONNECTION_AGE,
+                )?),
+            },
             resume_secret: ResumeSecret(text(
                 "assignment.resume_secret",
                 a.resume_secret,

@@ -98,6 +98,11 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
             }
         }
     };
+    // The coordinator's own connection, apart from the workers' in pg_stat_activity.
+    let spec = ConnectSpec {
+        application: "fleetload coordinator",
+        ..spec
+    };
     let mut link = Link {
         spec,
         driver: plan.target.driver(),

@@ -50,6 +50,10 @@ pub struct ConnectSpec {
     pub timeout: Duration,
     /// Create an SQLite file when missing (only `prepare` does).
     pub create: bool,
+    /// What the server shows as the client (PostgreSQL's `application_name`, in
+    /// `pg_stat_activity`), unless the URL names one: a DBA sees which part of
+    /// fleetload holds a connection.
+    pub application: &'static str,
 }
 
 impl ConnectSpec {
@@ -64,6 +68,7 @@ impl ConnectSpec {
             password,
             timeout,
             create: false,
+            application: "fleetload",
         })
     }
 
@@ -90,6 +95,9 @@ impl ConnectSpec {
                     let mut o = PgConnectOptions::from_str(url)?;
                     if let Some(p) = &self.password {
                         o = o.password(p);
+                    }
+                    if o.get_application_name().is_none() {
+                        o = o.application_name(self.application);
                     }
                     Session::Postgres(o.disable_statement_logging().connect().await?)
                 }

@@ -159,6 +159,7 @@ async fn session(url: &str) -> fleetload_db::session::Session {
         password: (!url.starts_with("sqlite")).then(password),
         timeout: Duration::from_secs(10),
         create: false,
+        application: "fleetload tests",
     };
     spec.connect()
         .await

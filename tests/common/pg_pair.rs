@@ -163,9 +163,12 @@ impl PgPair {
         self.psql(self.primary, "SELECT pg_reload_conf()");
     }
 
-    /// Wait until the replica has replayed everything the primary wrote, then promote
-    /// it: every write the primary acknowledged is on the new writer.
-    pub fn promote_replica(&self) {
+    /// Wait until the replica has replayed everything the primary wrote so far.
+    pub fn wait_for_replica(&self) {
+        self.catch_up();
+    }
+
+    fn catch_up(&self) {
         let lsn = self.psql(self.primary, "SELECT pg_current_wal_lsn()");
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
@@ -178,6 +181,12 @@ impl PgPair {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Wait until the replica has replayed everything the primary wrote, then promote
+    /// it: every write the primary acknowledged is on the new writer.
+    pub fn promote_replica(&self) {
+        self.catch_up();
         as_postgres(
             &self.bin.join("pg_ctl"),
             &[

@@ -281,6 +281,10 @@ async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, 
     }
     let connect =
         ConnectSpec::new(a.target.clone(), a.connect_timeout).map_err(|e| e.to_string())?;
+    let connect = ConnectSpec {
+        application: "fleetload worker",
+        ..connect
+    };
     let mut sessions = open_sessions(a, &connect).await?;
     // The fleet prepares the data: this worker loads its own shard on its sessions.
     let mut rows_loaded = 0;
@@ -489,6 +493,7 @@ impl Load {
             insert_stride: a.insert_id_stride,
             sessions: sessions.len(),
             connect,
+            max_connection_age: a.max_connection_age,
             recorders,
             cancel: cancel.clone(),
         });

@@ -94,6 +94,8 @@ pub struct Shared {
     pub worker_index: u32,
     pub work: Work,
     pub connect: ConnectSpec,
+    /// Reconnect a session after this long (with jitter); `None`: keep connections.
+    pub max_connection_age: Option<Duration>,
     pub recorders: Vec<Arc<Recorder>>,
     pub cancel: CancellationToken,
 }
@@ -142,6 +144,9 @@ struct Driver {
     outage: Option<OpenOutage>,
     /// The instance its connection is on, as the server names itself.
     instance: Option<String>,
+    /// When the connection was opened, and when it is due for a refresh
+    /// (`max_connection_age` with this connection's jitter).
+    refresh_at: Option<Instant>,
 }
 
 /// A session's outage while it lasts.
@@ -205,8 +210,10 @@ pub async fn drive(
         last_ok: None,
         outage: None,
         instance: None,
+        refresh_at: None,
         shared,
     };
+    d.refresh_at = d.refresh_due();
     if let Some(s) = d.session.as_mut() {
         d.instance = s.instance().await.map(|i| i.name);
     }
@@ -282,6 +289,14 @@ impl Driver {
     /// Run one operation intended to start at `intended`, reconnecting first if needed.
     async fn one(&mut self, slot: usize, intended: Instant) {
         let shared = Arc::clone(&self.shared);
+        if self.refresh_at.is_some_and(|at| Instant::now() >= at) {
+            // Old enough: reconnect now, without a backoff (nothing failed), resolving
+            // the name again.
+            if let Some(s) = self.session.take() {
+                s.close().await;
+            }
+            self.backoff = Duration::ZERO;
+        }
         if self.session.is_none() && !self.reconnect(slot).await {
             return;
         }
@@ -408,6 +423,13 @@ impl Driver {
         }
     }
 
+    /// When a connection opened now is due for a refresh: `max_connection_age` × a
+    /// jitter in [0.8, 1.2), so the sessions of a fleet do not all move at once.
+    fn refresh_due(&mut self) -> Option<Instant> {
+        let age = self.shared.max_connection_age?;
+        Some(Instant::now() + age.mul_f64(0.8 + 0.4 * self.rng.next_f64()))
+    }
+
     /// A failed operation at `at`: it opens an outage when its class says the instance
     /// is unavailable, and is counted in the outage in progress either way.
     fn failed(&mut self, slot: usize, class: ErrorClass, at: Duration) {
@@ -469,11 +491,12 @@ impl Driver {
             Ok(mut s) => {
                 self.instance = s.instance().await.map(|i| i.name);
                 self.session = Some(s);
+                self.refresh_at = self.refresh_due();
                 self.backoff = BACKOFF_FIRST;
                 true
             }
             Err(e) => {
-                self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
+                self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_CAP);
                 let now = Instant::now();
                 self.failed(
                     slot,

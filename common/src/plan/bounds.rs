@@ -26,4 +26,7 @@ pub const LEASE: Span = span(Duration::from_millis(500), Duration::from_secs(600
 /// The ML stand-in's fixed cost per request and cost per row.
 pub const ML_DELAY: Span = span(Duration::ZERO, Duration::from_secs(60));
 pub const ML_ROW_COST: Span = span(Duration::ZERO, Duration::from_secs(10));
+/// How long a session keeps its connection before it reconnects (and resolves the
+/// name again).
+pub const MAX_CONNECTION_AGE: Span = span(Duration::from_secs(1), Duration::from_secs(86_400));
 pub const ABORT_GRACE: Span = span(Duration::ZERO, Duration::from_secs(86_400));

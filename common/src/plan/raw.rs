@@ -114,6 +114,12 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
+    /// Reconnect every session after this long (±20 % jitter, so they do not move at
+    /// once), resolving the host name again: sessions spread over replicas added during
+    /// the run and follow an endpoint that moved. Default: keep connections.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connection_age: Option<String>,
     /// When a worker is lost mid-run: rebalance (survivors take over its keys and rate), continue, or abort.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]

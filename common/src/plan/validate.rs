@@ -417,6 +417,14 @@ impl TryFrom<RawPlan> for Plan {
             duration("lease", raw.lease.as_deref(), DEFAULT_LEASE)?,
             bounds::LEASE,
         )?;
+        let max_connection_age = match raw.max_connection_age.as_deref() {
+            None => None,
+            Some(text) => Some(within(
+                "max_connection_age",
+                duration("max_connection_age", Some(text), Duration::ZERO)?,
+                bounds::MAX_CONNECTION_AGE,
+            )?),
+        };
         let on_worker_loss = raw.on_worker_loss.unwrap_or(OnWorkerLoss::Rebalance);
         let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
         if connect_rate == 0 {
@@ -446,6 +454,7 @@ impl TryFrom<RawPlan> for Plan {
             connect_timeout,
             connect_rate,
             lease,
+            max_connection_age,
             on_worker_loss,
             stages,
             thresholds,

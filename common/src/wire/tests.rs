@@ -40,6 +40,7 @@ fn assignment() -> Assignment {
         op_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
         resume_secret: ResumeSecret("00ff".into()),
+        max_connection_age: Some(Duration::from_secs(90)),
     }
 }
 

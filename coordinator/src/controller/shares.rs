@@ -74,6 +74,7 @@ impl Controller {
             op_timeout: plan.op_timeout,
             connect_timeout: plan.connect_timeout,
             lease: plan.lease,
+            max_connection_age: plan.max_connection_age,
             resume_secret: new_resume_secret()?,
         };
         let s = &mut self.slots[i];

@@ -42,6 +42,7 @@ fn assignment() -> Assignment {
         op_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
         resume_secret: ResumeSecret("s".into()),
+        max_connection_age: None,
     }
 }
 
