@@ -69,7 +69,10 @@ pub enum MlMode {
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The writer (and, without a reader, everything).
     pub target: Target,
+    /// The reader endpoint and its sessions per worker, when the plan names one.
+    pub reader: Option<Reader>,
     pub scenario: ScenarioRef,
     pub mix: Vec<(OpName, u32)>,
     pub rows: u64,
@@ -162,6 +165,29 @@ impl Stage {
     }
 }
 
+/// A cluster's reader endpoint: read operations run on its own sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reader {
+    pub target: Target,
+    pub sessions: u32,
+}
+
+impl Plan {
+    /// Sessions per worker over both endpoints.
+    pub fn all_sessions(&self) -> u32 {
+        self.sessions
+            .saturating_add(self.reader.as_ref().map_or(0, |r| r.sessions))
+    }
+
+    /// Each operation of the mix's role, in mix order.
+    pub fn roles(&self) -> Vec<crate::scenario::Role> {
+        self.mix
+            .iter()
+            .map(|(op, _)| self.scenario.role_of(op))
+            .collect()
+    }
+}
+
 /// Most stages a plan may have.
 pub const MAX_STAGES: usize = 1000;
 
@@ -247,6 +273,8 @@ impl Plan {
         };
         RawPlan {
             target: Some(self.target.url().to_string()),
+            reader: self.reader.as_ref().map(|r| r.target.url().to_string()),
+            reader_sessions: self.reader.as_ref().map(|r| r.sessions),
             password_env: self.target.password_env().map(str::to_string),
             scenario: Some(match &self.scenario {
                 ScenarioRef::Builtin(s) => s.name().to_string(),

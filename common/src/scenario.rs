@@ -112,6 +112,19 @@ impl ScenarioRef {
         }
     }
 
+    /// The role of the operation named `op` (write when it is not one of this
+    /// scenario's: the writer is where anything can run).
+    pub fn role_of(&self, op: &OpName) -> Role {
+        match self {
+            ScenarioRef::Builtin(_) => op.builtin().map_or(Role::Write, Operation::role),
+            ScenarioRef::File(f) => f
+                .operations
+                .iter()
+                .find(|o| o.name == *op)
+                .map_or(Role::Write, |o| o.role),
+        }
+    }
+
     /// The mix used when the plan names none.
     pub fn default_mix(&self) -> Vec<(OpName, u32)> {
         match self {
@@ -234,7 +247,41 @@ impl Scenario {
     }
 }
 
+/// Which endpoint of a cluster an operation belongs on: a plan with a `reader` sends
+/// reads there and writes to the writer (`target`); without one, everything goes to the
+/// writer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Write,
+    Read,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Write => "write",
+            Role::Read => "read",
+        }
+    }
+}
+
 impl Operation {
+    /// Whether it only reads (the model's scoring reads too: `will_churn` in a SELECT)
+    /// or writes (inserts, updates, and the trigger-scored writes).
+    pub fn role(self) -> Role {
+        match self {
+            Operation::PointSelect
+            | Operation::ReadCustomer
+            | Operation::PredictOne
+            | Operation::ReadPrediction
+            | Operation::PredictBatch => Role::Read,
+            Operation::InsertCustomer | Operation::UpdateUsage | Operation::ScoreNew => Role::Write,
+        }
+    }
+
     pub const ALL: [Operation; 8] = [
         Operation::PointSelect,
         Operation::ReadCustomer,

@@ -101,6 +101,8 @@ pub struct CustomOp {
     pub transaction: bool,
     /// Times a deadlock or serialization failure is retried before it counts as an error.
     pub retry: u32,
+    /// Where it runs when the plan has a reader (`role = "read"`); default write.
+    pub role: crate::scenario::Role,
     pub line: usize,
 }
 
@@ -167,6 +169,7 @@ struct RawOperation {
     params: BTreeMap<String, Spanned<toml::Value>>,
     transaction: Option<bool>,
     retry: Option<u32>,
+    role: Option<crate::scenario::Role>,
 }
 
 /// Where parameters may be used, which decides the generators allowed.
@@ -582,6 +585,7 @@ impl Reader<'_> {
             statements,
             params,
             retry,
+            role: raw.role.unwrap_or(crate::scenario::Role::Write),
             line,
         })
     }
@@ -820,6 +824,23 @@ mod tests {
             4,
             &["takes a value from an earlier statement, but the first statement uses it"],
         );
+    }
+
+    #[test]
+    fn an_operation_says_whether_it_reads_or_writes() {
+        let f = parse(
+            "[[operation]]\nname = \"r\"\nrole = \"read\"\nsql = \"SELECT 1\"\n\n[[operation]]\nname = \"w\"\nsql = \"SELECT 2\"\n",
+        )
+        .unwrap();
+        let roles: Vec<_> = f.operations.iter().map(|o| o.role).collect();
+        assert_eq!(
+            roles,
+            vec![crate::scenario::Role::Read, crate::scenario::Role::Write]
+        );
+        let e = parse("[[operation]]\nname = \"r\"\nrole = \"replica\"\nsql = \"SELECT 1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("replica") && e.contains("read"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub const MAX_OUTAGES: usize = 20_000;
 pub struct SessionOutage {
     /// The session's index on its worker.
     pub session: u32,
+    /// The endpoint it was on: the writer (everything, without a reader) or the reader.
+    pub role: crate::scenario::Role,
     /// Its last success before the failure (`None`: it had none yet).
     pub last_ok: Option<std::time::Duration>,
     pub first_failure: std::time::Duration,

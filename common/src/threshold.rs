@@ -20,6 +20,11 @@ pub enum Metric {
     OkPerS,
     /// Operations dropped for being too far behind schedule.
     Dropped,
+    /// Sessions' downtime in outages and failovers (first failure to first success
+    /// after): the median, the 99th percentile and the longest over sessions.
+    DowntimeP50,
+    DowntimeP99,
+    DowntimeMax,
 }
 
 impl Metric {
@@ -28,6 +33,18 @@ impl Metric {
             self,
             Metric::P50 | Metric::P90 | Metric::P99 | Metric::P999 | Metric::Max | Metric::Mean
         )
+    }
+
+    pub fn is_downtime(self) -> bool {
+        matches!(
+            self,
+            Metric::DowntimeP50 | Metric::DowntimeP99 | Metric::DowntimeMax
+        )
+    }
+
+    /// Whether the limit is a duration (latency or downtime), in milliseconds.
+    pub fn is_duration(self) -> bool {
+        self.is_latency() || self.is_downtime()
     }
 
     /// The quantile of a latency percentile.
@@ -73,12 +90,39 @@ pub struct Threshold {
     pub text: String,
     /// `None`: all operations together.
     pub operation: Option<String>,
+    /// Downtime of one endpoint's sessions only (`downtime.write.max`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::scenario::Role>,
     pub metric: Metric,
     pub cmp: Cmp,
     pub value: f64,
 }
 
-const METRICS: &str = "p50, p90, p99, p99.9, max, mean (latency, e.g. 50ms), error_rate (e.g. 0.5%), ok_per_s, dropped";
+const METRICS: &str = "p50, p90, p99, p99.9, max, mean (latency, e.g. 50ms), error_rate (e.g. 0.5%), ok_per_s, dropped, downtime.max / downtime.p99 / downtime.p50 (per session, optionally downtime.write.max, downtime.read.max)";
+
+/// `downtime[.read|.write].(p50|p99|max)`: the metric and the role.
+fn downtime(left: &str) -> Option<Result<(Metric, Option<crate::scenario::Role>), String>> {
+    use crate::scenario::Role;
+    let rest = left.strip_prefix("downtime.")?;
+    let (role, stat) = match rest.split_once('.') {
+        Some(("write", s)) => (Some(Role::Write), s),
+        Some(("read", s)) => (Some(Role::Read), s),
+        Some((r, _)) => {
+            return Some(Err(format!(
+                "unknown role {r:?} in {left:?}; downtime.write.max or downtime.read.max"
+            )))
+        }
+        None => (None, rest),
+    };
+    Some(match stat {
+        "p50" => Ok((Metric::DowntimeP50, role)),
+        "p99" => Ok((Metric::DowntimeP99, role)),
+        "max" => Ok((Metric::DowntimeMax, role)),
+        other => Err(format!(
+            "unknown downtime statistic {other:?} in {left:?}; p50, p99 or max"
+        )),
+    })
+}
 
 fn metric(name: &str) -> Option<Metric> {
     Some(match name {
@@ -125,9 +169,13 @@ impl Threshold {
                 "{text:?}: nothing after {op:?}; write the limit, e.g. \"p99 < 50ms\""
             ));
         }
-        let (operation, metric) = match metric(left) {
-            Some(m) => (None, m),
-            None => {
+        let (operation, metric, role) = match (metric(left), downtime(left)) {
+            (Some(m), _) => (None, m, None),
+            (None, Some(d)) => {
+                let (m, role) = d.map_err(|e| format!("{text:?}: {e}"))?;
+                (None, m, role)
+            }
+            (None, None) => {
                 let (o, m) = left.split_once('.').ok_or_else(|| {
                     format!("{text:?}: unknown metric {left:?}; use {METRICS}, optionally after an operation name (predict_one.p99)")
                 })?;
@@ -139,7 +187,7 @@ impl Threshold {
                         operations.join(", ")
                     ));
                 }
-                (Some(o.to_string()), m)
+                (Some(o.to_string()), m, None)
             }
         };
         let number = |s: &str| -> Result<f64, String> {
@@ -149,7 +197,7 @@ impl Threshold {
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .ok_or_else(|| format!("{text:?}: {right:?} is not a number ≥ 0"))
         };
-        let value = if metric.is_latency() {
+        let value = if metric.is_duration() {
             let (n, scale) = if let Some(n) = right.strip_suffix("ms") {
                 (n, 1.0)
             } else if let Some(n) = right
@@ -184,6 +232,7 @@ impl Threshold {
         Ok(Threshold {
             text: t.to_string(),
             operation,
+            role,
             metric,
             cmp,
             value,
@@ -192,7 +241,7 @@ impl Threshold {
 
     /// The limit as people read it.
     pub fn limit_text(&self) -> String {
-        if self.metric.is_latency() {
+        if self.metric.is_duration() {
             format!("{} ms", self.value)
         } else if self.metric == Metric::ErrorRate {
             format!("{}%", self.value * 100.0)
@@ -204,6 +253,25 @@ impl Threshold {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn downtime_thresholds_name_a_statistic_and_optionally_a_role() {
+        let t = Threshold::parse("downtime.write.max < 30s", &[]).unwrap();
+        assert_eq!(
+            (t.metric, t.role, t.value),
+            (
+                Metric::DowntimeMax,
+                Some(crate::scenario::Role::Write),
+                30_000.0
+            )
+        );
+        let t = Threshold::parse("downtime.p99 <= 1500ms", &[]).unwrap();
+        assert_eq!((t.metric, t.role), (Metric::DowntimeP99, None));
+        let e = Threshold::parse("downtime.replica.max < 1s", &[]).unwrap_err();
+        assert!(e.contains("unknown role"), "{e}");
+        let e = Threshold::parse("downtime.mean < 1s", &[]).unwrap_err();
+        assert!(e.contains("p50, p99 or max"), "{e}");
+    }
+
     use super::*;
 
     const OPS: [&str; 2] = ["predict_one", "read_customer"];

@@ -152,6 +152,8 @@ pub struct Assignment {
     pub resume_secret: ResumeSecret,
     /// Reconnect a session after this long (with jitter); `None`: keep connections.
     pub max_connection_age: Option<Duration>,
+    /// The reader endpoint and the sessions to open there.
+    pub reader: Option<crate::plan::Reader>,
 }
 
 /// One interval of one worker.
@@ -351,6 +353,12 @@ impl From<&Assignment> for pb::Assignment {
             connect_timeout_millis: ms(a.connect_timeout),
             resume_secret: a.resume_secret.0.clone(),
             max_connection_age_millis: a.max_connection_age.map_or(0, ms),
+            reader_url: a
+                .reader
+                .as_ref()
+                .map(|r| r.target.url().to_string())
+                .unwrap_or_default(),
+            reader_sessions: a.reader.as_ref().map_or(0, |r| r.sessions),
         }
     }
 }
@@ -364,8 +372,23 @@ impl TryFrom<pb::Assignment> for Assignment {
             });
         }
         let env = (!a.password_env.is_empty()).then_some(a.password_env);
-        let target = Target::parse(&a.target_url, env)
+        let target = Target::parse(&a.target_url, env.clone())
             .map_err(|e| WireError::invalid("assignment.target_url", e.to_string()))?;
+        let reader = if a.reader_url.is_empty() {
+            None
+        } else {
+            if a.reader_sessions == 0 || a.reader_sessions > MAX_SESSIONS {
+                return Err(WireError::invalid(
+                    "assignment.reader_sessions",
+                    format!("{} is not in 1..={MAX_SESSIONS}", a.reader_sessions),
+                ));
+            }
+            Some(crate::plan::Reader {
+                target: Target::parse(&a.reader_url, env)
+                    .map_err(|e| WireError::invalid("assignment.reader_url", e.to_string()))?,
+                sessions: a.reader_sessions,
+            })
+        };
         let scenario = if a.scenario_source.is_empty() {
             ScenarioRef::Builtin(Scenario::from_name(&a.scenario).ok_or_else(|| {
                 WireError::invalid(
@@ -533,6 +556,7 @@ impl TryFrom<pb::Assignment> for Assignment {
                 a.connect_timeout_millis,
                 bounds::CONNECT_TIMEOUT,
             )?,
+            reader,
             max_connection_age: match a.max_connection_age_millis {
                 0 => None,
                 m => Some(millis(

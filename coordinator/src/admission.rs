@@ -130,7 +130,7 @@ impl Bounds {
         let span = interval * INTERVALS_PER_SNAPSHOT;
         // What the sessions could do at one operation per floor latency each...
         let by_sessions =
-            u128::from(plan.sessions.max(1)) * span.as_nanos() / FLOOR_LATENCY.as_nanos();
+            u128::from(plan.all_sessions().max(1)) * span.as_nanos() / FLOOR_LATENCY.as_nanos();
         // ...and the hard ceiling: the largest cluster rate a plan may ask for, all of
         // it on this one worker.
         let ceiling = (MAX_RATE * span.as_secs_f64()).ceil() as u128;
@@ -142,7 +142,7 @@ impl Bounds {
             duration: plan.duration,
             executed_per_snapshot: clamp(by_sessions.min(ceiling)),
             dropped_per_snapshot: clamp(ceiling),
-            sessions: plan.sessions,
+            sessions: plan.all_sessions(),
         }
     }
 

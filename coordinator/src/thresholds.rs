@@ -104,17 +104,49 @@ pub fn measure(t: &Threshold, stats: &OpStats, seconds: f64) -> f64 {
     }
 }
 
+/// Sessions' downtime (ms) over outages that began in `[from_s, to_s)`, of one role or
+/// all: the threshold's statistic over sessions; an outage not recovered counts to
+/// `to_s`. 0 without any.
+fn downtime(t: &Threshold, merge: &Merge, from_s: f64, to_s: f64) -> f64 {
+    let mut d: Vec<f64> = merge
+        .outages
+        .iter()
+        .map(|(_, o)| o)
+        .filter(|o| t.role.is_none_or(|r| r == o.role))
+        .filter(|o| (from_s..to_s).contains(&o.first_failure.as_secs_f64()))
+        .map(|o| {
+            let end = o.recovered.map_or(to_s, |r| r.as_secs_f64());
+            (end - o.first_failure.as_secs_f64()).max(0.0) * 1e3
+        })
+        .collect();
+    if d.is_empty() {
+        return 0.0;
+    }
+    d.sort_by(f64::total_cmp);
+    let q = match t.metric {
+        Metric::DowntimeP50 => 0.5,
+        Metric::DowntimeP99 => 0.99,
+        _ => 1.0,
+    };
+    d[((q * d.len() as f64).ceil() as usize).clamp(1, d.len()) - 1]
+}
+
 fn judge(
     scope: &str,
     list: &[Threshold],
     merge: &Merge,
-    range: &RangeInclusive<u64>,
+    (range, interval_s): (&RangeInclusive<u64>, f64),
     seconds: f64,
 ) -> Vec<ThresholdResult> {
     list.iter()
         .map(|t| {
             let stats = stats_over(merge, range, t.operation.as_deref());
-            let measured = measure(t, &stats, seconds);
+            let measured = if t.metric.is_downtime() {
+                let from = *range.start() as f64 * interval_s;
+                downtime(t, merge, from, (*range.end() + 1) as f64 * interval_s)
+            } else {
+                measure(t, &stats, seconds)
+            };
             ThresholdResult {
                 scope: scope.to_string(),
                 threshold: t.text.clone(),
@@ -123,7 +155,7 @@ fn judge(
                 // No operation at all cannot meet a latency or rate threshold.
                 passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
                 unit: match t.metric {
-                    m if m.is_latency() => "ms",
+                    m if m.is_duration() => "ms",
                     Metric::OkPerS => "ops/s",
                     _ => "",
                 }
@@ -189,7 +221,7 @@ pub fn evaluate(
             "run",
             &plan.thresholds,
             merge,
-            &(warm..=last),
+            (&(warm..=last), i),
             seconds,
         ));
     }
@@ -209,7 +241,7 @@ pub fn evaluate(
             _ => false,
         };
         let mut thresholds = match &range {
-            Some(r) => judge(&scope, &st.thresholds, merge, r, seconds),
+            Some(r) => judge(&scope, &st.thresholds, merge, (r, i), seconds),
             None => Vec::new(),
         };
         for t in &mut thresholds {
@@ -259,7 +291,7 @@ pub fn abort_check(plan: &Plan, merge: &Merge, k: u64) -> Option<String> {
             "run",
             &plan.thresholds,
             merge,
-            &(warm..=k),
+            (&(warm..=k), i),
             now - warm as f64 * i,
         )) {
             return Some(reason);
@@ -278,7 +310,7 @@ pub fn abort_check(plan: &Plan, merge: &Merge, k: u64) -> Option<String> {
                 &format!("stage {}", n + 1),
                 &st.thresholds,
                 merge,
-                &(*range.start()..=k),
+                (&(*range.start()..=k), i),
                 seconds,
             )) {
                 return Some(reason);

@@ -4,14 +4,14 @@
 
 use crate::error::WorkerError;
 use crate::link::{Effect, Input, Link};
-use crate::load::{drive, Shared, Work};
+use crate::load::{drive, Pool, Shared, Work};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
 use crate::stream::{Control, RejoinTo, Rejoined};
 use fleetload_common::plan::interval_count;
 use fleetload_common::profile::Profile;
 use fleetload_common::rng::Rng;
-use fleetload_common::scenario::{OpName, Operation, ScenarioRef};
+use fleetload_common::scenario::{OpName, Operation, Role, ScenarioRef};
 use fleetload_common::schedule::Arrivals;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::{
@@ -108,11 +108,15 @@ fn instant_at(unix_nanos: i64, skew: i64) -> Instant {
     }
 }
 
-/// Open the assignment's sessions at no more than `connect_rate` per second.
-async fn open_sessions(a: &Assignment, spec: &ConnectSpec) -> Result<Vec<Session>, String> {
+/// Open `count` sessions at no more than `connect_rate` per second.
+async fn open_sessions(
+    count: u32,
+    connect_rate: u32,
+    spec: &ConnectSpec,
+) -> Result<Vec<Session>, String> {
     let mut set = tokio::task::JoinSet::new();
-    let gap = Duration::from_secs_f64(1.0 / f64::from(a.connect_rate));
-    for i in 0..a.sessions {
+    let gap = Duration::from_secs_f64(1.0 / f64::from(connect_rate.max(1)));
+    for i in 0..count {
         let spec = spec.clone();
         let delay = gap * i;
         set.spawn(async move {
@@ -120,7 +124,7 @@ async fn open_sessions(a: &Assignment, spec: &ConnectSpec) -> Result<Vec<Session
             (i, spec.connect().await)
         });
     }
-    let mut sessions = Vec::with_capacity(a.sessions as usize);
+    let mut sessions = Vec::with_capacity(count as usize);
     let mut first_error: Option<(u32, String)> = None;
     while let Some(joined) = set.join_next().await {
         match joined {
@@ -141,7 +145,7 @@ async fn open_sessions(a: &Assignment, spec: &ConnectSpec) -> Result<Vec<Session
             for s in sessions {
                 s.close().await;
             }
-            Err(format!("session {} of {}: {e}", i + 1, a.sessions))
+            Err(format!("session {} of {count}: {e}", i + 1))
         }
     }
 }
@@ -176,23 +180,20 @@ pub async fn run(
         Err(e) => return Err(control.fail(e).await),
     };
     let Prepared {
-        mut sessions,
-        connect,
+        mut endpoints,
         mut work,
         rows_loaded,
     } = prepared;
     control
         .send(&FromWorker::Ready {
-            sessions: sessions.len() as u32,
+            sessions: endpoints.count() as u32,
             rows_loaded,
         })
         .await?;
     let start = match await_start(&mut control, config.clock_skew_nanos, &shutdown).await {
         Ok(Started::At(start)) => start,
         other => {
-            for session in sessions {
-                session.close().await;
-            }
+            endpoints.close().await;
             return match other? {
                 Started::Stopped(reason) => Ok(WorkerSummary {
                     run_id: assignment.run_id,
@@ -207,21 +208,15 @@ pub async fn run(
     };
     // Sequences start above what is in the table once every worker has loaded its
     // shard (all were ready) and before anyone inserts (the start is still ahead).
-    if let (Work::Custom { workload, bases }, Some(first)) = (&mut work, sessions.first_mut()) {
+    if let (Work::Custom { workload, bases }, Some(first)) =
+        (&mut work, endpoints.writer.1.first_mut())
+    {
         match workload.sequence_bases(first).await {
             Ok(b) => *bases = b,
             Err(e) => return Err(control.fail(e).await),
         }
     }
-    let load = Load::start(
-        &assignment,
-        work,
-        sessions,
-        connect,
-        start,
-        &config,
-        &shutdown,
-    );
+    let load = Load::start(&assignment, work, endpoints, start, &config, &shutdown);
     let to = RejoinTo {
         endpoint,
         hello: &hello,
@@ -256,10 +251,44 @@ async fn await_assignment(
 
 /// A worker ready to start: its sessions open (and its shard loaded), its work checked.
 struct Prepared {
-    sessions: Vec<Session>,
-    connect: ConnectSpec,
+    endpoints: Endpoints,
     work: Work,
     rows_loaded: u64,
+}
+
+/// The sessions opened on each endpoint, and how to reopen them.
+struct Endpoints {
+    writer: (ConnectSpec, Vec<Session>),
+    reader: Option<(ConnectSpec, Vec<Session>)>,
+}
+
+impl Endpoints {
+    fn count(&self) -> usize {
+        self.writer.1.len() + self.reader.as_ref().map_or(0, |r| r.1.len())
+    }
+
+    async fn close(self) {
+        for s in self
+            .writer
+            .1
+            .into_iter()
+            .chain(self.reader.into_iter().flat_map(|r| r.1))
+        {
+            s.close().await;
+        }
+    }
+}
+
+/// How a worker connects to `target`.
+fn connect_spec(
+    target: &fleetload_common::target::Target,
+    a: &Assignment,
+) -> Result<ConnectSpec, String> {
+    let spec = ConnectSpec::new(target.clone(), a.connect_timeout).map_err(|e| e.to_string())?;
+    Ok(ConnectSpec {
+        application: "fleetload worker",
+        ..spec
+    })
 }
 
 /// Everything between the assignment and Ready: refuse what this worker does not run,
@@ -273,19 +302,33 @@ async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, 
             config.name
         ));
     }
-    if a.sessions > config.max_sessions {
+    let readers = a.reader.as_ref().map_or(0, |r| r.sessions);
+    if a.sessions.saturating_add(readers) > config.max_sessions {
         return Err(format!(
             "worker {} accepts at most {} sessions, the plan asks for {}",
-            config.name, config.max_sessions, a.sessions
+            config.name,
+            config.max_sessions,
+            a.sessions.saturating_add(readers)
         ));
     }
-    let connect =
-        ConnectSpec::new(a.target.clone(), a.connect_timeout).map_err(|e| e.to_string())?;
-    let connect = ConnectSpec {
-        application: "fleetload worker",
-        ..connect
+    let reader = match &a.reader {
+        Some(r) => {
+            if let Err(message) = crate::security::check_target(&r.target, &config.allow_targets) {
+                return Err(format!(
+                    "worker {} refuses the reader: {message}",
+                    config.name
+                ));
+            }
+            let spec = connect_spec(&r.target, a)?;
+            let sessions = open_sessions(r.sessions, a.connect_rate, &spec)
+                .await
+                .map_err(|e| format!("reader {}: {e}", r.target))?;
+            Some((spec, sessions))
+        }
+        None => None,
     };
-    let mut sessions = open_sessions(a, &connect).await?;
+    let connect = connect_spec(&a.target, a)?;
+    let mut sessions = open_sessions(a.sessions, a.connect_rate, &connect).await?;
     // The fleet prepares the data: this worker loads its own shard on its sessions.
     let mut rows_loaded = 0;
     if a.load_rows {
@@ -311,8 +354,10 @@ async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, 
     let work = work_for(a)?;
     check_work(a, &work, first).await?;
     Ok(Prepared {
-        sessions,
-        connect,
+        endpoints: Endpoints {
+            writer: (connect, sessions),
+            reader,
+        },
         work,
         rows_loaded,
     })
@@ -442,30 +487,30 @@ impl Load {
     fn start(
         a: &Assignment,
         work: Work,
-        sessions: Vec<Session>,
-        connect: ConnectSpec,
+        endpoints: Endpoints,
         start: Instant,
         config: &WorkerConfig,
         shutdown: &CancellationToken,
     ) -> Load {
         let last_interval = interval_count(a.duration, a.interval) - 1;
         let cancel = shutdown.child_token();
-        let recorders: Vec<Arc<Recorder>> = (0..sessions.len().clamp(1, 16))
+        let count = endpoints.count();
+        let recorders: Vec<Arc<Recorder>> = (0..count.clamp(1, 16))
             .map(|_| Arc::new(Recorder::new(a.mix.len())))
             .collect();
-        let (arrivals_tx, arrivals) = async_channel::unbounded();
         let tracker = TaskTracker::new();
         let initial = match &a.load {
             WorkerLoad::Open { profile, .. } => profile.clone(),
             WorkerLoad::Closed { sessions, .. } => sessions
                 .clone()
-                .unwrap_or_else(|| Profile::constant(f64::from(a.sessions))),
+                .unwrap_or_else(|| Profile::constant(count as f64)),
         };
         let (profile, rate_rx) = tokio::sync::watch::channel(Arc::new(initial));
+        let (pools, queues, route, sessions) = pools_for(a, endpoints);
         let pacer = pacer_for(
             a,
             start,
-            arrivals_tx,
+            (queues, route),
             Arc::clone(&recorders[0]),
             &cancel,
             &rate_rx,
@@ -480,7 +525,6 @@ impl Load {
             active: rate_rx,
             first_op_start: std::sync::atomic::AtomicI64::new(0),
             clock_skew_nanos: config.clock_skew_nanos,
-            arrivals,
             mix: a.mix.clone(),
             shard: a.shard,
             extra: std::sync::RwLock::new(Vec::new()),
@@ -491,8 +535,8 @@ impl Load {
             work,
             insert_base: a.insert_id_base,
             insert_stride: a.insert_id_stride,
-            sessions: sessions.len(),
-            connect,
+            sessions: count,
+            pools,
             max_connection_age: a.max_connection_age,
             recorders,
             cancel: cancel.clone(),
@@ -500,7 +544,7 @@ impl Load {
         let sessions = sessions
             .into_iter()
             .enumerate()
-            .map(|(i, s)| tracker.spawn(drive(i, s, Arc::clone(&shared))))
+            .map(|(i, (pool, s))| tracker.spawn(drive(i, pool, s, Arc::clone(&shared))))
             .collect();
         tracker.close();
         Load {
@@ -572,11 +616,63 @@ impl Load {
     }
 }
 
+/// A pool per endpoint (the writer's runs every operation without a reader, only the
+/// writes with one), the pacer's queue of each, which queue each operation goes to,
+/// and every session with its pool.
+#[allow(clippy::type_complexity)]
+fn pools_for(
+    a: &Assignment,
+    endpoints: Endpoints,
+) -> (
+    Vec<Pool>,
+    Vec<async_channel::Sender<(std::time::Instant, u16)>>,
+    Vec<usize>,
+    Vec<(usize, Session)>,
+) {
+    let roles: Vec<Role> = a.mix.iter().map(|(op, _)| a.scenario.role_of(op)).collect();
+    let split = endpoints.reader.is_some();
+    let route: Vec<usize> = roles
+        .iter()
+        .map(|r| usize::from(split && *r == Role::Read))
+        .collect();
+    let mut pools = Vec::new();
+    let mut queues = Vec::new();
+    let mut sessions = Vec::new();
+    let all = [
+        (Role::Write, Some(endpoints.writer)),
+        (Role::Read, endpoints.reader),
+    ];
+    for (role, endpoint) in all {
+        let Some((connect, opened)) = endpoint else {
+            continue;
+        };
+        let index = pools.len();
+        let (tx, rx) = async_channel::unbounded();
+        queues.push(tx);
+        pools.push(Pool {
+            role,
+            connect,
+            weights: a
+                .mix
+                .iter()
+                .zip(&route)
+                .map(|((_, w), q)| if *q == index { *w } else { 0 })
+                .collect(),
+            arrivals: rx,
+        });
+        sessions.extend(opened.into_iter().map(|s| (index, s)));
+    }
+    (pools, queues, route, sessions)
+}
+
 /// Open loop: the pacer that releases assignment `a`'s intended starts from `start`.
 fn pacer_for(
     a: &Assignment,
     start: Instant,
-    arrivals: async_channel::Sender<std::time::Instant>,
+    (queues, route): (
+        Vec<async_channel::Sender<(std::time::Instant, u16)>>,
+        Vec<usize>,
+    ),
     recorder: Arc<Recorder>,
     cancel: &CancellationToken,
     rate: &tokio::sync::watch::Receiver<Arc<Profile>>,
@@ -601,7 +697,8 @@ fn pacer_for(
         duration: a.duration,
         interval: a.interval,
         last_interval: interval_count(a.duration, a.interval) - 1,
-        arrivals,
+        queues,
+        route,
         // Past this many queued operations, more would only be dropped later.
         cap: ((profile.max() * max_backlog.as_secs_f64()) as usize)
             .max(a.sessions as usize * 4)

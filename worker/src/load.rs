@@ -11,7 +11,7 @@ use crate::recorder::Recorder;
 use fleetload_common::generator::Streams;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
-use fleetload_common::scenario::{OpName, Operation};
+use fleetload_common::scenario::{OpName, Operation, Role};
 use fleetload_common::split::Shard;
 use fleetload_common::stats::{OpTotals, SessionOutage};
 use fleetload_common::wire::WorkerLoad;
@@ -77,8 +77,6 @@ pub struct Shared {
     /// its clock (its send time minus its intended offset); 0 until then.
     pub first_op_start: std::sync::atomic::AtomicI64,
     pub clock_skew_nanos: i64,
-    /// Intended starts released by the pacer (open loop only).
-    pub arrivals: async_channel::Receiver<std::time::Instant>,
     pub mix: Vec<(OpName, u32)>,
     pub shard: Shard,
     /// Ranges taken over from lost workers, and a version sessions check per operation
@@ -93,11 +91,24 @@ pub struct Shared {
     pub seed: u64,
     pub worker_index: u32,
     pub work: Work,
-    pub connect: ConnectSpec,
+    /// The endpoints' sessions: the writer's first (everything, without a reader).
+    pub pools: Vec<Pool>,
     /// Reconnect a session after this long (with jitter); `None`: keep connections.
     pub max_connection_age: Option<Duration>,
     pub recorders: Vec<Arc<Recorder>>,
     pub cancel: CancellationToken,
+}
+
+/// The sessions of one endpoint.
+#[derive(Debug)]
+pub struct Pool {
+    pub role: Role,
+    pub connect: ConnectSpec,
+    /// The mix's weights as this pool runs them: 0 for operations of the other role
+    /// when the plan has a reader.
+    pub weights: Vec<u32>,
+    /// Intended starts and operations the pacer released for this pool (open loop).
+    pub arrivals: async_channel::Receiver<(std::time::Instant, u16)>,
 }
 
 impl Shared {
@@ -108,22 +119,26 @@ impl Shared {
         u64::try_from(k).unwrap_or(u64::MAX).min(self.last_interval)
     }
 
-    fn pick(&self, rng: &mut Rng, total_weight: u64) -> usize {
+    /// An operation of `pool`'s by weight (closed loop; the pacer picks in open loop).
+    fn pick(&self, pool: usize, rng: &mut Rng, total_weight: u64) -> usize {
+        let weights = &self.pools[pool].weights;
         let mut x = rng.range(1, total_weight);
-        for (slot, (_, w)) in self.mix.iter().enumerate() {
+        for (slot, w) in weights.iter().enumerate() {
             let w = u64::from(*w);
             if x <= w {
                 return slot;
             }
             x -= w;
         }
-        self.mix.len() - 1
+        weights.len() - 1
     }
 }
 
 /// One session's loop state.
 struct Driver {
     index: usize,
+    /// Its endpoint's sessions, in `Shared::pools`.
+    pool: usize,
     shared: Arc<Shared>,
     recorder: Arc<Recorder>,
     session: Option<Session>,
@@ -166,18 +181,19 @@ struct OpenOutage {
 /// it inserted and the largest id it used for them.
 pub async fn drive(
     index: usize,
+    pool: usize,
     session: Session,
     shared: Arc<Shared>,
 ) -> (Vec<OpTotals>, u64, u64) {
     let recorder = Arc::clone(&shared.recorders[index % shared.recorders.len()]);
-    let total_weight = shared
-        .mix
+    let total_weight = shared.pools[pool]
+        .weights
         .iter()
-        .map(|(_, w)| u64::from(*w))
-        .sum::<u64>()
-        .max(1);
+        .map(|w| u64::from(*w))
+        .sum::<u64>();
     let mut d = Driver {
         index,
+        pool,
         rng: Rng::for_stream(shared.seed, &[u64::from(shared.worker_index), index as u64]),
         recorder,
         // Session i of the worker inserts base + i·N, base + (i + S)·N, …: distinct
@@ -236,13 +252,13 @@ impl Driver {
                 return;
             }
             let intended = tokio::select! {
-                due = shared.arrivals.recv() => match due {
-                    Ok(due) => Instant::from_std(due),
+                due = shared.pools[self.pool].arrivals.recv() => match due {
+                    Ok((due, slot)) => (Instant::from_std(due), usize::from(slot)),
                     Err(_) => return, // the pacer is done and the queue is drained
                 },
                 _ = shared.cancel.cancelled() => return,
             };
-            let slot = shared.pick(&mut self.rng, self.total_weight);
+            let (intended, slot) = intended;
             let now = Instant::now();
             if now.saturating_duration_since(intended) > max_backlog {
                 self.recorder.dropped(shared.interval_of(now), slot);
@@ -262,6 +278,14 @@ impl Driver {
                 _ = shared.cancel.cancelled() => return,
             }
         }
+        if self.total_weight == 0 {
+            // Nothing of this endpoint's role in the mix: the session idles.
+            tokio::select! {
+                _ = tokio::time::sleep_until(end) => {}
+                _ = shared.cancel.cancelled() => {}
+            }
+            return;
+        }
         while !shared.cancel.is_cancelled() && Instant::now() < end {
             // Stages set how many of the sessions run; the others wait their turn.
             let t = Instant::now()
@@ -275,7 +299,7 @@ impl Driver {
                 }
                 continue;
             }
-            let slot = shared.pick(&mut self.rng, self.total_weight);
+            let slot = shared.pick(self.pool, &mut self.rng, self.total_weight);
             self.one(slot, Instant::now()).await;
             if !think_time.is_zero() {
                 tokio::select! {
@@ -466,6 +490,7 @@ impl Driver {
             slot,
             SessionOutage {
                 session: u32::try_from(self.index).unwrap_or(u32::MAX),
+                role: self.shared.pools[self.pool].role,
                 last_ok: o.last_ok,
                 first_failure: o.first_failure,
                 recovered: at,
@@ -487,7 +512,7 @@ impl Driver {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.cancel.cancelled() => return false,
         }
-        match shared.connect.connect().await {
+        match shared.pools[self.pool].connect.connect().await {
             Ok(mut s) => {
                 self.instance = s.instance().await.map(|i| i.name);
                 self.session = Some(s);

@@ -41,7 +41,10 @@ pub struct Pacer {
     pub duration: Duration,
     pub interval: Duration,
     pub last_interval: u64,
-    pub arrivals: async_channel::Sender<Instant>,
+    /// One queue per pool of sessions (the writer's, the reader's), and which queue
+    /// each operation of the mix goes to.
+    pub queues: Vec<async_channel::Sender<(Instant, u16)>>,
+    pub route: Vec<usize>,
     pub cap: usize,
     pub weights: Vec<u32>,
     pub recorder: Arc<Recorder>,
@@ -143,12 +146,16 @@ impl Pacer {
                 }
                 continue;
             }
-            if self.arrivals.len() >= self.cap {
-                let slot = self.pick();
+            let slot = self.pick();
+            let queued: usize = self.queues.iter().map(async_channel::Sender::len).sum();
+            if queued >= self.cap {
                 self.recorder.dropped(self.interval_of(now), slot);
                 dropped[slot].dropped_backlog += 1;
-            } else if self.arrivals.try_send(due).is_err() {
-                break; // every session is gone
+            } else if self.queues[self.route[slot]]
+                .try_send((due, u16::try_from(slot).unwrap_or(u16::MAX)))
+                .is_err()
+            {
+                break; // every session of that endpoint is gone
             }
             next = self.arrivals_plan.next();
             released = released.wrapping_add(1);

@@ -16,6 +16,16 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The cluster's reader endpoint (a URL of the same kind as `target`, the writer):
+    /// read operations go there, writes to the target. Without it, everything goes to
+    /// the target.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
+    /// Sessions per worker on the reader (default: as many as `sessions`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_sessions: Option<u32>,
     /// Environment variable each worker reads the database password from.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -258,3 +258,30 @@ fn overlay_lets_flags_win_and_refuses_a_rate_that_is_not_a_number() {
     let e = file.overlay(nan).unwrap_err().to_string();
     assert!(e.contains("`rate`") && e.contains("finite"), "{e}");
 }
+
+#[test]
+fn a_reader_endpoint_must_be_of_the_cluster_and_have_reads_to_serve() {
+    let plan = |extra: &str| {
+        let raw = RawPlan::from_toml(&format!(
+            "target = \"postgres://app@writer.example/shop\"\nrate = 10.0\n{extra}"
+        ))
+        .unwrap();
+        Plan::try_from(raw)
+    };
+    let p = plan("reader = \"postgres://app@reader.example/shop\"\nreader_sessions = 3").unwrap();
+    let r = p.reader.as_ref().expect("a reader");
+    assert_eq!((r.sessions, p.all_sessions()), (3, p.sessions + 3));
+    assert_eq!(p.roles(), vec![crate::scenario::Role::Read]);
+    let e = plan("reader = \"mysql://app@reader.example/shop\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`reader`") && e.contains("same"), "{e}");
+    let e = plan(
+        "reader = \"postgres://app@r/shop\"\nscenario = \"churn\"\nmix = { insert_customer = 1 }",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no read operation"), "{e}");
+    let e = plan("reader_sessions = 4").unwrap_err().to_string();
+    assert!(e.contains("only used with `reader`"), "{e}");
+}

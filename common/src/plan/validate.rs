@@ -37,6 +37,64 @@ fn within(key: &'static str, value: Duration, span: bounds::Span) -> Result<Dura
     Ok(value)
 }
 
+/// The reader endpoint: of the target's kind (a replica of it), with sessions, and
+/// with read operations in the mix to send there.
+fn reader(
+    raw: &RawPlan,
+    target: &Target,
+    sessions: u32,
+    scenario: &ScenarioRef,
+    mix: &[(OpName, u32)],
+) -> Result<Option<Reader>, PlanError> {
+    let Some(url) = raw.reader.as_deref() else {
+        if let Some(n) = raw.reader_sessions {
+            return Err(PlanError::invalid(
+                "reader_sessions",
+                n,
+                "only used with `reader`: name the reader endpoint, or drop reader_sessions",
+            ));
+        }
+        return Ok(None);
+    };
+    let reader = Target::parse(url, raw.password_env.clone())
+        .map_err(|e| PlanError::invalid("reader", format!("{url:?}"), e.to_string()))?;
+    if reader.driver() != target.driver() || target.driver() == crate::target::Driver::Sqlite {
+        return Err(PlanError::invalid(
+            "reader",
+            format!("{url:?}"),
+            format!(
+                "a reader endpoint of the same MySQL or PostgreSQL cluster as the target ({}); SQLite has no replicas",
+                target
+            ),
+        ));
+    }
+    let reads = mix
+        .iter()
+        .any(|(op, w)| *w > 0 && scenario.role_of(op) == crate::scenario::Role::Read);
+    if !reads {
+        return Err(PlanError::invalid(
+            "reader",
+            format!("{url:?}"),
+            format!(
+                "the mix has no read operation to send there; {} reads with its read operations (a scenario file marks them role = \"read\")",
+                scenario.name()
+            ),
+        ));
+    }
+    let n = raw.reader_sessions.unwrap_or(sessions);
+    if !(1..=MAX_SESSIONS).contains(&n) {
+        return Err(PlanError::invalid(
+            "reader_sessions",
+            n,
+            format!("between 1 and {MAX_SESSIONS} sessions per worker"),
+        ));
+    }
+    Ok(Some(Reader {
+        target: reader,
+        sessions: n,
+    }))
+}
+
 impl TryFrom<RawPlan> for Plan {
     type Error = PlanError;
 
@@ -435,8 +493,10 @@ impl TryFrom<RawPlan> for Plan {
             ));
         }
 
+        let reader = reader(&raw, &target, sessions, &scenario, &mix)?;
         Ok(Plan {
             target,
+            reader,
             scenario,
             mix,
             rows,

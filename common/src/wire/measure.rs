@@ -80,6 +80,7 @@ fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
         first_failure_nanos: nanos(o.first_failure),
         recovered_nanos: o.recovered.map(nanos),
         failed: o.failed.to_vec(),
+        reader: o.role == crate::scenario::Role::Read,
         from_instance: o.from_instance.clone().unwrap_or_default(),
         to_instance: o.to_instance.clone().unwrap_or_default(),
     }
@@ -124,6 +125,11 @@ fn outages_from(
             }
             Ok(crate::stats::SessionOutage {
                 session: o.session,
+                role: if o.reader {
+                    crate::scenario::Role::Read
+                } else {
+                    crate::scenario::Role::Write
+                },
                 last_ok,
                 first_failure,
                 recovered,

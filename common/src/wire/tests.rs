@@ -41,6 +41,14 @@ fn assignment() -> Assignment {
         connect_timeout: Duration::from_secs(5),
         resume_secret: ResumeSecret("00ff".into()),
         max_connection_age: Some(Duration::from_secs(90)),
+        reader: Some(crate::plan::Reader {
+            target: Target::parse(
+                "postgres://postgres@127.0.0.2/test",
+                Some("PGPASSWORD".into()),
+            )
+            .unwrap(),
+            sessions: 4,
+        }),
     }
 }
 
@@ -241,6 +249,7 @@ fn session_outages_round_trip_and_one_out_of_order_is_refused() {
     failed[ErrorClass::ReadOnly.index()] = 3;
     let outage = SessionOutage {
         session: 2,
+        role: crate::scenario::Role::Read,
         last_ok: Some(Duration::from_millis(3_990)),
         first_failure: Duration::from_millis(4_000),
         recovered: Some(Duration::from_millis(5_750)),

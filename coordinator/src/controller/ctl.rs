@@ -16,7 +16,7 @@ impl Controller {
         let at = next_boundary(&self.config.plan, elapsed);
         let unit = self.unit();
         // Closed loop without stages runs every session: make that explicit first.
-        let all_sessions = f64::from(self.config.plan.sessions)
+        let all_sessions = f64::from(self.config.plan.all_sessions())
             * self
                 .slots
                 .iter()

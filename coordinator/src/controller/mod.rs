@@ -425,7 +425,7 @@ impl Controller {
 
     fn preparing(&mut self, now: Now, input: Input) {
         let plan = &self.config.plan;
-        let (most_rows, most_sessions) = (plan.rows, plan.sessions);
+        let (most_rows, most_sessions) = (plan.rows, plan.all_sessions());
         match input {
             Input::TargetDone(Ok(update))
                 if self.phase == (Phase::Preparing { assigned: false }) =>
@@ -505,7 +505,7 @@ impl Controller {
         };
         loading
             + plan.connect_timeout
-            + Duration::from_secs_f64(f64::from(plan.sessions) / f64::from(plan.connect_rate))
+            + Duration::from_secs_f64(f64::from(plan.all_sessions()) / f64::from(plan.connect_rate))
             + Duration::from_secs(10)
     }
 

@@ -77,7 +77,7 @@ impl Controller {
     }
 
     fn worker_infos(&self) -> Vec<WorkerInfo> {
-        let sessions = self.config.plan.sessions;
+        let sessions = self.config.plan.all_sessions();
         self.slots
             .iter()
             .enumerate()

@@ -75,6 +75,7 @@ impl Controller {
             connect_timeout: plan.connect_timeout,
             lease: plan.lease,
             max_connection_age: plan.max_connection_age,
+            reader: plan.reader.clone(),
             resume_secret: new_resume_secret()?,
         };
         let s = &mut self.slots[i];
@@ -100,12 +101,12 @@ impl Controller {
         let shares = split_rate(&weights)?;
         if let (LoadModel::Closed { .. }, Some(c)) = (&plan.load, &self.cluster) {
             let most = c.max();
-            if most > f64::from(plan.sessions) * n as f64 {
+            if most > f64::from(plan.all_sessions()) * n as f64 {
                 return Err(CoordinatorError::TooFewSessions {
                     most,
                     workers: n,
-                    sessions: plan.sessions,
-                    open: u64::from(plan.sessions) * n,
+                    sessions: plan.all_sessions(),
+                    open: u64::from(plan.all_sessions()) * n,
                 });
             }
         }

@@ -19,6 +19,9 @@ pub struct Availability {
 /// session's recovery (or the end of the run), with the sessions it took down.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AvailabilityWindow {
+    /// The endpoint whose sessions it took down: `write` (the writer, and everything
+    /// without a reader) or `read`.
+    pub role: fleetload_common::scenario::Role,
     pub from_s: f64,
     pub to_s: f64,
     pub duration_s: f64,
@@ -96,14 +99,17 @@ pub(super) fn availability(
     run_end: f64,
 ) -> Availability {
     let mut sorted: Vec<&(u32, SessionOutage)> = outages.iter().collect();
-    sorted.sort_by_key(|o| o.1.first_failure);
+    sorted.sort_by_key(|o| (o.1.role, o.1.first_failure));
     let mut groups: Vec<Vec<&(u32, SessionOutage)>> = Vec::new();
     let mut end = f64::NEG_INFINITY;
     for o in sorted {
         let start = o.1.first_failure.as_secs_f64();
         match groups.last_mut() {
-            Some(g) if start <= end + interval_s => g.push(o),
-            _ => groups.push(vec![o]),
+            Some(g) if g[0].1.role == o.1.role && start <= end + interval_s => g.push(o),
+            _ => {
+                end = f64::NEG_INFINITY;
+                groups.push(vec![o]);
+            }
         }
         end = end.max(end_of(&o.1, run_end));
     }
@@ -143,6 +149,7 @@ fn window(
         per_worker.entry(o.0).or_default().push(downtime(&o.1));
     }
     AvailabilityWindow {
+        role: group[0].1.role,
         from_s,
         to_s,
         duration_s: to_s - from_s,
@@ -222,6 +229,7 @@ mod tests {
         failed[ErrorClass::ReadOnly.index()] = 2;
         SessionOutage {
             session,
+            role: fleetload_common::scenario::Role::Write,
             last_ok: Some(Duration::from_millis(from_ms.saturating_sub(10))),
             first_failure: Duration::from_millis(from_ms),
             recovered: to_ms.map(Duration::from_millis),

@@ -122,6 +122,7 @@ impl Report {
                 .collect(),
             intervals,
             histograms: histograms_json(&names, &cluster),
+            roles: roles_json(plan, &cluster, measured_s),
             verification: Verification {
                 merged_equals_executed: mismatches.is_empty(),
                 mismatches,
@@ -152,6 +153,22 @@ impl Report {
                 .map_or(0.0, |d| d.as_secs_f64()),
         }
     }
+}
+
+/// The measured run per role: every operation of the role merged exactly.
+fn roles_json(
+    plan: &Plan,
+    cluster: &[OpStats],
+    measured_s: f64,
+) -> BTreeMap<fleetload_common::scenario::Role, OpSummary> {
+    let mut by_role: BTreeMap<fleetload_common::scenario::Role, OpStats> = BTreeMap::new();
+    for (role, stats) in plan.roles().into_iter().zip(cluster) {
+        by_role.entry(role).or_default().merge(stats);
+    }
+    by_role
+        .into_iter()
+        .map(|(role, s)| (role, OpSummary::of(&s, measured_s)))
+        .collect()
 }
 
 /// The cluster's histograms, base64 HdrHistogram V2+deflate per operation.

@@ -273,7 +273,7 @@ fn availability(r: &Report, out: &mut String) {
     if r.availability.windows.is_empty() {
         return;
     }
-    out.push_str("<h2 id=availability>Availability (per session: first failure to first success after)</h2><table><tr><th>from (s)</th><th>to (s)</th><th>sessions down</th><th>not recovered</th><th>downtime p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th><th class=l>operations failed</th><th>rate back after (s)</th><th class=l>instance before → after</th><th class=l>per worker (max ms)</th></tr>");
+    out.push_str("<h2 id=availability>Availability (per session: first failure to first success after)</h2><table><tr><th class=l>endpoint</th><th>from (s)</th><th>to (s)</th><th>sessions down</th><th>not recovered</th><th>downtime p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th><th class=l>operations failed</th><th>rate back after (s)</th><th class=l>instance before → after</th><th class=l>per worker (max ms)</th></tr>");
     for w in &r.availability.windows {
         let failed: Vec<String> = w.failed.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let workers: Vec<String> = w
@@ -283,7 +283,8 @@ fn availability(r: &Report, out: &mut String) {
             .collect();
         let _ = write!(
             out,
-            "<tr><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td class=l>{}</td><td>{}</td><td class=l>{}</td><td class=l>{}</td></tr>",
+            "<tr><td class=l>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td class=l>{}</td><td>{}</td><td class=l>{}</td><td class=l>{}</td></tr>",
+            w.role.name(),
             w.from_s,
             w.to_s,
             w.sessions,

@@ -90,6 +90,10 @@ pub struct Report {
     pub database_counters: crate::counters::DatabaseCounters,
     /// Windows in which operations failed or were dropped (outages, failovers).
     pub outages: Vec<Outage>,
+    /// The measured run per role (read, write): the operations of each merged, so a
+    /// plan with a reader endpoint shows what each endpoint served.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<fleetload_common::scenario::Role, OpSummary>,
     /// What outages and failovers cost each session: downtime from its first failure to
     /// its first success after, in cluster-wide windows.
     #[serde(default)]

@@ -255,7 +255,8 @@ fn availability(r: &Report, out: &mut String) {
         let failed: Vec<String> = w.failed.iter().map(|(c, n)| format!("{c} {n}")).collect();
         let _ = writeln!(
             out,
-            "\nAVAILABILITY {:.1}s–{:.1}s: {} sessions down{}; downtime per session p50 {} p99 {} max {}; {} operations failed ({}){}",
+            "\nAVAILABILITY ({}) {:.1}s–{:.1}s: {} sessions down{}; downtime per session p50 {} p99 {} max {}; {} operations failed ({}){}",
+            w.role.name(),
             w.from_s,
             w.to_s,
             w.sessions,

@@ -43,6 +43,7 @@ fn assignment() -> Assignment {
         connect_timeout: Duration::from_secs(1),
         resume_secret: ResumeSecret("s".into()),
         max_connection_age: None,
+        reader: None,
     }
 }
 
