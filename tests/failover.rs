@@ -11,38 +11,23 @@ use common::*;
 use pg_pair::PgPair;
 use std::time::{Duration, Instant};
 
-const SCENARIO: &str = r#"
-name = "failover"
-rows = 100
-
-[setup]
-sql = ["DROP TABLE IF EXISTS fo_events", "CREATE TABLE fo_events(id BIGINT PRIMARY KEY, at TIMESTAMP)"]
-
-[load]
-sql = "INSERT INTO fo_events(id, at) VALUES (:id, now())"
-params.id = { gen = "row" }
-
-[[operation]]
-name = "write_event"
-sql = "INSERT INTO fo_events(id, at) VALUES (:id, :at)"
-params.id = { gen = "sequence", above_max = "fo_events.id" }
-params.at = { gen = "now" }
-"#;
-
 /// The writer is demoted (read-only) mid-run, the replica promoted and the endpoint
-/// moved to it: every session's measured downtime is the window the test injected,
-/// within a second; the stale writer's refusals are `read_only`; writes resume on the
-/// new writer and every one the report counts as done is there, once.
+/// moved to it: every writer session's measured downtime is the window the test
+/// injected, within a second; the stale writer's refusals are `read_only`; writes resume
+/// on the new writer and every one the report counts as done is there, once; the
+/// reader endpoint (the replica) keeps serving reads throughout.
 #[test]
 fn a_writer_failover_is_measured_per_session_and_no_write_is_lost_or_doubled() {
     let pair = PgPair::start();
     let proxy = Proxy::start(format!("127.0.0.1:{}", pair.primary));
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("failover.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
+    std::fs::write(&scenario, READ_WRITE).unwrap();
     let target = format!("postgres://postgres@{}/postgres", proxy.addr);
+    let reader = format!("postgres://postgres@127.0.0.1:{}/postgres", pair.replica);
     let s = scenario.to_str().unwrap();
     fleetload(&["prepare", "--target", &target, "--scenario", s]).assert_ok();
+    pair.wait_for_replica();
     let report = dir.path().join("report");
     let mut run = std::process::Command::new(BIN)
         .args(["run", "--target", &target, "--scenario", s])
@@ -55,6 +40,7 @@ fn a_writer_failover_is_measured_per_session_and_no_write_is_lost_or_doubled() {
             "--op-timeout",
             "2s",
         ])
+        .args(["--reader", &reader, "--reader-sessions", "2"])
         .args(["--threshold", "downtime.write.max < 10s"])
         .args(["--threshold", "downtime.p50 < 100ms"])
         .arg("--report-dir")
@@ -82,8 +68,13 @@ fn a_writer_failover_is_measured_per_session_and_no_write_is_lost_or_doubled() {
     let r = read_report(&report);
     let a = &r["availability"];
     let windows = a["windows"].as_array().expect("an availability section");
-    assert_eq!(windows.len(), 1, "one failover, one window: {a:#}\n{text}");
+    assert_eq!(
+        windows.len(),
+        1,
+        "one failover, one window, the writer's: the reader kept serving: {a:#}\n{text}"
+    );
     let w = &windows[0];
+    assert_eq!(w["role"], "write");
     assert_eq!(w["unrecovered"], 0, "every session recovered: {w:#}");
     assert_eq!(
         w["sessions"], 8,
