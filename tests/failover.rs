@@ -336,4 +336,43 @@ fn reads_go_to_the_reader_and_writes_to_the_writer() {
         r["roles"]
     );
     assert_eq!(r["roles"]["write"]["count"].as_i64(), Some(writes));
+    // Which instance served what, as the servers name themselves (address:port).
+    let instance = |port: u16| {
+        r["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == format!("127.0.0.1:{port}"))
+            .unwrap_or_else(|| panic!("instance on {port}: {:#}", r["instances"]))
+            .clone()
+    };
+    let (w, rd) = (instance(pair.primary), instance(pair.replica));
+    assert_eq!(r["instances"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (w["ok"].as_i64(), rd["ok"].as_i64()),
+        (Some(writes), Some(reads))
+    );
+    assert_eq!(
+        (&w["roles"][0], &rd["roles"][0]),
+        (&"write".into(), &"read".into())
+    );
+    assert_eq!(
+        (&w["read_only"], &rd["read_only"]),
+        (&false.into(), &true.into())
+    );
+    let peak = |i: &serde_json::Value| {
+        i["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_f64().unwrap())
+            .fold(0.0, f64::max)
+    };
+    assert_eq!(
+        (peak(&w), peak(&rd)),
+        (6.0, 6.0),
+        "2 workers × 3 sessions on each"
+    );
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("id=\"instance-sessions\"") && html.contains("id=instances"));
 }

@@ -42,6 +42,52 @@ pub struct ErrorSample {
     pub message: String,
 }
 
+/// Most instances one [`OpStats`] tells apart (a cluster's writer and its replicas).
+pub const MAX_INSTANCES: usize = 64;
+
+/// What one server instance served of an operation: the sessions that ran on it, its
+/// successes and failures, and their response times.
+#[derive(Debug, Clone)]
+pub struct InstanceStats {
+    /// As the server names itself (see `Session::instance`).
+    pub name: String,
+    /// It said it was read-only (a replica, or a demoted writer).
+    pub read_only: bool,
+    /// Sessions that were on it in this span (each counted once per interval, with the
+    /// first operation it ran there).
+    pub sessions: u32,
+    pub ok: u64,
+    pub errors: u64,
+    pub response: Latency,
+}
+
+impl Default for InstanceStats {
+    fn default() -> Self {
+        InstanceStats::new("", false)
+    }
+}
+
+impl InstanceStats {
+    pub fn new(name: &str, read_only: bool) -> Self {
+        InstanceStats {
+            name: name.to_string(),
+            read_only,
+            sessions: 0,
+            ok: 0,
+            errors: 0,
+            response: new_latency(),
+        }
+    }
+
+    pub fn merge(&mut self, other: &InstanceStats) {
+        self.read_only |= other.read_only;
+        self.sessions = self.sessions.saturating_add(other.sessions);
+        self.ok = self.ok.saturating_add(other.ok);
+        self.errors = self.errors.saturating_add(other.errors);
+        merge(&mut self.response, &other.response);
+    }
+}
+
 /// An [`OpStats`] with its histograms encoded (V2+deflate): a few KB instead of the
 /// 16–90 KB its three dense histograms hold. The coordinator keeps every interval until
 /// the report; packed, an hour of one-second intervals fits in tens of MB, not GB.
@@ -106,6 +152,7 @@ impl PackedStats {
             lag: decode(&self.lag)?,
             samples: c.samples.clone(),
             outages: c.outages.clone(),
+            instances: Vec::new(),
         })
     }
 
@@ -139,6 +186,9 @@ pub struct OpStats {
     /// Sessions that recovered from an outage with this operation in this span (or
     /// were still down at the end).
     pub outages: Vec<SessionOutage>,
+    /// The same operations by the instance that served them. Carried from the worker
+    /// to the coordinator's merge, which keeps them apart (`merge` leaves them out).
+    pub instances: Vec<InstanceStats>,
 }
 
 impl Default for OpStats {
@@ -155,6 +205,7 @@ impl Default for OpStats {
             lag: new_latency(),
             samples: Vec::new(),
             outages: Vec::new(),
+            instances: Vec::new(),
         }
     }
 }
@@ -211,6 +262,18 @@ impl OpStats {
             .extend(other.outages.iter().take(room).cloned());
     }
 
+    /// Add `other`'s per-instance counts into `self`'s (the worker merging its
+    /// recorders; the coordinator keeps instances apart from the operations' merge).
+    pub fn merge_instances(&mut self, other: &OpStats) {
+        for i in &other.instances {
+            match self.instances.iter().position(|x| x.name == i.name) {
+                Some(k) => self.instances[k].merge(i),
+                None if self.instances.len() < MAX_INSTANCES => self.instances.push(i.clone()),
+                None => {}
+            }
+        }
+    }
+
     /// Reset for reuse without reallocating the histograms.
     pub fn reset(&mut self) {
         self.ok = 0;
@@ -224,6 +287,7 @@ impl OpStats {
         self.lag.reset();
         self.samples.clear();
         self.outages.clear();
+        self.instances.clear();
     }
 
     pub fn is_empty(&self) -> bool {

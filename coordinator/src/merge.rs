@@ -293,6 +293,8 @@ pub struct Merge {
     pub workers: BTreeMap<u32, WorkerAgg>,
     /// Packed intervals that a late snapshot opened again.
     reopened: BTreeSet<u64>,
+    /// What each server instance served, by name (at most `MAX_INSTANCES`).
+    pub instances: BTreeMap<String, InstanceAgg>,
     /// Every session outage the workers reported, with the worker's slot, in the order
     /// received (at most [`MAX_MERGED_OUTAGES`]).
     pub outages: Vec<(u32, fleetload_common::stats::SessionOutage)>,
@@ -300,6 +302,38 @@ pub struct Merge {
     /// other sum the merge, the report and the exporters make is part of this one, so
     /// checking that it fits checks them all (an overflow refuses the snapshot).
     grand_total: u64,
+}
+
+/// What one server instance served over the run.
+#[derive(Debug, Default)]
+pub struct InstanceAgg {
+    pub read_only: bool,
+    /// The mix slots of the operations it ran.
+    pub slots: BTreeSet<usize>,
+    /// Over the measured intervals: successes, failures and response times.
+    pub measured: fleetload_common::stats::InstanceStats,
+    /// Per interval: sessions on it, successes, failures (warm-up included).
+    pub series: BTreeMap<u64, (u64, u64, u64)>,
+}
+
+impl InstanceAgg {
+    fn add(
+        &mut self,
+        i: &fleetload_common::stats::InstanceStats,
+        slot: usize,
+        k: u64,
+        measured: bool,
+    ) {
+        self.read_only |= i.read_only;
+        self.slots.insert(slot);
+        if measured {
+            self.measured.merge(i);
+        }
+        let e = self.series.entry(k).or_default();
+        e.0 = e.0.saturating_add(u64::from(i.sessions));
+        e.1 = e.1.saturating_add(i.ok);
+        e.2 = e.2.saturating_add(i.errors);
+    }
 }
 
 /// Packed intervals a late snapshot may hold open at once: beyond this they are packed
@@ -323,6 +357,7 @@ impl Merge {
             workers: BTreeMap::new(),
             reopened: BTreeSet::new(),
             outages: Vec::new(),
+            instances: BTreeMap::new(),
             grand_total: 0,
         }
     }
@@ -396,6 +431,17 @@ impl Merge {
         let (cluster, per_worker) = interval.open();
         let mut briefs = vec![Brief::default(); n];
         for ((_, stats), slot) in snap.operations.iter().zip(slots) {
+            for i in &stats.instances {
+                let known = self.instances.len();
+                let agg = match self.instances.get_mut(&i.name) {
+                    Some(agg) => agg,
+                    None if known < fleetload_common::stats::MAX_INSTANCES => {
+                        self.instances.entry(i.name.clone()).or_default()
+                    }
+                    None => continue,
+                };
+                agg.add(i, slot, snap.interval_index, measured);
+            }
             let room = MAX_MERGED_OUTAGES.saturating_sub(self.outages.len());
             self.outages.extend(
                 stats

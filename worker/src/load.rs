@@ -157,8 +157,11 @@ struct Driver {
     last_ok: Option<Duration>,
     /// Its outage in progress: since its first failure of an unavailability class.
     outage: Option<OpenOutage>,
-    /// The instance its connection is on, as the server names itself.
-    instance: Option<String>,
+    /// The instance its connection is on, as the server names itself, and whether it
+    /// said it was read-only.
+    instance: Option<(String, bool)>,
+    /// The interval in which it was last counted as a session of its instance.
+    counted_in: Option<u64>,
     /// When the connection was opened, and when it is due for a refresh
     /// (`max_connection_age` with this connection's jitter).
     refresh_at: Option<Instant>,
@@ -226,12 +229,13 @@ pub async fn drive(
         last_ok: None,
         outage: None,
         instance: None,
+        counted_in: None,
         refresh_at: None,
         shared,
     };
     d.refresh_at = d.refresh_due();
     if let Some(s) = d.session.as_mut() {
-        d.instance = s.instance().await.map(|i| i.name);
+        d.instance = s.instance().await.map(|i| (i.name, i.read_only));
     }
     match d.shared.load {
         WorkerLoad::Open { max_backlog, .. } => d.open_loop(max_backlog).await,
@@ -405,6 +409,13 @@ impl Driver {
         let open_loop = matches!(shared.load, WorkerLoad::Open { .. });
         let interval = shared.interval_of(done);
         let at = done.saturating_duration_since(shared.start);
+        if let Some((name, read_only)) = &self.instance {
+            let new_session = self.counted_in != Some(interval);
+            self.counted_in = Some(interval);
+            let response = matches!(result, Ok(Ok(_))).then(|| done - intended);
+            self.recorder
+                .instance(interval, slot, (name, *read_only), new_session, response);
+        }
         match result {
             Ok(Ok(executed)) => {
                 self.end_outage(Some((slot, at)));
@@ -467,7 +478,7 @@ impl Driver {
                     last_ok: self.last_ok,
                     first_failure: at,
                     failed,
-                    from_instance: self.instance.clone(),
+                    from_instance: self.instance.as_ref().map(|i| i.0.clone()),
                 });
             }
             None => {}
@@ -496,7 +507,7 @@ impl Driver {
                 recovered: at,
                 failed: o.failed,
                 from_instance: o.from_instance,
-                to_instance: at.and(self.instance.clone()),
+                to_instance: at.and(self.instance.as_ref().map(|i| i.0.clone())),
             },
         );
     }
@@ -514,7 +525,8 @@ impl Driver {
         }
         match shared.pools[self.pool].connect.connect().await {
             Ok(mut s) => {
-                self.instance = s.instance().await.map(|i| i.name);
+                self.instance = s.instance().await.map(|i| (i.name, i.read_only));
+                self.counted_in = None;
                 self.session = Some(s);
                 self.refresh_at = self.refresh_due();
                 self.backoff = BACKOFF_FIRST;

@@ -9,7 +9,7 @@
 
 use fleetload_common::histogram::record;
 use fleetload_common::outcome::ErrorClass;
-use fleetload_common::stats::{OpStats, SessionOutage, MAX_OUTAGES};
+use fleetload_common::stats::{InstanceStats, OpStats, SessionOutage, MAX_INSTANCES, MAX_OUTAGES};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -111,6 +111,38 @@ impl Recorder {
         self.with(interval, slot, |s| {
             if s.outages.len() < MAX_OUTAGES {
                 s.outages.push(outage);
+            }
+        });
+    }
+
+    /// An operation on instance `name`: its response time when it succeeded (`None`:
+    /// it failed); `new_session`: the session's first on this instance in the interval.
+    pub fn instance(
+        &self,
+        interval: u64,
+        slot: usize,
+        (name, read_only): (&str, bool),
+        new_session: bool,
+        response: Option<Duration>,
+    ) {
+        self.with(interval, slot, |s| {
+            let k = match s.instances.iter().position(|i| i.name == name) {
+                Some(k) => k,
+                None if s.instances.len() < MAX_INSTANCES => {
+                    s.instances.push(InstanceStats::new(name, read_only));
+                    s.instances.len() - 1
+                }
+                None => return,
+            };
+            let i = &mut s.instances[k];
+            i.read_only |= read_only;
+            i.sessions += u32::from(new_session);
+            match response {
+                Some(d) => {
+                    i.ok += 1;
+                    record(&mut i.response, d);
+                }
+                None => i.errors += 1,
             }
         });
     }

@@ -33,6 +33,20 @@ impl Snapshot {
                     })
                     .collect(),
                 outages: s.outages.iter().map(outage_to_wire).collect(),
+                instances: s
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        Ok(pb::InstanceSnapshot {
+                            name: i.name.clone(),
+                            read_only: i.read_only,
+                            sessions: i.sessions,
+                            ok: i.ok,
+                            errors: i.errors,
+                            response_time: encode_for_wire(&i.response)?,
+                        })
+                    })
+                    .collect::<Result<_, HistogramError>>()?,
             });
         }
         Ok(pb::Snapshot {
@@ -84,6 +98,51 @@ fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
         from_instance: o.from_instance.clone().unwrap_or_default(),
         to_instance: o.to_instance.clone().unwrap_or_default(),
     }
+}
+
+/// Per-instance counts from the wire: a bounded list, each with as many response times
+/// as successes.
+fn instances_from(
+    list: Vec<pb::InstanceSnapshot>,
+) -> Result<Vec<crate::stats::InstanceStats>, WireError> {
+    const FIELD: &str = "snapshot.operations.instances";
+    if list.len() > crate::stats::MAX_INSTANCES {
+        return Err(WireError::invalid(
+            FIELD,
+            format!(
+                "{} instances, at most {}",
+                list.len(),
+                crate::stats::MAX_INSTANCES
+            ),
+        ));
+    }
+    list.into_iter()
+        .map(|i| {
+            let response = histogram(
+                "snapshot.operations.instances.response_time",
+                &i.response_time,
+            )?;
+            if response.len() != i.ok {
+                return Err(WireError::invalid(
+                    FIELD,
+                    format!(
+                        "{} ok operations but {} response times on {}",
+                        i.ok,
+                        response.len(),
+                        i.name
+                    ),
+                ));
+            }
+            Ok(crate::stats::InstanceStats {
+                name: instance_name(i.name)?.unwrap_or_default(),
+                read_only: i.read_only,
+                sessions: i.sessions,
+                ok: i.ok,
+                errors: i.errors,
+                response,
+            })
+        })
+        .collect()
 }
 
 /// An instance's name as a session saw it: at most 256 bytes, empty for none.
@@ -240,6 +299,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     lag,
                     samples,
                     outages: outages_from(o.outages)?,
+                    instances: instances_from(o.instances)?,
                 },
             ));
         }

@@ -123,6 +123,7 @@ impl Report {
             intervals,
             histograms: histograms_json(&names, &cluster),
             roles: roles_json(plan, &cluster, measured_s),
+            instances: instances_json(plan, merge, measured_s),
             verification: Verification {
                 merged_equals_executed: mismatches.is_empty(),
                 mismatches,
@@ -153,6 +154,54 @@ impl Report {
                 .map_or(0.0, |d| d.as_secs_f64()),
         }
     }
+}
+
+/// Every instance the sessions were on, by name.
+fn instances_json(plan: &Plan, merge: &Merge, measured_s: f64) -> Vec<InstanceJson> {
+    let interval_s = plan.interval.as_secs_f64();
+    let roles = plan.roles();
+    let ms = |us: u64| us as f64 / 1000.0;
+    merge
+        .instances
+        .iter()
+        .map(|(name, agg)| {
+            let r = &agg.measured.response;
+            let mut served: Vec<_> = agg
+                .slots
+                .iter()
+                .filter_map(|s| roles.get(*s).copied())
+                .collect();
+            served.sort();
+            served.dedup();
+            InstanceJson {
+                name: name.clone(),
+                read_only: agg.read_only,
+                roles: served,
+                operations: agg
+                    .slots
+                    .iter()
+                    .filter_map(|s| merge.operations.get(*s).cloned())
+                    .collect(),
+                ok: agg.measured.ok,
+                errors: agg.measured.errors,
+                ok_per_s: agg.measured.ok as f64 / measured_s.max(1e-9),
+                p50_ms: ms(r.value_at_quantile(0.5)),
+                p99_ms: ms(r.value_at_quantile(0.99)),
+                max_ms: ms(r.max()),
+                series: agg
+                    .series
+                    .iter()
+                    .map(|(k, (sessions, ok, _))| {
+                        [
+                            *k as f64 * interval_s,
+                            *sessions as f64,
+                            *ok as f64 / interval_s,
+                        ]
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The measured run per role: every operation of the role merged exactly.

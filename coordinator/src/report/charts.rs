@@ -24,6 +24,7 @@ pub fn charts(r: &Report) -> Vec<Chart> {
     latency(r, &mut charts);
     errors(r, &mut charts);
     per_worker(r, &mut charts);
+    instances(r, &mut charts);
     percentiles(r, &mut charts);
     capacity(r, &mut charts);
     database(r, &mut charts);
@@ -205,6 +206,40 @@ fn errors(r: &Report, charts: &mut Vec<Chart>) {
         x: XAxis::Seconds,
         log_y: false,
         series,
+    });
+}
+
+/// Sessions and throughput per server instance over time: an uneven reader endpoint
+/// or pools that never reconnect show at a glance.
+fn instances(r: &Report, charts: &mut Vec<Chart>) {
+    if r.instances.is_empty() {
+        return;
+    }
+    let series = |col: usize| -> Vec<Series> {
+        r.instances
+            .iter()
+            .map(|i| Series {
+                name: i.name.clone(),
+                points: i.series.iter().map(|p| (p[0], p[col])).collect(),
+                dashed: false,
+            })
+            .collect()
+    };
+    charts.push(Chart {
+        id: "instance-sessions".into(),
+        title: "Sessions per instance".into(),
+        y_label: "sessions".into(),
+        x: XAxis::Seconds,
+        log_y: false,
+        series: series(1),
+    });
+    charts.push(Chart {
+        id: "instance-throughput".into(),
+        title: "Throughput per instance".into(),
+        y_label: "ok/s".into(),
+        x: XAxis::Seconds,
+        log_y: false,
+        series: series(2),
     });
 }
 

@@ -65,6 +65,7 @@ pub fn render(r: &Report) -> String {
     errors(r, &mut out);
     outages(r, &mut out);
     availability(r, &mut out);
+    instances(r, &mut out);
     stages(r, &mut out);
     thresholds(r, &mut out);
     clocks(r, &mut out);
@@ -266,6 +267,30 @@ fn outages(r: &Report, out: &mut String) {
         }
         out.push_str("</table>");
     }
+}
+
+/// Which instance served what.
+fn instances(r: &Report, out: &mut String) {
+    if r.instances.is_empty() {
+        return;
+    }
+    out.push_str("<h2 id=instances>Instances</h2><table><tr><th class=l>instance</th><th class=l>served</th><th>read-only</th><th>ok/s</th><th>errors</th><th>p50 (ms)</th><th>p99 (ms)</th><th>max sessions</th></tr>");
+    for i in &r.instances {
+        let roles: Vec<&str> = i.roles.iter().map(|r| r.name()).collect();
+        let peak = i.series.iter().map(|p| p[1]).fold(0.0, f64::max);
+        let _ = write!(
+            out,
+            "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{peak:.0}</td></tr>",
+            escape(&i.name),
+            escape(&roles.join(" + ")),
+            if i.read_only { "yes" } else { "no" },
+            i.ok_per_s,
+            i.errors,
+            i.p50_ms,
+            i.p99_ms
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// What each outage or failover cost the sessions: downtime per session, by worker.

@@ -55,6 +55,26 @@ pub fn distinct_samples(samples: &[ErrorSampleJson]) -> Vec<(&ErrorSampleJson, u
     out
 }
 
+/// One server instance as the sessions saw it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstanceJson {
+    /// As the server names itself: Aurora's instance identifier, otherwise address:port.
+    pub name: String,
+    /// It said it was read-only when a session connected (a replica, a demoted writer).
+    pub read_only: bool,
+    pub roles: Vec<fleetload_common::scenario::Role>,
+    pub operations: Vec<OpName>,
+    /// Over the measured intervals.
+    pub ok: u64,
+    pub errors: u64,
+    pub ok_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Per interval, warm-up included: `[start_s, sessions, ok_per_s]`.
+    pub series: Vec<[f64; 3]>,
+}
+
 /// Whether the merged snapshots add up to what every worker says it executed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verification {
@@ -90,6 +110,11 @@ pub struct Report {
     pub database_counters: crate::counters::DatabaseCounters,
     /// Windows in which operations failed or were dropped (outages, failovers).
     pub outages: Vec<Outage>,
+    /// Which server instance served what: per instance, the roles and operations it
+    /// served, its counts and latencies over the measured run, and sessions and
+    /// throughput per interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceJson>,
     /// The measured run per role (read, write): the operations of each merged, so a
     /// plan with a reader endpoint shows what each endpoint served.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

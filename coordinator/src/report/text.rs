@@ -64,6 +64,7 @@ pub fn render(r: &Report) -> String {
     per_worker(r, &mut out);
     events(r, &mut out);
     availability(r, &mut out);
+    instances(r, &mut out);
     stages(r, &mut out);
     thresholds(r, &mut out);
     capacity(r, &mut out);
@@ -246,6 +247,34 @@ fn events(r: &Report, out: &mut String) {
     }
     for c in &r.changes {
         let _ = writeln!(out, "change at {:.1}s: {}", c.t_s, c.event);
+    }
+}
+
+/// Which instance served what.
+fn instances(r: &Report, out: &mut String) {
+    if r.instances.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\ninstances (as the servers name themselves):");
+    for i in &r.instances {
+        let roles: Vec<&str> = i.roles.iter().map(|r| r.name()).collect();
+        let peak = i.series.iter().map(|p| p[1]).fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "  {}{}: {} ({}), ok/s {:.0}, errors {}, p50 {} p99 {}, up to {peak:.0} sessions",
+            i.name,
+            if i.read_only { " (read-only)" } else { "" },
+            roles.join("+"),
+            i.operations
+                .iter()
+                .map(|o| o.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            i.ok_per_s,
+            i.errors,
+            ms(i.p50_ms),
+            ms(i.p99_ms)
+        );
     }
 }
 

@@ -404,6 +404,7 @@ impl Link {
                 .or_insert_with(empty);
             for (x, y) in into.iter_mut().zip(&stats) {
                 x.merge(y);
+                x.merge_instances(y);
             }
         }
         while self.next_interval <= through {
