@@ -7,6 +7,9 @@ mod common;
 #[path = "common/pg_pair.rs"]
 mod pg_pair;
 
+#[path = "common/maria_pair.rs"]
+mod maria_pair;
+
 use common::*;
 use pg_pair::PgPair;
 use std::time::{Duration, Instant};
@@ -375,4 +378,125 @@ fn reads_go_to_the_reader_and_writes_to_the_writer() {
     );
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
     assert!(html.contains("id=\"instance-sessions\"") && html.contains("id=instances"));
+}
+
+/// The same failover on MariaDB: the primary turns read-only (its ordinary users' writes
+/// fail with 1290, what clients of a demoted Aurora MySQL writer see), the replica is
+/// promoted once it applied everything, the endpoint moves: the measured downtime is the
+/// injected window, the refusals are `read_only`, and every acknowledged write is on
+/// the new writer, once.
+#[test]
+fn a_mariadb_writer_failover_is_measured_and_no_write_is_lost_or_doubled() {
+    let pair = maria_pair::MariaPair::start();
+    let proxy = Proxy::start(format!("127.0.0.1:{}", pair.primary));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("rw.toml");
+    std::fs::write(&scenario, READ_WRITE).unwrap();
+    let target = format!("mysql://app@{}/test", proxy.addr);
+    let reader = format!("mysql://app@127.0.0.1:{}/test", pair.replica);
+    let s = scenario.to_str().unwrap();
+    fleetload(&[
+        "prepare",
+        "--target",
+        &target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        s,
+    ])
+    .assert_ok();
+    pair.wait_for_replica();
+    let report = dir.path().join("report");
+    let mut run = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            &target,
+            "--reader",
+            &reader,
+            "--scenario",
+            s,
+        ])
+        .args(["--password-env", PASSWORD_ENV, "--reader-sessions", "2"])
+        .args([
+            "--rate",
+            "200",
+            "--duration",
+            "10s",
+            "--sessions",
+            "4",
+            "--workers",
+            "2",
+        ])
+        .args(["--connect-timeout", "2s", "--op-timeout", "2s"])
+        .arg("--report-dir")
+        .arg(&report)
+        .env(PASSWORD_ENV, password())
+        .env("FLEETLOAD_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(4000));
+    let demoted = Instant::now();
+    pair.make_primary_read_only();
+    std::thread::sleep(Duration::from_millis(1500));
+    pair.promote_replica();
+    proxy.flip(format!("127.0.0.1:{}", pair.replica));
+    let window = demoted.elapsed().as_secs_f64();
+    assert!(
+        wait_within(&mut run, Duration::from_secs(60)).is_some(),
+        "the run ends by itself"
+    );
+    let out = run.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r = read_report(&report);
+    let windows = r["availability"]["windows"]
+        .as_array()
+        .expect("availability");
+    assert_eq!(
+        windows.len(),
+        1,
+        "the writer's window only: {:#}\n{text}",
+        r["availability"]
+    );
+    let w = &windows[0];
+    assert_eq!(
+        (&w["role"], &w["sessions"], &w["unrecovered"]),
+        (&"write".into(), &8.into(), &0.into()),
+        "{w:#}"
+    );
+    let max = w["downtime_ms"]["max"].as_f64().unwrap() / 1e3;
+    let p50 = w["downtime_ms"]["p50"].as_f64().unwrap() / 1e3;
+    eprintln!(
+        "mariadb failover: injected {window:.2}s, measured p50 {p50:.2}s max {max:.2}s, {} → {}",
+        w["instance_before"], w["instance_after"]
+    );
+    assert!(
+        (max - window).abs() <= 1.0 && (p50 - window).abs() <= 1.0,
+        "measured p50 {p50:.2}s max {max:.2}s, injected {window:.2}s: {w:#}"
+    );
+    assert!(
+        w["failed"]["read_only"].as_u64().unwrap_or(0) > 0,
+        "1290 is read_only: {w:#}"
+    );
+    assert_ne!(w["instance_before"], w["instance_after"]);
+    let executed: u64 = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["executed"]["write_event"]["ok"].as_u64().unwrap())
+        .sum();
+    let rows: u64 = pair
+        .root(
+            pair.replica,
+            "SELECT COUNT(*) FROM test.fo_events WHERE id > 100",
+        )
+        .parse()
+        .unwrap();
+    assert_eq!(
+        rows, executed,
+        "rows on the new writer = writes acknowledged"
+    );
 }
