@@ -250,8 +250,8 @@ impl Display {
                 p.workers, self.workers_planned
             ),
             format!(
-                "last interval: ok/s {:.0}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
-                p.ok_per_s, p.p50_ms, p.p99_ms, p.errors, p.dropped
+                "last interval: ok/s {:.0}{}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
+                p.ok_per_s, p.roles_text(), p.p50_ms, p.p99_ms, p.errors, p.dropped
             ),
         ]
     }
@@ -368,6 +368,7 @@ mod tests {
             p99_ms: 1.8,
             errors: 1,
             dropped: 0,
+            by_role: Vec::new(),
         });
         let lines = d.lines(Instant::now());
         assert_eq!(lines[1].matches('█').count(), 15, "{}", lines[1]);

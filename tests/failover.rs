@@ -300,6 +300,16 @@ fn reads_go_to_the_reader_and_writes_to_the_writer() {
         report.to_str().unwrap(),
     ]);
     out.assert_ok();
+    assert!(
+        out.stdout.contains("(write ") && out.stdout.contains(", read "),
+        "the live line splits by role:\n{}",
+        out.stdout
+    );
+    let csv = std::fs::read_to_string(report.join("report.csv")).unwrap();
+    assert!(
+        csv.lines().any(|l| l.contains(",read_event,read,")),
+        "{csv}"
+    );
     // Statistics reach pg_stat_database when a backend goes idle or ends: give them a
     // moment after the sessions closed.
     std::thread::sleep(Duration::from_millis(1500));

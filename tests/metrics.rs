@@ -78,7 +78,7 @@ fn metrics_scraped_during_a_run_end_equal_to_the_report() {
     assert!(status.success());
     let last = last.expect("the endpoint answered after the report was written (--metrics-hold)");
     let r = read_report(&report);
-    let ops = "fleetload_operations_total{operation=\"point_select\"}";
+    let ops = "fleetload_operations_total{operation=\"point_select\",role=\"read\"}";
     let executed: u64 = r["workers"]
         .as_array()
         .unwrap()
@@ -106,7 +106,7 @@ fn metrics_scraped_during_a_run_end_equal_to_the_report() {
     assert_eq!(value(&last, "fleetload_workers_connected"), Some(2.0));
     let p99 = value(
         &last,
-        "fleetload_response_time_seconds{operation=\"point_select\",percentile=\"99\"}",
+        "fleetload_response_time_seconds{operation=\"point_select\",role=\"read\",percentile=\"99\"}",
     )
     .unwrap();
     assert!(p99 > 0.0 && p99 < 1.0, "{p99}");

@@ -43,6 +43,8 @@ struct State {
     elapsed_s: f64,
     duration_s: f64,
     intervals_closed: u64,
+    /// Each operation's role (read or write), a label of its series.
+    roles: BTreeMap<OpName, fleetload_common::scenario::Role>,
 }
 
 /// What the endpoint serves; the controller updates it as snapshots arrive and
@@ -59,6 +61,14 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut s)
+    }
+
+    /// Each operation's role, labelled on its series (`role="read"`).
+    pub fn describe_roles(
+        &self,
+        roles: impl IntoIterator<Item = (OpName, fleetload_common::scenario::Role)>,
+    ) {
+        self.with(|s| s.roles = roles.into_iter().collect());
     }
 
     /// The run being served (the target already without a password).
@@ -158,7 +168,11 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{{labels}}} {v}");
                 }
             };
-            let op_label = |op: &OpName| format!("operation=\"{}\"", label(op.as_str()));
+            let roles = &s.roles;
+            let op_label = |op: &OpName| {
+                let role = roles.get(op).map_or("write", |r| r.name());
+                format!("operation=\"{}\",role=\"{role}\"", label(op.as_str()))
+            };
             ops(&mut out, "fleetload_operations_total", "counter", "Successful operations (warm-up included).",
                 s.totals.iter().map(|(op, t)| (op_label(op), t.ok as f64)).collect());
             ops(&mut out, "fleetload_errors_total", "counter", "Failed operations by error class.",

@@ -75,6 +75,7 @@ impl Controller {
     fn start_run(&mut self, now: Now) {
         let plan = self.config.plan.clone();
         if let Some(m) = &self.config.metrics {
+            m.describe_roles(plan.mix.iter().map(|(op, _)| op.clone()).zip(plan.roles()));
             m.describe_run(
                 &self.run_id,
                 plan.scenario.name(),

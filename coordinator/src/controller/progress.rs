@@ -26,6 +26,23 @@ pub struct Progress {
     pub p99_ms: f64,
     pub errors: u64,
     pub dropped: u64,
+    /// Ok/s per role when the mix has both (with a reader endpoint: what each served).
+    pub by_role: Vec<(fleetload_common::scenario::Role, f64)>,
+}
+
+impl Progress {
+    /// ` (read 120, write 80)` when there is more than one role, else nothing.
+    pub fn roles_text(&self) -> String {
+        if self.by_role.len() < 2 {
+            return String::new();
+        }
+        let parts: Vec<String> = self
+            .by_role
+            .iter()
+            .map(|(r, v)| format!("{} {v:.0}", r.name()))
+            .collect();
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 impl fmt::Display for Progress {
@@ -39,12 +56,13 @@ impl fmt::Display for Progress {
             .map_or(String::new(), |d| format!("/{:.0}s", d.as_secs_f64()));
         write!(
             f,
-            "[{:>5.1}s{of}]{} workers {}/{}  ok/s {:.0}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
+            "[{:>5.1}s{of}]{} workers {}/{}  ok/s {:.0}{}{target}  p50 {:.3}ms  p99 {:.3}ms  errors {}  dropped {}",
             self.elapsed.as_secs_f64(),
             if self.warmup { " warm-up" } else { "" },
             self.workers_reporting,
             self.workers,
             self.ok_per_s,
+            self.roles_text(),
             self.p50_ms,
             self.p99_ms,
             self.errors,
@@ -164,6 +182,15 @@ impl Controller {
         }
         let mut all = new_latency();
         let (mut ok, mut errors, mut dropped) = (0, 0, 0);
+        let mut by_role: Vec<(fleetload_common::scenario::Role, f64)> = Vec::new();
+        for (role, s) in plan.roles().into_iter().zip(cluster.iter()) {
+            let rate = s.ok as f64 / len.max(1e-9);
+            match by_role.iter_mut().find(|(r, _)| *r == role) {
+                Some((_, v)) => *v += rate,
+                None => by_role.push((role, rate)),
+            }
+        }
+        by_role.sort_by_key(|(r, _)| *r);
         for s in cluster.iter() {
             merge_histogram(&mut all, &s.response);
             ok += s.ok;
@@ -183,6 +210,7 @@ impl Controller {
             p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
             errors,
             dropped,
+            by_role,
         };
         self.last_progress = Some(progress.clone());
         self.effects.push(Effect::Progress(progress));

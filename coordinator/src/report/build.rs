@@ -123,6 +123,7 @@ impl Report {
             intervals,
             histograms: histograms_json(&names, &cluster),
             roles: roles_json(plan, &cluster, measured_s),
+            operation_roles: names.iter().cloned().zip(plan.roles()).collect(),
             instances: instances_json(plan, merge, measured_s),
             verification: Verification {
                 merged_equals_executed: mismatches.is_empty(),

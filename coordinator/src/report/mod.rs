@@ -115,6 +115,9 @@ pub struct Report {
     /// throughput per interval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceJson>,
+    /// Each operation's role: read or write (with a reader endpoint, where it ran).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operation_roles: BTreeMap<OpName, fleetload_common::scenario::Role>,
     /// The measured run per role (read, write): the operations of each merged, so a
     /// plan with a reader endpoint shows what each endpoint served.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
