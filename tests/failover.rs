@@ -136,6 +136,11 @@ fn a_writer_failover_is_measured_per_session_and_no_write_is_lost_or_doubled() {
     assert!((max_verdict["measured"].as_f64().unwrap() / 1e3 - max).abs() < 0.01);
     assert_eq!(verdict("downtime.p50 < 100ms")["passed"], false);
     assert_eq!(r["status"], "failed", "a failed threshold fails the run");
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        html.contains("<rect class=\"mark\"") && html.contains("id=availability"),
+        "the window is marked on the time charts"
+    );
     assert!(
         text.contains("AVAILABILITY (write)"),
         "the summary shows the window:\n{text}"

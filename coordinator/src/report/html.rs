@@ -15,7 +15,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f6f8fa}td.l,th.l{text-align:left}.failure{color:#cf222e;font-weight:600}
 figure{margin:10px 0 18px}svg.chart{max-width:100%;height:auto;background:#fff}
-svg .grid{stroke:#eee;stroke-width:1}svg .axis{stroke:#555;stroke-width:1}
+svg .grid{stroke:#eee;stroke-width:1}svg .mark{fill:#d55e00;fill-opacity:.12}svg .axis{stroke:#555;stroke-width:1}
 svg .tick{font-size:11px;fill:#555}svg .label{font-size:12px;fill:#333}svg .title{font-size:14px;font-weight:600;fill:#1b1b1b}
 svg .legend{font-size:12px;fill:#333}svg .empty{font-size:13px;fill:#999}
 code{background:#f6f8fa;padding:1px 4px;border-radius:3px}
@@ -188,8 +188,26 @@ fn capacity(r: &Report, out: &mut String) {
 /// The charts, and the workers' table.
 fn charts_and_workers(r: &Report, out: &mut String) {
     out.push_str("<h2>Charts</h2>");
+    // Every availability window shaded on every time chart.
+    let marks: Vec<super::svg::Mark> = r
+        .availability
+        .windows
+        .iter()
+        .map(|w| super::svg::Mark {
+            from_s: w.from_s,
+            to_s: w.to_s,
+            label: format!(
+                "{} sessions down ({}): {:.1}s–{:.1}s, downtime max {:.0} ms",
+                w.sessions,
+                w.role.name(),
+                w.from_s,
+                w.to_s,
+                w.downtime_ms.max
+            ),
+        })
+        .collect();
     for chart in charts(r) {
-        let _ = write!(out, "<figure>{}</figure>", chart.render());
+        let _ = write!(out, "<figure>{}</figure>", chart.render_marked(&marks));
     }
 
     out.push_str("<h2>Workers</h2><table><tr><th class=l>worker</th><th class=l>host</th><th class=l>shard</th><th>rate share</th><th>sessions</th><th class=l>state</th><th>snapshots</th><th>ok</th><th>errors</th></tr>");

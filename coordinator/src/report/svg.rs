@@ -51,6 +51,14 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
+/// A span of time marked on a time chart: an outage or failover window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub label: String,
+}
+
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -122,6 +130,11 @@ impl Chart {
     }
 
     pub fn render(&self) -> String {
+        self.render_marked(&[])
+    }
+
+    /// Render with `marks` shaded behind the series (time charts only).
+    pub fn render_marked(&self, marks: &[Mark]) -> String {
         let mut out = String::new();
         let pts: Vec<(f64, f64)> = self
             .series
@@ -152,6 +165,18 @@ impl Chart {
         }
         let frame = self.frame(&pts);
         self.grid(&frame, &mut out);
+        if self.x == XAxis::Seconds {
+            for m in marks {
+                let (a, b) = (frame.x_to(m.from_s), frame.x_to(m.to_s.max(m.from_s)));
+                let _ = write!(
+                    out,
+                    r#"<rect class="mark" x="{:.1}" y="{TOP}" width="{:.1}" height="{PLOT_H}"><title>{}</title></rect>"#,
+                    a.clamp(LEFT, LEFT + PLOT_W),
+                    (b.clamp(LEFT, LEFT + PLOT_W) - a.clamp(LEFT, LEFT + PLOT_W)).max(1.0),
+                    escape(&m.label)
+                );
+            }
+        }
         self.axes(&mut out);
         for (i, s) in self.series.iter().enumerate() {
             self.series_line(i, s, &frame, &mut out);
