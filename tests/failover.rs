@@ -515,3 +515,84 @@ fn a_mariadb_writer_failover_is_measured_and_no_write_is_lost_or_doubled() {
         "rows on the new writer = writes acknowledged"
     );
 }
+
+/// A replica that joins the reader endpoint mid-run gets sessions once they reach
+/// `max_connection_age` and reconnect: the report's instances show it serving from then
+/// on.
+#[test]
+fn a_replica_added_mid_run_receives_sessions_after_max_connection_age() {
+    let pair = PgPair::start();
+    let readers = Proxy::start(format!("127.0.0.1:{}", pair.replica));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("rw.toml");
+    std::fs::write(&scenario, READ_WRITE).unwrap();
+    let s = scenario.to_str().unwrap();
+    let writer = format!("postgres://postgres@127.0.0.1:{}/postgres", pair.primary);
+    let reader = format!("postgres://postgres@{}/postgres", readers.addr);
+    fleetload(&["prepare", "--target", &writer, "--scenario", s]).assert_ok();
+    pair.wait_for_replica();
+    let report = dir.path().join("report");
+    let mut run = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            &writer,
+            "--reader",
+            &reader,
+            "--scenario",
+            s,
+        ])
+        .args(["--rate", "200", "--duration", "10s", "--sessions", "2"])
+        .args(["--reader-sessions", "4", "--workers", "2"])
+        .args(["--max-connection-age", "2s"])
+        .arg("--report-dir")
+        .arg(&report)
+        .env("FLEETLOAD_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let joined = pair.add_replica();
+    readers.add(format!("127.0.0.1:{joined}"));
+    assert!(
+        wait_within(&mut run, Duration::from_secs(60)).is_some(),
+        "the run ends by itself"
+    );
+    let _ = run.wait_with_output().unwrap();
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{:#}", r["failures"]);
+    let new = r["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == format!("127.0.0.1:{joined}"))
+        .unwrap_or_else(|| panic!("the new replica served: {:#}", r["instances"]))
+        .clone();
+    assert_eq!(new["roles"][0], "read");
+    // The endpoint hands out connections round robin, as DNS over replicas does: how
+    // many land on the new one varies, but some do, and every reader session is on
+    // one of the two at the end (a session that moved within an interval counts on both).
+    let last = |i: &serde_json::Value| {
+        i["series"]
+            .as_array()
+            .unwrap()
+            .last()
+            .map_or(0.0, |p| p[1].as_f64().unwrap())
+    };
+    let old = r["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == format!("127.0.0.1:{}", pair.replica))
+        .unwrap()
+        .clone();
+    assert!(
+        last(&new) >= 1.0,
+        "sessions moved to it: {:#}",
+        new["series"]
+    );
+    assert!(last(&new) + last(&old) >= 8.0, "{:#}", r["instances"]);
+    assert!(new["ok"].as_u64().unwrap() > 0);
+}

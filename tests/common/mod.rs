@@ -206,8 +206,9 @@ pub struct Proxy {
     pub addr: String,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
     live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-    /// Where new connections go: a writer endpoint's DNS name, moved by `flip`.
-    upstream: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Where new connections go, in turn: a writer endpoint's DNS name (one server,
+    /// moved by `flip`) or a reader endpoint's (replicas, `add`ed as they join).
+    upstream: std::sync::Arc<std::sync::Mutex<(Vec<String>, usize)>>,
 }
 
 impl Proxy {
@@ -218,7 +219,7 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let upstream = std::sync::Arc::new(std::sync::Mutex::new(upstream));
+        let upstream = std::sync::Arc::new(std::sync::Mutex::new((vec![upstream], 0usize)));
         let (c, l, u) = (cut.clone(), live.clone(), upstream.clone());
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -226,7 +227,11 @@ impl Proxy {
                 match listener.accept() {
                     Ok((client, _)) if !c.load(Ordering::SeqCst) => {
                         client.set_nonblocking(false).unwrap();
-                        let to = u.lock().unwrap().clone();
+                        let to = {
+                            let mut u = u.lock().unwrap();
+                            u.1 = u.1.wrapping_add(1);
+                            u.0[u.1 % u.0.len()].clone()
+                        };
                         let Ok(server) = std::net::TcpStream::connect(&to) else {
                             continue;
                         };
@@ -259,7 +264,13 @@ impl Proxy {
     /// Send new connections to `upstream` from now on; connections already made stay
     /// where they are, as clients of a moved DNS name keep theirs.
     pub fn flip(&self, upstream: String) {
-        *self.upstream.lock().unwrap() = upstream;
+        *self.upstream.lock().unwrap() = (vec![upstream], 0);
+    }
+
+    /// Share new connections with `upstream` too, round robin (a replica joining a
+    /// reader endpoint).
+    pub fn add(&self, upstream: String) {
+        self.upstream.lock().unwrap().0.push(upstream);
     }
 
     pub fn cut(&self) {

@@ -11,6 +11,8 @@ pub struct PgPair {
     bin: PathBuf,
     pub primary: u16,
     pub replica: u16,
+    /// Replicas added by `add_replica`.
+    more: std::cell::RefCell<Vec<u16>>,
 }
 
 /// The newest installed PostgreSQL's binaries.
@@ -89,26 +91,41 @@ impl PgPair {
             primary,
             replica,
             dir,
+            more: std::cell::RefCell::new(Vec::new()),
         };
         pair.ctl(&p, primary, "start");
+        pair.clone_primary(&r, replica);
+        pair
+    }
+
+    /// A streaming replica of the primary in `data`, serving on `port`.
+    fn clone_primary(&self, data: &Path, port: u16) {
         as_postgres(
-            &pair.bin.join("pg_basebackup"),
+            &self.bin.join("pg_basebackup"),
             &[
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &primary.to_string(),
+                &self.primary.to_string(),
                 "-U",
                 "postgres",
                 "-D",
-                &s(&r),
+                data.to_str().unwrap(),
                 "-R",
                 "-X",
                 "stream",
             ],
         );
-        pair.ctl(&r, replica, "start");
-        pair
+        self.ctl(data, port, "start");
+    }
+
+    /// Another streaming replica, started now; its port.
+    pub fn add_replica(&self) -> u16 {
+        let port = free_port();
+        let data = self.dir.path().join(format!("replica-{port}"));
+        self.clone_primary(&data, port);
+        self.more.borrow_mut().push(port);
+        port
     }
 
     fn ctl(&self, data: &Path, port: u16, action: &str) {
@@ -207,7 +224,17 @@ fn append(path: &Path, text: &str) {
 
 impl Drop for PgPair {
     fn drop(&mut self) {
-        for (name, port) in [("replica", self.replica), ("primary", self.primary)] {
+        let more: Vec<(String, u16)> = self
+            .more
+            .borrow()
+            .iter()
+            .map(|p| (format!("replica-{p}"), *p))
+            .collect();
+        let all = more.into_iter().chain([
+            ("replica".to_string(), self.replica),
+            ("primary".to_string(), self.primary),
+        ]);
+        for (name, port) in all {
             let data = self.dir.path().join(name);
             let mut cmd = if is_root() {
                 let mut c = Command::new("runuser");
