@@ -596,3 +596,85 @@ fn a_replica_added_mid_run_receives_sessions_after_max_connection_age() {
     assert!(last(&new) + last(&old) >= 8.0, "{:#}", r["instances"]);
     assert!(new["ok"].as_u64().unwrap() > 0);
 }
+
+/// The writer endpoint as a real host name, moved the way Aurora's DNS moves it: the
+/// run resolves `writer.fleetload.test` through a hosts file of its own (bind-mounted
+/// over /etc/hosts in a mount namespace, `unshare -m`), which the test rewrites from the
+/// primary (127.0.0.1) to the promoted replica (127.0.0.2, same port) mid-run. Every
+/// session reconnects and resolves the name again: they all end up on the new writer.
+/// Needs root (CI runs as root).
+#[test]
+fn a_writer_name_that_moves_is_resolved_again_on_reconnect() {
+    let pair = PgPair::start_same_port();
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    let name = "writer.fleetload.test";
+    std::fs::write(&hosts, format!("127.0.0.1 {name}\n")).unwrap();
+    let scenario = dir.path().join("rw.toml");
+    std::fs::write(&scenario, READ_WRITE).unwrap();
+    let s = scenario.to_str().unwrap();
+    let direct = format!("postgres://postgres@127.0.0.1:{}/postgres", pair.primary);
+    fleetload(&["prepare", "--target", &direct, "--scenario", s]).assert_ok();
+    pair.wait_for_replica();
+    let target = format!("postgres://postgres@{name}:{}/postgres", pair.primary);
+    let report = dir.path().join("report");
+    let script = format!(
+        "mount --bind {} /etc/hosts && exec {BIN} run --target {target} --scenario {s} --mix write_event=1 --rate 200 --duration 10s --sessions 4 --workers 2 --connect-timeout 2s --op-timeout 2s --report-dir {}",
+        hosts.display(),
+        report.display()
+    );
+    let mut run = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env("FLEETLOAD_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare: this test needs root (CI runs as root)");
+    std::thread::sleep(Duration::from_millis(4000));
+    let demoted = Instant::now();
+    pair.make_primary_read_only();
+    std::thread::sleep(Duration::from_millis(1000));
+    pair.promote_replica();
+    // In place (same file the mount shows): the name now points at the new writer.
+    std::fs::write(&hosts, format!("{} {name}\n", pair.replica_host)).unwrap();
+    let window = demoted.elapsed().as_secs_f64();
+    assert!(
+        wait_within(&mut run, Duration::from_secs(60)).is_some(),
+        "the run ends by itself"
+    );
+    let out = run.wait_with_output().unwrap();
+    let r = read_report(&report);
+    let windows = r["availability"]["windows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no report: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(windows.len(), 1, "{:#}", r["availability"]);
+    let w = &windows[0];
+    let max = w["downtime_ms"]["max"].as_f64().unwrap() / 1e3;
+    eprintln!(
+        "dns failover: injected {window:.2}s, measured max {max:.2}s, {} → {}",
+        w["instance_before"], w["instance_after"]
+    );
+    assert!(
+        (max - window).abs() <= 1.0,
+        "max {max:.2}s vs {window:.2}s: {w:#}"
+    );
+    assert_eq!(w["unrecovered"], 0);
+    assert_eq!(w["instance_before"], format!("127.0.0.1:{}", pair.primary));
+    assert_eq!(
+        w["instance_after"],
+        format!("{}:{}", pair.replica_host, pair.replica),
+        "every session resolved the name again and reached the new writer"
+    );
+    let executed: u64 = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["executed"]["write_event"]["ok"].as_u64().unwrap())
+        .sum();
+    let rows: u64 = pair
+        .on_replica("SELECT count(*) FROM fo_events WHERE id > 100")
+        .parse()
+        .unwrap();
+    assert_eq!(rows, executed);
+}

@@ -13,6 +13,9 @@ pub struct PgPair {
     pub replica: u16,
     /// Replicas added by `add_replica`.
     more: std::cell::RefCell<Vec<u16>>,
+    /// The replica's loopback address: 127.0.0.1, or 127.0.0.2 on the primary's port
+    /// (`start_same_port`), so a host name can move from one to the other.
+    pub replica_host: &'static str,
 }
 
 /// The newest installed PostgreSQL's binaries.
@@ -36,6 +39,10 @@ fn is_root() -> bool {
 
 /// `program args…`, as `postgres` when we are root; panics with its output on failure.
 fn as_postgres(program: &Path, args: &[&str]) -> String {
+    try_as_postgres(program, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_as_postgres(program: &Path, args: &[&str]) -> Result<String, String> {
     let mut cmd = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
@@ -49,8 +56,11 @@ fn as_postgres(program: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{program:?} {args:?}: {text}");
-    text
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{program:?} {args:?}: {text}"))
+    }
 }
 
 fn free_port() -> u16 {
@@ -60,6 +70,16 @@ fn free_port() -> u16 {
 
 impl PgPair {
     pub fn start() -> PgPair {
+        Self::start_at("127.0.0.1", None)
+    }
+
+    /// The primary on 127.0.0.1 and the replica on 127.0.0.2, on the same port: one
+    /// URL with a host name reaches either, as the name resolves.
+    pub fn start_same_port() -> PgPair {
+        Self::start_at("127.0.0.2", Some(free_port()))
+    }
+
+    fn start_at(replica_host: &'static str, port: Option<u16>) -> PgPair {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("fleetload-pgpair")
@@ -73,7 +93,10 @@ impl PgPair {
                 .unwrap();
             assert!(ok.success());
         }
-        let (primary, replica) = (free_port(), free_port());
+        let (primary, replica) = match port {
+            Some(p) => (p, p),
+            None => (free_port(), free_port()),
+        };
         let p = dir.path().join("primary");
         let r = dir.path().join("replica");
         let s = |p: &Path| p.to_str().unwrap().to_string();
@@ -92,14 +115,15 @@ impl PgPair {
             replica,
             dir,
             more: std::cell::RefCell::new(Vec::new()),
+            replica_host,
         };
-        pair.ctl(&p, primary, "start");
-        pair.clone_primary(&r, replica);
+        pair.ctl(&p, "127.0.0.1", primary, "start");
+        pair.clone_primary(&r, replica_host, replica);
         pair
     }
 
     /// A streaming replica of the primary in `data`, serving on `port`.
-    fn clone_primary(&self, data: &Path, port: u16) {
+    fn clone_primary(&self, data: &Path, host: &str, port: u16) {
         as_postgres(
             &self.bin.join("pg_basebackup"),
             &[
@@ -116,21 +140,31 @@ impl PgPair {
                 "stream",
             ],
         );
-        self.ctl(data, port, "start");
+        self.ctl(data, host, port, "start");
     }
 
     /// Another streaming replica, started now; its port.
     pub fn add_replica(&self) -> u16 {
         let port = free_port();
         let data = self.dir.path().join(format!("replica-{port}"));
-        self.clone_primary(&data, port);
+        self.clone_primary(&data, "127.0.0.1", port);
         self.more.borrow_mut().push(port);
         port
     }
 
-    fn ctl(&self, data: &Path, port: u16, action: &str) {
-        let log = self.dir.path().join(format!("{port}.log"));
-        as_postgres(
+    fn ctl(&self, data: &Path, host: &str, port: u16, action: &str) {
+        let log = self.dir.path().join(format!("{host}-{port}.log"));
+        // Each server its own socket directory, outside its data directory (a base
+        // backup would copy the socket's lock file): two on one port must not share.
+        let sockets = self.dir.path().join(format!("sock-{host}-{port}"));
+        std::fs::create_dir_all(&sockets).unwrap();
+        if is_root() {
+            let _ = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&sockets)
+                .status();
+        }
+        let done = try_as_postgres(
             &self.bin.join("pg_ctl"),
             &[
                 "-D",
@@ -138,19 +172,41 @@ impl PgPair {
                 "-l",
                 log.to_str().unwrap(),
                 "-o",
-                &format!("-p {port}"),
+                &format!(
+                    "-p {port} -c listen_addresses={host} -k {}",
+                    sockets.display()
+                ),
                 "-w",
                 "-t",
                 "30",
                 action,
             ],
         );
+        if let Err(e) = done {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("{e}\nserver log:\n{log}");
+        }
     }
 
-    /// Run `sql` on the server at `port` and return its output (unaligned, no headers).
+    /// Run `sql` on the server at 127.0.0.1:`port` and return its output (unaligned,
+    /// no headers).
     pub fn psql(&self, port: u16, sql: &str) -> String {
+        self.psql_at("127.0.0.1", port, sql)
+    }
+
+    /// Run `sql` on the primary.
+    pub fn on_primary(&self, sql: &str) -> String {
+        self.psql_at("127.0.0.1", self.primary, sql)
+    }
+
+    /// Run `sql` on the replica.
+    pub fn on_replica(&self, sql: &str) -> String {
+        self.psql_at(self.replica_host, self.replica, sql)
+    }
+
+    fn psql_at(&self, host: &str, port: u16, sql: &str) -> String {
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args(["-h", host, "-p", &port.to_string(), "-U", "postgres"])
             .args([
                 "-d",
                 "postgres",
@@ -173,11 +229,8 @@ impl PgPair {
     /// Demote the primary as a failover does to its clients: every new transaction
     /// there is read-only from now on (writes fail with SQLSTATE 25006).
     pub fn make_primary_read_only(&self) {
-        self.psql(
-            self.primary,
-            "ALTER SYSTEM SET default_transaction_read_only = on",
-        );
-        self.psql(self.primary, "SELECT pg_reload_conf()");
+        self.on_primary("ALTER SYSTEM SET default_transaction_read_only = on");
+        self.on_primary("SELECT pg_reload_conf()");
     }
 
     /// Wait until the replica has replayed everything the primary wrote so far.
@@ -186,13 +239,12 @@ impl PgPair {
     }
 
     fn catch_up(&self) {
-        let lsn = self.psql(self.primary, "SELECT pg_current_wal_lsn()");
+        let lsn = self.on_primary("SELECT pg_current_wal_lsn()");
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            let caught_up = self.psql(
-                self.replica,
-                &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"),
-            );
+            let caught_up = self.on_replica(&format!(
+                "SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
+            ));
             if caught_up == "t" {
                 break;
             }
