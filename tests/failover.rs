@@ -678,3 +678,106 @@ fn a_writer_name_that_moves_is_resolved_again_on_reconnect() {
         .unwrap();
     assert_eq!(rows, executed);
 }
+
+/// What a MariaDB server counted itself: `Com_select` and `Com_insert`.
+fn com(pair: &maria_pair::MariaPair, port: u16) -> (i64, i64) {
+    let v = |name: &str| -> i64 {
+        pair.root(port, &format!("SHOW GLOBAL STATUS LIKE '{name}'"))
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    (v("Com_select"), v("Com_insert"))
+}
+
+/// On MariaDB too, reads run on the reader and writes on the writer: each server's own
+/// `Com_select` / `Com_insert` match the report's per-instance counts, within what
+/// fleetload's own probes add.
+#[test]
+fn on_mariadb_reads_go_to_the_reader_and_writes_to_the_writer() {
+    let pair = maria_pair::MariaPair::start();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("rw.toml");
+    std::fs::write(&scenario, READ_WRITE).unwrap();
+    let s = scenario.to_str().unwrap();
+    let writer = format!("mysql://app@127.0.0.1:{}/test", pair.primary);
+    let reader = format!("mysql://app@127.0.0.1:{}/test", pair.replica);
+    fleetload(&[
+        "prepare",
+        "--target",
+        &writer,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        s,
+    ])
+    .assert_ok();
+    pair.wait_for_replica();
+    let before = (com(&pair, pair.primary), com(&pair, pair.replica));
+    let report = dir.path().join("report");
+    fleetload(&[
+        "run",
+        "--target",
+        &writer,
+        "--reader",
+        &reader,
+        "--password-env",
+        PASSWORD_ENV,
+        "--reader-sessions",
+        "3",
+        "--scenario",
+        s,
+        "--rate",
+        "200",
+        "--duration",
+        "5s",
+        "--sessions",
+        "3",
+        "--workers",
+        "2",
+        "--report-dir",
+        report.to_str().unwrap(),
+    ])
+    .assert_ok();
+    pair.wait_for_replica();
+    let after = (com(&pair, pair.primary), com(&pair, pair.replica));
+    let r = read_report(&report);
+    let instance_ok = |port: u16| -> i64 {
+        r["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| {
+                i["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&format!(":{port}")))
+            })
+            .unwrap_or_else(|| panic!("instance on {port}: {:#}", r["instances"]))["ok"]
+            .as_i64()
+            .unwrap()
+    };
+    let (writes, reads) = (instance_ok(pair.primary), instance_ok(pair.replica));
+    assert!(
+        writes > 300 && reads > 300,
+        "{writes} writes, {reads} reads"
+    );
+    let inserts_on_writer = after.0 .1 - before.0 .1;
+    let selects_on_reader = after.1 .0 - before.1 .0;
+    let selects_on_writer = after.0 .0 - before.0 .0;
+    // The replica applies the writer's inserts through replication, not as Com_insert;
+    // fleetload's own SELECTs (each session asking its instance, each worker's checks
+    // and sequence bases, the coordinator's counter samples) are tens.
+    assert_eq!(
+        inserts_on_writer, writes,
+        "every insert on the writer, once"
+    );
+    assert!(
+        (0..40).contains(&(selects_on_reader - reads)),
+        "the reader ran {selects_on_reader} SELECTs for {reads} reads"
+    );
+    assert!(
+        selects_on_writer < 60,
+        "the writer ran {selects_on_writer} SELECTs: no reads went there"
+    );
+}
