@@ -290,12 +290,12 @@ mod tests {
         m.interval_closed(&[(op.clone(), &s)], 1.0, 2, Duration::from_secs(1), None);
         let text = m.render();
         for line in [
-            "fleetload_operations_total{operation=\"point_select\"} 6",
-            "fleetload_errors_total{operation=\"point_select\",class=\"timeout\"} 2",
-            "fleetload_errors_total{operation=\"point_select\",class=\"deadlock\"} 0",
-            "fleetload_retries_total{operation=\"point_select\"} 2",
-            "fleetload_achieved_rate{operation=\"point_select\"} 3",
-            "fleetload_response_time_seconds{operation=\"point_select\",percentile=\"50\"} 0.002",
+            "fleetload_operations_total{operation=\"point_select\",role=\"write\"} 6",
+            "fleetload_errors_total{operation=\"point_select\",role=\"write\",class=\"timeout\"} 2",
+            "fleetload_errors_total{operation=\"point_select\",role=\"write\",class=\"deadlock\"} 0",
+            "fleetload_retries_total{operation=\"point_select\",role=\"write\"} 2",
+            "fleetload_achieved_rate{operation=\"point_select\",role=\"write\"} 3",
+            "fleetload_response_time_seconds{operation=\"point_select\",role=\"write\",percentile=\"50\"} 0.002",
             "fleetload_target_rate 100",
             "fleetload_workers_connected 2",
             "fleetload_run_info{run_id=\"run-1\",scenario=\"point_select\",target=\"mysql://u@h:3306/db\"} 1",

@@ -21,11 +21,12 @@ pub struct LoggedInterval {
 /// `report.csv`: a header, then one row per interval and operation.
 pub fn csv(r: &Report) -> String {
     let classes = fleetload_common::outcome::ErrorClass::ALL;
-    let mut out = String::from("interval,start_s,end_s,warmup,operation,role,count,ok_per_s,errors,dropped_backlog,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,service_p50_ms,service_p99_ms,schedule_lag_p99_ms");
+    let mut out = String::from("interval,start_s,end_s,warmup,operation,count,ok_per_s,errors,dropped_backlog,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,service_p50_ms,service_p99_ms,schedule_lag_p99_ms");
     for c in classes {
         let _ = write!(out, ",errors_{}", c.name());
     }
-    out.push_str(",retries,rows,empty_results\n");
+    // New columns go last, so scripts that read by position keep working.
+    out.push_str(",retries,rows,empty_results,role\n");
     for i in &r.intervals {
         for (op, s) in &i.operations {
             let t = &s.response_time;
@@ -35,14 +36,11 @@ pub fn csv(r: &Report) -> String {
                 .map_or(String::new(), |l| l.p99_ms.to_string());
             let _ = write!(
                 out,
-                "{},{},{},{},{op},{},{},{},{},{},{},{},{},{},{},{},{},{lag}",
+                "{},{},{},{},{op},{},{},{},{},{},{},{},{},{},{},{},{lag}",
                 i.index,
                 i.start_s,
                 i.end_s,
                 i.warmup,
-                r.operation_roles
-                    .get(op)
-                    .map_or("write", |role| role.name()),
                 s.count,
                 s.ok_per_s,
                 s.error_total,
@@ -58,7 +56,11 @@ pub fn csv(r: &Report) -> String {
             for c in classes {
                 let _ = write!(out, ",{}", s.errors.get(c.name()).copied().unwrap_or(0));
             }
-            let _ = writeln!(out, ",{},{},{}", s.retries, s.rows, s.empty_results);
+            let role = r
+                .operation_roles
+                .get(op)
+                .map_or("write", |role| role.name());
+            let _ = writeln!(out, ",{},{},{},{role}", s.retries, s.rows, s.empty_results);
         }
     }
     out
