@@ -32,28 +32,36 @@ fn a_writer_failover_is_measured_per_session_and_no_write_is_lost_or_doubled() {
     fleetload(&["prepare", "--target", &target, "--scenario", s]).assert_ok();
     pair.wait_for_replica();
     let report = dir.path().join("report");
-    let mut run = std::process::Command::new(BIN)
-        .args(["run", "--target", &target, "--scenario", s])
-        .args(["--rate", "200", "--duration", "10s", "--sessions", "4"])
-        .args([
+    let mut run = start_run(
+        dir.path(),
+        &report,
+        &[
+            "--target",
+            &target,
+            "--scenario",
+            s,
+            "--rate",
+            "200",
+            "--duration",
+            "10s",
+            "--sessions",
+            "4",
             "--workers",
             "2",
             "--connect-timeout",
             "2s",
             "--op-timeout",
             "2s",
-        ])
-        .args(["--reader", &reader, "--reader-sessions", "2"])
-        .args(["--threshold", "downtime.write.max < 10s"])
-        .args(["--threshold", "downtime.p50 < 100ms"])
-        .arg("--report-dir")
-        .arg(&report)
-        .env("FLEETLOAD_LOG", "warn")
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--reader",
+            &reader,
+            "--reader-sessions",
+            "2",
+            "--threshold",
+            "downtime.write.max < 10s",
+            "--threshold",
+            "downtime.p50 < 100ms",
+        ],
+    );
     // Well into the run: demote the writer, promote the replica, move the endpoint.
     std::thread::sleep(Duration::from_millis(4000));
     let demoted = Instant::now();
@@ -191,18 +199,26 @@ fn sessions_follow_a_moved_endpoint_after_max_connection_age() {
     // The replica has the rows before the endpoint moves to it.
     pair.wait_for_replica();
     let report = dir.path().join("report");
-    let mut run = std::process::Command::new(BIN)
-        .args(["run", "--target", &target, "--scenario", s])
-        .args(["--rate", "200", "--duration", "10s", "--sessions", "4"])
-        .args(["--workers", "2", "--max-connection-age", "2s"])
-        .arg("--report-dir")
-        .arg(&report)
-        .env("FLEETLOAD_LOG", "warn")
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = start_run(
+        dir.path(),
+        &report,
+        &[
+            "--target",
+            &target,
+            "--scenario",
+            s,
+            "--rate",
+            "200",
+            "--duration",
+            "10s",
+            "--sessions",
+            "4",
+            "--workers",
+            "2",
+            "--max-connection-age",
+            "2s",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(3000));
     let before = client_sessions(&pair, pair.primary);
     proxy.flip(format!("127.0.0.1:{}", pair.replica));
@@ -423,18 +439,20 @@ fn a_mariadb_writer_failover_is_measured_and_no_write_is_lost_or_doubled() {
     .assert_ok();
     pair.wait_for_replica();
     let report = dir.path().join("report");
-    let mut run = std::process::Command::new(BIN)
-        .args([
-            "run",
+    let mut run = start_run(
+        dir.path(),
+        &report,
+        &[
             "--target",
             &target,
             "--reader",
             &reader,
             "--scenario",
             s,
-        ])
-        .args(["--password-env", PASSWORD_ENV, "--reader-sessions", "2"])
-        .args([
+            "--password-env",
+            PASSWORD_ENV,
+            "--reader-sessions",
+            "2",
             "--rate",
             "200",
             "--duration",
@@ -443,17 +461,12 @@ fn a_mariadb_writer_failover_is_measured_and_no_write_is_lost_or_doubled() {
             "4",
             "--workers",
             "2",
-        ])
-        .args(["--connect-timeout", "2s", "--op-timeout", "2s"])
-        .arg("--report-dir")
-        .arg(&report)
-        .env(PASSWORD_ENV, password())
-        .env("FLEETLOAD_LOG", "warn")
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--connect-timeout",
+            "2s",
+            "--op-timeout",
+            "2s",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(4000));
     let demoted = Instant::now();
     pair.make_primary_read_only();
@@ -533,27 +546,30 @@ fn a_replica_added_mid_run_receives_sessions_after_max_connection_age() {
     fleetload(&["prepare", "--target", &writer, "--scenario", s]).assert_ok();
     pair.wait_for_replica();
     let report = dir.path().join("report");
-    let mut run = std::process::Command::new(BIN)
-        .args([
-            "run",
+    let mut run = start_run(
+        dir.path(),
+        &report,
+        &[
             "--target",
             &writer,
             "--reader",
             &reader,
             "--scenario",
             s,
-        ])
-        .args(["--rate", "200", "--duration", "10s", "--sessions", "2"])
-        .args(["--reader-sessions", "4", "--workers", "2"])
-        .args(["--max-connection-age", "2s"])
-        .arg("--report-dir")
-        .arg(&report)
-        .env("FLEETLOAD_LOG", "warn")
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--rate",
+            "200",
+            "--duration",
+            "10s",
+            "--sessions",
+            "2",
+            "--reader-sessions",
+            "4",
+            "--workers",
+            "2",
+            "--max-connection-age",
+            "2s",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(2500));
     let joined = pair.add_replica();
     readers.add(format!("127.0.0.1:{joined}"));
@@ -781,4 +797,25 @@ fn on_mariadb_reads_go_to_the_reader_and_writes_to_the_writer() {
         selects_on_writer < 60,
         "the writer ran {selects_on_writer} SELECTs: no reads went there"
     );
+}
+
+/// `fleetload run ARGS --report-dir REPORT` in `dir`, with the test password in its
+/// environment and its output captured.
+fn start_run(
+    dir: &std::path::Path,
+    report: &std::path::Path,
+    args: &[&str],
+) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .arg("--report-dir")
+        .arg(report)
+        .env(PASSWORD_ENV, password())
+        .env("FLEETLOAD_LOG", "warn")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }

@@ -3,6 +3,7 @@
 //! GTID replication from the primary's first binlog event, an `app` user without the
 //! privileges that bypass `read_only`. Stopped and removed on drop.
 
+use crate::common::{free_port_number as free_port, is_root};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,19 +18,6 @@ pub struct MariaPair {
 /// The application user's password (the tests' usual one).
 pub fn app_password() -> String {
     crate::common::password()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 impl MariaPair {

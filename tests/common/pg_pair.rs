@@ -2,6 +2,7 @@
 //! `pg_basebackup -R` into a temporary directory, each server on a free loopback port,
 //! stopped and removed on drop. As root (CI), the servers run as `postgres`.
 
+use crate::common::{free_port_number as free_port, is_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,14 +30,6 @@ fn pg_bin() -> PathBuf {
     PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"))
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// `program args…`, as `postgres` when we are root; panics with its output on failure.
 fn as_postgres(program: &Path, args: &[&str]) -> String {
     try_as_postgres(program, args).unwrap_or_else(|e| panic!("{e}"))
@@ -61,11 +54,6 @@ fn try_as_postgres(program: &Path, args: &[&str]) -> Result<String, String> {
     } else {
         Err(format!("{program:?} {args:?}: {text}"))
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 impl PgPair {
