@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod error;
+pub mod launch;
 pub mod link;
 pub mod load;
 pub mod pacer;
