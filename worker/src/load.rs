@@ -7,7 +7,7 @@
 //! than `max_backlog` is counted as `dropped_backlog`. Closed loop: sessions run back to
 //! back, with an optional think time.
 
-use crate::recorder::Recorder;
+use crate::recorder::{On, Recorder};
 use fleetload_common::generator::Streams;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
@@ -409,48 +409,55 @@ impl Driver {
         let open_loop = matches!(shared.load, WorkerLoad::Open { .. });
         let interval = shared.interval_of(done);
         let at = done.saturating_duration_since(shared.start);
-        if let Some((name, read_only)) = &self.instance {
-            let new_session = self.counted_in != Some(interval);
-            self.counted_in = Some(interval);
-            let response = matches!(result, Ok(Ok(_))).then(|| done - intended);
-            self.recorder
-                .instance(interval, slot, (name, *read_only), new_session, response);
-        }
-        match result {
-            Ok(Ok(executed)) => {
+        match &result {
+            Ok(Ok(_)) => {
                 self.end_outage(Some((slot, at)));
                 self.last_ok = Some(at);
+            }
+            Ok(Err(e)) => self.failed(slot, e.class(), at),
+            Err(_) => self.failed(slot, ErrorClass::Timeout, at),
+        }
+        let new_session = self.counted_in != Some(interval);
+        if self.instance.is_some() {
+            self.counted_in = Some(interval);
+        }
+        let on = self.instance.as_ref().map(|(name, read_only)| On {
+            name,
+            read_only: *read_only,
+            new_session,
+        });
+        match result {
+            Ok(Ok(executed)) => {
                 self.inserted += executed.inserted;
                 let lag = open_loop.then(|| send.saturating_duration_since(intended));
-                self.recorder.ok(
+                self.recorder.ok_on(
                     interval,
                     slot,
-                    done - intended,
-                    done - send,
-                    lag,
+                    (done - intended, done - send, lag),
                     executed.rows,
+                    on,
                 );
                 self.totals[slot].ok += 1;
             }
             Ok(Err(e)) => {
                 let class = e.class();
-                self.failed(slot, class, at);
-                self.recorder.error(interval, slot, class, || e.describe());
+                self.recorder
+                    .error_on(interval, slot, class, || e.describe(), on);
                 self.totals[slot].errors[class.index()] += 1;
                 if class.needs_reconnect() {
                     self.session = None;
                 }
             }
             Err(_) => {
-                self.failed(slot, ErrorClass::Timeout, at);
                 let timeout = shared.op_timeout;
-                self.recorder
-                    .error(interval, slot, ErrorClass::Timeout, || {
-                        format!(
-                            "{} did not complete within op_timeout {timeout:?}",
-                            shared.mix[slot].0
-                        )
-                    });
+                let op = &shared.mix[slot].0;
+                self.recorder.error_on(
+                    interval,
+                    slot,
+                    ErrorClass::Timeout,
+                    || format!("{op} did not complete within op_timeout {timeout:?}"),
+                    on,
+                );
                 self.totals[slot].errors[ErrorClass::Timeout.index()] += 1;
                 // The connection's state is unknown after an abandoned statement.
                 self.session = None;

@@ -16,6 +16,39 @@ use std::time::Duration;
 /// Stats of one interval: one `OpStats` per slot of the worker's operation mix.
 pub type IntervalStats = Vec<OpStats>;
 
+/// The instance an operation ran on, as its session sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct On<'a> {
+    pub name: &'a str,
+    pub read_only: bool,
+    /// The session's first operation on this instance in the interval: it counts the
+    /// session once.
+    pub new_session: bool,
+}
+
+/// Count an operation on its instance: its response time when it succeeded (`None`:
+/// it failed).
+fn count_on(s: &mut OpStats, on: &On<'_>, response: Option<Duration>) {
+    let k = match s.instances.iter().position(|i| i.name == on.name) {
+        Some(k) => k,
+        None if s.instances.len() < MAX_INSTANCES => {
+            s.instances.push(InstanceStats::new(on.name, on.read_only));
+            s.instances.len() - 1
+        }
+        None => return,
+    };
+    let i = &mut s.instances[k];
+    i.read_only |= on.read_only;
+    i.sessions += u32::from(on.new_session);
+    match response {
+        Some(d) => {
+            i.ok += 1;
+            record(&mut i.response, d);
+        }
+        None => i.errors += 1,
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     /// Lowest interval not yet taken by the snapshot task.
@@ -77,6 +110,18 @@ impl Recorder {
         lag: Option<Duration>,
         rows: Option<u64>,
     ) {
+        self.ok_on(interval, slot, (response, service, lag), rows, None);
+    }
+
+    /// A successful operation, and the instance it ran on: one lock for both.
+    pub fn ok_on(
+        &self,
+        interval: u64,
+        slot: usize,
+        (response, service, lag): (Duration, Duration, Option<Duration>),
+        rows: Option<u64>,
+        on: Option<On<'_>>,
+    ) {
         self.with(interval, slot, |s| {
             s.ok += 1;
             if let Some(n) = rows {
@@ -88,6 +133,9 @@ impl Recorder {
             if let Some(lag) = lag {
                 record(&mut s.lag, lag);
             }
+            if let Some(on) = on {
+                count_on(s, &on, Some(response));
+            }
         });
     }
 
@@ -98,7 +146,24 @@ impl Recorder {
         class: ErrorClass,
         message: impl FnOnce() -> String,
     ) {
-        self.with(interval, slot, |s| s.add_error(class, message));
+        self.error_on(interval, slot, class, message, None);
+    }
+
+    /// A failed operation, and the instance it ran on: one lock for both.
+    pub fn error_on(
+        &self,
+        interval: u64,
+        slot: usize,
+        class: ErrorClass,
+        message: impl FnOnce() -> String,
+        on: Option<On<'_>>,
+    ) {
+        self.with(interval, slot, |s| {
+            s.add_error(class, message);
+            if let Some(on) = on {
+                count_on(s, &on, None);
+            }
+        });
     }
 
     /// Deadlocks or serialization failures an operation retried past.
@@ -111,38 +176,6 @@ impl Recorder {
         self.with(interval, slot, |s| {
             if s.outages.len() < MAX_OUTAGES {
                 s.outages.push(outage);
-            }
-        });
-    }
-
-    /// An operation on instance `name`: its response time when it succeeded (`None`:
-    /// it failed); `new_session`: the session's first on this instance in the interval.
-    pub fn instance(
-        &self,
-        interval: u64,
-        slot: usize,
-        (name, read_only): (&str, bool),
-        new_session: bool,
-        response: Option<Duration>,
-    ) {
-        self.with(interval, slot, |s| {
-            let k = match s.instances.iter().position(|i| i.name == name) {
-                Some(k) => k,
-                None if s.instances.len() < MAX_INSTANCES => {
-                    s.instances.push(InstanceStats::new(name, read_only));
-                    s.instances.len() - 1
-                }
-                None => return,
-            };
-            let i = &mut s.instances[k];
-            i.read_only |= read_only;
-            i.sessions += u32::from(new_session);
-            match response {
-                Some(d) => {
-                    i.ok += 1;
-                    record(&mut i.response, d);
-                }
-                None => i.errors += 1,
             }
         });
     }
