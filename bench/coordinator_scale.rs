@@ -6,7 +6,11 @@
 //! cluster percentiles equal those of one histogram fed every sample sent. A benchmark:
 //! it prints figures, it asserts nothing.
 //!
-//!   cargo run --release --example coordinator_scale -- 1000 [SECONDS] [gzip|deflate]
+//!   cargo run --release --example coordinator_scale -- 1000 [SECONDS] [gzip|deflate] [CHECKPOINT]
+//!
+//! With CHECKPOINT (e.g. `1s`) the run is made twice in one session, first without
+//! checkpoints (the baseline) and then writing report.partial.json every CHECKPOINT,
+//! and the cost of the checkpoints is printed as a ratio of the two.
 //!
 //! `gzip` (the default) sends what a worker sends: plain V2 histograms on a gzipped
 //! stream; `deflate` sends each histogram V2+deflate on a plain stream, as workers did
@@ -132,6 +136,7 @@ async fn worker(
                 send(Out::Ready(pb::Ready {
                     sessions_open: 1,
                     rows_loaded: 0,
+                    spool: String::new(),
                 }))
                 .await?;
             }
@@ -192,6 +197,7 @@ async fn worker(
             sequence: k,
             interval_index: k,
             operations,
+            stalls: vec![],
         }))
         .await?;
     }
@@ -216,6 +222,14 @@ async fn worker(
     Ok(())
 }
 
+/// What one run measured.
+struct Figures {
+    cpu: f64,
+    rss: f64,
+    report_after: Duration,
+    checkpoint_bytes: u64,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let workers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
@@ -225,6 +239,27 @@ fn main() {
         Some("deflate") => Wire::Deflate,
         Some(other) => panic!("wire encoding {other:?}: use gzip or deflate"),
     };
+    match args.get(4) {
+        None => {
+            run(workers, secs, wire, "0s");
+        }
+        Some(every) => {
+            let base = run(workers, secs, wire, "0s");
+            let with = run(workers, secs, wire, every);
+            println!(
+                "checkpoint every {every}: coordinator CPU ×{:.2} ({:+.1} points of a core), peak RSS ×{:.2}, report {:.0} ms after the run instead of {:.0} ms (the final checkpoint), report.partial.json {:.1} MB",
+                with.cpu / base.cpu.max(0.1),
+                with.cpu - base.cpu,
+                with.rss / base.rss.max(0.1),
+                with.report_after.as_secs_f64() * 1000.0,
+                base.report_after.as_secs_f64() * 1000.0,
+                with.checkpoint_bytes as f64 / 1e6
+            );
+        }
+    }
+}
+
+fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
     let bin = std::env::var("FLEETLOAD_BIN").unwrap_or_else(|_| "target/release/fleetload".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -235,7 +270,7 @@ fn main() {
     std::fs::write(
         &plan,
         format!(
-            "target = \"sqlite://{}\"\nscenario = \"churn\"\nrows = {}\nrate = {}\nduration = \"{secs}s\"\ninterval = \"1s\"\nlease = \"60s\"\n[mix]\n{}\n",
+            "target = \"sqlite://{}\"\nscenario = \"churn\"\nrows = {}\nrate = {}\nduration = \"{secs}s\"\ninterval = \"1s\"\nlease = \"60s\"\ncheckpoint = \"{checkpoint}\"\n[mix]\n{}\n",
             dir.path().join("none.db").display(),
             (workers * 10).max(100_000),
             workers * 10,
@@ -321,11 +356,19 @@ fn main() {
         }
     }
     let snapshots = workers as u64 * secs;
+    let checkpoint_bytes =
+        std::fs::metadata(report.join("report.partial.json")).map_or(0, |m| m.len());
     println!(
-        "workers {workers:>5}  wire {wire:?}  snapshots {snapshots:>7} ({} ops each)  coordinator CPU {cpu:>6.1}% of one core  peak RSS {rss:>7.1} MB  report {:>6.0} ms after the run  joined in {:.1}s  failed workers {failed}  cluster percentiles equal all-sample ones: {}",
+        "checkpoint {checkpoint:>4}  workers {workers:>5}  wire {wire:?}  snapshots {snapshots:>7} ({} ops each)  coordinator CPU {cpu:>6.1}% of one core  peak RSS {rss:>7.1} MB  report {:>6.0} ms after the run  joined in {:.1}s  failed workers {failed}  cluster percentiles equal all-sample ones: {}",
         OPS.len(),
         report_after.as_secs_f64() * 1000.0,
         (t0 - joined).as_secs_f64(),
         if equal { "yes" } else { "NO" }
     );
+    Figures {
+        cpu,
+        rss,
+        report_after,
+        checkpoint_bytes,
+    }
 }

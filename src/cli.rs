@@ -322,12 +322,44 @@ pub enum ReportCommand {
     },
     /// Per operation, the change in throughput and percentiles from BASE to NEW, marking
     /// changes larger than the noise the two runs' interval series show.
+    ///
+    /// With --fail-on it is a CI gate: exit status 1 when a change is beyond its limit
+    /// and beyond the run-to-run noise.
     Compare {
         /// The baseline report.json.
         base: PathBuf,
         /// The report.json to compare with it.
         new: PathBuf,
+        /// Fail (exit 1) when a metric changes beyond this limit and beyond the noise:
+        /// "p99 > +10%", "ok_per_s < -5%", or for one operation "read_customer:p99 >
+        /// +10%". Metrics: ok_per_s, p50, p90, p99, p99.9, service_p50, service_p99,
+        /// error_pct. Repeatable.
+        #[arg(long = "fail-on", value_name = "GATE")]
+        fail_on: Vec<String>,
+        /// How to print the comparison.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+        format: CompareFormat,
     },
+    /// Rebuild a run's report from its last checkpoint (report.partial.json in DIR)
+    /// and the workers' spool files, after the coordinator died or workers were cut
+    /// off at the end: every snapshot counted once, the status `recovered`.
+    Recover {
+        /// The run's report directory (holding report.partial.json), or the file.
+        dir: PathBuf,
+        /// The workers' spools (fleetload-unsent-<run>-w<N>.jsonl), one per worker.
+        spools: Vec<PathBuf>,
+        /// Where to write the report (default: DIR).
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `report compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Args)]

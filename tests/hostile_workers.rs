@@ -26,6 +26,7 @@ fn hello(name: &str, rejoin: Option<(&str, u32, &str)>) -> pb::WorkerMessage {
             rejoin_run_id: rejoin.map(|r| r.0.to_string()).unwrap_or_default(),
             rejoin_worker_index: rejoin.map_or(0, |r| r.1),
             rejoin_secret: rejoin.map(|r| r.2.to_string()).unwrap_or_default(),
+            rejoin_spool: String::new(),
         })),
     }
 }
@@ -66,6 +67,7 @@ impl Snap<'_> {
                     schedule_lag: hist(1, 0),
                     ..Default::default()
                 }],
+                stalls: vec![],
             })),
         }
     }

@@ -125,6 +125,7 @@ async fn a_first_message_that_is_not_hello_is_refused() {
         msg: Some(Msg::Ready(pb::Ready {
             sessions_open: 1,
             rows_loaded: 0,
+            spool: String::new(),
         })),
     })
     .await
@@ -218,6 +219,7 @@ fn snapshot(run_id: &str, sequence: u64, response_time: Vec<u8>, ok: u64) -> pb:
                 schedule_lag: empty,
                 ..Default::default()
             }],
+            stalls: vec![],
         })),
     }
 }
@@ -291,7 +293,7 @@ async fn malformed_snapshots_during_a_run_are_refused_counted_and_the_run_goes_o
         "{:?}",
         report.failures
     );
-    assert!(report.verification.merged_equals_executed);
+    assert_eq!(report.verification.merged_equals_executed, Some(true));
 }
 
 /// Workers gzip their control stream. A message that inflates past the 4 MB limit (a

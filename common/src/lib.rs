@@ -32,6 +32,7 @@ pub mod scenario;
 pub mod scenario_file;
 pub mod schedule;
 pub mod split;
+pub mod spool;
 pub mod sqltext;
 pub mod stats;
 pub mod target;

@@ -102,6 +102,14 @@ pub struct Plan {
     pub max_connection_age: Option<Duration>,
     /// What the coordinator does when a worker is lost mid-run.
     pub on_worker_loss: OnWorkerLoss,
+    /// How often the coordinator writes report.partial.json (`None`: never).
+    pub checkpoint: Option<Duration>,
+    /// How long after the planned end a worker that lost its coordinator keeps trying
+    /// to rejoin (`None`: it stops and spools after a lease).
+    pub rejoin: Option<Duration>,
+    /// Open loop: the most a worker sends while catching up on a stall of its own, as a
+    /// multiple of its rate (`None`: burst).
+    pub catch_up: Option<f64>,
     /// The load shape (empty: the constant `rate`, or every session, all run long).
     pub stages: Vec<Stage>,
     /// Whole-run thresholds.
@@ -191,6 +199,16 @@ impl Plan {
 /// Most stages a plan may have.
 pub const MAX_STAGES: usize = 1000;
 
+/// What a worker does with the arrivals it missed while it stalled itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// At most `catch_up_factor` times the worker's rate until it is back on schedule.
+    Pace,
+    /// All at once.
+    Burst,
+}
+
 /// What the coordinator does when a worker is lost mid-run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -224,6 +242,8 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_RATE: u32 = 200;
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
+pub const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CATCH_UP_FACTOR: f64 = 2.0;
 pub const MAX_SESSIONS: u32 = 20_000;
 pub const MAX_RATE: f64 = 10_000_000.0;
 
@@ -249,6 +269,17 @@ impl Plan {
         }
         points.dedup();
         Profile::from_points(points).ok()
+    }
+
+    /// A short fingerprint of the effective plan (FNV-1a over its JSON): a worker's
+    /// spool and the coordinator's checkpoint both name it, so `report recover` never
+    /// mixes the data of two different plans.
+    pub fn hash(&self) -> String {
+        let text = serde_json::to_vec(&self.effective()).unwrap_or_default();
+        let h = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{h:016x}")
     }
 
     /// The effective plan as a raw plan, every key filled in. It holds no secret (URLs
@@ -315,6 +346,16 @@ impl Plan {
             lease: Some(fmt(self.lease)),
             max_connection_age: self.max_connection_age.map(fmt),
             on_worker_loss: Some(self.on_worker_loss),
+            checkpoint: Some(self.checkpoint.map_or_else(|| "0s".to_string(), fmt)),
+            rejoin: Some(self.rejoin.map_or_else(|| "off".to_string(), fmt)),
+            catch_up: matches!(self.load, LoadModel::Open { .. }).then_some(
+                if self.catch_up.is_some() {
+                    CatchUp::Pace
+                } else {
+                    CatchUp::Burst
+                },
+            ),
+            catch_up_factor: self.catch_up,
             stage: (!self.stages.is_empty()).then(|| {
                 self.stages
                     .iter()

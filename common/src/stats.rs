@@ -14,6 +14,19 @@ pub const MAX_OUTAGES: usize = 20_000;
 
 /// One session's spell without its instance, as the session saw it: from its first
 /// failure of an unavailability class (connect, connection lost, timeout, read-only) to
+/// A stall of a worker's own runtime: its event loop woke this much later than it
+/// asked to (a frozen process, a starved host, a long pause), so nothing it measured in
+/// that span is the database's doing. `at` is from the run's start on its clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub at: std::time::Duration,
+    pub duration: std::time::Duration,
+}
+
+/// Stalls one snapshot may carry: a worker that stalls more often than this in one
+/// interval reports the longest.
+pub const MAX_STALLS: usize = 64;
+
 /// its next success. Times are since the run's start on the worker's clock, which the
 /// start instant aligns across the fleet (DESIGN-NOTES §10).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +313,7 @@ impl OpStats {
 }
 
 /// Totals of one operation without histograms: what a worker reports it executed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpTotals {
     pub ok: u64,
     pub errors: [u64; ErrorClass::COUNT],

@@ -18,6 +18,7 @@ use fleetload_proto::v1 as pb;
 use std::time::Duration;
 
 mod measure;
+pub use measure::{outage_from_wire, outage_to_wire};
 mod messages;
 
 pub use messages::*;
@@ -25,6 +26,8 @@ pub use messages::*;
 /// Longest error message carried per sample.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 const MAX_OPERATIONS: usize = 64;
+/// Longest file path a worker may name (its spool).
+pub const MAX_PATH: usize = 4096;
 
 /// What a worker says of itself when it joins.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +50,8 @@ pub struct Rejoin {
     pub worker_index: u32,
     /// The `resume_secret` of the slot's Assignment.
     pub secret: ResumeSecret,
+    /// Where it spools what it cannot deliver.
+    pub spool: String,
 }
 
 /// A slot's resume secret: only the coordinator and the slot's holder know it, so a
@@ -75,6 +80,9 @@ pub enum WorkerLoad {
         /// fraction of one operation, so the workers interleave.
         phase: f64,
         max_backlog: Duration,
+        /// Arrivals missed during a stall of the worker itself go out at no more than
+        /// this multiple of its rate (`None`: all at once).
+        catch_up: Option<f64>,
     },
     Closed {
         think_time: Duration,
@@ -154,6 +162,11 @@ pub struct Assignment {
     pub max_connection_age: Option<Duration>,
     /// The reader endpoint and the sessions to open there.
     pub reader: Option<crate::plan::Reader>,
+    /// The plan's hash, named in the worker's spool.
+    pub plan_hash: String,
+    /// How long after the planned end a worker that lost its coordinator keeps trying
+    /// to rejoin (`None`: it stops and spools after a lease).
+    pub rejoin_after_end: Option<Duration>,
 }
 
 /// One interval of one worker.
@@ -164,6 +177,8 @@ pub struct Snapshot {
     pub sequence: u64,
     pub interval_index: u64,
     pub operations: Vec<(OpName, OpStats)>,
+    /// Stalls of the worker's own runtime that began in this interval.
+    pub stalls: Vec<crate::stats::Stall>,
 }
 
 /// A worker's closing message: what it executed, so the merge can be proven.
@@ -242,6 +257,11 @@ impl From<&Hello> for pb::Hello {
                 .as_ref()
                 .map(|r| r.secret.0.clone())
                 .unwrap_or_default(),
+            rejoin_spool: h
+                .rejoin
+                .as_ref()
+                .map(|r| r.spool.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -278,6 +298,7 @@ impl TryFrom<pb::Hello> for Hello {
                         h.rejoin_secret,
                         MAX_RESUME_SECRET,
                     )?),
+                    spool: text("hello.rejoin_spool", h.rejoin_spool, MAX_PATH)?,
                 })
             },
         })
@@ -292,7 +313,9 @@ impl From<&Assignment> for pb::Assignment {
                 arrival,
                 phase,
                 max_backlog,
+                catch_up,
             } => pb::assignment::Load::OpenLoop(pb::OpenLoop {
+                catch_up_factor: catch_up.unwrap_or(0.0),
                 rate: profile.value_at(0.0),
                 arrival: match arrival {
                     crate::schedule::Arrival::Uniform => pb::Arrival::Uniform as i32,
@@ -359,6 +382,10 @@ impl From<&Assignment> for pb::Assignment {
                 .map(|r| r.target.url().to_string())
                 .unwrap_or_default(),
             reader_sessions: a.reader.as_ref().map_or(0, |r| r.sessions),
+            plan_hash: a.plan_hash.clone(),
+            rejoin_after_end_millis: a
+                .rejoin_after_end
+                .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         }
     }
 }
@@ -489,6 +516,16 @@ impl TryFrom<pb::Assignment> for Assignment {
                         o.max_backlog_millis,
                         bounds::MAX_BACKLOG,
                     )?,
+                    catch_up: match o.catch_up_factor {
+                        0.0 => None,
+                        f if f.is_finite() && (1.0..=100.0).contains(&f) => Some(f),
+                        f => {
+                            return Err(WireError::invalid(
+                                "assignment.open_loop.catch_up_factor",
+                                format!("{f} is neither 0 nor in [1, 100]"),
+                            ))
+                        }
+                    },
                 }
             }
             pb::assignment::Load::ClosedLoop(c) => WorkerLoad::Closed {
@@ -570,6 +607,15 @@ impl TryFrom<pb::Assignment> for Assignment {
                 a.resume_secret,
                 MAX_RESUME_SECRET,
             )?),
+            plan_hash: text("assignment.plan_hash", a.plan_hash, 128)?,
+            rejoin_after_end: match u64::try_from(a.rejoin_after_end_millis) {
+                Ok(m) => Some(millis(
+                    "assignment.rejoin_after_end_millis",
+                    m,
+                    crate::plan::bounds::REJOIN,
+                )?),
+                Err(_) => None,
+            },
         })
     }
 }

@@ -67,6 +67,7 @@ fn snapshot_bytes() -> Vec<u8> {
             schedule_lag: enc,
             ..Default::default()
         }],
+        ..Default::default()
     }
     .encode_to_vec()
 }

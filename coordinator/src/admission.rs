@@ -506,6 +506,7 @@ mod tests {
             sequence: seq,
             interval_index: k,
             operations: vec![(Operation::PointSelect.into(), s)],
+            stalls: Vec::new(),
         }
     }
 

@@ -11,13 +11,17 @@
 //! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
 //! - [`counters`]: the database's own counters, sampled during the run.
 //! - [`report`]: `report.json` and the terminal summary.
+//! - [`checkpoint`]: the run so far on disk, every `checkpoint` interval.
+//! - [`recover`]: a report rebuilt from a checkpoint and the workers' spools.
 
 pub mod admission;
+pub mod checkpoint;
 pub mod controller;
 pub mod counters;
 pub mod error;
 pub mod merge;
 pub mod metrics;
+pub mod recover;
 pub mod report;
 pub mod run;
 pub mod search;
@@ -27,7 +31,7 @@ pub mod thresholds;
 
 pub use error::CoordinatorError;
 pub use report::{Report, RunStatus};
-pub use run::{CoordinatorConfig, Progress};
+pub use run::{CheckpointTo, CoordinatorConfig, Progress};
 
 use fleetload_common::wire::FleetServer;
 use std::time::Duration;

@@ -285,6 +285,7 @@ mod tests {
                 sequence: seq,
                 interval_index: seq,
                 operations: vec![(op.clone(), s.clone())],
+                stalls: Vec::new(),
             });
         }
         m.interval_closed(&[(op.clone(), &s)], 1.0, 2, Duration::from_secs(1), None);

@@ -41,6 +41,28 @@ pub struct CoordinatorConfig {
     pub search: Option<crate::search::SearchSpec>,
     /// TLS and token of the control channel.
     pub security: crate::security::ServerSecurity,
+    /// Where the run's checkpoints go (every `plan.checkpoint`): `None`, none are
+    /// written, and snapshots are acknowledged as soon as they are merged.
+    pub checkpoint: Option<CheckpointTo>,
+}
+
+/// The report directory a run checkpoints into.
+#[derive(Debug, Clone)]
+pub enum CheckpointTo {
+    /// This directory.
+    Dir(std::path::PathBuf),
+    /// A directory named for the run inside this one (the default report layout).
+    PerRun(std::path::PathBuf),
+}
+
+impl CheckpointTo {
+    /// The directory of run `run_id`.
+    pub fn dir(&self, run_id: &str) -> std::path::PathBuf {
+        match self {
+            CheckpointTo::Dir(d) => d.clone(),
+            CheckpointTo::PerRun(d) => d.join(run_id),
+        }
+    }
 }
 
 impl CoordinatorConfig {
@@ -56,6 +78,7 @@ impl CoordinatorConfig {
             metrics: None,
             search: None,
             security: crate::security::ServerSecurity::default(),
+            checkpoint: None,
         }
     }
 }
@@ -102,6 +125,8 @@ pub(crate) async fn drive(
         next_reply: 0,
         schema: None,
         sampler: None,
+        checkpoint_to: config.checkpoint.clone(),
+        checkpoints: tokio::task::JoinSet::new(),
     };
     let mut core = Controller::new(config, new_run_id(), Now::read());
     let mut interrupted = false;
@@ -113,6 +138,10 @@ pub(crate) async fn drive(
                 None => Input::ServiceStopped,
             },
             _ = sleep_until(deadline) => Input::Tick,
+            Some(written) = shell.checkpoints.join_next() => match written {
+                Ok(input) => input,
+                Err(e) => Input::Checkpointed(Err(format!("the checkpoint writer failed: {e}"))),
+            },
             _ = shutdown.cancelled(), if !interrupted => {
                 interrupted = true;
                 Input::Interrupted
@@ -155,6 +184,10 @@ struct Shell {
         CancellationToken,
         tokio::task::JoinHandle<crate::counters::DatabaseCounters>,
     )>,
+    /// Where checkpoints go, and the one being written (off the controller's task: it
+    /// encodes every histogram).
+    checkpoint_to: Option<CheckpointTo>,
+    checkpoints: tokio::task::JoinSet<Input>,
 }
 
 impl Shell {
@@ -229,6 +262,20 @@ impl Shell {
                 ));
                 self.sampler = Some((stop, sampler));
             }
+            Effect::Checkpoint { outcome, acks } => {
+                if let Some(to) = &self.checkpoint_to {
+                    let dir = to.dir(&outcome.run_id);
+                    self.checkpoints.spawn_blocking(move || {
+                        let written = crate::checkpoint::Checkpoint::of(
+                            &outcome,
+                            crate::checkpoint::Stage::Running,
+                            None,
+                        )
+                        .write(&dir);
+                        Input::Checkpointed(written.map(|_| acks).map_err(|e| e.to_string()))
+                    });
+                }
+            }
             Effect::Finished(result) => return Some(self.finished(*result).await),
         }
         None
@@ -254,7 +301,26 @@ impl Shell {
         if let Some(session) = self.schema.take() {
             session.close().await;
         }
-        result.map(|outcome| outcome.report(counters))
+        // A checkpoint still being written finishes before the final one replaces it.
+        while self.checkpoints.join_next().await.is_some() {}
+        let outcome = result?;
+        if let Some(to) = self
+            .checkpoint_to
+            .as_ref()
+            .filter(|_| outcome.plan.checkpoint.is_some())
+        {
+            let dir = to.dir(&outcome.run_id);
+            let checkpoint = crate::checkpoint::Checkpoint::of(
+                &outcome,
+                crate::checkpoint::Stage::Final,
+                Some(&counters),
+            );
+            // The final checkpoint lets `report recover` add spools onto a finished run.
+            if let Err(e) = checkpoint.write(&dir) {
+                tracing::warn!(error = %e, "cannot write the final checkpoint");
+            }
+        }
+        Ok(outcome.report(counters))
     }
 
     /// The target work between phases.

@@ -247,6 +247,7 @@ mod tests {
                     sequence: k,
                     interval_index: k,
                     operations: vec![(op.clone(), stats)],
+                    stalls: Vec::new(),
                 })
                 .unwrap();
             if let Next::Finish(why) = s.interval_closed(&merge, k, Duration::from_secs(1)) {

@@ -75,6 +75,7 @@ pub(super) async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<Exit
                 metrics: None,
                 search: Some(search),
                 security: server_security(&args.security, addr)?,
+                checkpoint: checkpoint_to(args.report_dir.as_deref()),
             };
             let report = serve(listener, run, shutdown_token()).await?;
             finish(

@@ -113,6 +113,7 @@ pub(super) async fn local_fleet_search(
         metrics: metrics.as_ref(),
         search,
         security: server_security(&crate::cli::ServeSecurityArgs::default(), listener_addr)?,
+        checkpoint: checkpoint_to(out.dir),
     };
     let result = serve(listener, run, shutdown_token()).await;
     for child in &mut children {

@@ -1,6 +1,7 @@
 //! Where reports go (a directory per run, a `latest` link) and `fleetload report`.
 
 use super::*;
+use std::path::PathBuf;
 
 pub(super) fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
     let read = |p: &Path| Report::from_json_file(p).map_err(anyhow::Error::msg);
@@ -18,19 +19,79 @@ pub(super) fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {}", out.display());
         }
-        ReportCommand::Compare { base, new } => {
-            print!(
-                "{}",
-                fleetload_coordinator::report::compare::render(&read(&base)?, &read(&new)?)
-            );
-        }
+        ReportCommand::Compare {
+            base,
+            new,
+            fail_on,
+            format,
+        } => return compare(&read(&base)?, &read(&new)?, &fail_on, format),
+        ReportCommand::Recover { dir, spools, out } => return recover(&dir, &spools, out),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `report compare`: exit 1 when a gate fails.
+fn compare(
+    base: &Report,
+    new: &Report,
+    fail_on: &[String],
+    format: crate::cli::CompareFormat,
+) -> anyhow::Result<ExitCode> {
+    use fleetload_coordinator::report::compare::{render_with, Format, Gate};
+    let gates = fail_on
+        .iter()
+        .map(|g| g.parse::<Gate>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let format = match format {
+        crate::cli::CompareFormat::Text => Format::Text,
+        crate::cli::CompareFormat::Markdown => Format::Markdown,
+        crate::cli::CompareFormat::Json => Format::Json,
+    };
+    let (text, passed) = render_with(base, new, &gates, format)?;
+    print!("{text}");
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `report recover`: the report rebuilt and written; exit 1 while a worker's data is
+/// still missing.
+fn recover(dir: &Path, spools: &[PathBuf], out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (report, recovery) = fleetload_coordinator::recover::recover(dir, spools)?;
+    print!("{}", fleetload_coordinator::report::text::render(&report));
+    let out = out.unwrap_or_else(|| {
+        if dir.is_dir() {
+            dir.to_path_buf()
+        } else {
+            dir.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        }
+    });
+    report.write_to(&out)?;
+    println!(
+        "recovered report written to {}",
+        out.join("report.json").display()
+    );
+    Ok(if recovery.missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Where a run's report goes: the directory asked for, or one of its own under
 /// `fleetload-report/`, so no run overwrites another's.
 pub(super) const REPORTS: &str = "fleetload-report";
+
+/// Where a run's checkpoints go: the report directory it will be written to.
+pub(super) fn checkpoint_to(dir: Option<&Path>) -> fleetload_coordinator::CheckpointTo {
+    match dir {
+        Some(d) => fleetload_coordinator::CheckpointTo::Dir(d.to_path_buf()),
+        None => fleetload_coordinator::CheckpointTo::PerRun(PathBuf::from(REPORTS)),
+    }
+}
 
 /// Where a report goes, and what the summary should know about the target.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,6 +121,7 @@ pub(super) fn finish(mut report: Report, out: Output<'_>) -> anyhow::Result<Exit
         RunStatus::Passed => ExitCode::SUCCESS,
         RunStatus::Failed => ExitCode::FAILURE,
         RunStatus::Interrupted => ExitCode::from(130),
+        RunStatus::Recovered => ExitCode::SUCCESS,
     })
 }
 

@@ -67,6 +67,8 @@ pub(super) struct Serve<'a> {
     pub(super) metrics: Option<&'a MetricsServer>,
     pub(super) search: Option<fleetload_coordinator::search::SearchSpec>,
     pub(super) security: fleetload_coordinator::security::ServerSecurity,
+    /// The report directory the run checkpoints into.
+    pub(super) checkpoint: fleetload_coordinator::CheckpointTo,
 }
 
 /// Serve the run on `listener` with the live display, until its report.
@@ -84,6 +86,7 @@ pub(super) async fn serve(
         metrics,
         search,
         security,
+        checkpoint,
     } = run;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut display = crate::live::Display::new(
@@ -115,6 +118,7 @@ pub(super) async fn serve(
     config.search = search;
     config.security = security;
     config.max_workers = max_workers.max(workers);
+    config.checkpoint = Some(checkpoint);
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
     let _ = printer.await;
     Ok(result?)
@@ -149,6 +153,7 @@ pub(super) async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCod
         metrics: metrics.as_ref(),
         search: None,
         security,
+        checkpoint: checkpoint_to(args.report_dir.as_deref()),
     };
     let report = serve(listener, run, shutdown_token()).await;
     let code = report.and_then(|r| {

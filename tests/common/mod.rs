@@ -356,6 +356,47 @@ pub fn output(mut child: std::process::Child) -> (Option<i32>, String) {
 
 /// A prepared SQLite table in a directory of its own, a free port for a coordinator, and
 /// the coordinator flags every test of a file shares.
+/// Wait until the run of the coordinator at `addr` has lasted `secs` by its own clock
+/// (asked with `fleetload ctl status`), instead of sleeping a guess that a slow machine
+/// makes wrong. Returns the elapsed time the coordinator reported.
+pub fn wait_elapsed(addr: &str, secs: f64) -> f64 {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let out = fleetload_within(
+            &["ctl", "--coordinator", addr, "status"],
+            Duration::from_secs(10),
+        );
+        let elapsed = serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["elapsed_s"].as_f64());
+        if let Some(e) = elapsed.filter(|e| *e >= secs) {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the run at {addr} did not reach {secs} s within a minute");
+}
+
+/// `n` worker processes `w0`, `w1`, … dialing `endpoint`, spooling into `dir`.
+pub fn spooling_workers(endpoint: &str, n: usize, dir: &Path) -> Vec<std::process::Child> {
+    (0..n)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                    "--spool-dir",
+                    dir.to_str().unwrap(),
+                ],
+                dir,
+            )
+        })
+        .collect()
+}
+
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub target: String,
@@ -409,28 +450,9 @@ impl Site {
         child
     }
 
-    /// Wait until this site's run has lasted `secs` by its coordinator's clock (asked
-    /// with `fleetload ctl status`), instead of sleeping a guess that a slow machine
-    /// makes wrong. Returns the elapsed time the coordinator reported.
+    /// Wait until this site's run has lasted `secs` (see [`wait_elapsed`]).
     pub fn wait_elapsed(&self, secs: f64) -> f64 {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(60) {
-            let out = fleetload_within(
-                &["ctl", "--coordinator", &self.addr, "status"],
-                Duration::from_secs(10),
-            );
-            let elapsed = serde_json::from_str::<serde_json::Value>(&out.stdout)
-                .ok()
-                .and_then(|v| v["elapsed_s"].as_f64());
-            if let Some(e) = elapsed.filter(|e| *e >= secs) {
-                return e;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "the run at {} did not reach {secs} s within a minute",
-            self.addr
-        );
+        wait_elapsed(&self.addr, secs)
     }
 
     /// A worker dialing this site's coordinator over `scheme` (http or https).
@@ -546,6 +568,7 @@ pub async fn ready_until_start(
         msg: Some(Out::Ready(pb::Ready {
             sessions_open: 1,
             rows_loaded: 0,
+            spool: String::new(),
         })),
     })
     .await

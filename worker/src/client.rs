@@ -179,6 +179,7 @@ pub async fn run(
         .send(&FromWorker::Ready {
             sessions: endpoints.count() as u32,
             rows_loaded,
+            spool: spool_path(&assignment, &config).display().to_string(),
         })
         .await?;
     let start = match await_start(&mut control, config.clock_skew_nanos, &shutdown).await {
@@ -214,6 +215,12 @@ pub async fn run(
         security: &config.security,
     };
     execute(assignment, load, control, &to, &config, &shutdown).await
+}
+
+/// Where this worker spools what it cannot deliver.
+fn spool_path(a: &Assignment, config: &WorkerConfig) -> std::path::PathBuf {
+    let path = fleetload_common::spool::path(&config.spool_dir, &a.run_id, a.worker_index);
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// Wait for this worker's assignment; a refusal or a stop ends the worker.
@@ -502,11 +509,15 @@ async fn execute(
                     }
                     None
                 }
-                Effect::Measure { through } => Some(Input::Measured {
-                    through,
-                    stats: load.measure(through),
-                }),
-                Effect::Redial => Some(match crate::stream::rejoin(to, claim(&a)).await {
+                Effect::Measure { through } => {
+                    let (stats, stalls) = load.measure(through);
+                    Some(Input::Measured {
+                        through,
+                        stats,
+                        stalls,
+                    })
+                }
+                Effect::Redial => Some(match crate::stream::rejoin(to, claim(&a, config)).await {
                     Ok(Rejoined::Back(c, acked)) => {
                         control = *c;
                         Input::Rejoined { acked }
@@ -522,13 +533,23 @@ async fn execute(
                     load.apply(r);
                     None
                 }
+                Effect::PauseLoad => {
+                    load.apply(fleetload_common::wire::Rebalance {
+                        extra: Vec::new(),
+                        profile: Some(fleetload_common::profile::Profile::constant(0.0)),
+                    });
+                    None
+                }
                 Effect::Finish { snapshots_sent } => {
                     let ran = ran.take().unwrap_or_default();
                     return finish(&a, &load, &mut control, ran, snapshots_sent, link.stopped())
                         .await;
                 }
                 Effect::Spool { reason, snapshots } => {
-                    return Err(spool(&a, &config.spool_dir, reason, &snapshots));
+                    let done = ran
+                        .take()
+                        .map(|ran| done_of(&a, &load, ran, link.snapshots_sent()));
+                    return Err(spool(&a, config, reason, &snapshots, done.as_ref()));
                 }
             };
             if let Some(input) = next.or_else(|| broken.take().map(Input::Broken)) {
@@ -546,11 +567,30 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
 }
 
 /// The slot this worker claims when it rejoins.
-fn claim(a: &Assignment) -> fleetload_common::wire::Rejoin {
+fn claim(a: &Assignment, config: &WorkerConfig) -> fleetload_common::wire::Rejoin {
     fleetload_common::wire::Rejoin {
         run_id: a.run_id.clone(),
         worker_index: a.worker_index,
         secret: a.resume_secret.clone(),
+        spool: spool_path(a, config).display().to_string(),
+    }
+}
+
+/// What ran, as the final message says it.
+fn done_of(a: &Assignment, load: &Load, ran: Ran, snapshots_sent: u64) -> Done {
+    let first = load
+        .shared
+        .first_op_start
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Done {
+        run_id: a.run_id.clone(),
+        worker_index: a.worker_index,
+        snapshots_sent,
+        totals: ran.totals,
+        inserted: ran.inserted,
+        insert_id_base: a.insert_id_base,
+        insert_id_last: ran.insert_id_last,
+        first_op_unix_nanos: (first != 0).then_some(first),
     }
 }
 
@@ -559,28 +599,12 @@ async fn finish(
     a: &Assignment,
     load: &Load,
     control: &mut Control,
-    Ran {
-        totals,
-        inserted,
-        insert_id_last,
-    }: Ran,
+    ran: Ran,
     snapshots_sent: u64,
     stopped: Option<&str>,
 ) -> Result<WorkerSummary, WorkerError> {
-    let first = load
-        .shared
-        .first_op_start
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let done = Done {
-        run_id: a.run_id.clone(),
-        worker_index: a.worker_index,
-        snapshots_sent,
-        totals: totals.clone(),
-        inserted,
-        insert_id_base: a.insert_id_base,
-        insert_id_last,
-        first_op_unix_nanos: (first != 0).then_some(first),
-    };
+    let done = done_of(a, load, ran, snapshots_sent);
+    let totals = done.totals.clone();
     control.send(&FromWorker::Done(Box::new(done))).await?;
     // Wait for the coordinator to take the last messages and close the stream.
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
@@ -600,19 +624,26 @@ async fn finish(
     })
 }
 
-/// Nothing measured is lost: what the coordinator never acknowledged, and what was
-/// never sent, goes to a file beside the worker.
+/// Nothing measured is lost: what the coordinator never acknowledged, what was never
+/// sent, and the final totals (when the load had ended) go to the spool file, which
+/// `fleetload report recover` merges into the run's report.
 fn spool(
     a: &Assignment,
-    dir: &std::path::Path,
+    config: &WorkerConfig,
     reason: String,
     snapshots: &[Snapshot],
+    done: Option<&Done>,
 ) -> WorkerError {
-    let path = dir.join(format!(
-        "fleetload-unsent-{}-w{}.jsonl",
-        a.run_id, a.worker_index
-    ));
-    let file = match write_spool(&path, snapshots) {
+    let path = spool_path(a, config);
+    let header = fleetload_common::spool::SpoolHeader {
+        fleetload_spool: fleetload_common::spool::SPOOL_FORMAT,
+        run_id: a.run_id.clone(),
+        worker_index: a.worker_index,
+        worker: config.name.clone(),
+        plan_hash: a.plan_hash.clone(),
+        reason: reason.clone(),
+    };
+    let file = match fleetload_common::spool::write(&path, &header, snapshots, done) {
         Ok(()) => path.display().to_string(),
         Err(e) => format!("(could not write {}: {e})", path.display()),
     };
@@ -621,17 +652,4 @@ fn spool(
         spooled: snapshots.len(),
         file,
     }
-}
-
-/// Write snapshots as JSON lines (histograms as base64 HdrHistogram V2, as sent).
-fn write_spool(path: &std::path::Path, snapshots: &[Snapshot]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for snapshot in snapshots {
-        let line = snapshot
-            .spool_line()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        writeln!(out, "{line}")?;
-    }
-    out.flush()
 }

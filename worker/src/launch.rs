@@ -86,7 +86,15 @@ impl Load {
             pools,
             max_connection_age: a.max_connection_age,
             recorders,
+            stalls: crate::stall::Stalls::default(),
             cancel: cancel.clone(),
+        });
+        tracker.spawn({
+            let shared = Arc::clone(&shared);
+            let end = start + a.duration;
+            async move {
+                crate::stall::watch(start, end, &shared.stalls, shared.cancel.clone()).await;
+            }
         });
         let sessions = sessions
             .into_iter()
@@ -104,13 +112,21 @@ impl Load {
         }
     }
 
-    /// What the recorders hold through interval `through`.
-    pub(crate) fn measure(&self, through: u64) -> Vec<(u64, crate::recorder::IntervalStats)> {
-        self.shared
+    /// What the recorders hold through interval `through`, and the stalls noticed.
+    pub(crate) fn measure(
+        &self,
+        through: u64,
+    ) -> (
+        Vec<(u64, crate::recorder::IntervalStats)>,
+        Vec<fleetload_common::stats::Stall>,
+    ) {
+        let stats = self
+            .shared
             .recorders
             .iter()
             .flat_map(|r| r.take_through(through))
-            .collect()
+            .collect();
+        (stats, self.shared.stalls.take())
     }
 
     /// A new share of the load: the profile and the key ranges taken over.
@@ -229,6 +245,7 @@ fn pacer_for(
         arrival,
         phase,
         max_backlog,
+        catch_up,
     } = &a.load
     else {
         return None;
@@ -255,6 +272,7 @@ fn pacer_for(
         rng: Rng::for_stream(a.seed, &[u64::from(a.worker_index), u64::MAX]),
         cancel: cancel.clone(),
         rate: rate.clone(),
+        catch_up: *catch_up,
     })
 }
 

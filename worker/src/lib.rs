@@ -17,6 +17,7 @@ pub mod load;
 pub mod pacer;
 pub mod recorder;
 pub mod security;
+pub mod stall;
 pub mod stream;
 pub mod timer;
 

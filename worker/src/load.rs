@@ -96,6 +96,8 @@ pub struct Shared {
     /// Reconnect a session after this long (with jitter); `None`: keep connections.
     pub max_connection_age: Option<Duration>,
     pub recorders: Vec<Arc<Recorder>>,
+    /// Stalls of this worker's own runtime, noticed and not yet in a snapshot.
+    pub stalls: crate::stall::Stalls,
     pub cancel: CancellationToken,
 }
 

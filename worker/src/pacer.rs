@@ -7,6 +7,13 @@
 //! drain. An operation that waits in the queue for a free session waits on the clock:
 //! its response time includes the wait.
 //!
+//! When the pacer itself was held up (the worker's process frozen, its runtime
+//! starved; the database cannot cause this, since releasing never waits for a session)
+//! the arrivals it missed are not fired at once by default: with a `catch_up` factor
+//! f, the k-th missed arrival goes out at `t0 + (due_k − due_0) / f`, so the backlog
+//! drains at f times the schedule's pace until the releases meet the schedule again.
+//! Their response time still counts from the intended start.
+//!
 //! The queue is bounded in effect: past `cap` queued operations the pacer counts each
 //! new one as `dropped_backlog` (loudly, in the report) instead of queueing it, so a
 //! stalled database cannot make the worker's memory grow without limit.
@@ -52,6 +59,26 @@ pub struct Pacer {
     pub cancel: CancellationToken,
     /// Load changes (live control, a worker lost or joined): the whole new profile.
     pub rate: tokio::sync::watch::Receiver<Arc<Profile>>,
+    /// Release arrivals missed during a stall at no more than this multiple of the
+    /// schedule's pace (`None`: all at once).
+    pub catch_up: Option<f64>,
+}
+
+/// A catch-up under way: from `at` (when the pacer noticed it was behind), arrivals
+/// due from `due` on go out at the pace of the schedule times `factor`.
+#[derive(Debug, Clone, Copy)]
+struct CatchingUp {
+    at: Instant,
+    due: Instant,
+    factor: f64,
+}
+
+impl CatchingUp {
+    /// When the arrival due at `due` goes out: never before it is due.
+    fn release_at(&self, due: Instant) -> Instant {
+        let paced = self.at + due.saturating_duration_since(self.due).div_f64(self.factor);
+        paced.max(due)
+    }
 }
 
 impl Pacer {
@@ -92,6 +119,7 @@ impl Pacer {
         };
         let mut released: u32 = 0;
         let mut rate_open = true;
+        let mut catching_up: Option<CatchingUp> = None;
         let mut next = self.arrivals_plan.next();
         loop {
             if self.cancel.is_cancelled() {
@@ -127,7 +155,27 @@ impl Pacer {
             }
             let due = self.start + offset;
             let now = Instant::now();
-            if due > now {
+            if let (Some(factor), None) = (self.catch_up, catching_up) {
+                if now.saturating_duration_since(due) > crate::stall::STALL {
+                    tracing::debug!(behind = ?now - due, "the pacer was held up; catching up at {factor}× the schedule's pace");
+                    catching_up = Some(CatchingUp {
+                        at: now,
+                        due,
+                        factor,
+                    });
+                }
+            }
+            let release = match catching_up {
+                Some(c) if c.release_at(due) <= due => {
+                    // Back on schedule.
+                    catching_up = None;
+                    due
+                }
+                Some(c) => c.release_at(due),
+                None => due,
+            };
+            if release > now {
+                let due = release;
                 let cancel = self.cancel.clone();
                 let mut rate = self.rate.clone();
                 tokio::select! {
@@ -165,5 +213,36 @@ impl Pacer {
             }
         }
         dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_backlog_drains_at_the_factor_and_meets_the_schedule() {
+        let t = Instant::now();
+        // Arrivals every 10 ms; the pacer noticed at t + 3 s that it is 3 s behind.
+        let c = CatchingUp {
+            at: t + Duration::from_secs(3),
+            due: t,
+            factor: 2.0,
+        };
+        let gap = |k: u32| {
+            c.release_at(t + Duration::from_millis(10) * (k + 1))
+                - c.release_at(t + Duration::from_millis(10) * k)
+        };
+        // Twice the schedule's pace while behind: 5 ms apart instead of 10.
+        assert_eq!(gap(0), Duration::from_millis(5));
+        assert_eq!(gap(100), Duration::from_millis(5));
+        // Back on schedule once paced releases reach the due times: t0 + (d − d0)/2 = d
+        // at d = 6 s; from there on, each goes out when due, never before.
+        let d = t + Duration::from_secs(6);
+        assert_eq!(c.release_at(d), d);
+        let later = t + Duration::from_secs(7);
+        assert_eq!(c.release_at(later), later);
+        assert!(c.release_at(t + Duration::from_secs(1)) > t + Duration::from_secs(1));
     }
 }

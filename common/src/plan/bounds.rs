@@ -22,6 +22,10 @@ pub const INTERVAL: Span = span(Duration::from_millis(100), Duration::from_secs(
 pub const LONGEST_RUN: Duration = Duration::from_secs(7 * 86_400);
 pub const OP_TIMEOUT: Span = span(Duration::from_millis(1), Duration::from_secs(3600));
 pub const CONNECT_TIMEOUT: Span = span(Duration::from_millis(100), Duration::from_secs(600));
+/// How often the coordinator writes report.partial.json.
+pub const CHECKPOINT: Span = span(Duration::from_secs(1), Duration::from_secs(3600));
+/// How long after the planned end a lost worker may try to rejoin.
+pub const REJOIN: Span = span(Duration::ZERO, Duration::from_secs(3600));
 pub const LEASE: Span = span(Duration::from_millis(500), Duration::from_secs(600));
 /// The ML stand-in's fixed cost per request and cost per row.
 pub const ML_DELAY: Span = span(Duration::ZERO, Duration::from_secs(60));

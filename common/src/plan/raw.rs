@@ -130,6 +130,29 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connection_age: Option<String>,
+    /// How often the coordinator writes the run so far to report.partial.json in the
+    /// report directory (`fleetload report recover` rebuilds a report from it), e.g.
+    /// 10s (the default); 0s: never.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// How long after the run's planned end a worker that lost its coordinator for a
+    /// lease keeps dialing to rejoin its slot (default: one lease); "off": it stops and
+    /// spools at once.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejoin: Option<String>,
+    /// Arrivals a worker missed while it stalled itself (a frozen process, a starved
+    /// host): pace (at most catch_up_factor × its rate until back on schedule, the
+    /// default) or burst (all at once).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<super::CatchUp>,
+    /// With catch_up = pace: the most a worker sends while catching up, as a multiple of
+    /// its rate (default 2).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catch_up_factor: Option<f64>,
     /// When a worker is lost mid-run: rebalance (survivors take over its keys and rate), continue, or abort.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]

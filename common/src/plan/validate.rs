@@ -21,6 +21,41 @@ fn duration(
     }
 }
 
+/// `catch_up` and `catch_up_factor`: the factor while pacing, `None` for a burst.
+fn catch_up(raw: &RawPlan, load: &LoadModel) -> Result<Option<f64>, PlanError> {
+    let factor = raw.catch_up_factor;
+    if let Some(f) = factor {
+        if !f.is_finite() || !(1.0..=100.0).contains(&f) {
+            return Err(PlanError::invalid(
+                "catch_up_factor",
+                f,
+                "a multiple of the worker's rate between 1 and 100, e.g. 2",
+            ));
+        }
+        if raw.catch_up == Some(super::CatchUp::Burst) {
+            return Err(PlanError::invalid(
+                "catch_up_factor",
+                f,
+                "only used with catch_up = \"pace\"",
+            ));
+        }
+    }
+    if !matches!(load, LoadModel::Open { .. }) && (factor.is_some() || raw.catch_up.is_some()) {
+        return Err(PlanError::invalid(
+            "catch_up",
+            "set",
+            "only used in open loop (a rate); a closed loop has no schedule to catch up on",
+        ));
+    }
+    if !matches!(load, LoadModel::Open { .. }) {
+        return Ok(None);
+    }
+    Ok(match raw.catch_up.unwrap_or(super::CatchUp::Pace) {
+        super::CatchUp::Pace => Some(factor.unwrap_or(DEFAULT_CATCH_UP_FACTOR)),
+        super::CatchUp::Burst => None,
+    })
+}
+
 fn within(key: &'static str, value: Duration, span: bounds::Span) -> Result<Duration, PlanError> {
     let bounds::Span { lo, hi } = span;
     if value < lo || value > hi {
@@ -484,6 +519,20 @@ impl TryFrom<RawPlan> for Plan {
             )?),
         };
         let on_worker_loss = raw.on_worker_loss.unwrap_or(OnWorkerLoss::Rebalance);
+        let checkpoint =
+            match duration("checkpoint", raw.checkpoint.as_deref(), DEFAULT_CHECKPOINT)? {
+                d if d.is_zero() => None,
+                d => Some(within("checkpoint", d, bounds::CHECKPOINT)?),
+            };
+        let rejoin = match raw.rejoin.as_deref().map(str::trim) {
+            Some("off") => None,
+            text => Some(within(
+                "rejoin",
+                duration("rejoin", text, lease)?,
+                bounds::REJOIN,
+            )?),
+        };
+        let catch_up = catch_up(&raw, &load)?;
         let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
         if connect_rate == 0 {
             return Err(PlanError::invalid(
@@ -516,6 +565,9 @@ impl TryFrom<RawPlan> for Plan {
             lease,
             max_connection_age,
             on_worker_loss,
+            checkpoint,
+            rejoin,
+            catch_up,
             stages,
             thresholds,
             abort_on_fail: match raw.abort_on_fail {

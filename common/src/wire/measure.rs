@@ -55,6 +55,14 @@ impl Snapshot {
             sequence: self.sequence,
             interval_index: self.interval_index,
             operations,
+            stalls: self
+                .stalls
+                .iter()
+                .map(|s| pb::Stall {
+                    at_nanos: u64::try_from(s.at.as_nanos()).unwrap_or(u64::MAX),
+                    duration_nanos: u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX),
+                })
+                .collect(),
         })
     }
 }
@@ -86,7 +94,8 @@ impl Snapshot {
     }
 }
 
-fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
+/// A session outage as the wire carries it (a checkpoint keeps it so, too).
+pub fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
     let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     pb::SessionOutage {
         session: o.session,
@@ -149,6 +158,14 @@ fn instances_from(
 fn instance_name(name: String) -> Result<Option<String>, WireError> {
     let name = text("snapshot.operations.outages.instance", name, 256)?;
     Ok((!name.is_empty()).then_some(name))
+}
+
+/// One session outage from the wire, checked.
+///
+/// # Errors
+/// Its times are not in order.
+pub fn outage_from_wire(o: pb::SessionOutage) -> Result<crate::stats::SessionOutage, WireError> {
+    outages_from(vec![o]).map(|mut v| v.remove(0))
 }
 
 /// Session outages from the wire: in order in time, and not more than fit.
@@ -303,12 +320,30 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 },
             ));
         }
+        if s.stalls.len() > crate::stats::MAX_STALLS {
+            return Err(WireError::invalid(
+                "snapshot.stalls",
+                format!(
+                    "{} stalls, at most {}",
+                    s.stalls.len(),
+                    crate::stats::MAX_STALLS
+                ),
+            ));
+        }
         Ok(Snapshot {
             run_id: s.run_id,
             worker_index: s.worker_index,
             sequence: s.sequence,
             interval_index: s.interval_index,
             operations,
+            stalls: s
+                .stalls
+                .iter()
+                .map(|x| crate::stats::Stall {
+                    at: Duration::from_nanos(x.at_nanos),
+                    duration: Duration::from_nanos(x.duration_nanos),
+                })
+                .collect(),
         })
     }
 }

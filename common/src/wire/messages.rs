@@ -62,6 +62,8 @@ pub enum FromWorker {
     Ready {
         sessions: u32,
         rows_loaded: u64,
+        /// Where it spools what it cannot deliver ("" if it does not say).
+        spool: String,
     },
     Snapshot(Box<Snapshot>),
     Done(Box<Done>),
@@ -278,9 +280,11 @@ pub fn to_coordinator(msg: &FromWorker) -> Result<WorkerMessage, HistogramError>
         FromWorker::Ready {
             sessions,
             rows_loaded,
+            spool,
         } => Msg::Ready(pb::Ready {
             sessions_open: *sessions,
             rows_loaded: *rows_loaded,
+            spool: spool.clone(),
         }),
         FromWorker::Snapshot(s) => Msg::Snapshot(s.to_proto()?),
         FromWorker::Done(d) => Msg::Done(pb::Done::from(&**d)),
@@ -309,6 +313,7 @@ pub fn from_worker(msg: WorkerMessage) -> Result<FromWorker, WireError> {
         Msg::Ready(r) => FromWorker::Ready {
             sessions: r.sessions_open,
             rows_loaded: r.rows_loaded,
+            spool: super::text("ready.spool", r.spool, super::MAX_PATH)?,
         },
         Msg::Snapshot(s) => FromWorker::Snapshot(Box::new(Snapshot::try_from(s)?)),
         Msg::Done(d) => FromWorker::Done(Box::new(Done::try_from(d)?)),

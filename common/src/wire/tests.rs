@@ -32,6 +32,7 @@ fn assignment() -> Assignment {
             arrival: crate::schedule::Arrival::Poisson,
             phase: 0.5,
             max_backlog: Duration::from_secs(5),
+            catch_up: Some(2.0),
         },
         duration: Duration::from_secs(30),
         interval: Duration::from_secs(1),
@@ -49,6 +50,8 @@ fn assignment() -> Assignment {
             .unwrap(),
             sessions: 4,
         }),
+        plan_hash: "9f86d081884c7d65".into(),
+        rejoin_after_end: Some(Duration::from_secs(5)),
     }
 }
 
@@ -71,6 +74,7 @@ fn out_of_bounds_assignments_are_refused_by_field() {
     p.load = Some(pb::assignment::Load::OpenLoop(pb::OpenLoop {
         rate: f64::NAN,
         max_backlog_millis: 1000,
+        catch_up_factor: 0.0,
         arrival: 0,
         profile: Vec::new(),
         phase_fraction: 0.0,
@@ -119,8 +123,13 @@ fn snapshot_round_trips_and_inconsistent_counts_are_refused() {
         sequence: 4,
         interval_index: 4,
         operations: vec![(Operation::PointSelect.into(), s)],
+        stalls: vec![crate::stats::Stall {
+            at: Duration::from_millis(4200),
+            duration: Duration::from_millis(3000),
+        }],
     };
     let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
+    assert_eq!(back.stalls, snap.stalls);
     let (op, b) = &back.operations[0];
     assert_eq!(*op, Operation::PointSelect);
     assert_eq!(b.ok, 3);
@@ -267,6 +276,7 @@ fn session_outages_round_trip_and_one_out_of_order_is_refused() {
         sequence: 5,
         interval_index: 5,
         operations: vec![(Operation::PointSelect.into(), stats)],
+        stalls: Vec::new(),
     };
     let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
     assert_eq!(back.operations[0].1.outages, vec![outage]);

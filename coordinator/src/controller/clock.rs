@@ -114,11 +114,19 @@ impl Controller {
             interrupted: false,
             next_close: 0,
             stopped_at: None,
+            // Workers finish within an operation's deadline of the end, or rejoin
+            // within their window (and a lease for the dial to land).
             deadline: start.at
                 + plan.duration
-                + plan.op_timeout
-                + std::time::Duration::from_secs(15),
+                + (plan.op_timeout + std::time::Duration::from_secs(15))
+                    .max(plan.rejoin.unwrap_or_default() + plan.lease * 2),
             next_heartbeat: now.at,
+            next_checkpoint: self
+                .checkpointed
+                .as_ref()
+                .and(plan.checkpoint)
+                .map(|every| start.at + every),
+            checkpoint_pending: false,
         };
         self.phase = Phase::Running;
         self.phase_deadline = None;

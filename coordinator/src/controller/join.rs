@@ -41,7 +41,7 @@ impl Controller {
     /// certificate that took the slot: a holder of the fleet token alone cannot take a
     /// running worker's place. Every rejoin and refusal is logged with the peer address
     /// and the claimed name; a refused claim on a slot is counted on that slot.
-    pub(super) fn rejoin(&mut self, a: Arrival, merge: &crate::merge::Merge, now: Now) {
+    pub(super) fn rejoin(&mut self, a: Arrival, live: &mut Live, now: Now) {
         let Some(claim) = a.hello.rejoin.clone() else {
             return;
         };
@@ -58,7 +58,11 @@ impl Controller {
             let reason = format!("run {run_id} has no worker slot {index}");
             return self.refuse_join(&a, reason);
         };
-        if slot.state != State::Running {
+        // A worker lost to a partition may come back while the run goes on; one that
+        // failed, finished, or was lost after the end has nothing to rejoin.
+        let back_from_loss =
+            slot.state == State::Lost && slot.lost.is_some() && self.config.plan.rejoin.is_some();
+        if slot.state != State::Running && !back_from_loss {
             let reason = format!(
                 "worker {} of run {run_id} is no longer part of it ({:?})",
                 slot.hello.name, slot.state
@@ -93,10 +97,10 @@ impl Controller {
         slot.conn = a.conn;
         slot.peer = a.peer;
         slot.last_heard = now.at;
-        let held = merge
-            .workers
-            .get(&claim.worker_index)
-            .and_then(|w| w.contiguous());
+        if !claim.spool.is_empty() {
+            slot.spool = Some(claim.spool.clone());
+        }
+        let held = self.acked_through(claim.worker_index, &live.merge);
         self.send(
             index,
             match held {
@@ -104,6 +108,32 @@ impl Controller {
                 None => ToWorker::Heartbeat,
             },
         );
+        if back_from_loss {
+            self.readmit(index, now, live);
+        } else {
+            // It may have paused its load for want of word from us: its share again.
+            let s = &self.slots[index];
+            let r = fleetload_common::wire::Rebalance {
+                extra: s.extra.clone(),
+                profile: s.profile.clone(),
+            };
+            self.send(index, ToWorker::Rebalance(r));
+        }
+    }
+
+    /// The highest sequence of `worker` that the coordinator holds for good: merged
+    /// and, when the run writes checkpoints, in the last one written. A worker keeps
+    /// every snapshot above it, so a coordinator that dies loses nothing that
+    /// `report recover` cannot find in the checkpoint or the spools.
+    pub(super) fn acked_through(&self, worker: u32, merge: &crate::merge::Merge) -> Option<u64> {
+        let held = merge.workers.get(&worker).and_then(|w| w.contiguous());
+        match &self.checkpointed {
+            None => held,
+            Some(durable) => durable
+                .get(&worker)
+                .copied()
+                .and_then(|d| held.map(|h| h.min(d))),
+        }
     }
 
     /// A message from a worker of the running run.
@@ -124,7 +154,8 @@ impl Controller {
                 let at = since(now, live.start);
                 live.failures.extend(self.after_loss(index, at));
             }
-            FromWorker::Ready { .. } if self.slots[index].state == State::Joined => {
+            FromWorker::Ready { spool, .. } if self.slots[index].state == State::Joined => {
+                self.slots[index].spool = (!spool.is_empty()).then_some(spool);
                 self.probe_late(index, now);
             }
             FromWorker::TimeEcho(echo) => self.late_echo(index, &echo, now, live),
@@ -162,13 +193,11 @@ impl Controller {
             }
             Err(r) => slot.refuse(r),
         }
-        if let Some(sequence) = live
-            .merge
-            .workers
-            .get(&snap.worker_index)
-            .and_then(|a| a.contiguous())
-        {
-            self.send(index, ToWorker::Ack { sequence });
+        // With checkpoints, acknowledgements follow each checkpoint written.
+        if self.checkpointed.is_none() {
+            if let Some(sequence) = self.acked_through(snap.worker_index, &live.merge) {
+                self.send(index, ToWorker::Ack { sequence });
+            }
         }
     }
 

@@ -31,6 +31,7 @@ use fleetload_common::plan::{Plan, StandIn};
 use fleetload_common::profile::Profile;
 use fleetload_common::wire::{Command, CommandReply, FromWorker, Hello, ToWorker};
 use slot::{Slot, State};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,9 @@ pub enum Input {
     Interrupted,
     /// The control service stopped: no more events will come.
     ServiceStopped,
+    /// The last [`Effect::Checkpoint`] is on disk (with each worker's highest sequence
+    /// in it), or could not be written.
+    Checkpointed(Result<BTreeMap<u32, u64>, String>),
 }
 
 /// What the controller asks of its shell.
@@ -128,6 +132,12 @@ pub enum Effect {
     /// The run starts at `start`: sample the database's counters from then on.
     Started {
         start: Instant,
+    },
+    /// Write the run so far to the checkpoint, answered by [`Input::Checkpointed`]
+    /// with `acks`: what each worker may then forget.
+    Checkpoint {
+        outcome: Box<Outcome>,
+        acks: BTreeMap<u32, u64>,
     },
     /// The run is over.
     Finished(Box<Result<Outcome, CoordinatorError>>),
@@ -187,6 +197,10 @@ struct Live {
     /// Past it, a worker still running did not finish in time.
     deadline: Instant,
     next_heartbeat: Instant,
+    /// When the next checkpoint is due (`None`: the run writes none), and whether one
+    /// is being written.
+    next_checkpoint: Option<Instant>,
+    checkpoint_pending: bool,
 }
 
 /// Clock probe rounds before the start.
@@ -227,6 +241,9 @@ pub struct Controller {
     live: Option<Box<Live>>,
     /// What to say about a (possibly) bad message.
     bounds: Bounds,
+    /// When the run writes checkpoints: each worker's highest sequence in the last one
+    /// written (what may be acknowledged).
+    checkpointed: Option<BTreeMap<u32, u64>>,
     effects: Vec<Effect>,
 }
 
@@ -241,6 +258,8 @@ impl Controller {
             None => config.plan.cluster_profile(),
         };
         tracing::info!(workers = config.workers, "waiting for workers");
+        let checkpointed =
+            (config.checkpoint.is_some() && config.plan.checkpoint.is_some()).then(BTreeMap::new);
         Controller {
             bounds: Bounds::of(&config.plan),
             phase_deadline: Some(now.at + config.join_timeout),
@@ -258,6 +277,7 @@ impl Controller {
             waiting: Vec::new(),
             answered: Vec::new(),
             live: None,
+            checkpointed,
             effects: Vec::new(),
         }
     }
@@ -315,8 +335,11 @@ impl Controller {
             .filter_map(|s| s.late_probes.map(|(_, since)| since + LATE_PROBE_WAIT));
         let overdue = (live.next_close < plan.interval_count() && live.stopped_at.is_none())
             .then(|| progress::overdue_at(plan, live.start, live.next_close));
+        let checkpoint = live.next_checkpoint.filter(|_| !live.checkpoint_pending);
         [live.deadline, live.next_heartbeat]
             .into_iter()
+            .chain(checkpoint)
+            .chain(self.rejoin_deadline(live))
             .chain(leases)
             .chain(probes)
             .chain(overdue)
@@ -385,7 +408,7 @@ impl Controller {
                 let reply = self.command(command, now, &live);
                 self.reply(id, reply);
             }
-            Input::Joined(a) if a.hello.rejoin.is_some() => self.rejoin(a, &live.merge, now),
+            Input::Joined(a) if a.hello.rejoin.is_some() => self.rejoin(a, &mut live, now),
             Input::Joined(a) => self.admit(a, now, &live),
             Input::Message { conn, message } => self.on_message(conn, message, now, &mut live),
             Input::Invalid { conn, error } => {
@@ -417,6 +440,7 @@ impl Controller {
                 self.stop_all(now, &mut live, "the coordinator was interrupted");
             }
             Input::ServiceStopped => return self.finish(live),
+            Input::Checkpointed(written) => self.checkpointed(written, now, &mut live),
             Input::Interrupted | Input::TargetDone(_) => {}
         }
         self.close_intervals(now, &mut live);
@@ -429,10 +453,29 @@ impl Controller {
                 self.stop_all(now, &mut live, &reason);
             }
         }
-        if self.slots.iter().all(|s| s.state.is_over()) {
+        if self.slots.iter().all(|s| s.state.is_over())
+            && self
+                .rejoin_deadline(&live)
+                .is_none_or(|d| now.at >= d || live.interrupted || live.stopped_at.is_some())
+        {
             return self.finish(live);
         }
         self.live = Some(live);
+    }
+
+    /// While a worker lost to a partition may still rejoin: until the end of its
+    /// rejoin window, and a lease for its dial to land (`None`: nobody can).
+    fn rejoin_deadline(&self, live: &Live) -> Option<Instant> {
+        let plan = &self.config.plan;
+        let window = plan.rejoin?;
+        if plan.on_worker_loss == fleetload_common::plan::OnWorkerLoss::Abort {
+            // The loss ended the run: nobody comes back into it.
+            return None;
+        }
+        self.slots
+            .iter()
+            .any(|s| s.lost.is_some())
+            .then(|| live.start + plan.duration + window + plan.lease)
     }
 
     /// Tell every running worker to stop and wait a short while for its last snapshots.
@@ -445,7 +488,65 @@ impl Controller {
         live.deadline = live.deadline.min(now.at + DRAIN_WAIT);
     }
 
+    /// Every `checkpoint` interval: the run so far to disk, with what each worker may
+    /// forget once it is there.
+    fn checkpoint(&mut self, now: Now, live: &mut Live) {
+        let (Some(at), Some(every)) = (live.next_checkpoint, self.config.plan.checkpoint) else {
+            return;
+        };
+        if live.checkpoint_pending || now.at < at {
+            return;
+        }
+        live.checkpoint_pending = true;
+        live.next_checkpoint = Some(now.at + every);
+        let acks = live
+            .merge
+            .workers
+            .iter()
+            .filter_map(|(w, agg)| agg.contiguous().map(|s| (*w, s)))
+            .collect();
+        let outcome = Box::new(self.outcome_so_far(live, now));
+        self.effects.push(Effect::Checkpoint { outcome, acks });
+    }
+
+    /// A checkpoint is on disk: acknowledge what it holds. One that cannot be written
+    /// ends checkpointing for the run (said in its changes): snapshots are then
+    /// acknowledged once merged, so the workers' memory does not grow meanwhile.
+    fn checkpointed(
+        &mut self,
+        written: Result<BTreeMap<u32, u64>, String>,
+        now: Now,
+        live: &mut Live,
+    ) {
+        live.checkpoint_pending = false;
+        match written {
+            Ok(acks) => {
+                if let Some(held) = &mut self.checkpointed {
+                    held.extend(acks);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the checkpoint; no more checkpoints this run");
+                self.changes.push(crate::report::Membership {
+                    t_s: since(now, live.start),
+                    event: format!("checkpoints stopped: {e}"),
+                });
+                self.checkpointed = None;
+                live.next_checkpoint = None;
+            }
+        }
+        for i in 0..self.slots.len() {
+            if self.slots[i].state == State::Running {
+                let w = i as u32;
+                if let Some(sequence) = self.acked_through(w, &live.merge) {
+                    self.send(i, ToWorker::Ack { sequence });
+                }
+            }
+        }
+    }
+
     fn on_tick(&mut self, now: Now, live: &mut Live) {
+        self.checkpoint(now, live);
         let plan = self.config.plan.clone();
         if now.at >= live.next_heartbeat {
             live.next_heartbeat = now.at + plan.lease / 3;
@@ -471,9 +572,12 @@ impl Controller {
             let at = since(now, live.start);
             let m = format!("lost at {at:.1}s: no message for longer than the lease ({:?}); network partition or a stalled host", plan.lease);
             tracing::warn!(worker = %s.hello.name, "{m}");
-            live.failures.push(format!("worker {} {m}", s.hello.name));
+            let failure = format!("worker {} {m}", s.hello.name);
+            live.failures.push(failure.clone());
             s.state = State::Lost;
             s.message = Some(m);
+            // Kept for the report, and for a rejoin when the plan allows one.
+            s.lost = Some((at, failure));
             let conn = s.conn;
             self.close(
                 conn,
@@ -520,6 +624,6 @@ fn since(now: Now, start: Instant) -> f64 {
 }
 
 /// The first id worker `i` inserts: above the loaded rows, its own residue of the stride.
-fn insert_id_base(plan: &Plan, i: usize) -> u64 {
+pub(crate) fn insert_id_base(plan: &Plan, i: usize) -> u64 {
     plan.rows + 1 + i as u64
 }

@@ -55,15 +55,34 @@ impl Outcome {
 
 impl Controller {
     pub(super) fn outcome(&self, live: Live) -> Outcome {
-        let plan = self.config.plan.clone();
-        let ran_for = live.stopped_at.map_or(plan.duration, |t| {
-            t.saturating_duration_since(live.start).min(plan.duration)
+        let ran_for = live.stopped_at.map_or(self.config.plan.duration, |t| {
+            t.saturating_duration_since(live.start)
+                .min(self.config.plan.duration)
         });
+        let o = self.outcome_of(&live, ran_for, Merge::new(Vec::new(), 0));
+        Outcome {
+            merge: live.merge,
+            failures: live.failures,
+            ..o
+        }
+    }
+
+    /// The run so far, for a checkpoint: the merge is copied (the histograms are
+    /// encoded later, off the controller's task).
+    pub(super) fn outcome_so_far(&self, live: &Live, now: super::Now) -> Outcome {
+        let ran_for = now
+            .at
+            .saturating_duration_since(live.start)
+            .min(self.config.plan.duration);
+        self.outcome_of(live, ran_for, live.merge.clone())
+    }
+
+    fn outcome_of(&self, live: &Live, ran_for: Duration, merge: Merge) -> Outcome {
         Outcome {
             workers: self.worker_infos(),
             run_id: self.run_id.clone(),
-            merge: live.merge,
-            failures: live.failures,
+            merge,
+            failures: live.failures.clone(),
             interrupted: live.interrupted,
             membership: self.membership.clone(),
             changes: self.changes.clone(),
@@ -72,7 +91,7 @@ impl Controller {
             start: live.start,
             ran_for,
             capacity: self.search.as_ref().map(crate::search::Search::report),
-            plan,
+            plan: self.config.plan.clone(),
         }
     }
 
@@ -91,7 +110,7 @@ impl Controller {
                 shard: s.shard,
                 rate: s.rate,
                 sessions,
-                state: s.state.report_name(),
+                state: s.state.report_name().to_string(),
                 message: s.message.clone(),
                 executed: s.done.as_ref().map(|d| d.totals.clone()),
                 inserted: s
@@ -105,8 +124,11 @@ impl Controller {
                 rejected: s
                     .rejected
                     .iter()
-                    .map(|(class, (n, detail))| (class.name(), *n, detail.clone()))
+                    .map(|(class, (n, detail))| (class.name().to_string(), *n, detail.clone()))
                     .collect(),
+                spool: s.spool.clone(),
+                lost_at_s: s.lost.as_ref().map(|(at, _)| *at),
+                away: s.away.clone(),
             })
             .collect()
     }

@@ -74,6 +74,7 @@ impl Controller {
                     FromWorker::Ready {
                         sessions,
                         rows_loaded,
+                        spool,
                     },
             } => {
                 let Some(i) = self.slot_index(conn) else {
@@ -88,6 +89,7 @@ impl Controller {
                 tracing::info!(worker = %s.hello.name, sessions, rows_loaded, "worker ready");
                 s.state = State::Ready;
                 s.rows_loaded = rows_loaded;
+                s.spool = (!spool.is_empty()).then_some(spool);
                 if self.slots.iter().all(|s| s.state == State::Ready) {
                     self.phase = Phase::Ready;
                     self.phase_deadline = None;
@@ -193,7 +195,11 @@ impl Controller {
             Input::TargetDone(Err(e)) => self.fail(e),
             Input::Interrupted => self.fail(CoordinatorError::Cancelled),
             Input::ServiceStopped => self.fail(CoordinatorError::ServiceStopped),
-            Input::Message { .. } | Input::Invalid { .. } | Input::Tick | Input::TargetDone(_) => {}
+            Input::Message { .. }
+            | Input::Invalid { .. }
+            | Input::Tick
+            | Input::TargetDone(_)
+            | Input::Checkpointed(_) => {}
         }
     }
 }

@@ -34,6 +34,7 @@ impl Controller {
                 arrival,
                 phase,
                 max_backlog,
+                catch_up: self.config.plan.catch_up,
             },
             LoadModel::Closed { think_time } => WorkerLoad::Closed {
                 think_time,
@@ -77,6 +78,8 @@ impl Controller {
             max_connection_age: plan.max_connection_age,
             reader: plan.reader.clone(),
             resume_secret: new_resume_secret()?,
+            plan_hash: plan.hash(),
+            rejoin_after_end: plan.rejoin,
         };
         let s = &mut self.slots[i];
         s.shard = shard;
@@ -192,6 +195,72 @@ impl Controller {
                 parts.join("; ")
             ),
         });
+    }
+
+    /// A worker lost to a partition is back while the run goes on: it takes its keys
+    /// and a share of the load again from the next interval (the survivors hand back
+    /// what they took of its shard), and its loss is no longer a failure of the run.
+    pub(super) fn readmit(&mut self, i: usize, now: Now, live: &mut Live) {
+        let Some((lost_at, failure)) = self.slots[i].lost.take() else {
+            return;
+        };
+        live.failures.retain(|f| *f != failure);
+        let elapsed = since(now, live.start);
+        self.slots[i].away.push((lost_at, elapsed));
+        let plan = self.config.plan.clone();
+        let name = self.slots[i].hello.name.clone();
+        let s = &mut self.slots[i];
+        s.state = State::Running;
+        s.message = None;
+        if live.stopped_at.is_some() {
+            self.note(
+                elapsed,
+                format!("worker {name} rejoined (lost at {lost_at:.1}s); the run was ending"),
+            );
+            return self.send(
+                i,
+                ToWorker::Stop {
+                    reason: "the run is ending".into(),
+                },
+            );
+        }
+        let at = next_boundary(&plan, elapsed).min(plan.duration.as_secs_f64());
+        let shard = self.slots[i].shard;
+        for (k, other) in self.slots.iter_mut().enumerate() {
+            if k != i {
+                other
+                    .extra
+                    .retain(|r| r.first < shard.first || r.last > shard.last);
+            }
+        }
+        // Nothing is owed for the time it was away: its load starts again at `at`.
+        self.slots[i].profile = self.slots[i]
+            .profile
+            .as_ref()
+            .map(|_| Profile::constant(0.0));
+        if plan.on_worker_loss == OnWorkerLoss::Rebalance {
+            let members: Vec<usize> = (0..self.slots.len())
+                .filter(|k| self.slots[*k].state == State::Running)
+                .collect();
+            let weights: Vec<f64> = members
+                .iter()
+                .map(|k| self.slots[*k].hello.capacity)
+                .collect();
+            if let Ok(shares) = split_rate(&weights) {
+                for (k, sh) in members.iter().zip(shares) {
+                    self.slots[*k].share = sh.share;
+                }
+            }
+        }
+        let parts = self.push_load(at);
+        self.note(
+            elapsed,
+            format!(
+                "worker {name} rejoined (lost at {lost_at:.1}s, away {:.1}s); from {at:.1}s: {}",
+                elapsed - lost_at,
+                parts.join("; ")
+            ),
+        );
     }
 
     /// Apply the plan's policy after worker `lost` left the run at `at_s`; returns a

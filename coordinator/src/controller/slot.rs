@@ -73,6 +73,13 @@ pub(crate) struct Slot {
     pub(crate) cert: Option<Vec<u8>>,
     /// The send time of the clock probes it was sent last: only echoes of those count.
     pub(crate) probe_sent: Option<i64>,
+    /// Where the worker says it spools what it cannot deliver.
+    pub(crate) spool: Option<String>,
+    /// When it was lost (seconds from the start) and the failure recorded for it, while
+    /// it may still rejoin.
+    pub(crate) lost: Option<(f64, String)>,
+    /// Spans it was lost and came back: (lost at, rejoined at), seconds from the start.
+    pub(crate) away: Vec<(f64, f64)>,
 }
 
 impl Slot {
@@ -104,6 +111,9 @@ impl Slot {
             rejected: BTreeMap::new(),
             resume_secret: ResumeSecret::default(),
             probe_sent: None,
+            spool: None,
+            lost: None,
+            away: Vec::new(),
         }
     }
 

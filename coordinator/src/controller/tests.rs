@@ -128,6 +128,7 @@ impl Fleet {
                 FromWorker::Ready {
                     sessions: 4,
                     rows_loaded: 0,
+                    spool: String::new(),
                 },
             );
         }
@@ -187,6 +188,7 @@ fn snapshot(worker: u32, sequence: u64, k: u64, stats: OpStats) -> Snapshot {
         sequence,
         interval_index: k,
         operations: vec![(OpName::new("point_select").unwrap(), stats)],
+        stalls: Vec::new(),
     }
 }
 
@@ -301,6 +303,7 @@ fn a_rejoin_with_the_slots_secret_is_acknowledged_up_to_what_the_merge_holds() {
             run_id: "run-test".into(),
             worker_index: 0,
             secret,
+            spool: String::new(),
         });
         h
     };
@@ -324,9 +327,10 @@ fn a_rejoin_with_the_slots_secret_is_acknowledged_up_to_what_the_merge_holds() {
         peer: None,
         cert: None,
     }));
+    // Acknowledged up to what is held, then its share again (it may have paused).
     assert!(matches!(
         sent_to(&f.last, 8)[..],
-        [ToWorker::Ack { sequence: 1 }]
+        [ToWorker::Ack { sequence: 1 }, ToWorker::Rebalance(_)]
     ));
     // The slot now lives on the new stream: its snapshots are acknowledged there.
     f.run_until(Duration::from_secs(3) + 30 * MS);
@@ -370,6 +374,7 @@ fn a_late_joiner_gets_its_share_from_the_next_interval() {
         FromWorker::Ready {
             sessions: 4,
             rows_loaded: 0,
+            spool: String::new(),
         },
     );
     let probes = sent_to(&f.last, 5).len();

@@ -5,8 +5,8 @@
 use super::outages::outages;
 use super::*;
 
-/// What the controller knows of one worker at the end.
-#[derive(Debug, Clone)]
+/// What the controller knows of one worker at the end (a checkpoint holds it too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerInfo {
     pub index: u32,
     /// The stride of its insert ids (the largest fleet the run admits).
@@ -19,7 +19,7 @@ pub struct WorkerInfo {
     pub shard: Shard,
     pub rate: Option<f64>,
     pub sessions: u32,
-    pub state: &'static str,
+    pub state: String,
     pub message: Option<String>,
     pub executed: Option<Vec<(fleetload_common::scenario::OpName, OpTotals)>>,
     /// Rows inserted, the first and the last insert id, from the worker's final message.
@@ -32,7 +32,17 @@ pub struct WorkerInfo {
     pub first_op_unix_nanos: Option<i64>,
     /// Messages refused from it during the run, per reason class: how many, and the
     /// first one's detail.
-    pub rejected: Vec<(&'static str, u64, String)>,
+    pub rejected: Vec<(String, u64, String)>,
+    /// Where it spools what it cannot deliver, as it said.
+    #[serde(default)]
+    pub spool: Option<String>,
+    /// The last interval it was sent a share of the load for, when it was lost: what
+    /// came after is missing unless its spool is found.
+    #[serde(default)]
+    pub lost_at_s: Option<f64>,
+    /// Spans it was cut off and came back: (lost at, rejoined at), seconds.
+    #[serde(default)]
+    pub away: Vec<(f64, f64)>,
 }
 
 /// The inputs of a report besides the merge.
@@ -68,8 +78,9 @@ impl Report {
             .max(interval_s.min(duration_s));
         let names: Vec<OpName> = merge.operations.clone();
         let cluster = merge.cluster_measured();
-        let (workers, mismatches) = workers_json(&input, merge, measured_s);
-        let failures = failures(&input, &cluster, &mismatches);
+        let workers = workers_json(&input, merge, measured_s);
+        let (verification, unverified) = super::verify::verification(input.workers, merge);
+        let failures = failures(&input, &cluster, unverified);
         let (thresholds, stages) = crate::thresholds::evaluate(
             plan,
             merge,
@@ -125,10 +136,9 @@ impl Report {
             roles: roles_json(plan, &cluster, measured_s),
             operation_roles: names.iter().cloned().zip(plan.roles()).collect(),
             instances: instances_json(plan, merge, measured_s),
-            verification: Verification {
-                merged_equals_executed: mismatches.is_empty(),
-                mismatches,
-            },
+            verification,
+            stalls: super::verify::stalls(input.workers, merge),
+            gaps: super::verify::gaps(input.workers),
             inserted_rows: input
                 .workers
                 .iter()
@@ -147,6 +157,7 @@ impl Report {
             thresholds,
             start_skew_ms,
             capacity: input.capacity,
+            recovery: None,
             scratch_target: false,
             interval_log: interval_log(merge, interval_s, duration_s),
             start_unix_s: input
@@ -303,48 +314,13 @@ fn interval_log(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<files::L
         .collect()
 }
 
-/// Where a worker's snapshots do not add up to what it says it executed.
-fn mismatches_of(w: &WorkerInfo, merge: &Merge) -> Vec<String> {
-    let agg = merge.workers.get(&w.index);
-    let sum = |e: &[u64]| e.iter().fold(0u64, |a, e| a.saturating_add(*e));
-    let mut out = Vec::new();
-    for (op, done) in w.executed.iter().flatten() {
-        let got = agg
-            .and_then(|a| {
-                merge
-                    .operations
-                    .iter()
-                    .position(|o| o == op)
-                    .map(|i| a.received[i])
-            })
-            .unwrap_or_default();
-        if got != *done {
-            out.push(format!(
-                "worker {} {}: executed {} ok / {} errors / {} dropped / {} retries, snapshots hold {} / {} / {} / {}",
-                w.name, op.name(), done.ok, sum(&done.errors), done.dropped_backlog, done.retries,
-                got.ok, sum(&got.errors), got.dropped_backlog, got.retries
-            ));
-        }
-    }
-    out
-}
-
-/// Every worker as the report shows it, and where its snapshots and its totals differ.
-fn workers_json(
-    input: &ReportInput<'_>,
-    merge: &Merge,
-    measured_s: f64,
-) -> (Vec<WorkerJson>, Vec<String>) {
-    let mut mismatches = Vec::new();
-    let workers = input
+/// Every worker as the report shows it.
+fn workers_json(input: &ReportInput<'_>, merge: &Merge, measured_s: f64) -> Vec<WorkerJson> {
+    input
         .workers
         .iter()
-        .map(|w| {
-            mismatches.extend(mismatches_of(w, merge));
-            worker_json(w, merge, measured_s, input.start_unix_nanos)
-        })
-        .collect();
-    (workers, mismatches)
+        .map(|w| worker_json(w, merge, measured_s, input.start_unix_nanos))
+        .collect()
 }
 
 fn worker_json(
@@ -399,7 +375,7 @@ fn worker_json(
         rejected_by_reason: w
             .rejected
             .iter()
-            .map(|(class, n, _)| (class.to_string(), *n))
+            .map(|(class, n, _)| (class.clone(), *n))
             .collect(),
         rejected_samples: w
             .rejected
@@ -413,16 +389,11 @@ fn worker_json(
     }
 }
 
-/// The run's failures: the controller's, a merge that does not add up, and a run where
-/// nothing succeeded.
-fn failures(input: &ReportInput<'_>, cluster: &[OpStats], mismatches: &[String]) -> Vec<String> {
+/// The run's failures: the controller's, a merge that does not add up or a worker
+/// whose totals are missing, and a run where nothing succeeded.
+fn failures(input: &ReportInput<'_>, cluster: &[OpStats], unverified: Vec<String>) -> Vec<String> {
     let mut failures = input.failures.clone();
-    if !mismatches.is_empty() {
-        failures.push(format!(
-            "the merged snapshots do not add up to what the workers executed: {}",
-            mismatches.join("; ")
-        ));
-    }
+    failures.extend(unverified);
     let ok: u64 = cluster.iter().map(|s| s.ok).sum();
     let errors: u64 = cluster.iter().map(OpStats::error_total).sum();
     if ok == 0 && !input.interrupted {

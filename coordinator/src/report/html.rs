@@ -4,14 +4,14 @@
 
 use super::charts::charts;
 use super::svg::escape;
-use super::{OpSummary, Report, RunStatus};
+use super::{GapJson, OpSummary, Report, RunStatus, StallJson};
 use std::fmt::Write as _;
 
 const STYLE: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1000px;color:#1b1b1b;padding:0 12px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555}.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600;font-size:13px}
-.passed{background:#1a7f37}.failed{background:#cf222e}.interrupted{background:#9a6700}
+.passed{background:#1a7f37}.failed{background:#cf222e}.interrupted{background:#9a6700}.recovered{background:#0969da}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f6f8fa}td.l,th.l{text-align:left}.failure{color:#cf222e;font-weight:600}
 figure{margin:10px 0 18px}svg.chart{max-width:100%;height:auto;background:#fff}
@@ -80,6 +80,7 @@ fn overview(r: &Report, out: &mut String) {
         RunStatus::Passed => "passed",
         RunStatus::Failed => "failed",
         RunStatus::Interrupted => "interrupted",
+        RunStatus::Recovered => "recovered",
     };
     let plan = &r.plan;
     let target = fleetload_common::target::redact(plan.target.as_deref().unwrap_or("?"));
@@ -104,6 +105,9 @@ fn overview(r: &Report, out: &mut String) {
         r.interval_s,
         escape(&r.fleetload_version)
     );
+    for line in r.recovery.iter().flat_map(|rec| rec.lines()) {
+        let _ = write!(out, "<p class=meta>{}</p>", escape(&line));
+    }
     for f in &r.failures {
         let _ = write!(out, "<p class=failure>FAILURE: {}</p>", escape(f));
     }
@@ -136,14 +140,7 @@ fn summary(r: &Report, out: &mut String) {
         out,
         "<p class=meta>Response time = {}. Merge check: {}.</p>",
         r.response_time_definition(),
-        if r.verification.merged_equals_executed {
-            "the merged snapshots equal what every worker executed".to_string()
-        } else {
-            format!(
-                "MISMATCH: {}",
-                escape(&r.verification.mismatches.join("; "))
-            )
-        }
+        escape(&r.verification.summary())
     );
 }
 
@@ -205,6 +202,16 @@ fn charts_and_workers(r: &Report, out: &mut String) {
                 w.downtime_ms.max
             ),
         })
+        .chain(r.gaps.iter().map(|g| super::svg::Mark {
+            from_s: g.lost_at_s,
+            to_s: g.rejoined_at_s.unwrap_or(r.duration_s),
+            label: g.sentence(),
+        }))
+        .chain(r.stalls.iter().map(|s| super::svg::Mark {
+            from_s: s.at_s,
+            to_s: s.at_s + s.duration_s,
+            label: s.sentence(),
+        }))
         .collect();
     for chart in charts(r) {
         let _ = write!(out, "<figure>{}</figure>", chart.render_marked(&marks));
@@ -456,6 +463,14 @@ fn clocks(r: &Report, out: &mut String) {
 /// Who joined, left, and took over what.
 fn membership(r: &Report, out: &mut String) {
     out.push_str("<h2>Membership</h2>");
+    for line in r
+        .gaps
+        .iter()
+        .map(GapJson::sentence)
+        .chain(r.stalls.iter().map(StallJson::sentence))
+    {
+        let _ = write!(out, "<p class=failure>{}</p>", escape(&line));
+    }
     if r.membership.is_empty() {
         out.push_str("<p class=meta>No worker joined late or was lost: the fleet was the same from start to end.</p>");
     } else {

@@ -16,9 +16,11 @@ mod model;
 mod outages;
 pub mod svg;
 pub mod text;
+mod verify;
 
 pub use build::{ReportInput, WorkerInfo};
 pub use model::*;
+pub use verify::{GapJson, MissingWorker, StallJson, Verification};
 
 #[cfg(test)]
 mod fuzz;
@@ -75,14 +77,6 @@ pub struct InstanceJson {
     pub series: Vec<[f64; 3]>,
 }
 
-/// Whether the merged snapshots add up to what every worker says it executed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Verification {
-    pub merged_equals_executed: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mismatches: Vec<String>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub report_format: u32,
@@ -128,6 +122,14 @@ pub struct Report {
     pub availability: availability::Availability,
     /// Workers lost and how their work was redistributed.
     pub membership: Vec<Membership>,
+    /// Stalls of the workers' own runtimes (a frozen process, a starved host): what
+    /// they measured then is not the database's doing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalls: Vec<StallJson>,
+    /// Spans in which a worker was cut off from the coordinator (lost, then rejoined
+    /// or not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<GapJson>,
     /// Live changes of the load (`fleetload ctl`, threshold aborts), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Membership>,
@@ -152,6 +154,10 @@ pub struct Report {
     /// `fleetload find-capacity`: the answer and the curve measured on the way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::search::CapacityJson>,
+    /// Rebuilt by `fleetload report recover`: from which checkpoint, what each spool
+    /// added, and what is still missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<crate::recover::Recovery>,
     /// Per-interval cluster histograms for `report.hlog` (not in report.json).
     #[serde(skip)]
     pub interval_log: Vec<files::LoggedInterval>,

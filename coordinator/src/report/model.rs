@@ -21,6 +21,8 @@ pub enum RunStatus {
     Passed,
     Failed,
     Interrupted,
+    /// Rebuilt by `fleetload report recover` from a checkpoint and spools.
+    Recovered,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

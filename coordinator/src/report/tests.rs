@@ -67,6 +67,15 @@ pub(crate) fn fixture() -> Report {
                     sequence: interval,
                     interval_index: interval,
                     operations,
+                    // Worker 1 froze for 0.8 s in interval 2 (its own runtime).
+                    stalls: if worker == 1 && interval == 2 {
+                        vec![fleetload_common::stats::Stall {
+                            at: std::time::Duration::from_millis(2_100),
+                            duration: std::time::Duration::from_millis(800),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .unwrap();
         }
@@ -86,7 +95,7 @@ pub(crate) fn fixture() -> Report {
             },
             rate: Some(20.0),
             sessions: 4,
-            state: "done",
+            state: "done".into(),
             message: None,
             executed: Some(
                 merge
@@ -97,12 +106,15 @@ pub(crate) fn fixture() -> Report {
                     .collect(),
             ),
             inserted: None,
+            away: if i == 0 { vec![(1.5, 2.5)] } else { Vec::new() },
             rows_loaded: None,
             clock: Some((1_500_000 * i64::from(i), 300_000)),
             first_op_unix_nanos: Some(
                 1_795_752_306_000_000_000 + 1_500_000 * i64::from(i) + 200_000 * i64::from(i),
             ),
             rejected: Vec::new(),
+            spool: None,
+            lost_at_s: None,
         })
         .collect();
     Report::build(

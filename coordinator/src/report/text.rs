@@ -80,6 +80,7 @@ fn overview(r: &Report, out: &mut String) {
         RunStatus::Passed => "PASSED",
         RunStatus::Failed => "FAILED",
         RunStatus::Interrupted => "INTERRUPTED",
+        RunStatus::Recovered => "RECOVERED",
     };
     let _ = writeln!(out, "fleetload run {} — {status}", r.run_id);
     let plan = &r.plan;
@@ -99,6 +100,9 @@ fn overview(r: &Report, out: &mut String) {
     );
     for f in &r.failures {
         let _ = writeln!(out, "FAILURE: {f}");
+    }
+    for line in r.recovery.iter().flat_map(|rec| rec.lines()) {
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(
         out,
@@ -244,6 +248,19 @@ fn events(r: &Report, out: &mut String) {
     }
     for m in &r.membership {
         let _ = writeln!(out, "fleet at {:.1}s: {}", m.t_s, m.event);
+    }
+    for g in &r.gaps {
+        let _ = writeln!(out, "gap: {}", g.sentence());
+    }
+    for s in r.stalls.iter().take(20) {
+        let _ = writeln!(out, "STALL: {}", s.sentence());
+    }
+    if r.stalls.len() > 20 {
+        let _ = writeln!(
+            out,
+            "  … {} more stalls in report.json",
+            r.stalls.len() - 20
+        );
     }
     for c in &r.changes {
         let _ = writeln!(out, "change at {:.1}s: {}", c.t_s, c.event);
@@ -510,13 +527,5 @@ fn closing(r: &Report, out: &mut String) {
             r.inserted_rows
         );
     }
-    let _ = writeln!(
-        out,
-        "\nmerge check: {}",
-        if r.verification.merged_equals_executed {
-            "merged snapshots equal what every worker executed"
-        } else {
-            "MISMATCH (see failures)"
-        }
-    );
+    let _ = writeln!(out, "\nmerge check: {}", r.verification.summary());
 }

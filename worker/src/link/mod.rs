@@ -7,13 +7,21 @@
 //! ```text
 //! connected ──stream breaks──▶ redialing ──rejoined──▶ connected
 //!     │                            │
-//!     └──── no word for a lease ───┴── refused or no word for a lease ──▶ orphaned
+//!     └──── no word for a lease ───┴── refused, or no word for a lease
+//!                                      (and past the rejoin window) ──▶ orphaned
 //! ```
+//!
+//! A lease without a word stops this worker's load (the dead man's switch: the
+//! coordinator has given its share to others by then), but within the rejoin window
+//! (the planned end plus `rejoin_after_end`) the worker only pauses and keeps dialing:
+//! a partition longer than a lease heals, the worker hands over what it measured and
+//! gets its share back from the coordinator. Past the window, or refused, it spools.
 
 use crate::recorder::IntervalStats;
 use fleetload_common::plan::MAX_RATE;
+use fleetload_common::profile::Profile;
 use fleetload_common::scenario::OpName;
-use fleetload_common::stats::OpStats;
+use fleetload_common::stats::{OpStats, Stall};
 use fleetload_common::wire::{Assignment, FromWorker, Rebalance, Snapshot, ToWorker, WorkerLoad};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -75,10 +83,12 @@ pub enum Input {
     },
     RejoinRefused(String),
     RejoinFailed(String),
-    /// What the recorders held through the interval of the last [`Effect::Measure`].
+    /// What the recorders held through the interval of the last [`Effect::Measure`],
+    /// and the stalls of this worker noticed since the last one.
     Measured {
         through: u64,
         stats: Vec<(u64, IntervalStats)>,
+        stalls: Vec<Stall>,
     },
     /// Every session and the pacer returned; `cancelled`: this worker was told to stop.
     LoadFinished {
@@ -98,6 +108,9 @@ pub enum Effect {
     Redial,
     /// Stop the load: the coordinator said so, or it is gone.
     StopLoad,
+    /// No word for a lease: offer no load (the coordinator has given this worker's
+    /// share to others) but keep the sessions, while redialing.
+    PauseLoad,
     /// A new share of the load from the coordinator, checked against the assignment.
     ApplyLoad(Rebalance),
     /// Every snapshot is sent: send Done with this count, and wait for the stream to
@@ -134,6 +147,14 @@ pub struct Link {
     next_heartbeat: Instant,
     /// Why the coordinator stopped the run early.
     stopped: Option<String>,
+    /// Until when a worker that lost its coordinator for a lease keeps dialing
+    /// (`None`: it gives up after the lease).
+    rejoin_until: Option<Instant>,
+    /// The load was paused for want of a coordinator; the next share it sends is
+    /// applied from now on, never to the paused past.
+    paused: bool,
+    /// Stalls noticed whose interval already has its snapshot: they go into the next.
+    stalls: Vec<Stall>,
     effects: Vec<Effect>,
 }
 
@@ -162,6 +183,9 @@ impl Link {
             last_heard: now,
             next_heartbeat: now,
             stopped: None,
+            rejoin_until: a.rejoin_after_end.map(|d| start + a.duration + d),
+            paused: false,
+            stalls: Vec::new(),
             effects: Vec::new(),
         };
         // A worker that joined a running run starts with the interval in progress.
@@ -206,8 +230,7 @@ impl Link {
                 .then(|| self.edge(self.next_interval));
         let heartbeat = (self.state == State::Connected && self.phase == Phase::Loading)
             .then_some(self.next_heartbeat);
-        let lease =
-            (!orphaned && self.waits_for_coordinator()).then_some(self.last_heard + self.lease);
+        let lease = (!orphaned && self.waits_for_coordinator()).then(|| self.give_up_at());
         let redial = match self.state {
             State::Redialing { at, .. } => at,
             _ => None,
@@ -220,6 +243,16 @@ impl Link {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When a worker without word from its coordinator pauses (a lease after the last
+    /// word) or, past it, gives up (the rejoin window's end).
+    fn give_up_at(&self) -> Instant {
+        let lease = self.last_heard + self.lease;
+        match self.rejoin_until {
+            Some(until) if self.paused || self.state != State::Connected => lease.max(until),
+            _ => lease,
+        }
     }
 
     /// Whether a lease without a word orphans this worker now: while the load runs, and
@@ -268,7 +301,14 @@ impl Link {
                     *backoff = (*backoff * 2).min(REDIAL_CAP);
                 }
             }
-            Input::Measured { through, stats } => self.measured(through, stats),
+            Input::Measured {
+                through,
+                stats,
+                stalls,
+            } => {
+                self.stalls.extend(stalls);
+                self.measured(through, stats);
+            }
             Input::LoadFinished { cancelled } => {
                 let through = if self.stopped.is_some() || cancelled {
                     self.interval_of(now).max(self.next_interval)
@@ -310,12 +350,21 @@ impl Link {
             self.effects.push(Effect::Send(FromWorker::Heartbeat));
         }
         if !self.orphaned() && self.waits_for_coordinator() && now >= self.last_heard + self.lease {
-            tracing::error!(lease = ?self.lease, "no word from the coordinator for a whole lease; stopping the load");
-            let reason = format!(
-                "no message from the coordinator for longer than the lease ({:?})",
-                self.lease
-            );
-            return self.orphan(reason);
+            if self.rejoin_until.is_some_and(|until| now < until) {
+                self.pause(now);
+            } else {
+                tracing::error!(lease = ?self.lease, "no word from the coordinator for a whole lease, and no time left to rejoin; stopping the load");
+                let reason = format!(
+                    "no message from the coordinator for longer than the lease ({:?}){}",
+                    self.lease,
+                    if self.rejoin_until.is_some() {
+                        " and until the end of the rejoin window"
+                    } else {
+                        ""
+                    }
+                );
+                return self.orphan(reason);
+            }
         }
         if let State::Redialing { at, .. } = &mut self.state {
             if at.is_some_and(|at| now >= at) {
@@ -323,6 +372,22 @@ impl Link {
                 *at = None;
                 self.effects.push(Effect::Redial);
             }
+        }
+    }
+
+    /// A lease without a word, within the rejoin window: the coordinator has given this
+    /// worker's share away, so stop offering load, but keep the sessions and redial.
+    fn pause(&mut self, now: Instant) {
+        if !self.paused && self.phase == Phase::Loading {
+            tracing::error!(lease = ?self.lease, "no word from the coordinator for a whole lease; pausing the load and redialing until the rejoin window ends");
+            self.paused = true;
+            self.effects.push(Effect::PauseLoad);
+        }
+        if self.state == State::Connected {
+            self.state = State::Redialing {
+                at: Some(now),
+                backoff: REDIAL_FIRST,
+            };
         }
     }
 
@@ -372,6 +437,15 @@ impl Link {
         }
         let t = now.saturating_duration_since(self.start).as_secs_f64();
         tracing::info!(now_value = ?r.profile.as_ref().map(|p| p.value_at(t)), ranges = ?r.extra, "new share of the load");
+        let mut r = r;
+        if std::mem::take(&mut self.paused) {
+            // Resumed: the share holds from now; what the pause skipped is not owed.
+            let zero = Profile::constant(0.0);
+            r.profile = Some(match &r.profile {
+                Some(p) => zero.splice(t, p),
+                None => zero.splice(t, &Profile::constant(self.most)),
+            });
+        }
         self.effects.push(Effect::ApplyLoad(r));
     }
 
@@ -409,7 +483,13 @@ impl Link {
         }
         while self.next_interval <= through {
             let k = self.next_interval;
+            // A stall goes with the interval it began in, or the first one still unsent.
+            let (stalls, later): (Vec<Stall>, Vec<Stall>) = std::mem::take(&mut self.stalls)
+                .into_iter()
+                .partition(|s| self.interval_of(self.start + s.at) <= k);
+            self.stalls = later;
             let snapshot = Snapshot {
+                stalls,
                 run_id: self.run_id.clone(),
                 worker_index: self.worker_index,
                 sequence: self.sequence,

@@ -34,6 +34,7 @@ fn assignment() -> Assignment {
             arrival: fleetload_common::schedule::Arrival::Uniform,
             phase: 0.0,
             max_backlog: Duration::from_secs(5),
+            catch_up: Some(2.0),
         },
         duration: Duration::from_secs(10),
         interval: Duration::from_secs(1),
@@ -44,6 +45,8 @@ fn assignment() -> Assignment {
         resume_secret: ResumeSecret("s".into()),
         max_connection_age: None,
         reader: None,
+        plan_hash: "h".into(),
+        rejoin_after_end: None,
     }
 }
 
@@ -56,9 +59,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::of(&assignment())
+    }
+
+    fn of(a: &Assignment) -> Harness {
         let start = Instant::now();
         Harness {
-            link: Link::new(&assignment(), start, start),
+            link: Link::new(a, start, start),
             start,
             now: start,
         }
@@ -73,6 +80,7 @@ impl Harness {
                     queue.push(Input::Measured {
                         through,
                         stats: Vec::new(),
+                        stalls: Vec::new(),
                     });
                 }
                 out.push(e);
@@ -229,4 +237,132 @@ fn a_rebalance_outside_the_key_space_or_the_sessions_is_refused() {
     };
     let effects = h.feed(Input::Received(ToWorker::Rebalance(fine.clone())));
     assert!(matches!(&effects[..], [Effect::ApplyLoad(r)] if *r == fine));
+}
+
+#[test]
+fn a_lease_without_a_word_pauses_within_the_rejoin_window_and_a_rejoin_resumes_from_now() {
+    let mut a = assignment();
+    a.rejoin_after_end = Some(Duration::from_secs(2));
+    let mut h = Harness::of(&a);
+    h.until(Duration::from_millis(1030));
+    h.feed(Input::Received(ToWorker::Heartbeat));
+    // Silent from 1.03 s: at 4.03 s the lease is over.
+    let effects = h.until(Duration::from_millis(4100));
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::PauseLoad)),
+        "paused"
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::StopLoad)),
+        "not stopped"
+    );
+    assert!(effects.iter().any(|e| matches!(e, Effect::Redial)));
+    h.feed(Input::RejoinFailed("unreachable".into()));
+    // The partition heals at 6 s: the worker rejoins, resends what is unacknowledged,
+    // and the share the coordinator sends holds from now, not from the paused past.
+    let effects = h.until(Duration::from_secs(6));
+    for e in &effects {
+        if matches!(e, Effect::Redial) {
+            h.feed(Input::RejoinFailed("unreachable".into()));
+        }
+    }
+    h.link.state = State::Redialing {
+        at: None,
+        backoff: REDIAL_FIRST,
+    };
+    let effects = h.feed(Input::Rejoined { acked: Some(0) });
+    assert_eq!(sent_snapshots(&effects), vec![1, 2, 3, 4]);
+    let effects = h.feed(Input::Received(ToWorker::Rebalance(Rebalance {
+        extra: Vec::new(),
+        profile: Some(Profile::constant(100.0)),
+    })));
+    let [Effect::ApplyLoad(r)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    let p = r.profile.as_ref().unwrap();
+    assert_eq!(p.value_at(5.0), 0.0, "nothing owed for the pause");
+    assert_eq!(p.value_at(6.5), 100.0);
+    // Heard again: no stop, and the load runs to its end.
+    let effects = h.until(Duration::from_millis(7000));
+    assert!(!effects
+        .iter()
+        .any(|e| matches!(e, Effect::StopLoad | Effect::PauseLoad)));
+}
+
+#[test]
+fn past_the_rejoin_window_the_worker_stops_and_spools() {
+    let mut a = assignment();
+    a.rejoin_after_end = Some(Duration::from_secs(1));
+    let mut h = Harness::of(&a);
+    h.until(Duration::from_millis(1030));
+    let mut stopped_at = None;
+    for _ in 0..200 {
+        let effects = h.until(h.now - h.start + 100 * MS);
+        for e in &effects {
+            match e {
+                Effect::Redial => {
+                    h.feed(Input::RejoinFailed("unreachable".into()));
+                }
+                Effect::StopLoad => stopped_at = Some(h.now - h.start),
+                _ => {}
+            }
+        }
+        if stopped_at.is_some() {
+            break;
+        }
+    }
+    // The run's planned end (10 s) plus the window (1 s).
+    let at = stopped_at.expect("stopped at the window's end");
+    assert!(
+        at >= Duration::from_secs(11) && at < Duration::from_millis(11_200),
+        "{at:?}"
+    );
+    let effects = h.feed(Input::LoadFinished { cancelled: false });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Spool { snapshots, .. } if snapshots.len() == 10)),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_stall_goes_into_the_snapshot_of_the_interval_it_began_in() {
+    let mut h = Harness::new();
+    h.until(Duration::from_millis(900));
+    h.now = h.start + Duration::from_millis(3050);
+    let stall = Stall {
+        at: Duration::from_millis(950),
+        duration: Duration::from_millis(2100),
+    };
+    let later = Stall {
+        at: Duration::from_millis(3010),
+        duration: Duration::from_millis(110),
+    };
+    let effects = h.link.handle(
+        h.now,
+        Input::Measured {
+            through: 2,
+            stats: Vec::new(),
+            stalls: vec![stall, later],
+        },
+    );
+    let sent: Vec<(u64, Vec<Stall>)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(FromWorker::Snapshot(s)) => Some((s.interval_index, s.stalls.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![(0, vec![stall]), (1, vec![]), (2, vec![])]);
+    // One that began in interval 3 waits for interval 3's snapshot.
+    let effects = h.link.handle(
+        h.now,
+        Input::Measured {
+            through: 3,
+            stats: Vec::new(),
+            stalls: Vec::new(),
+        },
+    );
+    assert!(effects.iter().any(|e| matches!(e, Effect::Send(FromWorker::Snapshot(s)) if s.interval_index == 3 && s.stalls == vec![later])));
 }

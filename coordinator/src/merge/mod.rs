@@ -12,6 +12,9 @@ use fleetload_common::wire::Snapshot;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod image;
+pub use image::MergeImage;
+
 /// A few numbers of one operation of one worker in one interval (histograms of every
 /// worker and interval would not fit in memory for a large fleet).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -43,7 +46,7 @@ impl Brief {
 /// packed, an interval of a thousand workers and five operations takes tens of KB, so a
 /// long run's memory grows by that per interval rather than by megabytes. A late
 /// snapshot for a packed interval unpacks it, merges, and it is packed again.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IntervalAgg {
     held: Held,
     /// Whether the interval was closed (reported live) before every worker had sent it.
@@ -52,7 +55,7 @@ pub struct IntervalAgg {
     pub late: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Held {
     Open {
         /// Per operation, in the order of `Merge::operations`.
@@ -232,7 +235,7 @@ fn unpack_briefs(packed: &[u8]) -> BTreeMap<u32, Vec<Brief>> {
 }
 
 /// Everything received from one worker.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WorkerAgg {
     /// Measured totals (warm-up excluded).
     pub measured: Vec<OpStats>,
@@ -245,6 +248,8 @@ pub struct WorkerAgg {
     /// Intervals this worker has sent that are not closed yet.
     intervals: BTreeSet<u64>,
     pub duplicates: u64,
+    /// The highest interval it sent a snapshot of.
+    pub last_interval: Option<u64>,
 }
 
 impl WorkerAgg {
@@ -258,6 +263,11 @@ impl WorkerAgg {
     /// Snapshots held.
     pub fn snapshots(&self) -> u64 {
         self.next_sequence + self.ahead.len() as u64
+    }
+
+    /// Sequences held beyond the first gap.
+    pub fn ahead_count(&self) -> u64 {
+        self.ahead.len() as u64
     }
 
     /// Whether this worker sent interval `k` (asked until `k` is closed).
@@ -285,7 +295,7 @@ pub enum Accepted {
     Duplicate,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Merge {
     pub operations: Vec<OpName>,
     pub warmup_intervals: u64,
@@ -298,6 +308,9 @@ pub struct Merge {
     /// Every session outage the workers reported, with the worker's slot, in the order
     /// received (at most [`MAX_MERGED_OUTAGES`]).
     pub outages: Vec<(u32, fleetload_common::stats::SessionOutage)>,
+    /// Every stall of a worker's own runtime, with its slot (at most
+    /// [`MAX_MERGED_STALLS`]).
+    pub stalls: Vec<(u32, fleetload_common::stats::Stall)>,
     /// Every count accepted, of every operation, interval and worker, summed: every
     /// other sum the merge, the report and the exporters make is part of this one, so
     /// checking that it fits checks them all (an overflow refuses the snapshot).
@@ -305,7 +318,7 @@ pub struct Merge {
 }
 
 /// What one server instance served over the run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct InstanceAgg {
     pub read_only: bool,
     /// The mix slots of the operations it ran.
@@ -344,6 +357,10 @@ const MAX_REOPENED: usize = 16;
 /// the report says outages were left out.
 pub const MAX_MERGED_OUTAGES: usize = 10_000_000;
 
+/// Worker stalls a run keeps: one per worker and interval for a thousand workers over
+/// hours is far less; beyond it the report names the first ones.
+pub const MAX_MERGED_STALLS: usize = 100_000;
+
 fn empty(n: usize) -> Vec<OpStats> {
     (0..n).map(|_| OpStats::default()).collect()
 }
@@ -357,6 +374,7 @@ impl Merge {
             workers: BTreeMap::new(),
             reopened: BTreeSet::new(),
             outages: Vec::new(),
+            stalls: Vec::new(),
             instances: BTreeMap::new(),
             grand_total: 0,
         }
@@ -415,6 +433,7 @@ impl Merge {
         }
         self.grand_total = grand_total;
         worker.intervals.insert(snap.interval_index);
+        worker.last_interval = worker.last_interval.max(Some(snap.interval_index));
         let measured = snap.interval_index >= self.warmup_intervals;
         let interval = self
             .intervals
@@ -458,6 +477,13 @@ impl Merge {
             briefs[slot] = Brief::of(stats);
         }
         per_worker.insert(snap.worker_index, briefs);
+        let room = MAX_MERGED_STALLS.saturating_sub(self.stalls.len());
+        self.stalls.extend(
+            snap.stalls
+                .iter()
+                .take(room)
+                .map(|s| (snap.worker_index, *s)),
+        );
         if self.reopened.len() > MAX_REOPENED {
             for k in std::mem::take(&mut self.reopened) {
                 if let Some(agg) = self.intervals.get_mut(&k) {
@@ -505,182 +531,4 @@ impl Merge {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use fleetload_common::histogram::record;
-    use fleetload_common::scenario::Operation;
-    use std::time::Duration;
-
-    fn snap(worker: u32, seq: u64, interval: u64, values_us: &[u64]) -> Snapshot {
-        let mut s = OpStats::default();
-        for v in values_us {
-            record(&mut s.response, Duration::from_micros(*v));
-            record(&mut s.service, Duration::from_micros(*v));
-        }
-        s.ok = values_us.len() as u64;
-        Snapshot {
-            run_id: "r".into(),
-            worker_index: worker,
-            sequence: seq,
-            interval_index: interval,
-            operations: vec![(Operation::PointSelect.into(), s)],
-        }
-    }
-
-    #[test]
-    fn merge_is_exact_ignores_duplicates_and_leaves_out_warmup() {
-        let mut m = Merge::new(vec![Operation::PointSelect.into()], 1);
-        assert_eq!(m.add(&snap(0, 0, 0, &[9_000; 10])).unwrap(), Accepted::New);
-        assert_eq!(
-            m.add(&snap(0, 1, 1, &[100, 200, 300])).unwrap(),
-            Accepted::New
-        );
-        assert_eq!(m.add(&snap(1, 0, 0, &[9_000; 5])).unwrap(), Accepted::New);
-        assert_eq!(m.add(&snap(1, 1, 1, &[400, 500])).unwrap(), Accepted::New);
-        assert_eq!(
-            m.add(&snap(1, 1, 1, &[400, 500])).unwrap(),
-            Accepted::Duplicate
-        );
-        let total = &m.cluster_measured()[0];
-        assert_eq!(
-            total.ok, 5,
-            "warm-up interval 0 left out, duplicate ignored"
-        );
-        assert!(total.response.max() < 1_000);
-        let mut all = fleetload_common::histogram::new_latency();
-        for v in [100u64, 200, 300, 400, 500] {
-            all.record(v).unwrap();
-        }
-        assert_eq!(
-            total.response.value_at_quantile(0.5),
-            all.value_at_quantile(0.5)
-        );
-        assert_eq!(
-            m.workers[&1].received[0].ok, 7,
-            "warm-up still counted against the worker's own totals"
-        );
-        assert_eq!(m.workers[&1].duplicates, 1);
-        assert_eq!(m.workers[&1].contiguous(), Some(1));
-    }
-
-    /// Packing is exact and a late snapshot still lands: what the report depends on.
-    #[test]
-    fn packed_intervals_read_back_exactly_and_take_late_snapshots() {
-        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
-        let mut rng = fleetload_common::rng::Rng::new(9);
-        for w in 0..50u32 {
-            let values: Vec<u64> = (0..40).map(|_| 1 + rng.range(200, 300_000)).collect();
-            m.add(&snap(w, 0, 0, &values)).unwrap();
-        }
-        let before = m.intervals[&0].cluster().into_owned();
-        let briefs = m.intervals[&0].per_worker().into_owned();
-        let open_bytes = before[0].response.distinct_values() * 8 * 3;
-        m.pack(0);
-        let agg = &m.intervals[&0];
-        assert!(matches!(agg.held, Held::Packed { .. }));
-        let after = agg.cluster();
-        assert_eq!(after[0].ok, 2_000);
-        assert_eq!(after[0].response, before[0].response);
-        assert_eq!(after[0].service, before[0].service);
-        assert_eq!(agg.per_worker().as_ref(), &briefs);
-        assert_eq!(agg.workers_reporting(), 50);
-        let Held::Packed { cluster, .. } = &agg.held else {
-            unreachable!()
-        };
-        assert!(
-            cluster[0].encoded_len() * 4 < open_bytes,
-            "packed {} bytes vs {open_bytes} open",
-            cluster[0].encoded_len()
-        );
-        // A late snapshot unpacks the interval; the next pack packs it again.
-        m.intervals.get_mut(&0).unwrap().closed = true;
-        m.add(&snap(50, 0, 0, &[7_000_000])).unwrap();
-        assert_eq!(m.intervals[&0].late, 1);
-        assert_eq!(m.intervals[&0].cluster()[0].ok, 2_001);
-        assert!(m.intervals[&0].cluster()[0].response.max() >= 7_000_000);
-        m.add(&snap(0, 1, 1, &[100])).unwrap();
-        m.pack(1);
-        assert!(matches!(m.intervals[&0].held, Held::Packed { .. }));
-        assert_eq!(m.intervals[&0].workers_reporting(), 51);
-        assert_eq!(m.cluster_measured()[0].ok, 2_002);
-    }
-
-    /// Four snapshots of 2^62 once wrapped the sums to 0 and the run passed: a sum that
-    /// would not fit is refused whole, and nothing of it is merged.
-    #[test]
-    fn a_snapshot_whose_counts_would_overflow_is_refused_whole() {
-        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
-        m.add(&snap(0, 0, 0, &[100, 200])).unwrap();
-        let mut huge = snap(1, 0, 0, &[]);
-        huge.operations[0].1.errors[0] = 1 << 62;
-        let mut seq = 0;
-        let mut refused = 0;
-        for _ in 0..5 {
-            huge.sequence = seq;
-            match m.add(&huge) {
-                Ok(_) => seq += 1,
-                Err(r) => {
-                    assert_eq!(r.class, RefusalClass::Overflow, "{r}");
-                    refused += 1;
-                }
-            }
-        }
-        assert_eq!(seq, 3, "three fit below 2^64, the fourth does not");
-        assert_eq!(refused, 2);
-        let total = &m.cluster_measured()[0];
-        assert_eq!(total.ok, 2);
-        assert_eq!(total.errors[0], 3 << 62);
-        assert_eq!(
-            m.workers[&1].snapshots(),
-            3,
-            "a refused snapshot is not held"
-        );
-        let mut wraps = snap(2, 0, 0, &[]);
-        wraps.operations[0].1.errors[0] = u64::MAX;
-        wraps.operations[0].1.errors[1] = 1;
-        assert_eq!(m.add(&wraps).unwrap_err().class, RefusalClass::Overflow);
-    }
-
-    /// Late snapshots for many closed intervals (a worker resending after an outage, or
-    /// one that lies) never hold more than a few intervals unpacked at once.
-    #[test]
-    fn late_snapshots_keep_few_intervals_unpacked() {
-        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
-        for k in 0..200u64 {
-            m.add(&snap(0, k, k, &[100, 5_000, 90_000])).unwrap();
-            m.pack(k);
-        }
-        assert_eq!(m.open_intervals(), 0);
-        for k in 0..200u64 {
-            m.add(&snap(1, k, k, &[7, 70_000])).unwrap();
-            assert!(
-                m.open_intervals() <= MAX_REOPENED + 1,
-                "{} open",
-                m.open_intervals()
-            );
-        }
-        assert_eq!(m.cluster_measured()[0].ok, 200 * 5);
-    }
-
-    #[test]
-    fn sequences_resent_out_of_order_count_once_and_ack_the_contiguous_prefix() {
-        let mut m = Merge::new(vec![Operation::PointSelect.into()], 0);
-        for seq in [0u64, 1, 3, 4] {
-            assert_eq!(m.add(&snap(2, seq, seq, &[100])).unwrap(), Accepted::New);
-        }
-        assert_eq!(m.workers[&2].contiguous(), Some(1), "2 is missing");
-        assert_eq!(m.add(&snap(2, 3, 3, &[100])).unwrap(), Accepted::Duplicate);
-        assert_eq!(m.add(&snap(2, 2, 2, &[100])).unwrap(), Accepted::New);
-        assert_eq!(m.workers[&2].contiguous(), Some(4));
-        assert_eq!(m.add(&snap(2, 0, 0, &[100])).unwrap(), Accepted::Duplicate);
-        assert_eq!(m.workers[&2].snapshots(), 5);
-        assert_eq!(m.workers[&2].duplicates, 2);
-        assert_eq!(m.cluster_measured()[0].ok, 5);
-        assert!(m.workers[&2].sent_interval(4));
-        m.pack(4);
-        assert!(
-            !m.workers[&2].sent_interval(4),
-            "closed intervals are forgotten"
-        );
-    }
-}
+mod tests;

@@ -1,19 +1,26 @@
 //! `fleetload report compare base.json new.json`: per operation, how throughput and
 //! latency changed, and whether the change is larger than the noise the two runs
-//! themselves show.
+//! themselves show; with `--fail-on` gates ([`gate`]), a CI step that fails on a
+//! regression beyond both its limit and that noise.
 //!
 //! Each run's per-interval series (measured intervals only) gives a spread for every
 //! metric; the noise of the difference between the runs' means is
 //! 2·√(s₁²/n₁ + s₂²/n₂) (Welch's standard error, about 95 %). A change beyond it is
 //! marked; one within it is what rerunning the same test would give.
 
+mod gate;
+mod render;
+
+pub use gate::{Gate, GateError, GateResult};
+pub use render::{render, render_with, Format};
+
 use super::{OpSummary, Report};
-use std::fmt::Write as _;
 
 /// One metric of one operation in both runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub operation: String,
+    /// The metric's table label.
     pub metric: &'static str,
     pub base: f64,
     pub new: f64,
@@ -83,85 +90,85 @@ fn series(r: &Report, op: &str, f: fn(&OpSummary) -> f64) -> Vec<f64> {
         .collect()
 }
 
-/// How one figure is read off a summary.
-type Metric = fn(&OpSummary) -> f64;
+/// A figure of an operation's summary that runs are compared by.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// As gates name it: `p99`, `ok_per_s`.
+    pub key: &'static str,
+    /// As the table shows it.
+    pub label: &'static str,
+    pub read: fn(&OpSummary) -> f64,
+}
+
+/// Every metric compared, in the table's order.
+pub const METRICS: [Metric; 8] = [
+    Metric {
+        key: "ok_per_s",
+        label: "ok/s",
+        read: |s| s.ok_per_s,
+    },
+    Metric {
+        key: "p50",
+        label: "p50 ms",
+        read: |s| s.response_time.p50_ms,
+    },
+    Metric {
+        key: "p90",
+        label: "p90 ms",
+        read: |s| s.response_time.p90_ms,
+    },
+    Metric {
+        key: "p99",
+        label: "p99 ms",
+        read: |s| s.response_time.p99_ms,
+    },
+    Metric {
+        key: "p99.9",
+        label: "p99.9 ms",
+        read: |s| s.response_time.p999_ms,
+    },
+    Metric {
+        key: "service_p50",
+        label: "svc p50",
+        read: |s| s.service_time.p50_ms,
+    },
+    Metric {
+        key: "service_p99",
+        label: "svc p99",
+        read: |s| s.service_time.p99_ms,
+    },
+    Metric {
+        key: "error_pct",
+        label: "error %",
+        read: |s| s.error_rate * 100.0,
+    },
+];
 
 /// Every metric of every operation both runs have.
 pub fn compare(base: &Report, new: &Report) -> Vec<Change> {
-    let metrics: [(&'static str, Metric); 4] = [
-        ("ok/s", |s| s.ok_per_s),
-        ("p50 ms", |s| s.response_time.p50_ms),
-        ("p99 ms", |s| s.response_time.p99_ms),
-        ("error %", |s| s.error_rate * 100.0),
-    ];
     let mut out = Vec::new();
     for (op, a) in &base.operations {
         let Some(b) = new.operations.get(op) else {
             continue;
         };
-        for (metric, f) in metrics {
+        for m in METRICS {
             // Interval rates are per interval; the whole run's figure is what changes.
             out.push(change(
                 op.as_str(),
-                metric,
-                f(a),
-                f(b),
-                &series(base, op.as_str(), f),
-                &series(new, op.as_str(), f),
+                m.label,
+                (m.read)(a),
+                (m.read)(b),
+                &series(base, op.as_str(), m.read),
+                &series(new, op.as_str(), m.read),
             ));
         }
     }
     out
 }
 
-/// The comparison as a table.
-pub fn render(base: &Report, new: &Report) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "base {}  ({}, {})",
-        base.run_id,
-        base.started_at,
-        base.plan.target.as_deref().unwrap_or("?")
-    );
-    let _ = writeln!(
-        out,
-        "new  {}  ({}, {})",
-        new.run_id,
-        new.started_at,
-        new.plan.target.as_deref().unwrap_or("?")
-    );
-    let _ = writeln!(
-        out,
-        "\n  {:<22} {:<8} {:>12} {:>12} {:>10} {:>12}",
-        "operation", "metric", "base", "new", "change", "noise (±)"
-    );
-    let changes = compare(base, new);
-    for c in &changes {
-        let pct = if c.base != 0.0 {
-            format!("{:+.1}%", c.delta / c.base * 100.0)
-        } else {
-            format!("{:+.3}", c.delta)
-        };
-        let noise = if c.noise.is_finite() {
-            format!("{:.3}", c.noise)
-        } else {
-            "unknown".into()
-        };
-        let _ = writeln!(
-            out,
-            "  {:<22} {:<8} {:>12.3} {:>12.3} {:>10} {:>12} {}",
-            c.operation,
-            c.metric,
-            c.base,
-            c.new,
-            pct,
-            noise,
-            if c.significant { "*" } else { "" }
-        );
-    }
-    let only: Vec<String> = base
-        .operations
+/// Operations only one of the runs has.
+pub fn not_compared(base: &Report, new: &Report) -> Vec<String> {
+    base.operations
         .keys()
         .filter(|k| !new.operations.contains_key(*k))
         .map(|k| format!("{k} (base only)"))
@@ -171,13 +178,61 @@ pub fn render(base: &Report, new: &Report) -> String {
                 .filter(|k| !base.operations.contains_key(*k))
                 .map(|k| format!("{k} (new only)")),
         )
-        .collect();
-    if !only.is_empty() {
-        let _ = writeln!(out, "\nnot compared: {}", only.join(", "));
-    }
-    let _ = writeln!(
-        out,
-        "\n* the change is larger than the noise: twice the standard error of the two runs' interval series (about 95 %)."
+        .collect()
+}
+
+/// Where the two runs' plans differ in what decides the figures: comparing them
+/// then compares two tests, not two versions of one.
+pub fn plan_differences(base: &Report, new: &Report) -> Vec<String> {
+    let (a, b) = (&base.plan, &new.plan);
+    let kind = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| t.split_once("://").map(|(s, _)| s.to_string()))
+            .or_else(|| t.clone())
+            .unwrap_or_else(|| "?".into())
+    };
+    let show = |v: Option<String>| v.unwrap_or_else(|| "unset".into());
+    let mut out = Vec::new();
+    let mut differs = |what: &str, x: String, y: String| {
+        if x != y {
+            out.push(format!("{what} differs: {x} in base, {y} in new"));
+        }
+    };
+    differs("target kind", kind(&a.target), kind(&b.target));
+    differs(
+        "scenario",
+        show(a.scenario.clone()),
+        show(b.scenario.clone()),
+    );
+    differs(
+        "mode",
+        show(a.mode.map(|m| format!("{m:?}").to_lowercase())),
+        show(b.mode.map(|m| format!("{m:?}").to_lowercase())),
+    );
+    differs(
+        "arrival",
+        show(a.arrival.map(|m| format!("{m:?}").to_lowercase())),
+        show(b.arrival.map(|m| format!("{m:?}").to_lowercase())),
+    );
+    differs(
+        "sessions",
+        show(a.sessions.map(|s| s.to_string())),
+        show(b.sessions.map(|s| s.to_string())),
+    );
+    differs(
+        "rate",
+        show(a.rate.map(|r| format!("{r} ops/s"))),
+        show(b.rate.map(|r| format!("{r} ops/s"))),
+    );
+    differs(
+        "duration",
+        show(a.duration.clone()),
+        show(b.duration.clone()),
+    );
+    differs(
+        "stages",
+        show(a.stage.as_ref().map(|s| format!("{} stages", s.len()))),
+        show(b.stage.as_ref().map(|s| format!("{} stages", s.len()))),
     );
     out
 }

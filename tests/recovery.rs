@@ -1,0 +1,271 @@
+//! Runs that lose nothing, with real processes: a coordinator killed with SIGKILL
+//! mid-run, its checkpoint and the workers' spools rebuilt into an exact report.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+fn kill(child: &Child, sig: &str) {
+    assert!(std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// The spool files in `dir`.
+fn spools_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("fleetload-unsent-"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Successful operations the report's worker `w` executed, by its own final totals,
+/// and what the merge holds of it.
+fn executed_and_merged(r: &serde_json::Value, name: &str) -> (u64, u64) {
+    let w = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == name)
+        .unwrap_or_else(|| panic!("no worker {name}"));
+    let executed = u(&w["executed"]["point_select"]["ok"]);
+    // Warm-up is 0 here, so the per-worker summary holds every merged operation.
+    let merged = u(&w["operations"]["point_select"]["count"]);
+    (executed, merged)
+}
+
+#[test]
+fn a_coordinator_killed_mid_run_is_rebuilt_exactly_from_its_checkpoint_and_the_spools() {
+    let site = Site::new(2000, &["--workers", "2"]);
+    let (dir, addr) = (&site.dir, site.addr.clone());
+    let report = site.report_dir();
+    let mut coordinator = site.coordinator(
+        &[
+            "--rate",
+            "200",
+            "--duration",
+            "30s",
+            "--lease",
+            "1s",
+            "--checkpoint",
+            "1s",
+            "--rejoin",
+            "off",
+        ],
+        &[],
+    );
+    let endpoint = format!("http://{addr}");
+    let mut workers = spooling_workers(&endpoint, 2, dir.path());
+    site.wait_elapsed(3.5);
+    kill(&coordinator, "-KILL");
+    let _ = coordinator.wait();
+    for w in &mut workers {
+        wait_within(w, Duration::from_secs(15)).expect("a worker outlived its lease");
+    }
+    // The checkpoint is there and readable; report.json is not.
+    let partial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.partial.json")).unwrap())
+            .unwrap();
+    assert_eq!(partial["stage"], "running");
+    assert!(!report.join("report.json").exists());
+    let in_checkpoint = u(&partial["ok_so_far"]["point_select"]);
+    assert!(in_checkpoint > 0, "{partial:#}");
+    let spools = spools_in(dir.path());
+    assert_eq!(spools.len(), 2, "{spools:?}");
+    let rep = report.to_str().unwrap();
+    let spool = |i: usize| spools[i].to_str().unwrap();
+
+    // Without w1's spool: which worker is missing, and how many snapshots.
+    let out = fleetload(&["report", "recover", rep, spool(0)]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let text = out.text();
+    assert!(
+        text.contains("MISSING: worker ")
+            && text.contains("(slot 1)")
+            && text.contains("snapshots after interval")
+            && text.contains("fleetload-unsent-"),
+        "{text}"
+    );
+
+    // With both: every snapshot once, equal to what each worker executed.
+    let out = fleetload(&["report", "recover", rep, spool(0), spool(1)]);
+    out.assert_ok();
+    let r = read_report(&report);
+    assert_eq!(r["status"], "recovered");
+    assert_eq!(
+        r["verification"]["merged_equals_executed"], true,
+        "{:#}",
+        r["verification"]
+    );
+    let mut total = 0;
+    for name in ["w0", "w1"] {
+        let (executed, merged) = executed_and_merged(&r, name);
+        assert_eq!(executed, merged, "{name}");
+        assert!(executed > 0);
+        total += merged;
+    }
+    assert_eq!(u(&r["operations"]["point_select"]["count"]), total);
+    assert!(
+        total > in_checkpoint,
+        "the spools added what the checkpoint did not hold: {total} vs {in_checkpoint}"
+    );
+    let rec = &r["recovery"];
+    assert_eq!(rec["checkpoint_stage"], "running");
+    let added: u64 = rec["spools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| u(&s["added"]))
+        .sum();
+    assert!(added >= 2, "{rec:#}");
+    for f in ["report.html", "report.csv", "report.txt", "report.hlog"] {
+        assert!(report.join(f).exists(), "{f}");
+    }
+    // Recovering again gives the same report: the checkpoint is not consumed.
+    fleetload(&["report", "recover", rep, spool(0), spool(1)]).assert_ok();
+    assert_eq!(
+        u(&read_report(&report)["operations"]["point_select"]["count"]),
+        total
+    );
+
+    // A spool of another run is refused, naming both runs.
+    let text = std::fs::read_to_string(&spools[1]).unwrap();
+    let run = partial["run_id"].as_str().unwrap();
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, text.replacen(run, "run-20990101T000000-beef", 1)).unwrap();
+    let out = fleetload(&["report", "recover", rep, spool(0), other.to_str().unwrap()]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.text().contains("run-20990101T000000-beef") && out.text().contains(run),
+        "{}",
+        out.text()
+    );
+}
+
+/// Three snapshots a second at most: how a run at `rate` for `secs` looks through
+/// `report compare`.
+fn churn_run(dir: &Path, name: &str, delay: &str) -> PathBuf {
+    let out = dir.join(name);
+    let db = sqlite(dir);
+    fleetload(&[
+        "run",
+        "--target",
+        &db,
+        "--scenario",
+        "churn",
+        "--mix",
+        "predict_one=3,read_customer=1",
+        "--ml-delay",
+        delay,
+        "--rate",
+        "150",
+        "--duration",
+        "8s",
+        "--warmup",
+        "1s",
+        "--report-dir",
+        out.to_str().unwrap(),
+    ])
+    .assert_ok();
+    out.join("report.json")
+}
+
+#[test]
+fn compare_gates_pass_a_run_against_itself_and_fail_an_injected_slowdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    fleetload(&[
+        "prepare",
+        "--target",
+        &db,
+        "--scenario",
+        "churn",
+        "--rows",
+        "2000",
+    ])
+    .assert_ok();
+    let base = churn_run(dir.path(), "base", "3ms");
+    let slow = churn_run(dir.path(), "slow", "6ms");
+    let (b, s) = (base.to_str().unwrap(), slow.to_str().unwrap());
+    let gates = ["--fail-on", "p99 > +10%", "--fail-on", "ok_per_s < -5%"];
+
+    let mut args = vec!["report", "compare", b, b];
+    args.extend(gates);
+    let same = fleetload(&args);
+    same.assert_ok();
+    assert!(same.stdout.contains("every gate passed"), "{}", same.stdout);
+
+    let mut args = vec!["report", "compare", b, s, "--format", "json"];
+    args.extend(gates);
+    let out = fleetload(&args);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["passed"], false);
+    let failed: Vec<&serde_json::Value> = j["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["failed"] == true)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|g| g["operation"] == "predict_one" && g["metric"] == "p99"),
+        "{:#}",
+        j["gates"]
+    );
+    for metric in ["p90 ms", "p99.9 ms", "svc p99"] {
+        assert!(j["changes"].to_string().contains(metric), "{metric}");
+    }
+    assert!(j["warnings"].as_array().unwrap().is_empty(), "same plan");
+
+    // Markdown for a CI comment, and a warning when the plans differ.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&slow).unwrap()).unwrap();
+    other["plan"]["rate"] = serde_json::json!(300.0);
+    other["plan"]["scenario"] = serde_json::json!("point_select");
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let out = fleetload(&[
+        "report",
+        "compare",
+        b,
+        other_path.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ]);
+    out.assert_ok();
+    let md = &out.stdout;
+    let warn = md
+        .find("**Warning:** the plans differ, rate differs")
+        .expect(md);
+    assert!(
+        md.contains("scenario differs: churn in base, point_select in new"),
+        "{md}"
+    );
+    assert!(
+        warn < md.find("| operation |").unwrap(),
+        "warnings come first"
+    );
+
+    // A gate that cannot be read says how to write one.
+    let out = fleetload(&["report", "compare", b, b, "--fail-on", "p98 > 10%"]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.text().contains("unknown metric") && out.text().contains("p99 > +10%"),
+        "{}",
+        out.text()
+    );
+}
