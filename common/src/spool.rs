@@ -44,10 +44,10 @@ pub struct Spool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} line {line}: {message}")]
     Invalid {
@@ -158,9 +158,9 @@ pub fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
 /// The file cannot be read, is not a fleetload spool (or of another format), or a line
 /// is malformed; the error names the file and the line.
 pub fn read(path: &Path) -> Result<Spool, SpoolError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpoolError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| SpoolError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let bad = |line: usize, message: String| SpoolError::Invalid {
         path: path.to_path_buf(),

@@ -68,18 +68,27 @@ pub struct Checkpoint {
 /// What is wrong with a checkpoint file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}{}", hint(error))]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} is not a fleetload checkpoint: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+/// What to do when the checkpoint is not there.
+fn hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        "; give the run's report directory (--report-dir, or fleetload-report/<run id>), where the coordinator wrote report.partial.json (a plan with checkpoint = \"0s\" writes none)"
+    } else {
+        ""
+    }
 }
 
 impl Checkpoint {
@@ -119,9 +128,9 @@ impl Checkpoint {
     /// The directory or the file cannot be written; the previous checkpoint stays.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, CheckpointError> {
         let path = dir.join(FILE);
-        let werr = |source| CheckpointError::Write {
+        let werr = |error| CheckpointError::Write {
             path: path.clone(),
-            source,
+            error,
         };
         std::fs::create_dir_all(dir).map_err(werr)?;
         let body = serde_json::to_vec(self).map_err(|e| werr(std::io::Error::other(e)))?;
@@ -139,9 +148,9 @@ impl Checkpoint {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| CheckpointError::Read {
+        let text = std::fs::read_to_string(&path).map_err(|error| CheckpointError::Read {
             path: path.clone(),
-            source,
+            error,
         })?;
         let invalid = |reason: String| CheckpointError::Invalid {
             path: path.clone(),
