@@ -346,3 +346,38 @@ fn with_catch_up_burst_a_frozen_worker_fires_its_backlog_at_once() {
         "{busiest} rows in half a second: the 3 s backlog in one burst"
     );
 }
+
+#[test]
+fn a_database_stall_is_not_a_client_stall_and_its_queue_goes_out_at_once() {
+    let fleet = Fleet::new("db_stall");
+    let coordinator = fleet.coordinator(2, &["--rate", "200", "--duration", "8s", "--lease", "2s"]);
+    let workers: Vec<Child> = (0..2)
+        .map(|i| fleet.worker(&format!("w{i}"), &fleet.addr))
+        .collect();
+    fleet.wait_elapsed(3.0);
+    // Every session blocks on the table for 2 s: the database stalls, the clients do not.
+    hold_lock(
+        &fleet.target,
+        "LOCK TABLES hits WRITE",
+        "UNLOCK TABLES",
+        Duration::from_secs(2),
+    );
+    let (code, log) = finish(coordinator, workers);
+    assert_eq!(code, Some(0), "{log}");
+    let r = read_report(&fleet.report_dir());
+    assert_eq!(merged(&r), fleet.served());
+    assert!(
+        r["stalls"].as_array().is_none_or(|s| s.is_empty()),
+        "a database stall is not the client's: {:#}",
+        r["stalls"]
+    );
+    // The operations queued behind the lock went out as soon as sessions were free.
+    let busiest = fleet.busiest_half_second();
+    eprintln!("database locked 2 s: busiest half second {busiest} rows (fleet rate 200/s)");
+    assert!(busiest >= 250, "{busiest} rows in half a second");
+    let p99 = f(&r["operations"]["hit"]["response_time"]["p99_ms"]);
+    assert!(
+        p99 > 1000.0,
+        "the wait counts from the intended start: p99 {p99} ms"
+    );
+}

@@ -189,6 +189,21 @@ pub fn scalar(url: &str, sql: &str) -> i64 {
     })
 }
 
+/// Hold a lock for `hold` on a session of its own: `lock`, wait, `unlock`.
+pub fn hold_lock(url: &str, lock: &str, unlock: &str, hold: Duration) {
+    block_on(async {
+        let mut s = session(url).await;
+        s.run_text(lock)
+            .await
+            .unwrap_or_else(|e| panic!("{lock}: {e}"));
+        tokio::time::sleep(hold).await;
+        s.run_text(unlock)
+            .await
+            .unwrap_or_else(|e| panic!("{unlock}: {e}"));
+        s.close().await;
+    });
+}
+
 /// Run one statement.
 pub fn exec(url: &str, sql: &str) {
     block_on(async {
