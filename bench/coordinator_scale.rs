@@ -8,6 +8,9 @@
 //!
 //!   cargo run --release --example coordinator_scale -- 1000 [SECONDS] [gzip|deflate] [CHECKPOINT]
 //!
+//! With `viewers=N` in place of CHECKPOINT the run is made twice too, without the
+//! dashboard and then with `--ui-listen` and N viewers reading its event stream.
+//!
 //! With CHECKPOINT (e.g. `1s`) the run is made twice in one session, first without
 //! checkpoints (the baseline) and then writing report.partial.json every CHECKPOINT,
 //! and the cost of the checkpoints is printed as a ratio of the two.
@@ -88,12 +91,21 @@ async fn worker(
     expected: Arc<Mutex<Vec<Latency>>>,
     wire: Wire,
 ) -> Result<(), String> {
-    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+    let endpoint = tonic::transport::Endpoint::from_shared(endpoint)
         .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
+        .connect_timeout(Duration::from_secs(30));
+    // The coordinator may still be starting: a few tries, a quarter second apart.
+    let mut tries = 0;
+    let channel = loop {
+        match endpoint.connect().await {
+            Ok(c) => break c,
+            Err(e) if tries >= 40 => return Err(e.to_string()),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
     let mut client = pb::fleet_client::FleetClient::new(channel);
     if wire == Wire::Gzip {
         client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
@@ -228,6 +240,8 @@ struct Figures {
     rss: f64,
     report_after: Duration,
     checkpoint_bytes: u64,
+    /// The fewest bytes a dashboard viewer received.
+    viewer_bytes: u64,
 }
 
 fn main() {
@@ -241,11 +255,23 @@ fn main() {
     };
     match args.get(4) {
         None => {
-            run(workers, secs, wire, "0s");
+            run(workers, secs, wire, "0s", 0);
+        }
+        Some(v) if v.starts_with("viewers=") => {
+            let n: usize = v["viewers=".len()..].parse().expect("viewers=N");
+            let base = run(workers, secs, wire, "0s", 0);
+            let with = run(workers, secs, wire, "0s", n);
+            println!(
+                "{n} dashboard viewers: coordinator CPU ×{:.2} ({:+.1} points of a core), peak RSS ×{:.2}, each viewer received {:.0} KB",
+                with.cpu / base.cpu.max(0.1),
+                with.cpu - base.cpu,
+                with.rss / base.rss.max(0.1),
+                with.viewer_bytes as f64 / 1e3
+            );
         }
         Some(every) => {
-            let base = run(workers, secs, wire, "0s");
-            let with = run(workers, secs, wire, every);
+            let base = run(workers, secs, wire, "0s", 0);
+            let with = run(workers, secs, wire, every, 0);
             println!(
                 "checkpoint every {every}: coordinator CPU ×{:.2} ({:+.1} points of a core), peak RSS ×{:.2}, report {:.0} ms after the run instead of {:.0} ms (the final checkpoint), report.partial.json {:.1} MB",
                 with.cpu / base.cpu.max(0.1),
@@ -259,7 +285,28 @@ fn main() {
     }
 }
 
-fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
+/// A dashboard viewer: read the event stream until it ends; returns the bytes read.
+async fn view(addr: String) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+        return 0;
+    };
+    let req = format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(120), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    total
+}
+
+fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str, viewers: usize) -> Figures {
     let bin = std::env::var("FLEETLOAD_BIN").unwrap_or_else(|_| "target/release/fleetload".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -279,6 +326,21 @@ fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
     )
     .expect("plan");
     let report = dir.path().join("report");
+    let ui_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let ui_addr = format!("127.0.0.1:{ui_port}");
+    let ui_args: Vec<String> = if viewers > 0 {
+        vec![
+            "--ui-listen".into(),
+            ui_addr.clone(),
+            "--ui-hold".into(),
+            "0s".into(),
+        ]
+    } else {
+        Vec::new()
+    };
     let mut coordinator = std::process::Command::new(&bin)
         .args([
             "coordinator",
@@ -293,6 +355,7 @@ fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
             "--report-dir",
             report.to_str().unwrap_or_default(),
         ])
+        .args(ui_args)
         .env("FLEETLOAD_LOG", "error")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
@@ -308,6 +371,9 @@ fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
         (0..OPS.len()).map(|_| new_latency()).collect::<Vec<_>>(),
     ));
     let endpoint = format!("http://127.0.0.1:{port}");
+    let viewing: Vec<_> = (0..viewers)
+        .map(|_| rt.spawn(view(ui_addr.clone())))
+        .collect();
     let joined = Instant::now();
     let handles: Vec<_> = (0..workers)
         .map(|i| {
@@ -356,6 +422,11 @@ fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
         }
     }
     let snapshots = workers as u64 * secs;
+    let viewer_bytes = viewing
+        .into_iter()
+        .map(|h| rt.block_on(h).unwrap_or(0))
+        .min()
+        .unwrap_or(0);
     let checkpoint_bytes =
         std::fs::metadata(report.join("report.partial.json")).map_or(0, |m| m.len());
     println!(
@@ -370,5 +441,6 @@ fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str) -> Figures {
         rss,
         report_after,
         checkpoint_bytes,
+        viewer_bytes,
     }
 }

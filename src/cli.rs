@@ -91,6 +91,20 @@ pub struct MetricsArgs {
     /// final counts (set it to your scrape interval).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub metrics_hold: Duration,
+    /// Serve the live dashboard at http://ADDR/, e.g. 127.0.0.1:8080: the fleet's
+    /// throughput, latency, errors and workers every interval, with the controls
+    /// (`ctl`'s, behind the same token). Off unless given; loopback unless the address
+    /// says otherwise.
+    #[arg(long)]
+    pub ui_listen: Option<SocketAddr>,
+    /// Keep the dashboard (and the final report.html it links) up this long after the
+    /// run ends; Ctrl-C ends it sooner.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ui_hold: Duration,
+    /// Viewing the dashboard needs the fleet's token too (by default anyone who reaches
+    /// it may view; the controls always need the token when the fleet has one).
+    #[arg(long)]
+    pub ui_private: bool,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +255,8 @@ pub struct FindCapacityArgs {
     pub security: ServeSecurityArgs,
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// An SLO every stage must meet, repeatable, e.g. "p99<50ms", "error_rate<0.5%".
     #[arg(long = "slo", required = true)]
     pub slos: Vec<String>,

@@ -84,7 +84,12 @@ impl Link {
 
 /// Sample until `stop` is cancelled (then once more), at `start + k·interval`. A lost
 /// connection is reopened at the next edge; the time between is recorded as a gap.
-pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> DatabaseCounters {
+pub async fn run(
+    plan: Plan,
+    start: Instant,
+    stop: CancellationToken,
+    ui: Option<std::sync::Arc<crate::ui::Hub>>,
+) -> DatabaseCounters {
     let spec = match ConnectSpec::new(
         plan.target.clone(),
         plan.connect_timeout
@@ -120,14 +125,24 @@ pub async fn run(plan: Plan, start: Instant, stop: CancellationToken) -> Databas
     let mut samples = Vec::new();
     let mut gaps: Vec<Gap> = Vec::new();
     let mut take = |t_s: f64, result: Result<Counters, String>, samples: &mut Vec<Sample>| {
+        let before = samples.len();
         take_sample(t_s, result, samples, &mut gaps);
+        if let (Some(hub), Some(s)) = (&ui, samples.get(before)) {
+            hub.publish("counters", s);
+        }
     };
     // The first sample decides whether the counters can be read at all.
     match link.sample().await {
-        Ok(values) => samples.push(Sample {
-            t_s: since(Instant::now()),
-            values,
-        }),
+        Ok(values) => {
+            let first = Sample {
+                t_s: since(Instant::now()),
+                values,
+            };
+            if let Some(hub) = &ui {
+                hub.publish("counters", &first);
+            }
+            samples.push(first);
+        }
         Err(e) => {
             return DatabaseCounters {
                 unavailable: Some(e),

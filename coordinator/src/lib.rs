@@ -13,6 +13,7 @@
 //! - [`report`]: `report.json` and the terminal summary.
 //! - [`checkpoint`]: the run so far on disk, every `checkpoint` interval.
 //! - [`recover`]: a report rebuilt from a checkpoint and the workers' spools.
+//! - [`ui`]: the live dashboard in the browser, with the controls.
 
 pub mod admission;
 pub mod checkpoint;
@@ -28,6 +29,7 @@ pub mod search;
 pub mod security;
 pub mod service;
 pub mod thresholds;
+pub mod ui;
 
 pub use error::CoordinatorError;
 pub use report::{Report, RunStatus};
@@ -52,6 +54,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<Report, CoordinatorError> {
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+    if let Some(hub) = &config.ui {
+        hub.attach(&events_tx);
+    }
     let tasks = TaskTracker::new();
     let server_stop = CancellationToken::new();
     let service = service::FleetService::new(events_tx, tasks.clone(), server_stop.clone());

@@ -44,6 +44,8 @@ pub struct CoordinatorConfig {
     /// Where the run's checkpoints go (every `plan.checkpoint`): `None`, none are
     /// written, and snapshots are acknowledged as soon as they are merged.
     pub checkpoint: Option<CheckpointTo>,
+    /// The live dashboard's hub, when one is served (`--ui-listen`).
+    pub ui: Option<std::sync::Arc<crate::ui::Hub>>,
 }
 
 /// The report directory a run checkpoints into.
@@ -79,6 +81,7 @@ impl CoordinatorConfig {
             search: None,
             security: crate::security::ServerSecurity::default(),
             checkpoint: None,
+            ui: None,
         }
     }
 }
@@ -126,6 +129,7 @@ pub(crate) async fn drive(
         schema: None,
         sampler: None,
         checkpoint_to: config.checkpoint.clone(),
+        ui: config.ui.clone(),
         checkpoints: tokio::task::JoinSet::new(),
     };
     let mut core = Controller::new(config, new_run_id(), Now::read());
@@ -188,6 +192,7 @@ struct Shell {
     /// encodes every histogram).
     checkpoint_to: Option<CheckpointTo>,
     checkpoints: tokio::task::JoinSet<Input>,
+    ui: Option<std::sync::Arc<crate::ui::Hub>>,
 }
 
 impl Shell {
@@ -254,11 +259,15 @@ impl Shell {
                 next.push(Input::TargetDone(self.target(step, core.plan()).await))
             }
             Effect::Started { start } => {
+                if let Some(hub) = &self.ui {
+                    hub.publish("start", &core.ui_start());
+                }
                 let stop = CancellationToken::new();
                 let sampler = tokio::spawn(crate::counters::run(
                     core.plan().clone(),
                     tokio::time::Instant::from_std(start),
                     stop.clone(),
+                    self.ui.clone(),
                 ));
                 self.sampler = Some((stop, sampler));
             }
@@ -320,7 +329,11 @@ impl Shell {
                 tracing::warn!(error = %e, "cannot write the final checkpoint");
             }
         }
-        Ok(outcome.report(counters))
+        let report = outcome.report(counters);
+        if let Some(hub) = &self.ui {
+            hub.finished(&report);
+        }
+        Ok(report)
     }
 
     /// The target work between phases.

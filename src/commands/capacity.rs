@@ -45,6 +45,7 @@ pub(super) async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<Exit
     );
     match args.listen {
         None => {
+            let metrics = MetricsServer::start(&args.metrics, None).await?;
             local_fleet_search(
                 plan,
                 LocalWorkers {
@@ -56,7 +57,7 @@ pub(super) async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<Exit
                     ..Output::default()
                 },
                 prepare,
-                None,
+                metrics,
                 Some(search),
             )
             .await
@@ -66,25 +67,21 @@ pub(super) async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<Exit
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             println!("waiting for {} workers on {addr}", args.remote_workers);
+            let security = server_security(&args.security, addr)?;
+            let metrics = MetricsServer::start(&args.metrics, security.token.clone()).await?;
             let run = Serve {
                 plan,
                 workers: args.remote_workers,
                 max_workers: args.remote_workers,
                 join_timeout: Duration::from_secs(60),
                 prepare,
-                metrics: None,
+                metrics: metrics.as_ref(),
                 search: Some(search),
-                security: server_security(&args.security, addr)?,
+                security,
                 checkpoint: checkpoint_to(args.report_dir.as_deref()),
             };
-            let report = serve(listener, run, shutdown_token()).await?;
-            finish(
-                report,
-                Output {
-                    dir: args.report_dir.as_deref(),
-                    ..Output::default()
-                },
-            )
+            let report = serve(listener, run, shutdown_token()).await;
+            finish_served(report, args.report_dir.as_deref(), metrics).await
         }
     }
 }

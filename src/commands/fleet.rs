@@ -148,7 +148,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.workers
         );
     }
-    let metrics = MetricsServer::start(&args.metrics).await?;
+    let metrics = MetricsServer::start(&args.metrics, None).await?;
     let fleet = LocalWorkers {
         count: args.workers,
         threads: args.threads,

@@ -2,20 +2,126 @@
 
 use super::*;
 
-/// The Prometheus endpoint while it is served.
+/// The Prometheus endpoint and the live dashboard, while they are served.
 pub(super) struct MetricsServer {
+    prometheus: Option<Prometheus>,
+    ui: Option<(fleetload_coordinator::ui::UiServer, std::sync::Arc<Hub>)>,
+    hold: Duration,
+    ui_hold: Duration,
+}
+
+use fleetload_coordinator::ui::Hub;
+
+struct Prometheus {
     addr: std::net::SocketAddr,
     metrics: std::sync::Arc<fleetload_coordinator::metrics::Metrics>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
-    hold: Duration,
 }
 
 impl MetricsServer {
-    pub(super) async fn start(args: &MetricsArgs) -> anyhow::Result<Option<MetricsServer>> {
-        let Some(addr) = args.metrics_listen else {
+    /// Serve what `args` asks for (`None`: nothing); the dashboard's controls need
+    /// `token` when the fleet has one.
+    pub(super) async fn start(
+        args: &MetricsArgs,
+        token: Option<std::sync::Arc<str>>,
+    ) -> anyhow::Result<Option<MetricsServer>> {
+        if args.metrics_listen.is_none() && args.ui_listen.is_none() {
             return Ok(None);
+        }
+        if args.ui_private && token.is_none() {
+            bail!("--ui-private needs the fleet's token (FLEETLOAD_TOKEN or --token-file): without one, anyone who reaches the page could view it anyway");
+        }
+        let prometheus = match args.metrics_listen {
+            Some(addr) => Some(Prometheus::start(addr).await?),
+            None => None,
         };
+        let ui = match args.ui_listen {
+            Some(addr) => {
+                let hub = Hub::new(token, args.ui_private);
+                let server =
+                    fleetload_coordinator::ui::UiServer::start(addr, std::sync::Arc::clone(&hub))
+                        .await
+                        .with_context(|| format!("--ui-listen {addr}: cannot listen there"))?;
+                if !server.addr.ip().is_loopback() {
+                    eprintln!(
+                        "note: the dashboard at http://{}/ is reachable from the network",
+                        server.addr
+                    );
+                }
+                println!("dashboard at http://{}/", server.addr);
+                Some((server, hub))
+            }
+            None => None,
+        };
+        Ok(Some(MetricsServer {
+            prometheus,
+            ui,
+            hold: args.metrics_hold,
+            ui_hold: args.ui_hold,
+        }))
+    }
+
+    /// The counters the Prometheus endpoint serves, when it is served.
+    pub(super) fn metrics(
+        &self,
+    ) -> Option<std::sync::Arc<fleetload_coordinator::metrics::Metrics>> {
+        self.prometheus
+            .as_ref()
+            .map(|p| std::sync::Arc::clone(&p.metrics))
+    }
+
+    /// The dashboard's hub, when it is served.
+    pub(super) fn hub(&self) -> Option<std::sync::Arc<Hub>> {
+        self.ui.as_ref().map(|(_, h)| std::sync::Arc::clone(h))
+    }
+
+    /// Keep serving for the holds (the report is written by then; the dashboard links
+    /// it), then stop. Ctrl-C ends the hold.
+    pub(super) async fn close(self) {
+        let prometheus_hold = if self.prometheus.is_some() {
+            self.hold
+        } else {
+            Duration::ZERO
+        };
+        let ui_hold = if self.ui.is_some() {
+            self.ui_hold
+        } else {
+            Duration::ZERO
+        };
+        let hold = prometheus_hold.max(ui_hold);
+        if !hold.is_zero() {
+            if let Some(p) = &self.prometheus {
+                println!(
+                    "metrics stay at http://{}/metrics for {}",
+                    p.addr,
+                    humantime::format_duration(prometheus_hold)
+                );
+            }
+            if let Some((u, _)) = &self.ui {
+                println!(
+                    "the dashboard and the report stay at http://{}/ for {} (Ctrl-C ends it)",
+                    u.addr,
+                    humantime::format_duration(ui_hold)
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        if let Some((server, _)) = self.ui {
+            server.close().await;
+        }
+        if let Some(p) = self.prometheus {
+            p.stop.cancel();
+            let _ = p.task.await;
+        }
+    }
+}
+
+impl Prometheus {
+    async fn start(addr: std::net::SocketAddr) -> anyhow::Result<Prometheus> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("--metrics-listen {addr}: cannot listen there"))?;
@@ -31,27 +137,12 @@ impl MetricsServer {
             stop.clone(),
         ));
         println!("metrics at http://{addr}/metrics");
-        Ok(Some(MetricsServer {
+        Ok(Prometheus {
             addr,
             metrics,
             stop,
             task,
-            hold: args.metrics_hold,
-        }))
-    }
-
-    /// Keep serving for the hold (the report is written by then), then stop.
-    pub(super) async fn close(self) {
-        if !self.hold.is_zero() {
-            println!(
-                "metrics stay at http://{}/metrics for {}",
-                self.addr,
-                humantime::format_duration(self.hold)
-            );
-            tokio::time::sleep(self.hold).await;
-        }
-        self.stop.cancel();
-        let _ = self.task.await;
+        })
     }
 }
 
@@ -114,12 +205,17 @@ pub(super) async fn serve(
     config.join_timeout = join_timeout;
     config.prepare = prepare;
     config.progress = Some(tx);
-    config.metrics = metrics.map(|m| std::sync::Arc::clone(&m.metrics));
+    config.metrics = metrics.and_then(MetricsServer::metrics);
+    config.ui = metrics.and_then(MetricsServer::hub);
     config.search = search;
     config.security = security;
     config.max_workers = max_workers.max(workers);
     config.checkpoint = Some(checkpoint);
+    let hub = config.ui.clone();
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
+    if let (Err(e), Some(hub)) = (&result, hub) {
+        hub.failed(&e.to_string());
+    }
     let _ = printer.await;
     Ok(result?)
 }
@@ -143,7 +239,7 @@ pub(super) async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCod
     let prepare = args
         .prepare
         .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
-    let metrics = MetricsServer::start(&args.metrics).await?;
+    let metrics = MetricsServer::start(&args.metrics, security.token.clone()).await?;
     let run = Serve {
         plan,
         workers: args.workers,
@@ -156,11 +252,21 @@ pub(super) async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCod
         checkpoint: checkpoint_to(args.report_dir.as_deref()),
     };
     let report = serve(listener, run, shutdown_token()).await;
+    finish_served(report, args.report_dir.as_deref(), metrics).await
+}
+
+/// The report of a served run written (into `dir`, or a directory of its own), then
+/// the metrics and the dashboard held and closed.
+pub(super) async fn finish_served(
+    report: anyhow::Result<Report>,
+    dir: Option<&Path>,
+    metrics: Option<MetricsServer>,
+) -> anyhow::Result<ExitCode> {
     let code = report.and_then(|r| {
         finish(
             r,
             Output {
-                dir: args.report_dir.as_deref(),
+                dir,
                 ..Output::default()
             },
         )

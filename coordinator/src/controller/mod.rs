@@ -12,6 +12,7 @@
 mod clock;
 mod ctl;
 mod join;
+mod live_view;
 mod outcome;
 mod phases;
 mod progress;
@@ -244,6 +245,8 @@ pub struct Controller {
     /// When the run writes checkpoints: each worker's highest sequence in the last one
     /// written (what may be acknowledged).
     checkpointed: Option<BTreeMap<u32, u64>>,
+    /// The fleet as the dashboard was last told it (JSON).
+    ui_fleet: String,
     effects: Vec<Effect>,
 }
 
@@ -278,6 +281,7 @@ impl Controller {
             answered: Vec::new(),
             live: None,
             checkpointed,
+            ui_fleet: String::new(),
             effects: Vec::new(),
         }
     }

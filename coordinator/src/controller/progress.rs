@@ -214,5 +214,6 @@ impl Controller {
         };
         self.last_progress = Some(progress.clone());
         self.effects.push(Effect::Progress(progress));
+        self.publish_interval(merge, k, target);
     }
 }

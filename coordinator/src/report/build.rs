@@ -252,41 +252,50 @@ fn histograms_json(names: &[OpName], cluster: &[OpStats]) -> BTreeMap<OpName, Hi
 
 /// Every interval: the cluster per operation and each worker's brief.
 fn intervals_json(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<IntervalJson> {
-    let names = &merge.operations;
     merge
         .intervals
         .iter()
-        .map(|(k, agg)| {
-            let start_s = *k as f64 * interval_s;
-            let end_s = ((*k + 1) as f64 * interval_s).min(duration_s);
-            let len = (end_s - start_s).max(1e-9);
-            IntervalJson {
-                index: *k,
-                start_s,
-                end_s,
-                warmup: *k < merge.warmup_intervals,
-                workers_reporting: agg.workers_reporting(),
-                late_snapshots: agg.late,
-                operations: names
-                    .iter()
-                    .zip(agg.cluster().iter())
-                    .map(|(n, s)| (n.clone(), OpSummary::of(s, len)))
-                    .collect(),
-                per_worker: agg
-                    .per_worker()
-                    .iter()
-                    .map(|(w, briefs)| {
-                        let by_op = names
-                            .iter()
-                            .zip(briefs)
-                            .map(|(n, b)| (n.clone(), BriefJson::of(b, len)))
-                            .collect();
-                        (*w, by_op)
-                    })
-                    .collect(),
-            }
-        })
+        .map(|(k, agg)| interval_json(merge, *k, agg, interval_s, duration_s))
         .collect()
+}
+
+/// Interval `k` as report.json holds it (the live dashboard shows the same).
+pub(crate) fn interval_json(
+    merge: &Merge,
+    k: u64,
+    agg: &crate::merge::IntervalAgg,
+    interval_s: f64,
+    duration_s: f64,
+) -> IntervalJson {
+    let names = &merge.operations;
+    let start_s = k as f64 * interval_s;
+    let end_s = ((k + 1) as f64 * interval_s).min(duration_s);
+    let len = (end_s - start_s).max(1e-9);
+    IntervalJson {
+        index: k,
+        start_s,
+        end_s,
+        warmup: k < merge.warmup_intervals,
+        workers_reporting: agg.workers_reporting(),
+        late_snapshots: agg.late,
+        operations: names
+            .iter()
+            .zip(agg.cluster().iter())
+            .map(|(n, s)| (n.clone(), OpSummary::of(s, len)))
+            .collect(),
+        per_worker: agg
+            .per_worker()
+            .iter()
+            .map(|(w, briefs)| {
+                let by_op = names
+                    .iter()
+                    .zip(briefs)
+                    .map(|(n, b)| (n.clone(), BriefJson::of(b, len)))
+                    .collect();
+                (*w, by_op)
+            })
+            .collect(),
+    }
 }
 
 /// Each interval's response-time histogram per operation, for `report.hlog`.

@@ -18,6 +18,7 @@ pub mod svg;
 pub mod text;
 mod verify;
 
+pub(crate) use build::interval_json;
 pub use build::{ReportInput, WorkerInfo};
 pub use model::*;
 pub use verify::{GapJson, MissingWorker, StallJson, Verification};

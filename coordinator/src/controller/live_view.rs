@@ -1,0 +1,113 @@
+//! What the live dashboard is told: the run at its start, then every closed interval
+//! as report.json will hold it, with the planned rate, the fleet and the stage.
+
+use super::Controller;
+use crate::merge::Merge;
+use fleetload_common::plan::LoadModel;
+
+/// The fleet as the dashboard lists it.
+#[derive(serde::Serialize)]
+struct Fleet<'a> {
+    workers: Vec<crate::ui::WorkerLine<'a>>,
+    membership: &'a [crate::report::Membership],
+    changes: &'a [crate::report::Membership],
+}
+
+impl Controller {
+    /// The run as the dashboard introduces it.
+    pub fn ui_start(&self) -> crate::ui::Start {
+        let plan = &self.config.plan;
+        let closed_loop = matches!(plan.load, LoadModel::Closed { .. });
+        let unit = if closed_loop { "sessions" } else { "ops/s" };
+        crate::ui::Start {
+            run_id: self.run_id.clone(),
+            target: plan.target.to_string(),
+            scenario: plan.scenario.name().to_string(),
+            load: match (&plan.load, self.search.is_some()) {
+                (_, true) => "capacity search".into(),
+                (LoadModel::Open { rate, .. }, false) => format!("open loop at {rate} ops/s"),
+                (LoadModel::Closed { .. }, false) => "closed loop".into(),
+            },
+            duration_s: self.search.is_none().then_some(plan.duration.as_secs_f64()),
+            interval_s: plan.interval.as_secs_f64(),
+            warmup_s: plan.warmup.as_secs_f64(),
+            operations: plan.mix.iter().map(|(op, _)| op.to_string()).collect(),
+            workers: self.slots.len(),
+            stages: plan
+                .stages
+                .iter()
+                .map(|st| {
+                    (
+                        st.start.as_secs_f64(),
+                        (st.start + st.duration).as_secs_f64(),
+                        st.describe(unit),
+                    )
+                })
+                .collect(),
+            needs_token: self.config.ui.as_ref().is_some_and(|h| h.needs_token()),
+            closed_loop,
+        }
+    }
+
+    /// Interval `k` closed: to every viewer.
+    pub(super) fn publish_interval(&mut self, merge: &Merge, k: u64, planned: Option<f64>) {
+        let (Some(hub), Some(agg)) = (self.config.ui.clone(), merge.intervals.get(&k)) else {
+            return;
+        };
+        // The fleet only when it changed: a thousand workers' lines in every frame would
+        // be most of it.
+        let fleet = Fleet {
+            workers: self
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| crate::ui::WorkerLine {
+                    index: i,
+                    name: &s.hello.name,
+                    host: &s.hello.host,
+                    state: s.state.report_name(),
+                    rate: s.rate,
+                })
+                .collect(),
+            membership: &self.membership,
+            changes: &self.changes,
+        };
+        if let Ok(text) = serde_json::to_string(&fleet) {
+            if text != self.ui_fleet {
+                hub.publish_json("fleet", text.clone());
+                self.ui_fleet = text;
+            }
+        }
+        let plan = &self.config.plan;
+        let interval_s = plan.interval.as_secs_f64();
+        let at = k as f64 * interval_s;
+        let unit = match plan.load {
+            LoadModel::Closed { .. } => "sessions",
+            LoadModel::Open { .. } => "ops/s",
+        };
+        let stage = plan
+            .stages
+            .iter()
+            .find(|st| {
+                let from = st.start.as_secs_f64();
+                from <= at && at < from + st.duration.as_secs_f64()
+            })
+            .map(|st| st.describe(unit));
+        let mut interval =
+            crate::report::interval_json(merge, k, agg, interval_s, plan.duration.as_secs_f64());
+        // Per worker, only its throughput: a thousand workers' full briefs would make
+        // every frame (and a late viewer's history) hundreds of kilobytes.
+        let per_worker_ok = std::mem::take(&mut interval.per_worker)
+            .into_iter()
+            .map(|(w, by_op)| (w, by_op.values().map(|b| b.ok_per_s).sum::<f64>()))
+            .collect();
+        let frame = crate::ui::Frame {
+            elapsed_s: ((k + 1) as f64 * interval_s).min(plan.duration.as_secs_f64()),
+            planned,
+            interval,
+            per_worker_ok,
+            stage: stage.as_deref(),
+        };
+        hub.publish("interval", &frame);
+    }
+}
