@@ -82,6 +82,10 @@ fn the_dashboard_shows_the_run_live_and_its_controls_need_the_token() {
             &ui,
             "--ui-hold",
             "30s",
+            "--threshold",
+            "p99 < 5s",
+            "--threshold",
+            "ok_per_s > 1000000",
         ],
         &[("FLEETLOAD_TOKEN", TOKEN)],
     );
@@ -155,6 +159,23 @@ fn the_dashboard_shows_the_run_live_and_its_controls_need_the_token() {
     )
     .unwrap();
     assert!(shown.len() >= 4, "{shown:?}");
+    // The thresholds' verdicts so far, and the instance that served the interval.
+    let verdicts = eval(
+        &tab,
+        "[...document.querySelectorAll('#thresholds tbody tr')].map(r => r.textContent).join(' | ')",
+    );
+    let verdicts = verdicts.as_str().unwrap();
+    assert!(
+        verdicts.contains("p99 < 5s")
+            && verdicts.contains("passing")
+            && verdicts.contains("ok_per_s > 1000000")
+            && verdicts.contains("FAILING"),
+        "{verdicts}"
+    );
+    let instance_rows = eval(
+        &tab,
+        "document.querySelectorAll('#instances tbody tr').length",
+    );
 
     // Without the token the controls are refused and the load goes on.
     click(&tab, "#pause");
@@ -202,7 +223,8 @@ fn the_dashboard_shows_the_run_live_and_its_controls_need_the_token() {
 
     // The end: the page says so and links the report the coordinator serves.
     wait_for(&tab, "window.fleet.ended !== null", 40);
-    assert_eq!(eval(&tab, "window.fleet.ended.status"), "passed");
+    // The throughput threshold fails the run, as the page said all along.
+    assert_eq!(eval(&tab, "window.fleet.ended.status"), "failed");
     assert_eq!(
         eval(
             &tab,
@@ -232,6 +254,16 @@ fn the_dashboard_shows_the_run_live_and_its_controls_need_the_token() {
 
     // The numbers shown are report.json's.
     let r = site.report();
+    assert!(
+        r["failures"].to_string().contains("ok_per_s > 1000000"),
+        "{}",
+        r["failures"]
+    );
+    assert_eq!(
+        instance_rows.as_u64().unwrap(),
+        r["instances"].as_array().map_or(0, |a| a.len() as u64),
+        "the page lists the instances the report does"
+    );
     for (k, op, count, p50, p99) in &shown {
         let i = &r["intervals"][*k as usize]["operations"][op];
         assert_eq!(u(&i["count"]), *count, "interval {k} {op}");

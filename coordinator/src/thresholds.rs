@@ -83,6 +83,48 @@ pub fn stats_over(merge: &Merge, range: &RangeInclusive<u64>, op: Option<&str>) 
     out
 }
 
+/// The verdicts of `list` on running totals (`totals[i]` of operation `ops[i]`) that
+/// span `seconds`: the live dashboard's "so far", one merge per interval instead of
+/// re-reading every interval. Downtime thresholds need the outages and are judged at
+/// the end only (left out here).
+pub fn judge_totals(
+    scope: &str,
+    list: &[Threshold],
+    ops: &[fleetload_common::scenario::OpName],
+    totals: &[OpStats],
+    seconds: f64,
+) -> Vec<ThresholdResult> {
+    list.iter()
+        .filter(|t| !t.metric.is_downtime())
+        .map(|t| {
+            let mut stats = OpStats::default();
+            for (name, s) in ops.iter().zip(totals) {
+                if t.operation.as_deref().is_none_or(|o| o == name.as_str()) {
+                    stats.merge(s);
+                }
+            }
+            let measured = measure(t, &stats, seconds);
+            ThresholdResult {
+                scope: scope.to_string(),
+                threshold: t.text.clone(),
+                measured: (measured * 1e6).round() / 1e6,
+                limit: t.value,
+                passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
+                unit: unit_of(t.metric).to_string(),
+                overridden: false,
+            }
+        })
+        .collect()
+}
+
+fn unit_of(m: Metric) -> &'static str {
+    match m {
+        m if m.is_duration() => "ms",
+        Metric::OkPerS => "ops/s",
+        _ => "",
+    }
+}
+
 /// The threshold's metric over `stats` spanning `seconds`.
 pub fn measure(t: &Threshold, stats: &OpStats, seconds: f64) -> f64 {
     let ms = |us: u64| us as f64 / 1000.0;
@@ -154,12 +196,7 @@ fn judge(
                 limit: t.value,
                 // No operation at all cannot meet a latency or rate threshold.
                 passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
-                unit: match t.metric {
-                    m if m.is_duration() => "ms",
-                    Metric::OkPerS => "ops/s",
-                    _ => "",
-                }
-                .to_string(),
+                unit: unit_of(t.metric).to_string(),
                 overridden: false,
             }
         })
@@ -171,7 +208,11 @@ fn interval_s(plan: &Plan) -> f64 {
 }
 
 /// The measured intervals lying wholly inside a stage.
-fn stage_range(plan: &Plan, stage: &Stage, warmup_intervals: u64) -> Option<RangeInclusive<u64>> {
+pub(crate) fn stage_range(
+    plan: &Plan,
+    stage: &Stage,
+    warmup_intervals: u64,
+) -> Option<RangeInclusive<u64>> {
     let i = interval_s(plan);
     let first = ((stage.start.as_secs_f64() / i) - 1e-9).ceil().max(0.0) as u64;
     let end = ((stage.start + stage.duration).as_secs_f64() / i + 1e-9).floor() as u64;

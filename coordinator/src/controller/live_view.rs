@@ -4,6 +4,23 @@
 use super::Controller;
 use crate::merge::Merge;
 use fleetload_common::plan::LoadModel;
+use fleetload_common::stats::OpStats;
+
+/// Running totals for the dashboard's threshold verdicts: the measured run so far, and
+/// the current stage's measured intervals so far.
+#[derive(Debug, Default)]
+pub(super) struct SoFar {
+    run: Vec<OpStats>,
+    run_intervals: u64,
+    stage: Option<(usize, Vec<OpStats>, u64)>,
+}
+
+fn add(into: &mut Vec<OpStats>, stats: &[OpStats]) {
+    into.resize_with(stats.len(), OpStats::default);
+    for (a, s) in into.iter_mut().zip(stats) {
+        a.merge(s);
+    }
+}
 
 /// The fleet as the dashboard lists it.
 #[derive(serde::Serialize)]
@@ -93,6 +110,23 @@ impl Controller {
                 from <= at && at < from + st.duration.as_secs_f64()
             })
             .map(|st| st.describe(unit));
+        let thresholds = self.thresholds_so_far(merge, k);
+        let plan = &self.config.plan;
+        let instances = merge
+            .instances
+            .iter()
+            .filter_map(|(name, i)| {
+                i.series
+                    .get(&k)
+                    .map(|(sessions, ok, errors)| crate::ui::InstanceLine {
+                        name,
+                        read_only: i.read_only,
+                        sessions: *sessions,
+                        ok: *ok,
+                        errors: *errors,
+                    })
+            })
+            .collect();
         let mut interval =
             crate::report::interval_json(merge, k, agg, interval_s, plan.duration.as_secs_f64());
         // Per worker, only its throughput: a thousand workers' full briefs would make
@@ -107,7 +141,64 @@ impl Controller {
             interval,
             per_worker_ok,
             stage: stage.as_deref(),
+            thresholds,
+            instances,
+            session_outages: merge.outages.len(),
         };
         hub.publish("interval", &frame);
+    }
+
+    /// Every threshold's verdict on the measured intervals so far (the run's) and on the
+    /// current stage's so far, from running totals.
+    fn thresholds_so_far(
+        &mut self,
+        merge: &Merge,
+        k: u64,
+    ) -> Vec<crate::thresholds::ThresholdResult> {
+        let plan = &self.config.plan;
+        let has_any =
+            !plan.thresholds.is_empty() || plan.stages.iter().any(|st| !st.thresholds.is_empty());
+        let (true, Some(agg)) = (has_any, merge.intervals.get(&k)) else {
+            return Vec::new();
+        };
+        if k < merge.warmup_intervals {
+            return Vec::new();
+        }
+        let cluster = agg.cluster();
+        let i = plan.interval.as_secs_f64();
+        let so_far = &mut self.ui_so_far;
+        add(&mut so_far.run, &cluster);
+        so_far.run_intervals += 1;
+        let mut out = crate::thresholds::judge_totals(
+            "run",
+            &plan.thresholds,
+            &merge.operations,
+            &so_far.run,
+            so_far.run_intervals as f64 * i,
+        );
+        let stage = plan.stages.iter().enumerate().find(|(_, st)| {
+            crate::thresholds::stage_range(plan, st, merge.warmup_intervals)
+                .is_some_and(|r| r.contains(&k))
+        });
+        match stage {
+            Some((n, st)) => {
+                if so_far.stage.as_ref().is_none_or(|(m, _, _)| *m != n) {
+                    so_far.stage = Some((n, Vec::new(), 0));
+                }
+                if let Some((_, totals, count)) = &mut so_far.stage {
+                    add(totals, &cluster);
+                    *count += 1;
+                    out.extend(crate::thresholds::judge_totals(
+                        &format!("stage {}", n + 1),
+                        &st.thresholds,
+                        &merge.operations,
+                        totals,
+                        *count as f64 * i,
+                    ));
+                }
+            }
+            None => so_far.stage = None,
+        }
+        out
     }
 }

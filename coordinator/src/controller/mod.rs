@@ -247,6 +247,8 @@ pub struct Controller {
     checkpointed: Option<BTreeMap<u32, u64>>,
     /// The fleet as the dashboard was last told it (JSON).
     ui_fleet: String,
+    /// Running totals behind the dashboard's threshold verdicts.
+    ui_so_far: live_view::SoFar,
     effects: Vec<Effect>,
 }
 
@@ -282,6 +284,7 @@ impl Controller {
             live: None,
             checkpointed,
             ui_fleet: String::new(),
+            ui_so_far: live_view::SoFar::default(),
             effects: Vec::new(),
         }
     }

@@ -240,6 +240,23 @@ pub struct Frame<'a> {
     pub per_worker_ok: std::collections::BTreeMap<u32, f64>,
     /// The stage the interval is in.
     pub stage: Option<&'a str>,
+    /// Every threshold's verdict so far: the run's on its measured intervals, the
+    /// current stage's on its own (downtime thresholds are judged at the end).
+    pub thresholds: Vec<crate::thresholds::ThresholdResult>,
+    /// What each server instance served in the interval.
+    pub instances: Vec<InstanceLine<'a>>,
+    /// Session outages the workers reported so far (failovers, connection losses).
+    pub session_outages: usize,
+}
+
+/// One server instance in one interval.
+#[derive(Debug, Serialize)]
+pub struct InstanceLine<'a> {
+    pub name: &'a str,
+    pub read_only: bool,
+    pub sessions: u64,
+    pub ok: u64,
+    pub errors: u64,
 }
 
 /// A worker as the page lists it.
