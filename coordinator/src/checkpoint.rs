@@ -82,6 +82,22 @@ pub enum CheckpointError {
     },
 }
 
+/// Temporary files of writers killed mid-write (`.report.partial.json.<pid>.tmp` of
+/// another process): never read, so removed rather than left to pile up.
+fn remove_stale_temporaries(dir: &Path) {
+    let prefix = format!(".{FILE}.");
+    let mine = format!(".{FILE}.{}.tmp", std::process::id());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") && name != mine {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// What to do when the checkpoint is not there.
 fn hint(e: &std::io::Error) -> &'static str {
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -133,6 +149,7 @@ impl Checkpoint {
             error,
         };
         std::fs::create_dir_all(dir).map_err(werr)?;
+        remove_stale_temporaries(dir);
         let body = serde_json::to_vec(self).map_err(|e| werr(std::io::Error::other(e)))?;
         fleetload_common::spool::write_atomically(&path, &body).map_err(werr)?;
         Ok(path)

@@ -97,4 +97,13 @@ fn a_checkpoint_killed_while_being_written_leaves_the_previous_one_readable() {
         readable == 12,
         "the writer wrote: {readable} readable, last round {last_round}"
     );
+    // What the killed writers left half-written is cleared by the next checkpoint.
+    checkpoint(99).write(dir.path()).unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -171,6 +171,21 @@ impl Hub {
     pub fn finished(&self, report: &crate::report::Report) {
         let html: Arc<str> = Arc::from(crate::report::html::render(report));
         self.with(|s| s.report_html = Some(html));
+        // The fleet as it ended (workers done, lost, recovered).
+        self.publish(
+            "fleet",
+            &serde_json::json!({
+                "workers": report.workers.iter().map(|w| serde_json::json!({
+                    "index": w.index,
+                    "name": w.name,
+                    "host": w.host,
+                    "state": w.state,
+                    "rate": w.rate,
+                })).collect::<Vec<_>>(),
+                "membership": report.membership,
+                "changes": report.changes,
+            }),
+        );
         #[derive(Serialize)]
         struct End<'a> {
             status: crate::report::RunStatus,
