@@ -422,6 +422,27 @@ fn run(workers: usize, secs: u64, wire: Wire, checkpoint: &str, viewers: usize) 
         }
     }
     let snapshots = workers as u64 * secs;
+    // The simulated workers share this host's clock: every offset estimated is error.
+    let clocks: Vec<(f64, f64)> = r["workers"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| {
+                    Some((
+                        w["clock_offset_ms"].as_f64()?.abs(),
+                        w["clock_rtt_ms"].as_f64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "clocks: {} estimated, largest offset error {:.3} ms, largest probe round trip {:.3} ms, start skew {}",
+        clocks.len(),
+        clocks.iter().map(|c| c.0).fold(0.0, f64::max),
+        clocks.iter().map(|c| c.1).fold(0.0, f64::max),
+        r["start_skew_ms"].as_f64().map_or("n/a".into(), |s| format!("{s:.3} ms"))
+    );
     let viewer_bytes = viewing
         .into_iter()
         .map(|h| rt.block_on(h).unwrap_or(0))

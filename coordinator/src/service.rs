@@ -131,6 +131,15 @@ impl Fleet for FleetService {
                             conn,
                             error: "a second hello on the same stream".into(),
                         },
+                        Ok(FromWorker::TimeEcho(mut echo)) => {
+                            // Stamped here, before the echo queues for the controller.
+                            echo.coordinator_receive =
+                                Some(crate::controller::Now::read().unix_nanos);
+                            Event::Message {
+                                conn,
+                                message: FromWorker::TimeEcho(echo),
+                            }
+                        }
                         Ok(message) => Event::Message { conn, message },
                         Err(e) => Event::Invalid {
                             conn,

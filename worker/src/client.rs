@@ -430,6 +430,7 @@ async fn await_start(
                     coordinator_send: coordinator_send_unix_nanos,
                     worker_receive: received,
                     worker_send: wall_nanos(skew),
+                    coordinator_receive: None,
                 };
                 control.send(&FromWorker::TimeEcho(echo)).await?;
             }

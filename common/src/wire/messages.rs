@@ -81,6 +81,10 @@ pub struct TimeEcho {
     pub coordinator_send: i64,
     pub worker_receive: i64,
     pub worker_send: i64,
+    /// When the coordinator's service read it off the stream (Unix nanoseconds): set
+    /// there, not on the wire, so the round trip does not include the time the echo
+    /// waited for the controller behind other workers' snapshots.
+    pub coordinator_receive: Option<i64>,
 }
 
 /// A live-control command (`fleetload ctl`).
@@ -324,6 +328,7 @@ pub fn from_worker(msg: WorkerMessage) -> Result<FromWorker, WireError> {
             coordinator_send: e.coordinator_send_unix_nanos,
             worker_receive: e.worker_receive_unix_nanos,
             worker_send: e.worker_send_unix_nanos,
+            coordinator_receive: None,
         }),
     })
 }

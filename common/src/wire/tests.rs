@@ -194,6 +194,7 @@ fn messages_from_a_worker_round_trip_and_a_bad_rebalance_or_command_is_named() {
         coordinator_send: 2,
         worker_receive: 3,
         worker_send: 4,
+        coordinator_receive: None,
     };
     match from_worker(to_coordinator(&FromWorker::TimeEcho(echo)).unwrap()).unwrap() {
         FromWorker::TimeEcho(back) => assert_eq!(back, echo),

@@ -2,33 +2,51 @@
 //! (and for a late joiner before its own start), and the start instant each worker is
 //! sent on its own clock.
 
-use super::{Controller, Input, Live, Now, Phase, LATE_PROBES, PROBE_ROUNDS, PROBE_WAIT};
+use super::{
+    Controller, Input, Live, Now, Phase, LATE_PROBES, PROBE_PACE, PROBE_ROUNDS, PROBE_WAIT,
+    PROBE_WINDOW,
+};
 use crate::merge::Merge;
 use fleetload_common::plan::LoadModel;
 use fleetload_common::wire::{FromWorker, ToWorker};
 
 impl Controller {
-    /// Send round `round` of clock probes to every worker: a few rounds, keeping each
-    /// worker's sample with the lowest round trip (its offset error is at most half of
-    /// it).
+    /// Round `round` of clock probes: every worker is probed, at most
+    /// [`PROBE_WINDOW`] at a time, keeping each worker's sample with the lowest round
+    /// trip (its offset error is at most half of it). Probes sent to a whole fleet at
+    /// once queue behind each other on the way out and their echoes on the way back,
+    /// and the round trips (and the offsets' error) grow with the fleet.
     pub(super) fn probe_round(&mut self, now: Now, round: u64) {
         if round >= PROBE_ROUNDS {
             self.log_clocks();
             return self.start_run(now);
         }
         self.phase = Phase::ClockSync { round };
-        self.phase_deadline = Some(now.at + PROBE_WAIT);
-        self.answered = vec![false; self.slots.len()];
-        for i in 0..self.slots.len() {
-            self.slots[i].probe_sent = Some(now.unix_nanos);
-            self.send(
-                i,
-                ToWorker::TimeProbe {
-                    id: round,
-                    coordinator_send_unix_nanos: now.unix_nanos,
-                },
-            );
+        let n = self.slots.len();
+        self.phase_deadline =
+            Some(now.at + PROBE_WAIT + PROBE_PACE * u32::try_from(n).unwrap_or(u32::MAX));
+        self.answered = vec![false; n];
+        self.probe_next = 0;
+        for _ in 0..PROBE_WINDOW {
+            self.probe_next_worker(now, round);
         }
+    }
+
+    /// Probe the next worker of this round, if any is left.
+    fn probe_next_worker(&mut self, now: Now, round: u64) {
+        let i = self.probe_next;
+        if i >= self.slots.len() {
+            return;
+        }
+        self.probe_next += 1;
+        self.slots[i].probe_sent = Some(now.unix_nanos);
+        self.send(
+            i,
+            ToWorker::TimeProbe {
+                id: round,
+                coordinator_send_unix_nanos: now.unix_nanos,
+            },
+        );
     }
 
     pub(super) fn clock_sync(&mut self, now: Now, round: u64, input: Input) {
@@ -49,6 +67,8 @@ impl Controller {
                 }
                 if self.answered.iter().all(|a| *a) {
                     self.probe_round(now, round + 1);
+                } else {
+                    self.probe_next_worker(now, round);
                 }
             }
             Input::Tick if self.phase_deadline.is_some_and(|d| now.at >= d) => {

@@ -208,6 +208,10 @@ struct Live {
 const PROBE_ROUNDS: u64 = 8;
 /// How long a probe round waits for every echo.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
+/// Clock probes in flight at once (see `probe_round`).
+const PROBE_WINDOW: usize = 4;
+/// Time a round allows per worker beyond `PROBE_WAIT`, as they are probed in turn.
+const PROBE_PACE: Duration = Duration::from_millis(5);
 /// Clock probes sent to a worker that joins a running run.
 const LATE_PROBES: u64 = 8;
 /// How long a late joiner's echoes are waited for before it starts without them.
@@ -237,8 +241,9 @@ pub struct Controller {
     search: Option<crate::search::Search>,
     /// Workers that arrived beyond `workers` before the start: admitted once it runs.
     waiting: Vec<Arrival>,
-    /// Which workers answered the current probe round.
+    /// Which workers answered the current probe round, and the next one to probe.
     answered: Vec<bool>,
+    probe_next: usize,
     live: Option<Box<Live>>,
     /// What to say about a (possibly) bad message.
     bounds: Bounds,
@@ -281,6 +286,7 @@ impl Controller {
             search,
             waiting: Vec::new(),
             answered: Vec::new(),
+            probe_next: 0,
             live: None,
             checkpointed,
             ui_fleet: String::new(),

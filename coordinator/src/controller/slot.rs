@@ -133,7 +133,7 @@ impl Slot {
             echo.coordinator_send,
             echo.worker_receive,
             echo.worker_send,
-            now.unix_nanos,
+            echo.coordinator_receive.unwrap_or(now.unix_nanos),
         )?;
         if self.clock.is_none_or(|(_, d)| sample.1 < d) {
             self.clock = Some(sample);

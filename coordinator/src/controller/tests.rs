@@ -133,21 +133,27 @@ impl Fleet {
             );
         }
         self.feed(Input::TargetDone(Ok(PlanUpdate::default())));
-        while let Phase::ClockSync { round } = self.core.phase() {
-            let sent = self.now.unix_nanos;
+        // Answer every probe sent (they go out a few at a time), 2 ms later.
+        let mut pending: Vec<(u64, u64, i64)> = probes(&self.last);
+        while let Phase::ClockSync { .. } = self.core.phase() {
+            assert!(!pending.is_empty(), "clock sync waits with no probe out");
             self.advance(2 * MS);
-            for (i, off) in offsets.iter().enumerate() {
-                let at_worker = sent + 1_000_000 + off;
+            let mut next = Vec::new();
+            for (conn, id, sent) in pending {
+                let at_worker = sent + 1_000_000 + offsets[conn as usize];
                 self.say(
-                    i as u64,
+                    conn,
                     FromWorker::TimeEcho(TimeEcho {
-                        id: round,
+                        id,
                         coordinator_send: sent,
                         worker_receive: at_worker,
                         worker_send: at_worker,
+                        coordinator_receive: None,
                     }),
                 );
+                next.extend(probes(&self.last));
             }
+            pending = next;
         }
         assert_eq!(self.core.phase(), Phase::Running);
     }
@@ -179,6 +185,24 @@ impl Fleet {
             self.say(*c, FromWorker::Snapshot(Box::new(snap)));
         }
     }
+}
+
+/// The clock probes among `effects`: (conn, round, send time).
+fn probes(effects: &[Effect]) -> Vec<(u64, u64, i64)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                conn,
+                message:
+                    ToWorker::TimeProbe {
+                        id,
+                        coordinator_send_unix_nanos,
+                    },
+            } => Some((*conn, *id, *coordinator_send_unix_nanos)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn snapshot(worker: u32, sequence: u64, k: u64, stats: OpStats) -> Snapshot {
@@ -388,6 +412,7 @@ fn a_late_joiner_gets_its_share_from_the_next_interval() {
                 coordinator_send: sent,
                 worker_receive: sent,
                 worker_send: sent,
+                coordinator_receive: None,
             }),
         );
     }

@@ -377,6 +377,7 @@ fn worker_json(
         rows_loaded: w.rows_loaded,
         clock_offset_ms: w.clock.map(|(o, _)| o as f64 / 1e6),
         clock_rtt_ms: w.clock.map(|(_, r)| r as f64 / 1e6),
+        clock_uncertainty_ms: w.clock.map(|(_, r)| r as f64 / 2e6),
         rejected_messages: w
             .rejected
             .iter()

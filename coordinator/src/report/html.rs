@@ -437,14 +437,16 @@ fn clocks(r: &Report, out: &mut String) {
     if r.workers.iter().all(|w| w.clock_offset_ms.is_none()) {
         out.push_str("<p class=meta>No clock estimate in this report.</p>");
     } else {
-        out.push_str("<table><tr><th class=l>worker</th><th>offset</th><th>probe round trip</th><th>started (vs planned)</th></tr>");
+        out.push_str("<table><tr><th class=l>worker</th><th>offset</th><th>± uncertainty</th><th>probe round trip</th><th>started (vs planned)</th></tr>");
         for w in &r.workers {
             let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:+.3} ms"));
             let _ = write!(
                 out,
-                "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&w.name),
                 f(w.clock_offset_ms),
+                w.clock_uncertainty_ms
+                    .map_or("—".to_string(), |x| format!("{x:.3} ms")),
                 w.clock_rtt_ms
                     .map_or("—".to_string(), |x| format!("{x:.3} ms")),
                 f(w.start_delay_ms)

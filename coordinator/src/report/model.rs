@@ -242,6 +242,10 @@ pub struct WorkerJson {
     pub clock_offset_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_rtt_ms: Option<f64>,
+    /// How far off `clock_offset_ms` can be: half the best probe's round trip (the
+    /// echo's way out and back may differ by at most the whole of it), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_uncertainty_ms: Option<f64>,
     /// When it actually started (first operation's send minus its intended offset, in
     /// the coordinator's clock) relative to the planned start, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]

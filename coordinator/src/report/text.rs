@@ -456,8 +456,9 @@ fn clocks(r: &Report, out: &mut String) {
         .filter_map(|w| {
             let offset = w.clock_offset_ms?;
             Some(format!(
-                "{} {offset:+.3}ms (rtt {:.3}ms{})",
+                "{} {offset:+.3}ms ±{:.3}ms (rtt {:.3}ms{})",
                 w.name,
+                w.clock_uncertainty_ms.unwrap_or(0.0),
                 w.clock_rtt_ms.unwrap_or(0.0),
                 w.start_delay_ms
                     .map(|d| format!(", started {d:+.3}ms"))
