@@ -103,18 +103,23 @@ pub fn judge_totals(
                     stats.merge(s);
                 }
             }
-            let measured = measure(t, &stats, seconds);
-            ThresholdResult {
-                scope: scope.to_string(),
-                threshold: t.text.clone(),
-                measured: (measured * 1e6).round() / 1e6,
-                limit: t.value,
-                passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
-                unit: unit_of(t.metric).to_string(),
-                overridden: false,
-            }
+            verdict(scope, t, &stats, measure(t, &stats, seconds))
         })
         .collect()
+}
+
+/// `t`'s verdict on `measured`, the metric over `stats`.
+fn verdict(scope: &str, t: &Threshold, stats: &OpStats, measured: f64) -> ThresholdResult {
+    ThresholdResult {
+        scope: scope.to_string(),
+        threshold: t.text.clone(),
+        measured: (measured * 1e6).round() / 1e6,
+        limit: t.value,
+        // No operation at all cannot meet a latency or rate threshold.
+        passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
+        unit: unit_of(t.metric).to_string(),
+        overridden: false,
+    }
 }
 
 fn unit_of(m: Metric) -> &'static str {
@@ -189,16 +194,7 @@ fn judge(
             } else {
                 measure(t, &stats, seconds)
             };
-            ThresholdResult {
-                scope: scope.to_string(),
-                threshold: t.text.clone(),
-                measured: (measured * 1e6).round() / 1e6,
-                limit: t.value,
-                // No operation at all cannot meet a latency or rate threshold.
-                passed: (stats.ok > 0 || !t.metric.is_latency()) && t.cmp.holds(measured, t.value),
-                unit: unit_of(t.metric).to_string(),
-                overridden: false,
-            }
+            verdict(scope, t, &stats, measured)
         })
         .collect()
 }
