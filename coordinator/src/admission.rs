@@ -209,6 +209,24 @@ impl Bounds {
         for (op, s) in &snap.operations {
             self.snapshot_operation(op, s, snap.interval_index, elapsed_by_end, longest)?;
         }
+        // A stall is reported with the first snapshot after it, which may be of an
+        // interval it outlasted: only the run's end bounds it.
+        let run_end = self.duration + self.interval + LATENCY_SLACK;
+        if let Some(st) = snap
+            .stalls
+            .iter()
+            .find(|st| st.at.saturating_add(st.duration) > run_end)
+        {
+            return Err(Refusal::new(
+                C::ImpossibleLatency,
+                format!(
+                    "a stall of {:.3} s at {:.3} s, past the run's end ({:.3} s)",
+                    st.duration.as_secs_f64(),
+                    st.at.as_secs_f64(),
+                    run_end.as_secs_f64()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -575,6 +593,19 @@ mod tests {
         let mut s = snap(0, 0, 1);
         s.operations[0].0 = Operation::PredictOne.into();
         assert_eq!(class(&s, 1, "r", SECOND), C::UnknownOperation);
+        // A stall reported with the first snapshot after it passes; one past the run's
+        // end (or of centuries) is refused.
+        let stall = |at: u64, secs: u64| fleetload_common::stats::Stall {
+            at: Duration::from_millis(at),
+            duration: Duration::from_secs(secs),
+        };
+        let mut s = snap(0, 3, 1);
+        s.stalls = vec![stall(3_100, 3)];
+        assert_eq!(b.snapshot(&s, 1, "r", 7 * SECOND), Ok(()));
+        for bad in [stall(3_100, 60), stall(u64::MAX / 2, 1), stall(0, u64::MAX)] {
+            s.stalls = vec![bad];
+            assert_eq!(class(&s, 1, "r", 7 * SECOND), C::ImpossibleLatency);
+        }
     }
 
     fn done() -> Done {
