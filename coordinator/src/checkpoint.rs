@@ -110,10 +110,13 @@ fn hint(e: &std::io::Error) -> &'static str {
 impl Checkpoint {
     /// The checkpoint of `o` (encodes every histogram: call off the controller's task).
     pub fn of(o: &Outcome, stage: Stage, counters: Option<&DatabaseCounters>) -> Checkpoint {
+        // From each worker's running totals: summing the intervals would decode every
+        // packed interval's histograms at every checkpoint.
         let mut ok_so_far: BTreeMap<OpName, u64> = BTreeMap::new();
-        for agg in o.merge.intervals.values() {
-            for (op, s) in o.merge.operations.iter().zip(agg.cluster().iter()) {
-                *ok_so_far.entry(op.clone()).or_default() += s.ok;
+        for agg in o.merge.workers.values() {
+            for (op, t) in o.merge.operations.iter().zip(&agg.received) {
+                let e = ok_so_far.entry(op.clone()).or_default();
+                *e = e.saturating_add(t.ok);
             }
         }
         Checkpoint {

@@ -204,28 +204,6 @@ impl TotalsImage {
     }
 }
 
-fn brief_row(b: &Brief) -> [u64; 6] {
-    [
-        b.ok,
-        b.errors,
-        b.dropped_backlog,
-        b.p50_us,
-        b.p99_us,
-        b.max_us,
-    ]
-}
-
-fn brief_of(f: [u64; 6]) -> Brief {
-    Brief {
-        ok: f[0],
-        errors: f[1],
-        dropped_backlog: f[2],
-        p50_us: f[3],
-        p99_us: f[4],
-        max_us: f[5],
-    }
-}
-
 impl MergeImage {
     /// The image of `m` (its histograms encoded: do this off the controller's task).
     pub fn of(m: &Merge) -> MergeImage {
@@ -244,7 +222,7 @@ impl MergeImage {
                     per_worker: agg
                         .per_worker()
                         .iter()
-                        .map(|(w, briefs)| (*w, briefs.iter().map(brief_row).collect()))
+                        .map(|(w, briefs)| (*w, briefs.iter().map(Brief::fields).collect()))
                         .collect(),
                 })
                 .collect(),
@@ -322,7 +300,9 @@ impl MergeImage {
                     per_worker: i
                         .per_worker
                         .iter()
-                        .map(|(w, rows)| (*w, rows.iter().copied().map(brief_of).collect()))
+                        .map(|(w, rows)| {
+                            (*w, rows.iter().copied().map(Brief::from_fields).collect())
+                        })
                         .collect(),
                 },
                 closed: i.closed,

@@ -38,6 +38,30 @@ impl Brief {
             max_us: s.response.max(),
         }
     }
+
+    /// Its numbers in a fixed order: how packed intervals and checkpoints store it.
+    fn fields(&self) -> [u64; 6] {
+        [
+            self.ok,
+            self.errors,
+            self.dropped_backlog,
+            self.p50_us,
+            self.p99_us,
+            self.max_us,
+        ]
+    }
+
+    /// Back from [`Brief::fields`].
+    fn from_fields(f: [u64; 6]) -> Self {
+        Brief {
+            ok: f[0],
+            errors: f[1],
+            dropped_backlog: f[2],
+            p50_us: f[3],
+            p99_us: f[4],
+            max_us: f[5],
+        }
+    }
 }
 
 /// One interval of the cluster: open while its snapshots arrive, packed once it has
@@ -174,14 +198,7 @@ fn pack_briefs(per_worker: &BTreeMap<u32, Vec<Brief>>) -> Vec<u8> {
         put(u64::from(*worker));
         put(briefs.len() as u64);
         for b in briefs {
-            for v in [
-                b.ok,
-                b.errors,
-                b.dropped_backlog,
-                b.p50_us,
-                b.p99_us,
-                b.max_us,
-            ] {
+            for v in b.fields() {
                 put(v);
             }
         }
@@ -220,14 +237,7 @@ fn unpack_briefs(packed: &[u8]) -> BTreeMap<u32, Vec<Brief>> {
             for x in &mut f {
                 *x = get().unwrap_or(0);
             }
-            briefs.push(Brief {
-                ok: f[0],
-                errors: f[1],
-                dropped_backlog: f[2],
-                p50_us: f[3],
-                p99_us: f[4],
-                max_us: f[5],
-            });
+            briefs.push(Brief::from_fields(f));
         }
         out.insert(u32::try_from(worker).unwrap_or(u32::MAX), briefs);
     }
