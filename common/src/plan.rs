@@ -16,10 +16,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod aws;
 pub mod bounds;
 mod raw;
 mod validate;
 
+pub use aws::{AuthKind, CloudWatchPlan, RawCloudWatch};
 pub use raw::{is_scenario_file, RawPlan, RawStage};
 
 /// How load is offered.
@@ -114,6 +116,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Whole-run thresholds.
     pub thresholds: Vec<Threshold>,
+    /// CloudWatch series the report carries (`None`: none).
+    pub cloudwatch: Option<CloudWatchPlan>,
     /// Stop the run once a threshold fails, after this grace (from the measured start,
     /// or the stage's start for a stage's thresholds).
     pub abort_on_fail: Option<Duration>,
@@ -307,6 +311,14 @@ impl Plan {
             reader: self.reader.as_ref().map(|r| r.target.url().to_string()),
             reader_sessions: self.reader.as_ref().map(|r| r.sessions),
             password_env: self.target.password_env().map(str::to_string),
+            auth: matches!(self.target.login(), crate::target::Login::Iam { .. })
+                .then_some(AuthKind::Iam),
+            password_secret: match self.target.login() {
+                crate::target::Login::Secret { id, .. } => Some(id.clone()),
+                _ => None,
+            },
+            region: self.target.login().region().map(str::to_string),
+            cloudwatch: self.cloudwatch.as_ref().map(CloudWatchPlan::to_raw),
             scenario: Some(match &self.scenario {
                 ScenarioRef::Builtin(s) => s.name().to_string(),
                 ScenarioRef::File(f) => f.origin.clone(),

@@ -1,6 +1,7 @@
-//! Database targets. A target URL never carries a password: the password lives in an
-//! environment variable that each worker reads itself, so it is never printed, written
-//! to a report or sent over the control channel.
+//! Database targets. A target URL never carries a password: a worker logs in with one
+//! from an environment variable it reads itself, an IAM token it mints, or a Secrets
+//! Manager secret it reads ([`Login`]), so none is ever printed, written to a report or
+//! sent over the control channel.
 
 use crate::PlanError;
 use serde::Serialize;
@@ -25,12 +26,37 @@ impl Driver {
     }
 }
 
-/// A validated database target: driver, URL without password, and where the password is.
+/// How a worker logs in: only where the credential comes from, never the credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Login {
+    /// No password (trust or peer authentication, SQLite).
+    #[default]
+    None,
+    /// The password is in this environment variable of each worker's host.
+    PasswordEnv(String),
+    /// IAM database authentication: a fresh token for every connection, from the AWS
+    /// credential chain (`region`: the plan's, else the chain's). Needs TLS.
+    Iam { region: Option<String> },
+    /// The password (and maybe the user) is in this Secrets Manager secret.
+    Secret { id: String, region: Option<String> },
+}
+
+impl Login {
+    /// The AWS region the login names, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Login::Iam { region } | Login::Secret { region, .. } => region.as_deref(),
+            Login::None | Login::PasswordEnv(_) => None,
+        }
+    }
+}
+
+/// A validated database target: driver, URL without password, and how to log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     driver: Driver,
     url: String,
-    password_env: Option<String>,
+    login: Login,
 }
 
 const URL_FORMS: &str = "use mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB or sqlite://PATH (password in the environment variable named by password_env)";
@@ -51,15 +77,6 @@ impl Target {
             "sqlite" => Driver::Sqlite,
             other => return Err(bad(&format!("unknown scheme `{other}`"))),
         };
-        if let Some(env) = &password_env {
-            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(PlanError::invalid(
-                    "password_env",
-                    env,
-                    "the name of an environment variable (letters, digits, _)",
-                ));
-            }
-        }
         match driver {
             Driver::Sqlite => {
                 let path = rest.split('?').next().unwrap_or_default();
@@ -80,11 +97,104 @@ impl Target {
                 }
             }
         }
-        Ok(Target {
+        Target {
             driver,
             url: raw.to_string(),
-            password_env,
+            login: Login::None,
+        }
+        .with_login(match password_env {
+            Some(env) => Login::PasswordEnv(env),
+            None => Login::None,
         })
+    }
+
+    /// The same target with another way to log in, checked against it: a variable name
+    /// that is one, IAM only with TLS to a server, a secret id Secrets Manager takes.
+    ///
+    /// # Errors
+    /// The login does not fit the target; the message names the key to change.
+    pub fn with_login(self, login: Login) -> Result<Self, PlanError> {
+        match &login {
+            Login::None => {}
+            Login::PasswordEnv(env) => {
+                if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(PlanError::invalid(
+                        "password_env",
+                        env,
+                        "the name of an environment variable (letters, digits, _)",
+                    ));
+                }
+            }
+            Login::Iam { .. } => {
+                if self.driver == Driver::Sqlite {
+                    return Err(PlanError::invalid(
+                        "auth",
+                        "\"iam\"",
+                        "IAM authentication is for Aurora and RDS servers; an SQLite file has no login",
+                    ));
+                }
+                if !self.requires_tls() {
+                    let flag = match self.driver {
+                        Driver::MySql => "?ssl-mode=REQUIRED (or VERIFY_IDENTITY)",
+                        _ => "?sslmode=require (or verify-full)",
+                    };
+                    return Err(PlanError::invalid(
+                        "auth",
+                        "\"iam\"",
+                        format!("IAM authentication sends its token as the password, so it needs TLS to the database: add {flag} to {}", self.url),
+                    ));
+                }
+            }
+            Login::Secret { id, .. } => {
+                if self.driver == Driver::Sqlite {
+                    return Err(PlanError::invalid(
+                        "password_secret",
+                        id,
+                        "a Secrets Manager secret is a server's login; an SQLite file has none",
+                    ));
+                }
+                if id.is_empty() || id.len() > 2048 || id.chars().any(char::is_whitespace) {
+                    return Err(PlanError::invalid(
+                        "password_secret",
+                        id,
+                        "a secret's name or ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME), without spaces",
+                    ));
+                }
+            }
+        }
+        if let Some(region) = login.region() {
+            if region.is_empty()
+                || region.len() > 32
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(PlanError::invalid(
+                    "region",
+                    region,
+                    "an AWS region such as us-east-1",
+                ));
+            }
+        }
+        Ok(Target { login, ..self })
+    }
+
+    /// Whether the URL makes the driver refuse a connection without TLS.
+    pub fn requires_tls(&self) -> bool {
+        let Ok(u) = url::Url::parse(&self.url) else {
+            return false;
+        };
+        u.query_pairs().any(|(k, v)| {
+            matches!(k.as_ref(), "sslmode" | "ssl-mode")
+                && matches!(
+                    v.to_ascii_lowercase().replace('_', "-").as_str(),
+                    "require" | "required" | "verify-ca" | "verify-full" | "verify-identity"
+                )
+        })
+    }
+
+    pub fn login(&self) -> &Login {
+        &self.login
     }
 
     pub fn driver(&self) -> Driver {
@@ -126,7 +236,20 @@ impl Target {
     }
 
     pub fn password_env(&self) -> Option<&str> {
-        self.password_env.as_deref()
+        match &self.login {
+            Login::PasswordEnv(env) => Some(env),
+            _ => None,
+        }
+    }
+
+    /// The user the URL names (percent-decoded), if any.
+    pub fn user(&self) -> Option<String> {
+        let u = url::Url::parse(&self.url).ok()?;
+        (!u.username().is_empty()).then(|| {
+            url::form_urlencoded::parse(format!("u={}", u.username()).as_bytes())
+                .next()
+                .map_or_else(|| u.username().to_string(), |(_, v)| v.into_owned())
+        })
     }
 
     /// The password from this process's environment, if the target names a variable.
@@ -134,7 +257,7 @@ impl Target {
     /// # Errors
     /// The named variable is not set (or not Unicode).
     pub fn password(&self) -> Result<Option<String>, String> {
-        match &self.password_env {
+        match self.password_env() {
             None => Ok(None),
             Some(name) => std::env::var(name).map(Some).map_err(|_| {
                 format!("environment variable {name} (password_env) is not set on this host; export it before starting the worker")
@@ -208,5 +331,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("password_env"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn iam_needs_a_server_and_tls_and_says_which_flag() {
+        let iam = || Login::Iam {
+            region: Some("us-east-1".into()),
+        };
+        let pg = Target::parse("postgres://app@db.example/test", None).unwrap();
+        let e = pg.with_login(iam()).unwrap_err().to_string();
+        assert!(e.contains("sslmode=require") && e.contains("TLS"), "{e}");
+        let my = Target::parse("mysql://app@db.example/test?ssl-mode=PREFERRED", None).unwrap();
+        let e = my.with_login(iam()).unwrap_err().to_string();
+        assert!(e.contains("ssl-mode=REQUIRED"), "{e}");
+        for url in [
+            "postgres://app@db/test?sslmode=require",
+            "postgres://app@db/test?sslmode=verify-full&sslrootcert=/ca.pem",
+            "mysql://app@db/test?ssl-mode=VERIFY_IDENTITY",
+            "mysql://app@db/test?ssl-mode=required",
+        ] {
+            let t = Target::parse(url, None).unwrap().with_login(iam()).unwrap();
+            assert_eq!(t.login().region(), Some("us-east-1"), "{url}");
+        }
+        let e = Target::parse("sqlite:///tmp/x.db", None)
+            .unwrap()
+            .with_login(iam())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SQLite"), "{e}");
+        let e = Target::parse("postgres://a@db/t?sslmode=require", None)
+            .unwrap()
+            .with_login(Login::Iam {
+                region: Some("US East".into()),
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("region"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_is_named_not_given_and_the_user_is_read_from_the_url() {
+        let t = Target::parse("postgres://app%40corp@db/test", None).unwrap();
+        assert_eq!(t.user().as_deref(), Some("app@corp"));
+        let e = t
+            .clone()
+            .with_login(Login::Secret {
+                id: "has space".into(),
+                region: None,
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("password_secret"), "{e}");
+        let t = t
+            .with_login(Login::Secret {
+                id: "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf".into(),
+                region: None,
+            })
+            .unwrap();
+        assert_eq!(t.password_env(), None);
     }
 }

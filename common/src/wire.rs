@@ -339,6 +339,12 @@ impl From<&Assignment> for pb::Assignment {
             worker_index: a.worker_index,
             target_url: a.target.url().to_string(),
             password_env: a.target.password_env().unwrap_or_default().to_string(),
+            password_secret: match a.target.login() {
+                crate::target::Login::Secret { id, .. } => id.clone(),
+                _ => String::new(),
+            },
+            iam_auth: matches!(a.target.login(), crate::target::Login::Iam { .. }),
+            aws_region: a.target.login().region().unwrap_or_default().to_string(),
             scenario: match &a.scenario {
                 ScenarioRef::Builtin(s) => s.name().to_string(),
                 ScenarioRef::File(f) => f.origin.clone(),
@@ -398,8 +404,28 @@ impl TryFrom<pb::Assignment> for Assignment {
                 field: "assignment.run_id",
             });
         }
-        let env = (!a.password_env.is_empty()).then_some(a.password_env);
-        let target = Target::parse(&a.target_url, env.clone())
+        let region = (!a.aws_region.is_empty()).then_some(a.aws_region);
+        let login = match (
+            a.iam_auth,
+            a.password_env.is_empty(),
+            a.password_secret.is_empty(),
+        ) {
+            (false, true, true) => crate::target::Login::None,
+            (false, false, true) => crate::target::Login::PasswordEnv(a.password_env),
+            (false, true, false) => crate::target::Login::Secret {
+                id: a.password_secret,
+                region,
+            },
+            (true, true, true) => crate::target::Login::Iam { region },
+            _ => {
+                return Err(WireError::invalid(
+                    "assignment.iam_auth",
+                    "more than one of password_env, password_secret and iam_auth",
+                ))
+            }
+        };
+        let target = Target::parse(&a.target_url, None)
+            .and_then(|t| t.with_login(login.clone()))
             .map_err(|e| WireError::invalid("assignment.target_url", e.to_string()))?;
         let reader = if a.reader_url.is_empty() {
             None
@@ -411,7 +437,8 @@ impl TryFrom<pb::Assignment> for Assignment {
                 ));
             }
             Some(crate::plan::Reader {
-                target: Target::parse(&a.reader_url, env)
+                target: Target::parse(&a.reader_url, None)
+                    .and_then(|t| t.with_login(login))
                     .map_err(|e| WireError::invalid("assignment.reader_url", e.to_string()))?,
                 sessions: a.reader_sessions,
             })

@@ -5,13 +5,18 @@
 //! docs/performance.md), so the pool is deliberately not used. This is our own small
 //! abstraction rather than sqlx's `Any` driver, which re-encodes every value.
 
+use fleetload_aws::secret::SecretSource;
+use fleetload_aws::token::Minter;
+use fleetload_aws::Sensitive;
 use fleetload_common::outcome::{classify_mysql, classify_sqlite, classify_sqlstate, ErrorClass};
+use fleetload_common::target::Login;
 use fleetload_common::target::{Driver, Target};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use fleetload_common::value::Arg;
@@ -42,11 +47,56 @@ pub enum ConnectError {
     Password(String),
 }
 
+/// What a session logs in with, resolved on this host from the target's [`Login`]:
+/// IAM tokens and secrets are fetched when a connection opens, never before, and never
+/// leave this process except in the login itself.
+///
+/// [`Login`]: fleetload_common::target::Login
+#[derive(Debug, Clone, Default)]
+pub enum Credentials {
+    #[default]
+    None,
+    Password(Sensitive),
+    /// A fresh IAM token for every connection.
+    Iam(Arc<Minter>),
+    /// The password (and maybe the user) in a Secrets Manager secret, read again when a
+    /// login is refused.
+    Secret(Arc<SecretSource>),
+}
+
+impl Credentials {
+    /// The credentials a target's login asks for on this host.
+    ///
+    /// # Errors
+    /// The target names a password variable that is not set here.
+    pub fn of(target: &Target) -> Result<Self, ConnectError> {
+        Ok(match target.login() {
+            Login::None => Credentials::None,
+            Login::PasswordEnv(_) => match target.password().map_err(ConnectError::Password)? {
+                Some(p) => Credentials::Password(Sensitive::new(p)),
+                None => Credentials::None,
+            },
+            Login::Iam { region } => Credentials::Iam(Arc::new(Minter::new(region.clone()))),
+            Login::Secret { id, region } => {
+                Credentials::Secret(Arc::new(SecretSource::new(id.clone(), region.clone())))
+            }
+        })
+    }
+}
+
+/// A login for one connection attempt: the user to log in as (`None`: the URL's) and
+/// the password, with the secret's generation it came from.
+struct LoginAttempt {
+    user: Option<String>,
+    password: Option<Sensitive>,
+    secret_generation: Option<u64>,
+}
+
 /// How a session is opened: the target plus what the worker adds to it.
 #[derive(Debug, Clone)]
 pub struct ConnectSpec {
     pub target: Target,
-    pub password: Option<String>,
+    pub credentials: Credentials,
     pub timeout: Duration,
     /// Create an SQLite file when missing (only `prepare` does).
     pub create: bool,
@@ -62,10 +112,10 @@ impl ConnectSpec {
     /// # Errors
     /// The target names a password variable that is not set here.
     pub fn new(target: Target, timeout: Duration) -> Result<Self, ConnectError> {
-        let password = target.password().map_err(ConnectError::Password)?;
+        let credentials = Credentials::of(&target)?;
         Ok(ConnectSpec {
             target,
-            password,
+            credentials,
             timeout,
             create: false,
             application: "fleetload",
@@ -77,24 +127,120 @@ impl ConnectSpec {
     /// # Errors
     /// The server refused, did not answer in time, or the URL has bad options.
     pub async fn connect(&self) -> Result<Session, ConnectError> {
+        // Boxed: one allocation per connection keeps the callers' futures shallow (the
+        // AWS SDK's are deep).
+        match tokio::time::timeout(self.timeout, Box::pin(self.log_in())).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::Timeout {
+                target: self.target.to_string(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    /// Log in; with a secret, once more with a newer read of it when the server refuses
+    /// the login (the secret was rotated since this process read it).
+    async fn log_in(&self) -> Result<Session, ConnectError> {
         let fail = |e: sqlx::Error| ConnectError::Failed {
             target: self.target.to_string(),
             message: describe(&e),
         };
+        let first = self.login_attempt(None).await?;
+        match self.open(&first).await {
+            Err(e) if refused_login(&e) => match first.secret_generation {
+                Some(seen) => {
+                    let again = self.login_attempt(Some(seen)).await?;
+                    self.open(&again).await.map_err(fail)
+                }
+                None => Err(fail(e)),
+            },
+            result => result.map_err(fail),
+        }
+    }
+
+    /// The user and password for one attempt; `refresh_after`: the secret's generation
+    /// that was refused.
+    async fn login_attempt(
+        &self,
+        refresh_after: Option<u64>,
+    ) -> Result<LoginAttempt, ConnectError> {
+        let aws = |e: fleetload_aws::AwsError| ConnectError::Failed {
+            target: self.target.to_string(),
+            message: e.to_string(),
+        };
+        Ok(match &self.credentials {
+            Credentials::None => LoginAttempt {
+                user: None,
+                password: None,
+                secret_generation: None,
+            },
+            Credentials::Password(p) => LoginAttempt {
+                user: None,
+                password: Some(p.clone()),
+                secret_generation: None,
+            },
+            Credentials::Iam(minter) => {
+                let (host, port) = self
+                    .target
+                    .host_port()
+                    .ok_or_else(|| ConnectError::Failed {
+                        target: self.target.to_string(),
+                        message: "IAM authentication needs a server's host and port".into(),
+                    })?;
+                let user = self.target.user().ok_or_else(|| ConnectError::Failed {
+                    target: self.target.to_string(),
+                    message: "IAM authentication needs the database user in the URL (USER@HOST)"
+                        .into(),
+                })?;
+                let token = minter.mint(&host, port, &user).await.map_err(aws)?;
+                LoginAttempt {
+                    user: None,
+                    password: Some(token),
+                    secret_generation: None,
+                }
+            }
+            Credentials::Secret(source) => {
+                let (generation, secret) = match refresh_after {
+                    None => source.current().await,
+                    Some(seen) => source.refresh(seen).await,
+                }
+                .map_err(aws)?;
+                LoginAttempt {
+                    user: secret.username,
+                    password: Some(secret.password),
+                    secret_generation: Some(generation),
+                }
+            }
+        })
+    }
+
+    async fn open(&self, login: &LoginAttempt) -> Result<Session, sqlx::Error> {
         let url = self.target.url();
+        let iam = matches!(self.credentials, Credentials::Iam(_));
         let opening = async {
             Ok::<_, sqlx::Error>(match self.target.driver() {
                 Driver::MySql => {
                     let mut o = MySqlConnectOptions::from_str(url)?;
-                    if let Some(p) = &self.password {
-                        o = o.password(p);
+                    if let Some(u) = &login.user {
+                        o = o.username(u);
+                    }
+                    if let Some(p) = &login.password {
+                        o = o.password(p.expose());
+                    }
+                    // Aurora MySQL takes the IAM token through the cleartext plugin;
+                    // the plan's check made sure the URL requires TLS.
+                    if iam {
+                        o = o.enable_cleartext_plugin(true);
                     }
                     Session::MySql(o.disable_statement_logging().connect().await?)
                 }
                 Driver::Postgres => {
                     let mut o = PgConnectOptions::from_str(url)?;
-                    if let Some(p) = &self.password {
-                        o = o.password(p);
+                    if let Some(u) = &login.user {
+                        o = o.username(u);
+                    }
+                    if let Some(p) = &login.password {
+                        o = o.password(p.expose());
                     }
                     if o.get_application_name().is_none() {
                         o = o.application_name(self.application);
@@ -130,14 +276,21 @@ impl ConnectSpec {
                 }
             })
         };
-        match tokio::time::timeout(self.timeout, opening).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(fail(e)),
-            Err(_) => Err(ConnectError::Timeout {
-                target: self.target.to_string(),
-                timeout: self.timeout,
-            }),
+        opening.await
+    }
+}
+
+/// Whether the server refused the login itself (a wrong password, a rotated secret, an
+/// expired or unauthorised IAM token), as opposed to any other failure.
+fn refused_login(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("28P01" | "28000"))
+                || db
+                    .try_downcast_ref::<MySqlDatabaseError>()
+                    .is_some_and(|m| m.number() == 1045)
         }
+        _ => false,
     }
 }
 

@@ -156,7 +156,11 @@ pub fn f(v: &Value) -> f64 {
 async fn session(url: &str) -> fleetload_db::session::Session {
     let spec = fleetload_db::session::ConnectSpec {
         target: fleetload_common::target::Target::parse(url, None).expect("test URL"),
-        password: (!url.starts_with("sqlite")).then(password),
+        credentials: if url.starts_with("sqlite") {
+            fleetload_db::session::Credentials::None
+        } else {
+            fleetload_db::session::Credentials::Password(fleetload_aws::Sensitive::new(password()))
+        },
         timeout: Duration::from_secs(10),
         create: false,
         application: "fleetload tests",

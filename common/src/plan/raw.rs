@@ -30,6 +30,29 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// How workers log in: password (from password_env or password_secret; the default)
+    /// or iam (a fresh IAM token for every connection, from the AWS credential chain;
+    /// needs TLS in the URL: sslmode=require or ssl-mode=REQUIRED).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::AuthKind>,
+    /// A Secrets Manager secret (name or ARN) each worker reads the database password
+    /// from: RDS's JSON with username and password, or the password alone. Read again
+    /// when a login is refused (rotation).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+    /// AWS region of auth = "iam", password_secret and [cloudwatch] (default: the AWS
+    /// configuration's, AWS_REGION or the profile's).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// CloudWatch series of Aurora and SageMaker to put in the report beside the
+    /// client's: a `[cloudwatch]` table (db_cluster, db_instances, sagemaker_endpoint,
+    /// variant, period, region), or --cloudwatch key=value,….
+    #[arg(long, value_parser = super::RawCloudWatch::from_flag)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudwatch: Option<super::RawCloudWatch>,
     /// Scenario: point_select, churn, or a scenario file (PATH.toml; see docs/scenarios.md).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

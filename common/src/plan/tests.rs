@@ -285,3 +285,127 @@ fn a_reader_endpoint_must_be_of_the_cluster_and_have_reads_to_serve() {
     let e = plan("reader_sessions = 4").unwrap_err().to_string();
     assert!(e.contains("only used with `reader`"), "{e}");
 }
+
+#[test]
+fn aws_logins_and_cloudwatch_are_checked_and_round_trip() {
+    let pg = || RawPlan {
+        target: Some("postgres://app@db.example:5432/test?sslmode=verify-full".into()),
+        rate: Some(10.0),
+        ..RawPlan::default()
+    };
+    let text = r#"
+        target = "postgres://app@db.example:5432/test?sslmode=require"
+        rate = 10
+        auth = "iam"
+        region = "eu-west-1"
+        [cloudwatch]
+        db_cluster = "churn"
+        db_instances = ["churn-1", "churn-2"]
+        sagemaker_endpoint = "churn-ep"
+        period = "1m"
+    "#;
+    let plan = Plan::try_from(RawPlan::from_toml(text).unwrap()).unwrap();
+    assert_eq!(
+        plan.target.login(),
+        &crate::target::Login::Iam {
+            region: Some("eu-west-1".into())
+        }
+    );
+    let cw = plan.cloudwatch.clone().unwrap();
+    assert_eq!(
+        (cw.region.as_deref(), cw.variant.as_str(), cw.period),
+        (Some("eu-west-1"), "AllTraffic", Duration::from_secs(60))
+    );
+    assert_eq!(cw.db_instances, ["churn-1", "churn-2"]);
+    // What the report records reads back as the same plan.
+    let again = Plan::try_from(plan.effective()).unwrap();
+    assert_eq!(
+        (again.target.login(), again.cloudwatch),
+        (plan.target.login(), plan.cloudwatch)
+    );
+
+    let secret = Plan::try_from(RawPlan {
+        password_secret: Some("prod/db".into()),
+        ..pg()
+    })
+    .unwrap();
+    assert!(
+        matches!(secret.target.login(), crate::target::Login::Secret { id, .. } if id == "prod/db")
+    );
+
+    for (raw, why) in [
+        (
+            RawPlan {
+                auth: Some(AuthKind::Iam),
+                password_env: Some("P".into()),
+                ..pg()
+            },
+            "drop password_env",
+        ),
+        (
+            RawPlan {
+                password_env: Some("P".into()),
+                password_secret: Some("s".into()),
+                ..pg()
+            },
+            "one source",
+        ),
+        (
+            RawPlan {
+                region: Some("us-east-1".into()),
+                ..pg()
+            },
+            "uses none of them",
+        ),
+        (
+            RawPlan {
+                auth: Some(AuthKind::Iam),
+                target: Some("postgres://a@db/t".into()),
+                ..pg()
+            },
+            "sslmode=require",
+        ),
+        (
+            RawPlan {
+                cloudwatch: Some(RawCloudWatch::default()),
+                ..pg()
+            },
+            "db_cluster",
+        ),
+        (
+            RawPlan {
+                cloudwatch: Some(RawCloudWatch::from_flag("db_cluster=c,period=45s").unwrap()),
+                ..pg()
+            },
+            "whole number of minutes",
+        ),
+        (
+            RawPlan {
+                cloudwatch: Some(RawCloudWatch::from_flag("db_instance=bad name").unwrap()),
+                ..pg()
+            },
+            "identifier",
+        ),
+        (
+            RawPlan {
+                cloudwatch: Some(RawCloudWatch::from_flag("db_cluster=c,variant=v").unwrap()),
+                ..pg()
+            },
+            "only used with sagemaker_endpoint",
+        ),
+    ] {
+        let e = err(raw);
+        assert!(e.contains(why), "{why}: {e}");
+    }
+    let e = RawCloudWatch::from_flag("cluster=x").unwrap_err();
+    assert!(
+        e.contains("unknown key") && e.contains("db_cluster="),
+        "{e}"
+    );
+    let flag = RawCloudWatch::from_flag("db_cluster=c, db_instance=i1, db_instance=i2, period=5s")
+        .unwrap();
+    assert_eq!(
+        (flag.db_instances.len(), flag.period.as_deref()),
+        (2, Some("5s"))
+    );
+}

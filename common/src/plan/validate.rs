@@ -91,7 +91,8 @@ fn reader(
         }
         return Ok(None);
     };
-    let reader = Target::parse(url, raw.password_env.clone())
+    let reader = Target::parse(url, None)
+        .and_then(|r| r.with_login(target.login().clone()))
         .map_err(|e| PlanError::invalid("reader", format!("{url:?}"), e.to_string()))?;
     if reader.driver() != target.driver() || target.driver() == crate::target::Driver::Sqlite {
         return Err(PlanError::invalid(
@@ -138,7 +139,15 @@ impl TryFrom<RawPlan> for Plan {
             key: "target",
             hint: "e.g. --target mysql://root@127.0.0.1:3306/test, postgres://postgres@127.0.0.1/test or sqlite://fleetload.db",
         })?;
-        let target = Target::parse(target_url, raw.password_env.clone())?;
+        let login = super::aws::login(
+            raw.auth,
+            raw.password_env.as_deref(),
+            raw.password_secret.as_deref(),
+            raw.region.as_deref(),
+            raw.cloudwatch.is_some(),
+        )?;
+        let target = Target::parse(target_url, None)?.with_login(login)?;
+        let cloudwatch = super::aws::cloudwatch(raw.cloudwatch.as_ref(), raw.region.as_deref())?;
 
         let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
         let scenario = if is_scenario_file(scenario_name) {
@@ -570,6 +579,7 @@ impl TryFrom<RawPlan> for Plan {
             catch_up,
             stages,
             thresholds,
+            cloudwatch,
             abort_on_fail: match raw.abort_on_fail {
                 Some(true) => Some(within(
                     "abort_grace",

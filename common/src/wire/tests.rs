@@ -286,3 +286,43 @@ fn session_outages_round_trip_and_one_out_of_order_is_refused() {
     let e = Snapshot::try_from(p).unwrap_err().to_string();
     assert!(e.contains("outages") && e.contains("not in order"), "{e}");
 }
+
+#[test]
+fn logins_travel_as_where_to_find_them_and_contradictions_are_refused() {
+    use crate::target::{Login, Target};
+    for login in [
+        Login::Iam {
+            region: Some("eu-west-1".into()),
+        },
+        Login::Iam { region: None },
+        Login::Secret {
+            id: "arn:aws:secretsmanager:eu-west-1:1:secret:db".into(),
+            region: None,
+        },
+        Login::PasswordEnv("DBPASS".into()),
+    ] {
+        let mut a = assignment();
+        a.reader = None;
+        a.target = Target::parse("postgres://app@db.example/test?sslmode=require", None)
+            .unwrap()
+            .with_login(login.clone())
+            .unwrap();
+        let back = Assignment::try_from(pb::Assignment::from(&a)).unwrap();
+        assert_eq!(back.target.login(), &login);
+    }
+    let mut p = pb::Assignment::from(&assignment());
+    p.reader_url.clear();
+    p.target_url = "postgres://app@db.example/test?sslmode=require".into();
+    p.iam_auth = true;
+    p.password_env = "DBPASS".into();
+    let e = Assignment::try_from(p.clone()).unwrap_err().to_string();
+    assert!(e.contains("assignment.iam_auth"), "{e}");
+    // IAM without TLS is refused on the wire as in the plan.
+    p.password_env.clear();
+    p.target_url = "postgres://app@db.example/test".into();
+    let e = Assignment::try_from(p).unwrap_err().to_string();
+    assert!(
+        e.contains("assignment.target_url") && e.contains("TLS"),
+        "{e}"
+    );
+}

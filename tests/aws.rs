@@ -1,0 +1,209 @@
+//! AWS around the database, offline but real: IAM database tokens logging in to a
+//! PostgreSQL server that checks them over TLS, and (with a local moto server on
+//! loopback, PyPI `moto[server]`) Secrets Manager and CloudWatch. No credential, token or
+//! secret may appear in anything fleetload prints or writes.
+
+mod common;
+
+#[path = "common/pg_tls.rs"]
+mod pg_tls;
+
+use common::*;
+use pg_tls::PgTls;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const KEY_ID: &str = "AKIDFLEETLOADTEST";
+const SECRET_KEY: &str = "fleetload/secret+access=key";
+const SIGNING_TIME: &str = "2026-12-05T10:00:00Z";
+const SIGNING_UNIX: u64 = 1_796_464_800;
+
+/// botocore's token for these inputs at the fixed signing time: what a worker must
+/// mint (aws/tests compares the two implementations byte for byte).
+fn botocore_token(host: &str, port: u16, user: &str, region: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/aws/tests/botocore_token.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with botocore (scripts/test installs it)");
+    let line = serde_json::json!({"key": KEY_ID, "secret": SECRET_KEY, "token": null, "host": host,
+        "port": port, "user": user, "region": region, "unix": SIGNING_UNIX});
+    writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The AWS environment of a fleetload process: fixed keys, no instance role to wait
+/// for, no profile of this machine's, and the clock tokens are signed at.
+fn aws_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", KEY_ID.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("HOME", home.display().to_string()),
+        ("FLEETLOAD_AWS_SIGNING_TIME", SIGNING_TIME.into()),
+    ]
+}
+
+fn run_env(
+    args: &[&str],
+    cwd: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> (Option<i32>, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    output(spawn_env(args, cwd, &env))
+}
+
+/// Everything in a report directory, as text.
+fn files_text(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        all.push_str(&String::from_utf8_lossy(
+            &std::fs::read(f.unwrap().path()).unwrap(),
+        ));
+    }
+    all
+}
+
+/// A fleet logs in with IAM tokens it mints itself (the server holds the token
+/// botocore computes for the same credentials and clock as the user's password, checked
+/// with SCRAM, over TLS only); a run without TLS is refused before connecting, naming
+/// the flag; a token signed at another time is refused by the server with the reason.
+#[test]
+fn iam_tokens_log_in_over_tls_and_a_run_without_tls_is_refused() {
+    let server = PgTls::start();
+    let token = botocore_token("127.0.0.1", server.port, "fl_iam", "us-east-1");
+    assert!(token.starts_with(&format!(
+        "127.0.0.1:{}/?Action=connect&DBUser=fl_iam&",
+        server.port
+    )));
+    server.admin(&format!("CREATE ROLE fl_iam LOGIN PASSWORD '{token}'"));
+    server.admin("CREATE DATABASE fl OWNER fl_iam");
+    let dir = tempfile::tempdir().unwrap();
+    let env = aws_env(dir.path());
+    let tls = format!(
+        "postgres://fl_iam@127.0.0.1:{}/fl?sslmode=require",
+        server.port
+    );
+    let (code, prepared) = run_env(
+        &[
+            "prepare",
+            "--target",
+            &tls,
+            "--auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--rows",
+            "500",
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_eq!(code, Some(0), "{prepared}");
+
+    let report = dir.path().join("report");
+    let (code, ran) = run_env(
+        &[
+            "run",
+            "--target",
+            &tls,
+            "--auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--workers",
+            "2",
+            "--rate",
+            "80",
+            "--duration",
+            "3s",
+            "--rows",
+            "500",
+            "--max-connection-age",
+            "1s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_eq!(code, Some(0), "{ran}");
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{ran}");
+    let ops = &r["operations"]["point_select"];
+    assert!(
+        u(&ops["count"]) > 150 && u(&ops["error_total"]) == 0,
+        "{ops}"
+    );
+    // (The server takes passwords over TLS only: pg_hba rejects plaintext TCP. Sessions
+    // reconnected every second, max_connection_age, each with a token minted then.)
+
+    // Without TLS: refused by the plan check, before any connection, naming the flag.
+    let plain = format!("postgres://fl_iam@127.0.0.1:{}/fl", server.port);
+    let (code, refused) = run_env(
+        &[
+            "run",
+            "--target",
+            &plain,
+            "--auth",
+            "iam",
+            "--workers",
+            "1",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        refused.contains("needs TLS") && refused.contains("sslmode=require"),
+        "{refused}"
+    );
+
+    // A token signed at another time is not the password: the server refuses it and
+    // the error says authentication failed.
+    let mut later = env.clone();
+    later.retain(|(k, _)| *k != "FLEETLOAD_AWS_SIGNING_TIME");
+    later.push(("FLEETLOAD_AWS_SIGNING_TIME", "2026-12-05T10:00:01Z".into()));
+    let (code, wrong) = run_env(
+        &[
+            "prepare",
+            "--target",
+            &tls,
+            "--auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--rows",
+            "10",
+        ],
+        dir.path(),
+        &later,
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        wrong.contains("password authentication failed for user \"fl_iam\""),
+        "{wrong}"
+    );
+
+    // Nothing printed or written shows the token or the secret key.
+    let everything = format!("{prepared}{ran}{refused}{wrong}{}", files_text(&report));
+    for secret in [token.as_str(), SECRET_KEY, "X-Amz-Signature"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} appeared in the output"
+        );
+    }
+}
