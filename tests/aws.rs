@@ -8,7 +8,11 @@ mod common;
 #[path = "common/pg_tls.rs"]
 mod pg_tls;
 
+#[path = "common/moto.rs"]
+mod moto;
+
 use common::*;
+use moto::Moto;
 use pg_tls::PgTls;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -207,3 +211,146 @@ fn iam_tokens_log_in_over_tls_and_a_run_without_tls_is_refused() {
         );
     }
 }
+
+/// GET `path` from `addr` over plain HTTP/1.0; the body ("" when it cannot connect).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Workers read the password (and the user) from a Secrets Manager secret in RDS's JSON
+/// form. Mid-run the secret is rotated and then the database's password changed: sessions
+/// that reconnect after it are refused once, read the secret again and go on, so the run
+/// has no error at all and operations keep succeeding after the old password died. At
+/// debug level, neither password shows in any output, report file, /metrics or `ctl
+/// status`.
+#[test]
+fn a_secret_in_secrets_manager_logs_in_and_its_rotation_is_followed() {
+    let moto = Moto::start();
+    let server = PgTls::start();
+    let (old, new) = ("pw-before-rotation-5521", "pw-after-rotation-8830");
+    moto.put_secret(
+        "fleetload/pg",
+        &format!(r#"{{"engine":"postgres","username":"fl_sec","password":"{old}"}}"#),
+    );
+    server.admin(&format!("CREATE ROLE fl_sec LOGIN PASSWORD '{old}'"));
+    server.admin("CREATE DATABASE fl OWNER fl_sec");
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = moto.env(dir.path());
+    // fleetload's own crates at debug (the SDK's debug output would fill the pipes
+    // this test reads only at the end).
+    env.push(("FLEETLOAD_LOG", "info,fleetload=debug,fleetload_coordinator=debug,fleetload_worker=debug,fleetload_db=debug,fleetload_aws=debug".into()));
+    // The URL's user is a placeholder: the secret names the user.
+    let target = format!(
+        "postgres://placeholder@127.0.0.1:{}/fl?sslmode=require",
+        server.port
+    );
+    let (code, prepared) = run_env(
+        &[
+            "prepare",
+            "--target",
+            &target,
+            "--password-secret",
+            "fleetload/pg",
+            "--rows",
+            "500",
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_eq!(code, Some(0), "{prepared}");
+
+    let addr = free_port();
+    let metrics = free_port();
+    let report = dir.path().join("report");
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let coordinator = spawn_env(
+        &[
+            "coordinator",
+            "--listen",
+            &addr,
+            "--target",
+            &target,
+            "--password-secret",
+            "fleetload/pg",
+            "--rows",
+            "500",
+            "--workers",
+            "2",
+            "--rate",
+            "100",
+            "--duration",
+            "7s",
+            "--interval",
+            "1s",
+            "--max-connection-age",
+            "1s",
+            "--metrics-listen",
+            &metrics,
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+        &envs,
+    );
+    wait_listening(&addr);
+    let url = format!("http://{addr}");
+    let workers: Vec<_> = (0..2)
+        .map(|_| spawn_env(&["worker", "--coordinator", &url], dir.path(), &envs))
+        .collect();
+    wait_elapsed(&addr, 2.5);
+    // Rotation as RDS does it: the new secret first, then the database's password.
+    moto.put_secret(
+        "fleetload/pg",
+        &format!(r#"{{"engine":"postgres","username":"fl_sec","password":"{new}"}}"#),
+    );
+    server.admin(&format!("ALTER ROLE fl_sec PASSWORD '{new}'"));
+    let rotated_at = 2.5;
+    let status = fleetload(&["ctl", "--coordinator", &addr, "status"]);
+    let scraped = http_get(&metrics, "/metrics");
+    let mut everything = format!("{prepared}{}{}{scraped}", status.stdout, status.stderr);
+    for w in workers {
+        everything.push_str(&output(w).1);
+    }
+    let (code, log) = output(coordinator);
+    everything.push_str(&log);
+    assert_eq!(code, Some(0), "{log}");
+    everything.push_str(&files_text(&report));
+
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{log}");
+    let total = &r["operations"]["point_select"];
+    assert_eq!(u(&total["error_total"]), 0, "{total}");
+    // Every session reconnected at least once since the rotation (1 s ± 20 %), so the
+    // operations of the last seconds ran on logins with the new password.
+    let late_ok: u64 = r["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| f(&i["start_s"]) >= rotated_at + 2.0)
+        .map(|i| u(&i["operations"]["point_select"]["count"]))
+        .sum();
+    assert!(late_ok >= 150, "operations after the rotation: {late_ok}");
+    assert!(
+        scraped.contains("fleetload_"),
+        "scraped nothing from /metrics: {scraped}"
+    );
+    assert!(
+        everything.contains("re-read") || everything.contains("again after a refused login"),
+        "no sign the secret was read again"
+    );
+    for secret in [old, new, SECRET_KEY_MOTO] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} appeared in the output"
+        );
+    }
+}
+
+const SECRET_KEY_MOTO: &str = moto::SECRET_KEY;
