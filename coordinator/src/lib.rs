@@ -10,6 +10,7 @@
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
 //! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
 //! - [`counters`]: the database's own counters, sampled during the run.
+//! - [`cloudwatch`]: Aurora's and SageMaker's CloudWatch series for the run's window.
 //! - [`report`]: `report.json` and the terminal summary.
 //! - [`checkpoint`]: the run so far on disk, every `checkpoint` interval.
 //! - [`recover`]: a report rebuilt from a checkpoint and the workers' spools.
@@ -17,6 +18,7 @@
 
 pub mod admission;
 pub mod checkpoint;
+pub mod cloudwatch;
 pub mod controller;
 pub mod counters;
 pub mod error;

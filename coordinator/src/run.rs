@@ -128,6 +128,7 @@ pub(crate) async fn drive(
         next_reply: 0,
         schema: None,
         sampler: None,
+        cloudwatch: None,
         checkpoint_to: config.checkpoint.clone(),
         ui: config.ui.clone(),
         checkpoints: tokio::task::JoinSet::new(),
@@ -187,6 +188,11 @@ struct Shell {
     sampler: Option<(
         CancellationToken,
         tokio::task::JoinHandle<crate::counters::DatabaseCounters>,
+    )>,
+    /// The CloudWatch poller, when the plan names `[cloudwatch]`.
+    cloudwatch: Option<(
+        CancellationToken,
+        tokio::task::JoinHandle<crate::cloudwatch::CloudWatchJson>,
     )>,
     /// Where checkpoints go, and the one being written (off the controller's task: it
     /// encodes every histogram).
@@ -258,7 +264,24 @@ impl Shell {
             Effect::Target(step) => {
                 next.push(Input::TargetDone(self.target(step, core.plan()).await))
             }
-            Effect::Started { start } => {
+            Effect::Started {
+                start,
+                start_unix_nanos,
+            } => {
+                if let Some(cw) = core.plan().cloudwatch.clone() {
+                    let stop = CancellationToken::new();
+                    let wall = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_nanos(
+                            u64::try_from(start_unix_nanos).unwrap_or(0),
+                        );
+                    let poller = tokio::spawn(crate::cloudwatch::run(
+                        cw,
+                        wall,
+                        stop.clone(),
+                        self.ui.clone(),
+                    ));
+                    self.cloudwatch = Some((stop, poller));
+                }
                 if let Some(hub) = &self.ui {
                     hub.publish("start", &core.ui_start());
                 }
@@ -307,6 +330,11 @@ impl Shell {
             }
             None => Default::default(),
         };
+        // The last CloudWatch fetch runs while the rest finishes; it is bounded.
+        let cloudwatch = self.cloudwatch.take().map(|(stop, poller)| {
+            stop.cancel();
+            poller
+        });
         if let Some(session) = self.schema.take() {
             session.close().await;
         }
@@ -329,7 +357,18 @@ impl Shell {
                 tracing::warn!(error = %e, "cannot write the final checkpoint");
             }
         }
-        let report = outcome.report(counters);
+        let mut report = outcome.report(counters);
+        if let Some(poller) = cloudwatch {
+            report.cloudwatch =
+                Some(
+                    poller
+                        .await
+                        .unwrap_or_else(|e| crate::cloudwatch::CloudWatchJson {
+                            notes: vec![format!("the CloudWatch poller failed: {e}")],
+                            ..Default::default()
+                        }),
+                );
+        }
         if let Some(hub) = &self.ui {
             hub.finished(&report);
         }

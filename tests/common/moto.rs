@@ -59,20 +59,7 @@ impl Moto {
 
     /// The SDK's configuration for the test's own calls.
     pub async fn config(&self) -> aws_config::SdkConfig {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                KEY_ID, SECRET_KEY, None, None, "test",
-            ))
-            .load()
-            .await
+        config_for(self.port).await
     }
 
     pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -103,6 +90,24 @@ impl Moto {
             }
         });
     }
+}
+
+/// The SDK's configuration for a moto server on `port`.
+pub async fn config_for(port: u16) -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            KEY_ID, SECRET_KEY, None, None, "test",
+        ))
+        .load()
+        .await
 }
 
 impl Drop for Moto {

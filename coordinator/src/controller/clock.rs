@@ -150,8 +150,10 @@ impl Controller {
         };
         self.phase = Phase::Running;
         self.phase_deadline = None;
-        self.effects
-            .push(super::Effect::Started { start: start.at });
+        self.effects.push(super::Effect::Started {
+            start: start.at,
+            start_unix_nanos: start.unix_nanos,
+        });
         for a in std::mem::take(&mut self.waiting) {
             self.admit(a, now, &live);
         }

@@ -130,9 +130,11 @@ pub enum Effect {
     /// Work on the target database, answered by [`Input::TargetDone`]; no event is fed
     /// meanwhile.
     Target(TargetStep),
-    /// The run starts at `start`: sample the database's counters from then on.
+    /// The run starts at `start` (`start_unix_nanos` on the wall clock): sample the
+    /// database's counters and read CloudWatch from then on.
     Started {
         start: Instant,
+        start_unix_nanos: i64,
     },
     /// Write the run so far to the checkpoint, answered by [`Input::Checkpointed`]
     /// with `acks`: what each worker may then forget.

@@ -69,7 +69,7 @@ impl Fleet {
                     message: ToWorker::Assignment(a),
                     ..
                 } => self.assignments.push((**a).clone()),
-                Effect::Started { start } => self.start = Some(*start),
+                Effect::Started { start, .. } => self.start = Some(*start),
                 _ => {}
             }
         }

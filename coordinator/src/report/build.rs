@@ -145,6 +145,7 @@ impl Report {
                 .filter_map(|w| w.inserted.map(|(rows, _, _)| rows))
                 .fold(0, u64::saturating_add),
             database_counters: input.database_counters,
+            cloudwatch: None,
             outages: outages(merge, interval_s, duration_s),
             availability,
             membership: input.membership,

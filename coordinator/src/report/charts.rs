@@ -28,6 +28,7 @@ pub fn charts(r: &Report) -> Vec<Chart> {
     percentiles(r, &mut charts);
     capacity(r, &mut charts);
     database(r, &mut charts);
+    cloudwatch(r, &mut charts);
     charts
 }
 
@@ -416,5 +417,162 @@ fn database(r: &Report, charts: &mut Vec<Chart>) {
                 series,
             });
         }
+    }
+}
+
+/// A CloudWatch series as chart points, scaled (microseconds to ms, per period to per
+/// second), named with its source when the plan reads several.
+fn cw_series(s: &crate::cloudwatch::CloudWatchSeries, scale: f64, several: bool) -> Series {
+    let source = s
+        .dimensions
+        .iter()
+        .filter(|(k, _)| k.as_str() != "VariantName")
+        .map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    Series {
+        name: if several {
+            format!("{} ({source})", s.metric)
+        } else {
+            s.metric.clone()
+        },
+        points: s.points.iter().map(|[t, v]| (*t, v * scale)).collect(),
+        dashed: false,
+    }
+}
+
+/// The server's view beside the client's: client p99 of the model operations next to
+/// SageMaker's ModelLatency and OverheadLatency; the offered rate next to Invocations;
+/// then each other CloudWatch metric on its own chart.
+fn cloudwatch(r: &Report, charts: &mut Vec<Chart>) {
+    let Some(cw) = &r.cloudwatch else {
+        return;
+    };
+    let period = cw.period_s.max(1) as f64;
+    let half = period / 2.0;
+    let shift = |mut s: Series| {
+        for p in &mut s.points {
+            p.0 += half;
+        }
+        s
+    };
+    let count = |metric: &str| cw.series.iter().filter(|s| s.metric == metric).count();
+    let mut used = std::collections::BTreeSet::new();
+    // Latency: the client's p99 of each model operation, SageMaker's latencies in ms.
+    let model_ops: Vec<_> = r
+        .operations
+        .keys()
+        .filter(|op| op.name().starts_with("predict") || op.name() == "score_new")
+        .cloned()
+        .collect();
+    let latencies: Vec<Series> = cw
+        .series
+        .iter()
+        .filter(|s| matches!(s.metric.as_str(), "ModelLatency" | "OverheadLatency"))
+        .map(|s| shift(cw_series(s, 1e-3, count(&s.metric) > 1)))
+        .collect();
+    if !latencies.is_empty() {
+        used.extend(["ModelLatency", "OverheadLatency"]);
+        let mut series: Vec<Series> = model_ops
+            .iter()
+            .map(|op| Series {
+                name: format!("client p99 {op}"),
+                points: r
+                    .intervals
+                    .iter()
+                    .filter_map(|i| {
+                        i.operations
+                            .get(op)
+                            .filter(|s| s.count > 0)
+                            .map(|s| (mid(i), s.response_time.p99_ms))
+                    })
+                    .collect(),
+                dashed: false,
+            })
+            .collect();
+        series.extend(latencies);
+        charts.push(Chart {
+            id: "cloudwatch-latency".into(),
+            title: "Client p99 of the model operations beside SageMaker's ModelLatency and OverheadLatency (CloudWatch, average per period)".into(),
+            y_label: "ms".into(),
+            x: XAxis::Seconds,
+            log_y: false,
+            series,
+        });
+    }
+    // Load: what the clients offered and did, per second, beside SageMaker's invocations.
+    let invocations: Vec<Series> = cw
+        .series
+        .iter()
+        .filter(|s| s.metric == "Invocations")
+        .map(|s| shift(cw_series(s, 1.0 / period, count("Invocations") > 1)))
+        .collect();
+    if !invocations.is_empty() {
+        used.insert("Invocations");
+        let mut series = vec![Series {
+            name: "client operations (ok + failed)".into(),
+            points: r
+                .intervals
+                .iter()
+                .map(|i| {
+                    let secs = (i.end_s - i.start_s).max(1e-9);
+                    let attempts: f64 = i
+                        .operations
+                        .values()
+                        .map(|s| s.ok_per_s + s.error_total as f64 / secs)
+                        .sum();
+                    (mid(i), attempts)
+                })
+                .collect(),
+            dashed: false,
+        }];
+        if !r.planned.is_empty() {
+            series.push(Series {
+                name: "offered rate (plan)".into(),
+                points: r.planned.iter().map(|p| (p[0], p[1])).collect(),
+                dashed: true,
+            });
+        }
+        series.extend(invocations);
+        charts.push(Chart {
+            id: "cloudwatch-load".into(),
+            title: "Offered rate and client operations beside SageMaker Invocations (per second)"
+                .into(),
+            y_label: "per second".into(),
+            x: XAxis::Seconds,
+            log_y: false,
+            series,
+        });
+    }
+    // Every other metric: one chart each, every source on it.
+    let mut metrics: Vec<&str> = Vec::new();
+    for s in &cw.series {
+        if !used.contains(s.metric.as_str()) && !metrics.contains(&s.metric.as_str()) {
+            metrics.push(&s.metric);
+        }
+    }
+    for metric in metrics {
+        let of: Vec<_> = cw.series.iter().filter(|s| s.metric == metric).collect();
+        let unit = of.first().map_or("", |s| s.unit.as_str());
+        let (scale, y) = match unit {
+            "Bytes" => (1.0 / (1024.0 * 1024.0), "MiB".to_string()),
+            "Microseconds" => (1e-3, "ms".to_string()),
+            u => (1.0, u.to_string()),
+        };
+        charts.push(Chart {
+            id: format!("cloudwatch-{}", metric.to_ascii_lowercase()),
+            title: format!(
+                "{metric} (CloudWatch, {} per {}s)",
+                of.first().map_or("", |s| s.stat.as_str()),
+                cw.period_s
+            ),
+            y_label: y,
+            x: XAxis::Seconds,
+            log_y: false,
+            series: of
+                .iter()
+                .map(|s| shift(cw_series(s, scale, of.len() > 1)))
+                .collect(),
+        });
     }
 }

@@ -508,7 +508,19 @@ fn plan_and_counters(r: &Report, out: &mut String) {
             );
         }
     }
-    out.push_str("</table><p class=meta>Passwords are never part of a plan: each worker reads its own from the variable <code>password_env</code> names.</p>");
+    out.push_str("</table><p class=meta>Passwords are never part of a plan: each worker reads its own from the variable <code>password_env</code> names or the Secrets Manager secret <code>password_secret</code> names, or mints an IAM token per connection (<code>auth = \"iam\"</code>).</p>");
+    if let Some(cw) = &r.cloudwatch {
+        let _ = write!(
+            out,
+            "<p class=meta>CloudWatch ({}, period {} s): {} series; points are drawn at the middle of their period.</p>",
+            escape(cw.region.as_deref().unwrap_or("default region")),
+            cw.period_s,
+            cw.series.len()
+        );
+        for n in &cw.notes {
+            let _ = write!(out, "<p class=meta>CloudWatch: {}</p>", escape(n));
+        }
+    }
     if let Some(why) = &r.database_counters.unavailable {
         let _ = write!(
             out,

@@ -103,6 +103,10 @@ pub struct Report {
     pub inserted_rows: u64,
     /// The database's own counters over the run.
     pub database_counters: crate::counters::DatabaseCounters,
+    /// CloudWatch's series of Aurora and SageMaker on the run's timeline, when the plan
+    /// names `[cloudwatch]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudwatch: Option<crate::cloudwatch::CloudWatchJson>,
     /// Windows in which operations failed or were dropped (outages, failovers).
     pub outages: Vec<Outage>,
     /// Which server instance served what: per instance, the roles and operations it

@@ -70,6 +70,7 @@ pub fn render(r: &Report) -> String {
     capacity(r, &mut out);
     clocks(r, &mut out);
     counters(r, &mut out);
+    cloudwatch(r, &mut out);
     closing(r, &mut out);
     out
 }
@@ -510,6 +511,39 @@ fn counters(r: &Report, out: &mut String) {
             "database counters unavailable from {:.1}s to {until}: {}",
             g.from_s, g.error
         );
+    }
+}
+
+/// CloudWatch's series, in one line each: the mean and the highest point.
+fn cloudwatch(r: &Report, out: &mut String) {
+    let Some(cw) = &r.cloudwatch else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "
+CloudWatch ({}, period {}s): {} series",
+        cw.region.as_deref().unwrap_or("default region"),
+        cw.period_s,
+        cw.series.len()
+    );
+    for s in &cw.series {
+        let values: Vec<f64> = s.points.iter().map(|p| p[1]).collect();
+        let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        let max = values.iter().copied().fold(f64::NAN, f64::max);
+        let source: Vec<&str> = s.dimensions.values().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "  {} {} ({}): {} points, mean {mean:.3}, max {max:.3} {}",
+            s.metric,
+            s.stat,
+            source.join("/"),
+            values.len(),
+            s.unit
+        );
+    }
+    for n in &cw.notes {
+        let _ = writeln!(out, "  note: {n}");
     }
 }
 
