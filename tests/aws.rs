@@ -11,6 +11,9 @@ mod pg_tls;
 #[path = "common/moto.rs"]
 mod moto;
 
+#[path = "common/maria_pam.rs"]
+mod maria_pam;
+
 use common::*;
 use moto::Moto;
 use pg_tls::PgTls;
@@ -640,5 +643,110 @@ fn an_unreachable_cloudwatch_leaves_a_note_and_the_run_passes() {
         notes.contains("could not read CloudWatch after the run")
             || notes.contains("did not answer"),
         "{notes}"
+    );
+}
+
+/// MariaDB, as far as it goes: a server that asks for the password in clear (the
+/// `mysql_clear_password` plugin Aurora MySQL takes IAM tokens through) over TLS and
+/// checks it against botocore's token. A fleet with `auth = "iam"` logs in and runs; the
+/// same token given as a plain password (no cleartext plugin) is not sent and the login
+/// fails, so the run above went through the plugin; without TLS the plan is refused.
+#[test]
+fn iam_tokens_reach_mariadb_through_the_cleartext_plugin_over_tls() {
+    let port = free_port_number();
+    let token = botocore_token("127.0.0.1", port, "fl_iam", "eu-central-1");
+    let server = maria_pam::MariaPam::start_on(port, "fl_iam", &token);
+    let dir = tempfile::tempdir().unwrap();
+    let env = aws_env(dir.path());
+    let tls = format!(
+        "mysql://fl_iam@127.0.0.1:{}/fl?ssl-mode=REQUIRED",
+        server.port
+    );
+    let (code, prepared) = run_env(
+        &[
+            "prepare",
+            "--target",
+            &tls,
+            "--auth",
+            "iam",
+            "--region",
+            "eu-central-1",
+            "--rows",
+            "500",
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_eq!(code, Some(0), "{prepared}");
+    let report = dir.path().join("report");
+    let (code, ran) = run_env(
+        &[
+            "run",
+            "--target",
+            &tls,
+            "--auth",
+            "iam",
+            "--region",
+            "eu-central-1",
+            "--workers",
+            "2",
+            "--rate",
+            "60",
+            "--duration",
+            "3s",
+            "--rows",
+            "500",
+            "--max-connection-age",
+            "1s",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_eq!(code, Some(0), "{ran}");
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{ran}");
+    assert!(
+        u(&r["operations"]["point_select"]["count"]) > 100,
+        "{}",
+        r["operations"]
+    );
+
+    // The token as an ordinary password: sqlx will not answer the cleartext request.
+    let mut plain = env.clone();
+    plain.push(("FL_TOKEN", token.clone()));
+    let (code, refused) = run_env(
+        &[
+            "prepare",
+            "--target",
+            &tls,
+            "--password-env",
+            "FL_TOKEN",
+            "--rows",
+            "10",
+        ],
+        dir.path(),
+        &plain,
+    );
+    assert_ne!(code, Some(0), "{refused}");
+    assert!(refused.contains("mysql_clear_password") || refused.contains("cleartext"), "{refused}");
+    let no_tls = format!("mysql://fl_iam@127.0.0.1:{}/fl", server.port);
+    let (code, refused_plan) = run_env(
+        &[
+            "prepare", "--target", &no_tls, "--auth", "iam", "--rows", "10",
+        ],
+        dir.path(),
+        &env,
+    );
+    assert_ne!(code, Some(0));
+    assert!(refused_plan.contains("ssl-mode=REQUIRED"), "{refused_plan}");
+    let everything = format!(
+        "{prepared}{ran}{refused}{refused_plan}{}",
+        files_text(&report)
+    );
+    assert!(
+        !everything.contains(&token) && !everything.contains(SECRET_KEY),
+        "a token or key appeared in the output"
     );
 }
