@@ -145,6 +145,25 @@ def chart_docs(overrides):
     return docs
 
 
+def check_iam_policy():
+    """The policy docs/aws.md points to grants exactly what fleetload calls, and every
+    ServiceAccount carries the IRSA annotation that hands it to the pods."""
+    policy = json.loads((DEPLOY / "aurora" / "fleetload-iam-policy.json").read_text())
+    actions = sorted(s["Action"] for s in policy["Statement"])
+    want = ["cloudwatch:GetMetricData", "rds-db:connect", "secretsmanager:GetSecretValue"]
+    if actions != want:
+        failures.append(f"fleetload-iam-policy.json grants {actions}, fleetload calls {want}")
+    else:
+        print("ok   aurora/fleetload-iam-policy.json")
+    for what, docs in (("kustomize base", base_docs()), ("helm chart", chart_docs({}))):
+        accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
+        pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Job"]
+        if len(accounts) != 1 or "eks.amazonaws.com/role-arn" not in (accounts[0]["metadata"].get("annotations") or {}):
+            failures.append(f"{what}: no ServiceAccount with the IRSA annotation eks.amazonaws.com/role-arn")
+        elif any(p.get("serviceAccountName") != accounts[0]["metadata"]["name"] for p in pods):
+            failures.append(f"{what}: a Job does not run as the ServiceAccount {accounts[0]['metadata']['name']}")
+
+
 def main():
     binary = Path(sys.argv[1]).resolve()
     run("yamllint", ["yamllint", "-c", str(DEPLOY / ".yamllint"), str(DEPLOY / "kubernetes"), str(DEPLOY / "ec2"),
@@ -168,6 +187,7 @@ def main():
             failures.append(f"helm workers={want} is not applied to both jobs")
         validate_k8s(f"helm chart {overrides or 'defaults'}", docs)
     run("cfn-lint", ["cfn-lint", str(DEPLOY / "ec2" / "fleetload.yaml")])
+    check_iam_policy()
     run("hadolint", ["hadolint", str(DEPLOY / "container" / "Dockerfile")])
     with tempfile.TemporaryDirectory() as d:
         units = []
