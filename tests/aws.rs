@@ -354,6 +354,49 @@ fn a_secret_in_secrets_manager_logs_in_and_its_rotation_is_followed() {
             "{secret} appeared in the output"
         );
     }
+
+    // Web identity, as a Kubernetes pod with IRSA has it: no keys, a token file and a
+    // role; the chain trades them at STS (moto's) for credentials and the secret reads.
+    let token_file = dir.path().join("web-identity-token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
+    let mut irsa: Vec<(&'static str, String)> = moto
+        .env(dir.path())
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    irsa.push((
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        token_file.display().to_string(),
+    ));
+    irsa.push((
+        "AWS_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/fleetload".into(),
+    ));
+    irsa.push(("AWS_ROLE_SESSION_NAME", "fleetload-test".into()));
+    let prepare = [
+        "prepare",
+        "--target",
+        &target,
+        "--password-secret",
+        "fleetload/pg",
+        "--rows",
+        "500",
+    ];
+    let (code, out) = run_env(&prepare, dir.path(), &irsa);
+    assert_eq!(code, Some(0), "{out}");
+    // Without any credential, the error says where fleetload looked.
+    let none: Vec<(&'static str, String)> = irsa
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_WEB") && !k.starts_with("AWS_ROLE"))
+        .collect();
+    let (code, out) = run_env(&prepare, dir.path(), &none);
+    assert_ne!(code, Some(0));
+    assert!(
+        out.contains("no credentials found in chain")
+            && out.contains("WebIdentityToken")
+            && out.contains("fleetload/pg"),
+        "{out}"
+    );
 }
 
 const SECRET_KEY_MOTO: &str = moto::SECRET_KEY;
@@ -730,7 +773,10 @@ fn iam_tokens_reach_mariadb_through_the_cleartext_plugin_over_tls() {
         &plain,
     );
     assert_ne!(code, Some(0), "{refused}");
-    assert!(refused.contains("mysql_clear_password") || refused.contains("cleartext"), "{refused}");
+    assert!(
+        refused.contains("mysql_clear_password") || refused.contains("cleartext"),
+        "{refused}"
+    );
     let no_tls = format!("mysql://fl_iam@127.0.0.1:{}/fl", server.port);
     let (code, refused_plan) = run_env(
         &[
