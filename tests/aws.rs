@@ -5,8 +5,14 @@
 
 mod common;
 
+#[path = "common/pg_pair.rs"]
+mod pg_pair;
+
 #[path = "common/pg_tls.rs"]
 mod pg_tls;
+
+#[path = "common/maria_pair.rs"]
+mod maria_pair;
 
 #[path = "common/moto.rs"]
 mod moto;
@@ -80,6 +86,86 @@ fn files_text(dir: &std::path::Path) -> String {
     all
 }
 
+/// Prepare `target` and run a 2-worker, 3 s fleet on it with `auth = "iam"`, sessions
+/// reconnecting every second (each logs in again with a token minted then): the run
+/// passes with operations and no error. What both printed, and the report directory.
+fn iam_prepare_and_run(
+    target: &str,
+    region: &str,
+    dir: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> (String, std::path::PathBuf) {
+    let iam = [
+        "--target", target, "--auth", "iam", "--region", region, "--rows", "500",
+    ];
+    let (code, prepared) = run_env(&[&["prepare"][..], &iam].concat(), dir, env);
+    assert_eq!(code, Some(0), "{prepared}");
+    let report = dir.join("report");
+    let fleet = [
+        "--workers",
+        "2",
+        "--rate",
+        "60",
+        "--duration",
+        "3s",
+        "--max-connection-age",
+        "1s",
+    ];
+    let (code, ran) = run_env(
+        &[
+            &["run"][..],
+            &iam,
+            &fleet,
+            &["--report-dir", report.to_str().unwrap()],
+        ]
+        .concat(),
+        dir,
+        env,
+    );
+    assert_eq!(code, Some(0), "{ran}");
+    let r = read_report(&report);
+    assert_eq!(r["status"], "passed", "{ran}");
+    let ops = &r["operations"]["point_select"];
+    assert!(
+        u(&ops["count"]) > 100 && u(&ops["error_total"]) == 0,
+        "{ops}"
+    );
+    (format!("{prepared}{ran}"), report)
+}
+
+/// `auth = "iam"` on a URL without TLS is refused before anything connects, naming
+/// `flag`; what fleetload printed.
+fn refused_without_tls(
+    target: &str,
+    flag: &str,
+    dir: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> String {
+    let (code, refused) = run_env(
+        &[
+            "run",
+            "--target",
+            target,
+            "--auth",
+            "iam",
+            "--workers",
+            "1",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+        ],
+        dir,
+        env,
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        refused.contains("needs TLS") && refused.contains(flag),
+        "{refused}"
+    );
+    refused
+}
+
 /// A fleet logs in with IAM tokens it mints itself (the server holds the token
 /// botocore computes for the same credentials and clock as the user's password, checked
 /// with SCRAM, over TLS only); a run without TLS is refused before connecting, naming
@@ -100,84 +186,10 @@ fn iam_tokens_log_in_over_tls_and_a_run_without_tls_is_refused() {
         "postgres://fl_iam@127.0.0.1:{}/fl?sslmode=require",
         server.port
     );
-    let (code, prepared) = run_env(
-        &[
-            "prepare",
-            "--target",
-            &tls,
-            "--auth",
-            "iam",
-            "--region",
-            "us-east-1",
-            "--rows",
-            "500",
-        ],
-        dir.path(),
-        &env,
-    );
-    assert_eq!(code, Some(0), "{prepared}");
-
-    let report = dir.path().join("report");
-    let (code, ran) = run_env(
-        &[
-            "run",
-            "--target",
-            &tls,
-            "--auth",
-            "iam",
-            "--region",
-            "us-east-1",
-            "--workers",
-            "2",
-            "--rate",
-            "80",
-            "--duration",
-            "3s",
-            "--rows",
-            "500",
-            "--max-connection-age",
-            "1s",
-            "--report-dir",
-            report.to_str().unwrap(),
-        ],
-        dir.path(),
-        &env,
-    );
-    assert_eq!(code, Some(0), "{ran}");
-    let r = read_report(&report);
-    assert_eq!(r["status"], "passed", "{ran}");
-    let ops = &r["operations"]["point_select"];
-    assert!(
-        u(&ops["count"]) > 150 && u(&ops["error_total"]) == 0,
-        "{ops}"
-    );
-    // (The server takes passwords over TLS only: pg_hba rejects plaintext TCP. Sessions
-    // reconnected every second, max_connection_age, each with a token minted then.)
-
-    // Without TLS: refused by the plan check, before any connection, naming the flag.
+    let (ran, report) = iam_prepare_and_run(&tls, "us-east-1", dir.path(), &env);
+    // (The server takes passwords over TLS only: pg_hba rejects plaintext TCP.)
     let plain = format!("postgres://fl_iam@127.0.0.1:{}/fl", server.port);
-    let (code, refused) = run_env(
-        &[
-            "run",
-            "--target",
-            &plain,
-            "--auth",
-            "iam",
-            "--workers",
-            "1",
-            "--rate",
-            "10",
-            "--duration",
-            "1s",
-        ],
-        dir.path(),
-        &env,
-    );
-    assert_ne!(code, Some(0));
-    assert!(
-        refused.contains("needs TLS") && refused.contains("sslmode=require"),
-        "{refused}"
-    );
+    let refused = refused_without_tls(&plain, "sslmode=require", dir.path(), &env);
 
     // A token signed at another time is not the password: the server refuses it and
     // the error says authentication failed.
@@ -206,7 +218,7 @@ fn iam_tokens_log_in_over_tls_and_a_run_without_tls_is_refused() {
     );
 
     // Nothing printed or written shows the token or the secret key.
-    let everything = format!("{prepared}{ran}{refused}{wrong}{}", files_text(&report));
+    let everything = format!("{ran}{refused}{wrong}{}", files_text(&report));
     for secret in [token.as_str(), SECRET_KEY, "X-Amz-Signature"] {
         assert!(
             !everything.contains(secret),
@@ -705,56 +717,7 @@ fn iam_tokens_reach_mariadb_through_the_cleartext_plugin_over_tls() {
         "mysql://fl_iam@127.0.0.1:{}/fl?ssl-mode=REQUIRED",
         server.port
     );
-    let (code, prepared) = run_env(
-        &[
-            "prepare",
-            "--target",
-            &tls,
-            "--auth",
-            "iam",
-            "--region",
-            "eu-central-1",
-            "--rows",
-            "500",
-        ],
-        dir.path(),
-        &env,
-    );
-    assert_eq!(code, Some(0), "{prepared}");
-    let report = dir.path().join("report");
-    let (code, ran) = run_env(
-        &[
-            "run",
-            "--target",
-            &tls,
-            "--auth",
-            "iam",
-            "--region",
-            "eu-central-1",
-            "--workers",
-            "2",
-            "--rate",
-            "60",
-            "--duration",
-            "3s",
-            "--rows",
-            "500",
-            "--max-connection-age",
-            "1s",
-            "--report-dir",
-            report.to_str().unwrap(),
-        ],
-        dir.path(),
-        &env,
-    );
-    assert_eq!(code, Some(0), "{ran}");
-    let r = read_report(&report);
-    assert_eq!(r["status"], "passed", "{ran}");
-    assert!(
-        u(&r["operations"]["point_select"]["count"]) > 100,
-        "{}",
-        r["operations"]
-    );
+    let (ran, report) = iam_prepare_and_run(&tls, "eu-central-1", dir.path(), &env);
 
     // The token as an ordinary password: sqlx will not answer the cleartext request.
     let mut plain = env.clone();
@@ -778,19 +741,8 @@ fn iam_tokens_reach_mariadb_through_the_cleartext_plugin_over_tls() {
         "{refused}"
     );
     let no_tls = format!("mysql://fl_iam@127.0.0.1:{}/fl", server.port);
-    let (code, refused_plan) = run_env(
-        &[
-            "prepare", "--target", &no_tls, "--auth", "iam", "--rows", "10",
-        ],
-        dir.path(),
-        &env,
-    );
-    assert_ne!(code, Some(0));
-    assert!(refused_plan.contains("ssl-mode=REQUIRED"), "{refused_plan}");
-    let everything = format!(
-        "{prepared}{ran}{refused}{refused_plan}{}",
-        files_text(&report)
-    );
+    let refused_plan = refused_without_tls(&no_tls, "ssl-mode=REQUIRED", dir.path(), &env);
+    let everything = format!("{ran}{refused}{refused_plan}{}", files_text(&report));
     assert!(
         !everything.contains(&token) && !everything.contains(SECRET_KEY),
         "a token or key appeared in the output"

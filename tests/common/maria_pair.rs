@@ -2,6 +2,8 @@
 //! temporary directory, each `mariadbd` on a free loopback port with its own socket,
 //! GTID replication from the primary's first binlog event, an `app` user without the
 //! privileges that bypass `read_only`. Stopped and removed on drop.
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
 
 use crate::common::{free_port_number as free_port, is_root};
 use std::path::{Path, PathBuf};
@@ -160,16 +162,7 @@ impl MariaPair {
     }
 
     fn try_root(&self, port: u16, sql: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .arg(format!("--socket={}", self.socket(port).display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
+        root_over(&self.socket(port), sql)
     }
 
     /// Run `sql` as root on the server at `port` (through its socket).
@@ -214,5 +207,19 @@ impl Drop for MariaPair {
             let _ = s.kill();
             let _ = s.wait();
         }
+    }
+}
+
+/// Run `sql` as root on the server listening on `socket`: its output, or its error.
+pub fn root_over(socket: &Path, sql: &str) -> Result<String, String> {
+    let out = Command::new("mariadb")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-uroot", "-N", "-B", "-e", sql])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
     }
 }

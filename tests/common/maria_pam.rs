@@ -3,7 +3,9 @@
 //! `mysql_clear_password` plugin, which is how Aurora's AWSAuthenticationPlugin takes the
 //! token) and checking it outside the database: PAM's `pam_exec` compares it with the
 //! token the test expects. Needs root (a PAM service in /etc/pam.d), as CI has.
-//! Stopped, and the PAM service removed, on drop.
+//! Stopped, and the PAM service removed, on drop. Needs `maria_pair` beside it.
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
 
 use crate::common::is_root;
 use std::path::PathBuf;
@@ -42,22 +44,7 @@ impl MariaPam {
             .unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("data")).unwrap();
-        ok(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .arg("-keyout")
-            .arg(d.join("key.pem"))
-            .arg("-out")
-            .arg(d.join("cert.pem")));
+        let (cert, key) = crate::common::self_signed_cert(d);
         std::fs::write(d.join("expected"), token).unwrap();
         // pam_exec hands the password on stdin, NUL-terminated.
         let check = d.join("check.sh");
@@ -107,8 +94,8 @@ impl MariaPam {
                 "--plugin-load-add=auth_pam_v1.so",
                 "--pam-use-cleartext-plugin=ON",
             ])
-            .arg(format!("--ssl-cert={}", d.join("cert.pem").display()))
-            .arg(format!("--ssl-key={}", d.join("key.pem").display()))
+            .arg(format!("--ssl-cert={}", cert.display()))
+            .arg(format!("--ssl-key={}", key.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -136,19 +123,7 @@ impl MariaPam {
     }
 
     fn try_root(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .arg(format!(
-                "--socket={}",
-                self.dir.path().join("s.sock").display()
-            ))
-            .args(["-uroot", "-N", "-B", "-e", sql])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
+        crate::maria_pair::root_over(&self.dir.path().join("s.sock"), sql)
     }
 
     pub fn root(&self, sql: &str) -> String {

@@ -1,5 +1,7 @@
 //! A moto server (PyPI `moto[server]`, which scripts/test installs) on a free loopback
 //! port: Secrets Manager and CloudWatch as AWS's own APIs, offline. Killed on drop.
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
 
 use crate::common::free_port_number;
 use std::process::{Child, Command, Stdio};

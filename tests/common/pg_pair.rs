@@ -1,6 +1,8 @@
 //! A PostgreSQL primary and a streaming replica of the test's own: `initdb` and
 //! `pg_basebackup -R` into a temporary directory, each server on a free loopback port,
 //! stopped and removed on drop. As root (CI), the servers run as `postgres`.
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
 
 use crate::common::{free_port_number as free_port, is_root};
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ pub struct PgPair {
 }
 
 /// The newest installed PostgreSQL's binaries.
-fn pg_bin() -> PathBuf {
+pub fn pg_bin() -> PathBuf {
     let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("PostgreSQL is installed (scripts/test installs it)")
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -31,7 +33,7 @@ fn pg_bin() -> PathBuf {
 }
 
 /// `program args…`, as `postgres` when we are root; panics with its output on failure.
-fn as_postgres(program: &Path, args: &[&str]) -> String {
+pub fn as_postgres(program: &Path, args: &[&str]) -> String {
     try_as_postgres(program, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -274,27 +276,23 @@ impl Drop for PgPair {
             ("replica".to_string(), self.replica),
             ("primary".to_string(), self.primary),
         ]);
-        for (name, port) in all {
-            let data = self.dir.path().join(name);
-            let mut cmd = if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"])
-                    .arg(self.bin.join("pg_ctl"));
-                c
-            } else {
-                Command::new(self.bin.join("pg_ctl"))
-            };
-            let _ = cmd
-                .args([
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-m",
-                    "immediate",
-                    "-w",
-                    "stop",
-                ])
-                .output();
-            let _ = port;
+        for (name, _) in all {
+            stop(&self.bin, &self.dir.path().join(name));
         }
     }
+}
+
+/// Stop the server of `data` at once, ignoring failure (for `Drop`).
+pub fn stop(bin: &Path, data: &Path) {
+    let _ = try_as_postgres(
+        &bin.join("pg_ctl"),
+        &[
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ],
+    );
 }
