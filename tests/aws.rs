@@ -631,7 +631,7 @@ fn cloudwatch_series_land_on_the_run_s_timeline_exactly() {
         "cloudwatch-latency",
         "cloudwatch-load",
         "cloudwatch-cpuutilization",
-        "client p99 predict_one",
+        "p99 predict_one",
     ] {
         assert!(html.contains(chart), "report.html has no {chart}");
     }

@@ -60,17 +60,7 @@ fn throughput(r: &Report, charts: &mut Vec<Chart>) {
             dashed: false,
         });
     }
-    if r.plan.rate.is_some() {
-        // The planned load as it ended up: stages, then live changes.
-        let mut points: Vec<(f64, f64)> = r.planned.iter().map(|p| (p[0], p[1])).collect();
-        match points.last().copied() {
-            Some((t, v)) if t < r.duration_s => points.push((r.duration_s, v)),
-            Some(_) => {}
-            None => {
-                let rate = r.plan.rate.unwrap_or(0.0);
-                points = vec![(0.0, rate), (r.duration_s, rate)];
-            }
-        }
+    if let Some(points) = planned_rate(r) {
         series.push(Series {
             name: "planned rate".into(),
             points,
@@ -85,6 +75,22 @@ fn throughput(r: &Report, charts: &mut Vec<Chart>) {
         log_y: false,
         series,
     });
+}
+
+/// The planned load as it ended up (stages, then live changes), to the run's end; `None`
+/// in closed loop.
+fn planned_rate(r: &Report) -> Option<Vec<(f64, f64)>> {
+    r.plan.rate?;
+    let mut points: Vec<(f64, f64)> = r.planned.iter().map(|p| (p[0], p[1])).collect();
+    match points.last().copied() {
+        Some((t, v)) if t < r.duration_s => points.push((r.duration_s, v)),
+        Some(_) => {}
+        None => {
+            let rate = r.plan.rate.unwrap_or(0.0);
+            points = vec![(0.0, rate), (r.duration_s, rate)];
+        }
+    }
+    Some(points)
 }
 
 /// Latency over time, one chart per operation.
@@ -476,7 +482,7 @@ fn cloudwatch(r: &Report, charts: &mut Vec<Chart>) {
         let mut series: Vec<Series> = model_ops
             .iter()
             .map(|op| Series {
-                name: format!("client p99 {op}"),
+                name: format!("p99 {op}"),
                 points: r
                     .intervals
                     .iter()
@@ -493,7 +499,7 @@ fn cloudwatch(r: &Report, charts: &mut Vec<Chart>) {
         series.extend(latencies);
         charts.push(Chart {
             id: "cloudwatch-latency".into(),
-            title: "Client p99 of the model operations beside SageMaker's ModelLatency and OverheadLatency (CloudWatch, average per period)".into(),
+            title: "Model latency: client p99 beside SageMaker's (CloudWatch)".into(),
             y_label: "ms".into(),
             x: XAxis::Seconds,
             log_y: false,
@@ -510,7 +516,7 @@ fn cloudwatch(r: &Report, charts: &mut Vec<Chart>) {
     if !invocations.is_empty() {
         used.insert("Invocations");
         let mut series = vec![Series {
-            name: "client operations (ok + failed)".into(),
+            name: "client ops/s".into(),
             points: r
                 .intervals
                 .iter()
@@ -526,18 +532,17 @@ fn cloudwatch(r: &Report, charts: &mut Vec<Chart>) {
                 .collect(),
             dashed: false,
         }];
-        if !r.planned.is_empty() {
+        if let Some(points) = planned_rate(r) {
             series.push(Series {
-                name: "offered rate (plan)".into(),
-                points: r.planned.iter().map(|p| (p[0], p[1])).collect(),
+                name: "offered rate".into(),
+                points,
                 dashed: true,
             });
         }
         series.extend(invocations);
         charts.push(Chart {
             id: "cloudwatch-load".into(),
-            title: "Offered rate and client operations beside SageMaker Invocations (per second)"
-                .into(),
+            title: "Load: offered and done beside SageMaker Invocations".into(),
             y_label: "per second".into(),
             x: XAxis::Seconds,
             log_y: false,
@@ -562,7 +567,7 @@ fn cloudwatch(r: &Report, charts: &mut Vec<Chart>) {
         charts.push(Chart {
             id: format!("cloudwatch-{}", metric.to_ascii_lowercase()),
             title: format!(
-                "{metric} (CloudWatch, {} per {}s)",
+                "{metric} (CloudWatch {} per {} s)",
                 of.first().map_or("", |s| s.stat.as_str()),
                 cw.period_s
             ),
