@@ -37,6 +37,7 @@ pub mod sqltext;
 pub mod stats;
 pub mod target;
 pub mod threshold;
+pub mod tpcc;
 pub mod value;
 pub mod wire;
 

@@ -116,6 +116,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// Whole-run thresholds.
     pub thresholds: Vec<Threshold>,
+    /// TPC-C in closed loop: the specification's keying and think times per session.
+    pub tpcc_wait: bool,
     /// CloudWatch series the report carries (`None`: none).
     pub cloudwatch: Option<CloudWatchPlan>,
     /// Stop the run once a threshold fails, after this grace (from the measured start,
@@ -324,6 +326,8 @@ impl Plan {
                 ScenarioRef::File(f) => f.origin.clone(),
             }),
             rows: Some(self.rows),
+            warehouses: None,
+            tpcc_wait: self.tpcc_wait.then_some(true),
             mix: Some(
                 self.mix
                     .iter()

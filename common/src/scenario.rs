@@ -159,6 +159,8 @@ pub enum Scenario {
     PointSelect,
     /// The telco-churn `customers` table (Aurora ML flagship scenario).
     Churn,
+    /// TPC-C's nine tables and five transactions; the key space is warehouses.
+    Tpcc,
 }
 
 /// One kind of database operation.
@@ -180,15 +182,26 @@ pub enum Operation {
     PredictBatch,
     /// INSERT … SELECT of `batch` new rows with the model in the select list.
     ScoreNew,
+    /// TPC-C New-Order: an order of 5 to 15 lines (1 % roll back on an unused item).
+    NewOrder,
+    /// TPC-C Payment: a customer pays, by last name 60 % of the time.
+    Payment,
+    /// TPC-C Order-Status: a customer's last order and its lines.
+    OrderStatus,
+    /// TPC-C Delivery: the oldest undelivered order of each of a warehouse's districts.
+    Delivery,
+    /// TPC-C Stock-Level: recently ordered items below a stock threshold.
+    StockLevel,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 2] = [Scenario::PointSelect, Scenario::Churn];
+    pub const ALL: [Scenario; 3] = [Scenario::PointSelect, Scenario::Churn, Scenario::Tpcc];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::PointSelect => "point_select",
             Scenario::Churn => "churn",
+            Scenario::Tpcc => "tpcc",
         }
     }
 
@@ -209,6 +222,13 @@ impl Scenario {
                 Operation::PredictBatch,
                 Operation::ScoreNew,
             ],
+            Scenario::Tpcc => &[
+                Operation::NewOrder,
+                Operation::Payment,
+                Operation::OrderStatus,
+                Operation::Delivery,
+                Operation::StockLevel,
+            ],
         }
     }
 
@@ -227,6 +247,14 @@ impl Scenario {
                 (Operation::PredictBatch, 1),
                 (Operation::ScoreNew, 1),
             ],
+            // The specification's minimum mix (clause 5.2.3), New-Order taking the rest.
+            Scenario::Tpcc => vec![
+                (Operation::NewOrder, 45),
+                (Operation::Payment, 43),
+                (Operation::OrderStatus, 4),
+                (Operation::Delivery, 4),
+                (Operation::StockLevel, 4),
+            ],
         }
     }
 
@@ -235,6 +263,8 @@ impl Scenario {
         match self {
             Scenario::PointSelect => 10_000,
             Scenario::Churn => 100_000,
+            // Warehouses.
+            Scenario::Tpcc => 1,
         }
     }
 
@@ -243,6 +273,7 @@ impl Scenario {
         match self {
             Scenario::PointSelect => "sbtest1",
             Scenario::Churn => "customers",
+            Scenario::Tpcc => "warehouse",
         }
     }
 }
@@ -277,12 +308,19 @@ impl Operation {
             | Operation::ReadCustomer
             | Operation::PredictOne
             | Operation::ReadPrediction
-            | Operation::PredictBatch => Role::Read,
-            Operation::InsertCustomer | Operation::UpdateUsage | Operation::ScoreNew => Role::Write,
+            | Operation::PredictBatch
+            | Operation::OrderStatus
+            | Operation::StockLevel => Role::Read,
+            Operation::InsertCustomer
+            | Operation::UpdateUsage
+            | Operation::ScoreNew
+            | Operation::NewOrder
+            | Operation::Payment
+            | Operation::Delivery => Role::Write,
         }
     }
 
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 13] = [
         Operation::PointSelect,
         Operation::ReadCustomer,
         Operation::PredictOne,
@@ -291,6 +329,11 @@ impl Operation {
         Operation::UpdateUsage,
         Operation::PredictBatch,
         Operation::ScoreNew,
+        Operation::NewOrder,
+        Operation::Payment,
+        Operation::OrderStatus,
+        Operation::Delivery,
+        Operation::StockLevel,
     ];
 
     /// Whether the operation calls the ML function (directly or through a trigger).
@@ -311,6 +354,11 @@ impl Operation {
             Operation::UpdateUsage => "update_usage",
             Operation::PredictBatch => "predict_batch",
             Operation::ScoreNew => "score_new",
+            Operation::NewOrder => "new_order",
+            Operation::Payment => "payment",
+            Operation::OrderStatus => "order_status",
+            Operation::Delivery => "delivery",
+            Operation::StockLevel => "stock_level",
         }
     }
 

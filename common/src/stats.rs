@@ -122,6 +122,8 @@ struct Counts {
     retries: u64,
     rows: u64,
     empty: u64,
+    rolled_back: u64,
+    remote: u64,
     samples: Vec<ErrorSample>,
     outages: Vec<SessionOutage>,
 }
@@ -138,6 +140,8 @@ impl PackedStats {
                 retries: s.retries,
                 rows: s.rows,
                 empty: s.empty,
+                rolled_back: s.rolled_back,
+                remote: s.remote,
                 samples: s.samples.clone(),
                 outages: s.outages.clone(),
             },
@@ -160,6 +164,8 @@ impl PackedStats {
             retries: c.retries,
             rows: c.rows,
             empty: c.empty,
+            rolled_back: c.rolled_back,
+            remote: c.remote,
             response: decode(&self.response)?,
             service: decode(&self.service)?,
             lag: decode(&self.lag)?,
@@ -189,6 +195,12 @@ pub struct OpStats {
     pub rows: u64,
     /// Those operations that found no row: reads of keys the table does not have.
     pub empty: u64,
+    /// Successful operations that ended in the rollback their scenario asks for (TPC-C
+    /// New-Order's unused item): counted in `ok`, and here.
+    pub rolled_back: u64,
+    /// Successful operations that touched another worker's keys (TPC-C's remote
+    /// warehouses).
+    pub remote: u64,
     /// Completion minus intended start (open loop) or send (closed loop), µs.
     pub response: Latency,
     /// Completion minus actual send, µs.
@@ -213,6 +225,8 @@ impl Default for OpStats {
             retries: 0,
             rows: 0,
             empty: 0,
+            rolled_back: 0,
+            remote: 0,
             response: new_latency(),
             service: new_latency(),
             lag: new_latency(),
@@ -261,6 +275,8 @@ impl OpStats {
         self.retries += other.retries;
         self.rows += other.rows;
         self.empty += other.empty;
+        self.rolled_back += other.rolled_back;
+        self.remote += other.remote;
         merge(&mut self.response, &other.response);
         merge(&mut self.service, &other.service);
         merge(&mut self.lag, &other.lag);
@@ -295,6 +311,8 @@ impl OpStats {
         self.retries = 0;
         self.rows = 0;
         self.empty = 0;
+        self.rolled_back = 0;
+        self.remote = 0;
         self.response.reset();
         self.service.reset();
         self.lag.reset();

@@ -88,6 +88,8 @@ pub enum WorkerLoad {
         think_time: Duration,
         /// Active sessions over time; `None`: every session, all run long.
         sessions: Option<Profile>,
+        /// TPC-C's keying and think times around each transaction.
+        tpcc_wait: bool,
     },
 }
 
@@ -328,9 +330,11 @@ impl From<&Assignment> for pb::Assignment {
             WorkerLoad::Closed {
                 think_time,
                 sessions,
+                tpcc_wait,
             } => pb::assignment::Load::ClosedLoop(pb::ClosedLoop {
                 think_time_micros: u64::try_from(think_time.as_micros()).unwrap_or(u64::MAX),
                 sessions_profile: sessions.as_ref().map(profile_points).unwrap_or_default(),
+                tpcc_wait: *tpcc_wait,
             }),
         };
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -556,6 +560,7 @@ impl TryFrom<pb::Assignment> for Assignment {
                 }
             }
             pb::assignment::Load::ClosedLoop(c) => WorkerLoad::Closed {
+                tpcc_wait: c.tpcc_wait,
                 think_time: Duration::from_micros(c.think_time_micros).min(bounds::THINK_TIME.hi),
                 sessions: if c.sessions_profile.is_empty() {
                     None

@@ -59,8 +59,9 @@ pub struct Gauge {
 struct Link {
     spec: ConnectSpec,
     driver: fleetload_common::target::Driver,
-    /// Read the ML stand-in's counters (churn with `ml = "standin"` only).
-    standin: bool,
+    /// The scenario's own counters: the ML stand-in's (churn with `ml = "standin"`),
+    /// TPC-C's committed New-Orders.
+    extra: Vec<(&'static str, &'static str)>,
     session: Option<Session>,
 }
 
@@ -72,7 +73,7 @@ impl Link {
         let Some(session) = self.session.as_mut() else {
             return Err("no connection".into());
         };
-        let result = sample(session, self.driver, self.standin).await;
+        let result = sample(session, self.driver, &self.extra).await;
         if result.is_err() {
             if let Some(dead) = self.session.take() {
                 dead.close().await;
@@ -111,8 +112,18 @@ pub async fn run(
     let mut link = Link {
         spec,
         driver: plan.target.driver(),
-        standin: plan.scenario.builtin() == Some(fleetload_common::scenario::Scenario::Churn)
-            && matches!(plan.ml, fleetload_common::plan::MlMode::StandIn),
+        extra: match plan.scenario.builtin() {
+            Some(fleetload_common::scenario::Scenario::Churn)
+                if matches!(plan.ml, fleetload_common::plan::MlMode::StandIn) =>
+            {
+                fleetload_db::ml::counters(plan.target.driver())
+            }
+            Some(fleetload_common::scenario::Scenario::Tpcc) => vec![(
+                fleetload_db::counters::TPCC_NEW_ORDERS,
+                fleetload_db::tpcc::check::next_order_sum(plan.target.driver()),
+            )],
+            _ => Vec::new(),
+        },
         session: None,
     };
     let since = |now: Instant| {

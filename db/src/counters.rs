@@ -11,6 +11,10 @@ use crate::session::Session;
 use fleetload_common::target::Driver;
 use std::collections::BTreeMap;
 
+/// TPC-C's New-Orders the database committed, as a counter: the sum of the districts'
+/// `D_NEXT_O_ID` (see [`crate::tpcc::check::next_order_sum`]).
+pub const TPCC_NEW_ORDERS: &str = "tpcc_new_orders";
+
 /// Counter name → value at one instant.
 pub type Counters = BTreeMap<String, i64>;
 
@@ -43,12 +47,13 @@ pub fn is_gauge(name: &str) -> bool {
 /// # Errors
 /// The server's own counters could not be read at all (a lost connection, most
 /// likely): the caller reconnects, and shows the time without samples as a gap.
-/// `standin`: the run uses the ML stand-in, so its request counters are read too (a
-/// database where churn was prepared once still has them; other runs leave them out).
+/// `extra`: the scenario's own counters, (name, query of one integer): the ML
+/// stand-in's request counters when a run uses it (a database where churn was prepared
+/// once still has them; other runs leave them out), TPC-C's committed New-Orders.
 pub async fn sample(
     session: &mut Session,
     driver: Driver,
-    standin: bool,
+    extra: &[(&'static str, &'static str)],
 ) -> Result<Counters, String> {
     let mut out = Counters::new();
     let mut failed: Option<String> = None;
@@ -81,14 +86,9 @@ pub async fn sample(
         }
         Driver::Sqlite => {}
     }
-    let standin_counters = if standin {
-        crate::ml::counters(driver)
-    } else {
-        Vec::new()
-    };
-    for (name, sql) in standin_counters {
+    for (name, sql) in extra {
         if let Ok(v) = session.scalar_i64(sql).await {
-            out.insert(name.to_string(), v);
+            out.insert((*name).to_string(), v);
         }
     }
     match failed {

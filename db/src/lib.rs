@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`session`]: one connection of one of sqlx's drivers, and error classification.
+//! - [`connect`]: opening one: the target's options and its login (password, IAM token,
+//!   Secrets Manager secret).
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
 //! - [`custom`]: scenario files at run time: compiled statements, transactions with
 //!   retry, the pre-run check, set-up, load and tear-down.
@@ -10,13 +12,16 @@
 //! - [`prepare`]: schema creation and fast data loading.
 //! - [`verify`]: checks a churn table against the model and a run report.
 //! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
+//! - [`tpcc`]: TPC-C's schema, population, transactions and consistency conditions.
 
+pub mod connect;
 pub mod counters;
 pub mod custom;
 pub mod ml;
 pub mod prepare;
 pub mod session;
 pub mod sqlite_ml;
+pub mod tpcc;
 pub mod verify;
 pub mod workload;
 

@@ -69,11 +69,11 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
     let connect = ConnectSpec::new(spec.target.clone(), spec.connect_timeout)
         .map_err(|e| fail(e.to_string()))?;
     let mut pool = Vec::with_capacity(sessions);
-    for _ in 1..sessions.min(spec.rows.div_ceil(CHUNK_ROWS).max(1) as usize) {
+    for _ in 1..sessions.min(chunks(&spec.scenario, 1, spec.rows).max(1) as usize) {
         pool.push(connect.connect().await.map_err(|e| fail(e.to_string()))?);
     }
     pool.push(first);
-    let mut pool = load_range(pool, &spec.scenario, spec.seed, spec.rows, 1..=spec.rows)
+    let (mut pool, loaded) = load_range(pool, &spec.scenario, spec.seed, spec.rows, 1..=spec.rows)
         .await
         .map_err(fail)?;
     first = pool
@@ -91,6 +91,8 @@ pub async fn prepare(spec: &PrepareSpec) -> Result<Prepared, PrepareError> {
         },
         rows: match &spec.scenario {
             ScenarioRef::File(f) if f.load.is_none() => 0,
+            // Every table's rows: the catalogue and each warehouse's.
+            ScenarioRef::Builtin(Scenario::Tpcc) => loaded + fleetload_common::tpcc::ITEMS,
             _ => spec.rows,
         },
         elapsed: started.elapsed(),
@@ -118,6 +120,13 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
                     .await
                     .map_err(|e| fail(format!("{}: {stmt}", describe(&e))))?;
             }
+            // TPC-C's item catalogue is the fleet's, loaded once here.
+            if *scenario == Scenario::Tpcc {
+                let items = crate::tpcc::load::items(spec.seed);
+                run_batch(&mut session, spec.target.driver(), &items)
+                    .await
+                    .map_err(|e| fail(format!("loading the item catalogue: {e}")))?;
+            }
         }
         ScenarioRef::File(file) => {
             crate::custom::run_plain(&mut session, file, &file.setup, "[setup]")
@@ -128,8 +137,70 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
     Ok(session)
 }
 
-/// Phase 2: load rows `ids` (of a table of `rows` rows) on all `sessions` at once, in
-/// chunks of a thousand; returns the sessions. Workers load their own shard this way.
+/// Chunks of the load of keys `first..=last`: a thousand rows each, or for TPC-C a
+/// warehouse's units (its stock slices and districts).
+fn chunks(scenario: &ScenarioRef, first: u64, last: u64) -> u64 {
+    if last < first {
+        return 0;
+    }
+    match scenario {
+        ScenarioRef::Builtin(Scenario::Tpcc) => {
+            (last - first + 1) * crate::tpcc::load::UNITS_PER_WAREHOUSE
+        }
+        _ => (last - first + 1).div_ceil(CHUNK_ROWS),
+    }
+}
+
+/// Run statements of generated rows as one transaction (SQLite commits each statement
+/// to disk otherwise); the rows they inserted. On SQLite, whose one writer at a time may
+/// be another worker's loader for longer than the busy timeout, a locked database is
+/// waited for again (a few times).
+async fn run_batch(session: &mut Session, driver: Driver, stmts: &[String]) -> Result<u64, String> {
+    let mut tries = 0;
+    loop {
+        match run_batch_once(session, driver, stmts).await {
+            Err(e) if driver == Driver::Sqlite && e.contains("locked") && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn run_batch_once(
+    session: &mut Session,
+    driver: Driver,
+    stmts: &[String],
+) -> Result<u64, String> {
+    let wrap = driver == Driver::Sqlite;
+    if wrap {
+        session
+            .run_text("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| describe(&e))?;
+    }
+    let mut rows = 0;
+    for stmt in stmts {
+        match session.run_text(stmt).await {
+            Ok(n) => rows += n,
+            Err(e) => {
+                if wrap {
+                    let _ = session.run_text("ROLLBACK").await;
+                }
+                return Err(describe(&e));
+            }
+        }
+    }
+    if wrap {
+        session.run_text("COMMIT").await.map_err(|e| describe(&e))?;
+    }
+    Ok(rows)
+}
+
+/// Phase 2: load rows `ids` (of a table of `rows` rows; TPC-C: warehouses) on all
+/// `sessions` at once, in chunks; returns the sessions and the rows inserted. Workers
+/// load their own shard this way.
 ///
 /// # Errors
 /// A chunk failed; the message names its ids.
@@ -139,22 +210,20 @@ pub async fn load_range(
     seed: u64,
     rows: u64,
     ids: std::ops::RangeInclusive<u64>,
-) -> Result<Vec<Session>, String> {
+) -> Result<(Vec<Session>, u64), String> {
     let (first, last) = (*ids.start(), *ids.end());
-    let chunks = if last >= first {
-        (last - first + 1).div_ceil(CHUNK_ROWS)
-    } else {
-        0
-    };
+    let chunks = chunks(scenario, first, last);
     if let ScenarioRef::File(f) = scenario {
         if f.load.is_none() {
-            return Ok(sessions);
+            return Ok((sessions, 0));
         }
     }
     let next = Arc::new(AtomicU64::new(0));
+    let loaded = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for mut session in sessions {
         let next = Arc::clone(&next);
+        let loaded = Arc::clone(&loaded);
         let scenario = scenario.clone();
         tasks.spawn(async move {
             loop {
@@ -162,8 +231,20 @@ pub async fn load_range(
                 if chunk >= chunks {
                     return Ok::<Session, String>(session);
                 }
+                if let ScenarioRef::Builtin(Scenario::Tpcc) = &scenario {
+                    let units = crate::tpcc::load::UNITS_PER_WAREHOUSE;
+                    let (w, unit) = (first + chunk / units, chunk % units);
+                    let driver = session.driver();
+                    let stmts = crate::tpcc::load::unit(seed, w, unit);
+                    let n = run_batch(&mut session, driver, &stmts)
+                        .await
+                        .map_err(|e| format!("loading warehouse {w} (part {unit}): {e}"))?;
+                    loaded.fetch_add(n, Ordering::Relaxed);
+                    continue;
+                }
                 let from = first + chunk * CHUNK_ROWS;
                 let to = (from + CHUNK_ROWS - 1).min(last);
+                loaded.fetch_add(to - from + 1, Ordering::Relaxed);
                 match &scenario {
                     ScenarioRef::Builtin(s) => {
                         let sql = insert_rows(*s, seed, rows, from..=to);
@@ -189,7 +270,7 @@ pub async fn load_range(
     }
     match error {
         Some(e) => Err(e),
-        None => Ok(back),
+        None => Ok((back, loaded.load(Ordering::Relaxed))),
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Workload {
     predict_batch: String,
     score_new: String,
     batch: u32,
+    /// TPC-C's statements and the fleet's warehouses (`Scenario::Tpcc` only).
+    tpcc: Option<Box<(crate::tpcc::txn::Statements, crate::tpcc::txn::Home)>>,
 }
 
 /// What one operation did to the table.
@@ -70,6 +72,12 @@ pub struct Executed {
     pub inserted: u64,
     /// Rows it read or updated of existing keys; `None` for operations that only insert.
     pub rows: Option<u64>,
+    /// Deadlocks and serialization failures retried inside it (TPC-C's transactions).
+    pub retries: u64,
+    /// It ended in the rollback the scenario asks for (TPC-C New-Order's unused item).
+    pub rolled_back: bool,
+    /// It touched another worker's keys (TPC-C's remote warehouses).
+    pub remote: bool,
 }
 
 impl Workload {
@@ -105,7 +113,27 @@ impl Workload {
                 ),
             ),
             batch,
+            tpcc: (scenario == Scenario::Tpcc).then(|| {
+                Box::new((
+                    crate::tpcc::txn::Statements::new(driver),
+                    crate::tpcc::txn::Home {
+                        w: 1,
+                        warehouses: 1,
+                        constants: fleetload_common::tpcc::Constants::run(seed),
+                    },
+                ))
+            }),
         }
+    }
+
+    /// The whole fleet's key space (TPC-C: its warehouses, where remote transactions
+    /// draw from).
+    #[must_use]
+    pub fn with_key_space(mut self, rows: u64) -> Self {
+        if let Some(t) = &mut self.tpcc {
+            t.1.warehouses = rows.max(1);
+        }
+        self
     }
 
     pub fn scenario(&self) -> Scenario {
@@ -121,7 +149,19 @@ impl Workload {
                 .map(Some)
                 .collect()
         };
+        if self.scenario == Scenario::Tpcc {
+            return crate::tpcc::load::PROBES
+                .iter()
+                .map(|p| (*p, Vec::new()))
+                .collect();
+        }
         match op {
+            // Probed above, every table at once.
+            Operation::NewOrder
+            | Operation::Payment
+            | Operation::OrderStatus
+            | Operation::Delivery
+            | Operation::StockLevel => Vec::new(),
             Operation::PointSelect => vec![(self.point_select.as_str(), vec![id()])],
             Operation::ReadCustomer => vec![(self.read_customer.as_str(), vec![id()])],
             Operation::PredictOne => vec![(self.predict_one.as_str(), vec![id()])],
@@ -172,6 +212,7 @@ impl Workload {
         );
         let what = match self.scenario {
             Scenario::PointSelect => format!("the table `{table}` is"),
+            Scenario::Tpcc => "the TPC-C tables are".to_string(),
             Scenario::Churn => {
                 format!("the table `{table}` or the model's functions (will_churn, fl_ml_*) are")
             }
@@ -211,6 +252,36 @@ impl Workload {
         rng: &mut Rng,
     ) -> Result<Executed, sqlx::Error> {
         let shard = keys.pick(rng);
+        if let Some(t) = &self.tpcc {
+            // A home warehouse of this worker's (its shard, and any taken over).
+            let home = crate::tpcc::txn::Home {
+                w: rng.range(shard.first, shard.last),
+                ..t.1
+            };
+            let done = crate::tpcc::txn::run(&t.0, session, op, &home, rng)
+                .await
+                .map_err(|e| match e {
+                    crate::tpcc::txn::TxnError::Sql(e) => e,
+                    // Not the connection's fault: an error of the data, not a reconnect.
+                    data @ crate::tpcc::txn::TxnError::Data(_) => {
+                        sqlx::Error::Decode(data.to_string().into())
+                    }
+                })?;
+            return Ok(Executed {
+                inserted: 0,
+                // Order lines entered, payments, orders delivered; the read-only two
+                // report what they found, which may rightly be nothing.
+                rows: (!done.rolled_back
+                    && matches!(
+                        op,
+                        Operation::NewOrder | Operation::Payment | Operation::Delivery
+                    ))
+                .then_some(done.rows),
+                retries: done.retries,
+                rolled_back: done.rolled_back,
+                remote: done.remote,
+            });
+        }
         let id = rng.range(shard.first, shard.last) as i64;
         // A batch of K rows inside the range (the whole range when it is smaller).
         let k = u64::from(self.batch).min(shard.len());
@@ -218,6 +289,12 @@ impl Workload {
         let batch_last = batch_first + k as i64 - 1;
         let mut inserted = 0;
         let found = match op {
+            // Run as transactions above.
+            Operation::NewOrder
+            | Operation::Payment
+            | Operation::OrderStatus
+            | Operation::Delivery
+            | Operation::StockLevel => 0,
             Operation::PointSelect => session.fetch(&self.point_select, &[Arg::Int(id)]).await?,
             Operation::ReadCustomer => session.fetch(&self.read_customer, &[Arg::Int(id)]).await?,
             Operation::PredictOne => session.fetch(&self.predict_one, &[Arg::Int(id)]).await?,
@@ -282,6 +359,7 @@ impl Workload {
             // Inserts make new keys; every other operation targets existing ones.
             rows: (!matches!(op, Operation::InsertCustomer | Operation::ScoreNew))
                 .then_some(found as u64),
+            ..Executed::default()
         })
     }
 }
@@ -290,9 +368,13 @@ const CUSTOMER_COLUMNS: &str = "id, state, account_length, area_code, phone, int
 
 /// Statements that drop and create the scenario's schema.
 pub fn schema(driver: Driver, scenario: Scenario) -> Vec<String> {
+    if scenario == Scenario::Tpcc {
+        return crate::tpcc::load::schema(driver);
+    }
     let table = scenario.table();
     let mut ddl = vec![format!("DROP TABLE IF EXISTS {table}")];
     match scenario {
+        Scenario::Tpcc => {}
         Scenario::PointSelect => {
             ddl.push(match driver {
                 Driver::MySql => "CREATE TABLE sbtest1(id INTEGER NOT NULL AUTO_INCREMENT, k INTEGER DEFAULT '0' NOT NULL, c CHAR(120) DEFAULT '' NOT NULL, pad CHAR(60) DEFAULT '' NOT NULL, PRIMARY KEY (id)) ENGINE = InnoDB".into(),
@@ -333,6 +415,7 @@ pub fn finish(driver: Driver, scenario: Scenario, rows: u64) -> Vec<String> {
         ],
         (Scenario::Churn, Driver::MySql) => vec!["ANALYZE TABLE customers".into()],
         (Scenario::Churn, _) => vec!["ANALYZE customers".into()],
+        (Scenario::Tpcc, _) => crate::tpcc::load::indexes(driver),
     }
 }
 
@@ -412,12 +495,15 @@ fn customer_values(c: &Customer, out: &mut String) {
     );
 }
 
-/// One multi-row INSERT of rows `ids`, as SQL text. Values are generated here (digits,
+/// One multi-row INSERT of rows `ids`, as SQL text (empty for TPC-C, which loads by
+/// warehouse units: `tpcc::load::unit`). Values are generated here (digits,
 /// fixed words), never taken from input, so literal SQL is safe and avoids the
 /// bound-parameter limits of the drivers.
 pub fn insert_rows(scenario: Scenario, seed: u64, rows: u64, ids: RangeInclusive<u64>) -> String {
     let mut sql = String::with_capacity(256 * (ids.end() - ids.start() + 1) as usize);
     match scenario {
+        // Loaded by warehouse units instead (`tpcc::load::unit`).
+        Scenario::Tpcc => {}
         Scenario::PointSelect => {
             sql.push_str("INSERT INTO sbtest1(id, k, c, pad) VALUES ");
             for id in ids {
@@ -455,9 +541,14 @@ pub async fn key_space(session: &mut Session, scenario: Scenario) -> Result<Opti
         Session::MySql(_) => "SIGNED",
         _ => "BIGINT",
     };
+    let id = if scenario == Scenario::Tpcc {
+        "w_id"
+    } else {
+        "id"
+    };
     let highest = session
         .scalar_i64(&format!(
-            "SELECT CAST(COALESCE(MAX(id), 0) AS {int}) FROM {table}"
+            "SELECT CAST(COALESCE(MAX({id}), 0) AS {int}) FROM {table}"
         ))
         .await
         .map_err(|e| {

@@ -7,18 +7,27 @@ pub(super) async fn prepare_plan(
     loaders: usize,
     ml: fleetload_db::ml::MlSettings,
 ) -> anyhow::Result<()> {
+    let tpcc = plan.scenario.builtin() == Some(fleetload_common::scenario::Scenario::Tpcc);
+    let what = if tpcc {
+        format!("{} warehouses", plan.rows)
+    } else {
+        format!("{} rows", plan.rows)
+    };
     println!(
-        "preparing {} rows of {} on {} ...",
-        plan.rows,
+        "preparing {what} of {} on {} ...",
         plan.scenario.name(),
         plan.target
     );
     let done = fleetload_db::prepare(&prepare_spec(plan, loaders, ml)).await?;
     let secs = done.elapsed.as_secs_f64();
+    let table = if tpcc {
+        "TPC-C's nine tables".to_string()
+    } else {
+        done.table.clone()
+    };
     println!(
-        "prepared {} rows in {} in {secs:.2}s ({:.0} rows/s)",
+        "prepared {} rows in {table} in {secs:.2}s ({:.0} rows/s)",
         done.rows,
-        done.table,
         done.rows as f64 / secs.max(1e-9)
     );
     Ok(())
@@ -113,12 +122,58 @@ pub(super) async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// TPC-C's consistency conditions 1 to 4 on the target: each printed, each that fails
+/// named; exit status 1 when one does.
+async fn verify_tpcc(plan: &Plan) -> anyhow::Result<ExitCode> {
+    let connect =
+        fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
+    let mut session = connect.connect().await?;
+    let checked = fleetload_db::tpcc::check::consistency(&mut session).await;
+    session.close().await;
+    let conditions = checked.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot check TPC-C's consistency on {}: {}; is it a TPC-C database (`fleetload prepare --scenario tpcc`)?",
+            plan.target,
+            fleetload_db::session::describe(&e)
+        )
+    })?;
+    let mut failed = 0;
+    for c in &conditions {
+        if c.holds() {
+            println!("consistency condition {}: holds ({})", c.number, c.text);
+        } else {
+            failed += 1;
+            println!(
+                "consistency condition {}: FAILS in {} {} ({})",
+                c.number,
+                c.violations,
+                if c.number == 1 {
+                    "warehouses"
+                } else {
+                    "districts"
+                },
+                c.text
+            );
+        }
+    }
+    Ok(if failed == 0 {
+        println!("TPC-C consistency: conditions 1-4 hold");
+        ExitCode::SUCCESS
+    } else {
+        println!("TPC-C consistency: {failed} of 4 conditions fail");
+        ExitCode::FAILURE
+    })
+}
+
 pub(super) async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     use fleetload_db::verify::InsertRange;
     let plan = load_plan(&args.plan)?;
+    if plan.scenario.builtin() == Some(fleetload_common::scenario::Scenario::Tpcc) {
+        return verify_tpcc(&plan).await;
+    }
     if plan.scenario.builtin() != Some(fleetload_common::scenario::Scenario::Churn) {
         bail!(
-            "verify checks the churn scenario's predictions; the plan's scenario is {}",
+            "verify checks the churn scenario's predictions and TPC-C's consistency; the plan's scenario is {}",
             plan.scenario.name()
         );
     }

@@ -331,7 +331,7 @@ async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, 
     let mut rows_loaded = 0;
     if a.load_rows {
         let shard = a.shard;
-        sessions = fleetload_db::prepare::load_range(
+        (sessions, _) = fleetload_db::prepare::load_range(
             sessions,
             &a.scenario,
             a.seed,
@@ -454,7 +454,8 @@ fn work_for(a: &Assignment) -> Result<Work, String> {
                 a.seed,
                 a.batch_size,
                 a.aurora_ml,
-            ),
+            )
+            .with_key_space(a.rows),
             ops: names
                 .iter()
                 .map(|n| {

@@ -241,7 +241,11 @@ pub async fn drive(
     }
     match d.shared.load {
         WorkerLoad::Open { max_backlog, .. } => d.open_loop(max_backlog).await,
-        WorkerLoad::Closed { think_time, .. } => d.closed_loop(think_time).await,
+        WorkerLoad::Closed {
+            think_time,
+            tpcc_wait,
+            ..
+        } => d.closed_loop(think_time, tpcc_wait).await,
     }
     d.end_outage(None);
     if let Some(s) = d.session.take() {
@@ -275,7 +279,7 @@ impl Driver {
         }
     }
 
-    async fn closed_loop(&mut self, think_time: Duration) {
+    async fn closed_loop(&mut self, think_time: Duration, tpcc_wait: bool) {
         let shared = Arc::clone(&self.shared);
         let end = shared.start + shared.duration;
         if shared.start > Instant::now() {
@@ -306,10 +310,29 @@ impl Driver {
                 continue;
             }
             let slot = shared.pick(self.pool, &mut self.rng, self.total_weight);
-            self.one(slot, Instant::now()).await;
-            if !think_time.is_zero() {
+            let (keying, think) = match shared.mix[slot].0.builtin().filter(|_| tpcc_wait) {
+                Some(op) => {
+                    let (keying, mean) = fleetload_common::tpcc::waits(op);
+                    (
+                        keying,
+                        fleetload_common::tpcc::think_time(&mut self.rng, mean),
+                    )
+                }
+                None => (Duration::ZERO, think_time),
+            };
+            if !keying.is_zero() {
                 tokio::select! {
-                    _ = tokio::time::sleep(think_time) => {}
+                    _ = tokio::time::sleep(keying) => {}
+                    _ = shared.cancel.cancelled() => return,
+                }
+                if Instant::now() >= end {
+                    break;
+                }
+            }
+            self.one(slot, Instant::now()).await;
+            if !think.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(think) => {}
                     _ = shared.cancel.cancelled() => return,
                 }
             }
@@ -382,7 +405,11 @@ impl Driver {
                     workload.execute(session, ops[slot], &mut self.keys, &mut self.rng),
                 )
                 .await;
-                (0, r.map(|r| r.map_err(OpFailure::Sql)))
+                let retries = match &r {
+                    Ok(Ok(done)) => done.retries,
+                    _ => 0,
+                };
+                (retries, r.map(|r| r.map_err(OpFailure::Sql)))
             }
             Work::Custom { workload, .. } => {
                 let state = self.custom.as_mut()?;
@@ -436,7 +463,7 @@ impl Driver {
                     interval,
                     slot,
                     (done - intended, done - send, lag),
-                    executed.rows,
+                    &executed,
                     on,
                 );
                 self.totals[slot].ok += 1;

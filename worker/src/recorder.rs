@@ -10,6 +10,7 @@
 use fleetload_common::histogram::record;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::stats::{InstanceStats, OpStats, SessionOutage, MAX_INSTANCES, MAX_OUTAGES};
+use fleetload_db::workload::Executed;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -110,7 +111,11 @@ impl Recorder {
         lag: Option<Duration>,
         rows: Option<u64>,
     ) {
-        self.ok_on(interval, slot, (response, service, lag), rows, None);
+        let done = Executed {
+            rows,
+            ..Executed::default()
+        };
+        self.ok_on(interval, slot, (response, service, lag), &done, None);
     }
 
     /// A successful operation, and the instance it ran on: one lock for both.
@@ -119,15 +124,17 @@ impl Recorder {
         interval: u64,
         slot: usize,
         (response, service, lag): (Duration, Duration, Option<Duration>),
-        rows: Option<u64>,
+        done: &Executed,
         on: Option<On<'_>>,
     ) {
         self.with(interval, slot, |s| {
             s.ok += 1;
-            if let Some(n) = rows {
+            if let Some(n) = done.rows {
                 s.rows += n;
                 s.empty += u64::from(n == 0);
             }
+            s.rolled_back += u64::from(done.rolled_back);
+            s.remote += u64::from(done.remote);
             record(&mut s.response, response);
             record(&mut s.service, service);
             if let Some(lag) = lag {

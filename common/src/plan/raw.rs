@@ -61,6 +61,17 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
+    /// TPC-C: warehouses, the key space (each worker's shard is its home warehouses).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouses: Option<u64>,
+    /// TPC-C in closed loop: each session keys in and thinks as the specification's
+    /// terminals do (clause 5.2.5: keying 18 s New-Order, 3 s Payment, 2 s the others;
+    /// think times exponential, mean 12/12/10/5/5 s); the report then gives the
+    /// efficiency against 12.86 tpmC per warehouse. Default: no waits.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpcc_wait: Option<bool>,
     /// Operation mix, e.g. point_select=3,read_customer=1.
     #[arg(long, value_parser = super::parse_mix)]
     #[serde(skip_serializing_if = "Option::is_none")]

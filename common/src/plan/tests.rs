@@ -174,7 +174,7 @@ fn bad_plans_name_the_key_the_value_and_what_is_allowed() {
         "{e}"
     );
     let e = err(RawPlan {
-        scenario: Some("tpcc".into()),
+        scenario: Some("tpch".into()),
         ..base()
     });
     assert!(
@@ -408,4 +408,63 @@ fn aws_logins_and_cloudwatch_are_checked_and_round_trip() {
         (flag.db_instances.len(), flag.period.as_deref()),
         (2, Some("5s"))
     );
+}
+
+#[test]
+fn tpcc_takes_warehouses_and_waits_only_where_they_mean_something() {
+    let tpcc = || RawPlan {
+        target: Some("sqlite:///tmp/x.db".into()),
+        scenario: Some("tpcc".into()),
+        ..RawPlan::default()
+    };
+    let plan = Plan::try_from(RawPlan {
+        warehouses: Some(4),
+        tpcc_wait: Some(true),
+        ..tpcc()
+    })
+    .unwrap();
+    assert_eq!((plan.rows, plan.tpcc_wait), (4, true));
+    assert_eq!(plan.mix.len(), 5);
+    for (raw, why) in [
+        (
+            RawPlan {
+                warehouses: Some(4),
+                rows: Some(5),
+                ..tpcc()
+            },
+            "give one",
+        ),
+        (
+            RawPlan {
+                warehouses: Some(4),
+                ..base()
+            },
+            "only the tpcc scenario has warehouses",
+        ),
+        (
+            RawPlan {
+                tpcc_wait: Some(true),
+                ..base()
+            },
+            "TPC-C's",
+        ),
+        (
+            RawPlan {
+                tpcc_wait: Some(true),
+                rate: Some(100.0),
+                ..tpcc()
+            },
+            "closed loop",
+        ),
+        (
+            RawPlan {
+                warehouses: Some(1_000_000),
+                ..tpcc()
+            },
+            "between 1 and 100000",
+        ),
+    ] {
+        let e = err(raw);
+        assert!(e.contains(why), "{why}: {e}");
+    }
 }

@@ -204,7 +204,37 @@ impl TryFrom<RawPlan> for Plan {
             }
         };
 
-        let rows = raw.rows.unwrap_or_else(|| scenario.default_rows());
+        let tpcc = scenario.builtin() == Some(Scenario::Tpcc);
+        let rows = match (raw.warehouses, raw.rows) {
+            (Some(w), _) if !tpcc => {
+                return Err(PlanError::invalid(
+                    "warehouses",
+                    w,
+                    format!(
+                        "only the tpcc scenario has warehouses; {} counts rows (`rows`)",
+                        scenario.name()
+                    ),
+                ))
+            }
+            (Some(w), Some(r)) if w != r => {
+                return Err(PlanError::invalid(
+                    "warehouses",
+                    w,
+                    format!(
+                    "the plan also says rows = {r}; for tpcc they are the same key space: give one"
+                ),
+                ))
+            }
+            (Some(w), _) => w,
+            (None, r) => r.unwrap_or_else(|| scenario.default_rows()),
+        };
+        if tpcc && rows > 100_000 {
+            return Err(PlanError::invalid(
+                "warehouses",
+                rows,
+                "between 1 and 100000 (each is about 500 000 rows, 70 MB)",
+            ));
+        }
         if !(1..=10_000_000_000).contains(&rows) {
             return Err(PlanError::invalid(
                 "rows",
@@ -558,7 +588,7 @@ impl TryFrom<RawPlan> for Plan {
             scenario,
             mix,
             rows,
-            rows_given: raw.rows.is_some(),
+            rows_given: raw.rows.is_some() || raw.warehouses.is_some(),
             batch,
             ml,
             standin,
@@ -580,6 +610,23 @@ impl TryFrom<RawPlan> for Plan {
             stages,
             thresholds,
             cloudwatch,
+            tpcc_wait: match raw.tpcc_wait {
+                Some(true) if !tpcc => {
+                    return Err(PlanError::invalid(
+                        "tpcc_wait",
+                        "true",
+                        "keying and think times are TPC-C's: only with scenario = \"tpcc\"",
+                    ))
+                }
+                Some(true) if !matches!(load, LoadModel::Closed { .. }) => {
+                    return Err(PlanError::invalid(
+                        "tpcc_wait",
+                        "true",
+                        "keying and think times pace the sessions themselves: use closed loop (no rate), with about 10 sessions per warehouse as the specification's terminals",
+                    ))
+                }
+                w => w.unwrap_or(false),
+            },
             abort_on_fail: match raw.abort_on_fail {
                 Some(true) => Some(within(
                     "abort_grace",

@@ -21,6 +21,8 @@ impl Snapshot {
                 retries: s.retries,
                 rows: s.rows,
                 empty: s.empty,
+                rolled_back: s.rolled_back,
+                remote: s.remote,
                 response_time: encode_for_wire(&s.response)?,
                 service_time: encode_for_wire(&s.service)?,
                 schedule_lag: encode_for_wire(&s.lag)?,
@@ -276,6 +278,17 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 }
                 samples.push(ErrorSample { class, message });
             }
+            for (field, n) in [
+                ("snapshot.operations.rolled_back", o.rolled_back),
+                ("snapshot.operations.remote", o.remote),
+            ] {
+                if n > o.ok {
+                    return Err(WireError::invalid(
+                        field,
+                        format!("{n} of {} ok operations for {}", o.ok, op.name()),
+                    ));
+                }
+            }
             if o.empty > o.ok {
                 return Err(WireError::invalid(
                     "snapshot.operations.empty",
@@ -311,6 +324,8 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     retries: o.retries,
                     rows: o.rows,
                     empty: o.empty,
+                    rolled_back: o.rolled_back,
+                    remote: o.remote,
                     response,
                     service,
                     lag,

@@ -100,7 +100,7 @@ fn out_of_bounds_assignments_are_refused_by_field() {
         "{e}"
     );
     let mut p = pb::Assignment::from(&assignment());
-    p.scenario = "tpcc".into();
+    p.scenario = "tpch".into();
     assert!(Assignment::try_from(p)
         .unwrap_err()
         .to_string()

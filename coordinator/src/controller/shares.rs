@@ -39,6 +39,7 @@ impl Controller {
             LoadModel::Closed { think_time } => WorkerLoad::Closed {
                 think_time,
                 sessions: profile,
+                tpcc_wait: self.config.plan.tpcc_wait,
             },
         }
     }

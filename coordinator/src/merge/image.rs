@@ -64,6 +64,10 @@ struct StatsImage {
     retries: u64,
     rows: u64,
     empty: u64,
+    #[serde(default)]
+    rolled_back: u64,
+    #[serde(default)]
+    remote: u64,
     response: String,
     service: String,
     lag: String,
@@ -146,6 +150,8 @@ impl StatsImage {
             retries: s.retries,
             rows: s.rows,
             empty: s.empty,
+            rolled_back: s.rolled_back,
+            remote: s.remote,
             response: hist_out(&s.response),
             service: hist_out(&s.service),
             lag: hist_out(&s.lag),
@@ -165,6 +171,8 @@ impl StatsImage {
             retries: self.retries,
             rows: self.rows,
             empty: self.empty,
+            rolled_back: self.rolled_back,
+            remote: self.remote,
             response: hist_in(&self.response)?,
             service: hist_in(&self.service)?,
             lag: hist_in(&self.lag)?,

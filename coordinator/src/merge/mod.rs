@@ -411,13 +411,19 @@ impl Merge {
                     format!("operation {} is not part of this run", op.name()),
                 )
             })?);
-            sum = [s.ok, s.dropped_backlog, s.retries, s.rows, s.empty]
-                .iter()
-                .chain(&s.errors)
-                .try_fold(sum, |a, v| a.checked_add(*v))
-                .ok_or_else(|| {
-                    Refusal::new(RefusalClass::Overflow, "its counts do not fit 64 bits")
-                })?;
+            sum = [
+                s.ok,
+                s.dropped_backlog,
+                s.retries,
+                s.rows,
+                s.empty,
+                s.rolled_back,
+                s.remote,
+            ]
+            .iter()
+            .chain(&s.errors)
+            .try_fold(sum, |a, v| a.checked_add(*v))
+            .ok_or_else(|| Refusal::new(RefusalClass::Overflow, "its counts do not fit 64 bits"))?;
         }
         let Some(grand_total) = self.grand_total.checked_add(sum) else {
             return Err(Refusal::new(

@@ -16,6 +16,7 @@ mod model;
 mod outages;
 pub mod svg;
 pub mod text;
+pub mod tpcc;
 mod verify;
 
 pub(crate) use build::interval_json;
@@ -107,6 +108,10 @@ pub struct Report {
     /// names `[cloudwatch]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudwatch: Option<crate::cloudwatch::CloudWatchJson>,
+    /// TPC-C's figures: tpmC, NOPM from the database, the two counts compared, the mix,
+    /// rollbacks and remote transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpcc: Option<tpcc::TpccJson>,
     /// Windows in which operations failed or were dropped (outages, failovers).
     pub outages: Vec<Outage>,
     /// Which server instance served what: per instance, the roles and operations it

@@ -86,6 +86,13 @@ pub struct OpSummary {
     pub rows: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub empty_results: u64,
+    /// Of `count`: operations that ended in the rollback their scenario asks for (TPC-C
+    /// New-Order's 1 % with an unused item), and those that touched another worker's
+    /// keys (TPC-C's remote warehouses).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rolled_back: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remote: u64,
     pub response_time: Percentiles,
     pub service_time: Percentiles,
     /// Only in open loop: actual send − intended start.
@@ -116,6 +123,8 @@ impl OpSummary {
             retries: s.retries,
             rows: s.rows,
             empty_results: s.empty,
+            rolled_back: s.rolled_back,
+            remote: s.remote,
             response_time: Percentiles::of(&s.response),
             service_time: Percentiles::of(&s.service),
             schedule_lag: (!s.lag.is_empty()).then(|| Percentiles::of(&s.lag)),

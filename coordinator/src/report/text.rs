@@ -71,6 +71,7 @@ pub fn render(r: &Report) -> String {
     clocks(r, &mut out);
     counters(r, &mut out);
     cloudwatch(r, &mut out);
+    tpcc(r, &mut out);
     closing(r, &mut out);
     out
 }
@@ -545,6 +546,53 @@ CloudWatch ({}, period {}s): {} series",
     for n in &cw.notes {
         let _ = writeln!(out, "  note: {n}");
     }
+}
+
+/// TPC-C's figures: tpmC and NOPM, the two counts of committed New-Orders, the mix.
+fn tpcc(r: &Report, out: &mut String) {
+    let Some(t) = &r.tpcc else {
+        return;
+    };
+    let nopm = t
+        .nopm
+        .map_or("unavailable".to_string(), |n| format!("{n:.1}"));
+    let _ = writeln!(
+        out,
+        "\nTPC-C, {} warehouses: tpmC {:.1} (clients, committed New-Orders per minute), NOPM {nopm} (database){}",
+        t.warehouses,
+        t.tpmc,
+        t.efficiency_percent.map_or(String::new(), |e| format!(", efficiency {e:.1}% of 12.86 tpmC per warehouse"))
+    );
+    let db = t
+        .database_new_orders
+        .map_or("unavailable".to_string(), |n| n.to_string());
+    let verdict = match t.database_new_orders {
+        Some(_) if !t.comparable => "not comparable: a worker's measurements are missing",
+        Some(n) if i64::try_from(t.new_orders_committed).ok() == Some(n) => "agree",
+        Some(_) => "DISAGREE",
+        None => "not compared",
+    };
+    let _ = writeln!(
+        out,
+        "  New-Orders committed over the run: clients {}, database {db} ({verdict}); rolled back {} ({:.1}%); retried {}",
+        t.new_orders_committed, t.rollbacks, t.rollback_percent, t.retries
+    );
+    let mix: Vec<String> = t
+        .mix_percent
+        .iter()
+        .map(|(op, p)| format!("{op} {p:.1}%"))
+        .collect();
+    let remote: Vec<String> = t.remote.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "  mix: {}; remote warehouses: {}",
+        mix.join(", "),
+        if remote.is_empty() {
+            "none".to_string()
+        } else {
+            remote.join(", ")
+        }
+    );
 }
 
 /// Rows inserted and the merge check.
