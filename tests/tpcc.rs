@@ -93,8 +93,11 @@ fn a_fleet_runs_tpcc_and_the_database_agrees(target: &str) {
         text.contains("New-Orders committed over the run") && text.contains("(agree)"),
         "{text}"
     );
-    // The load speed is reported.
-    assert!(text.contains("rows/s") || text.contains("loaded"), "{text}");
+    let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();
+    assert!(
+        html.contains("<h2>TPC-C</h2>") && html.contains("(agree)"),
+        "report.html has no TPC-C section"
+    );
     let mut args = vec![
         "verify",
         "--scenario",
@@ -117,3 +120,153 @@ fn a_fleet_runs_tpcc_and_the_database_agrees(target: &str) {
 }
 
 on_every_target!(a_fleet_runs_tpcc_and_the_database_agrees);
+
+/// New-Orders the database has taken in each warehouse: Σ D_NEXT_O_ID by warehouse.
+fn orders_by_warehouse(url: &str) -> Vec<i64> {
+    (1..=3)
+        .map(|w| {
+            scalar(
+                url,
+                &format!(
+                    "SELECT CAST(SUM(d_next_o_id) AS BIGINT) FROM district WHERE d_w_id = {w}"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A worker killed mid-run with `on_worker_loss = "rebalance"`: its warehouse goes on
+/// taking New-Orders from the survivors (they home there now), and the database's
+/// consistency conditions still hold.
+#[test]
+fn a_lost_worker_s_warehouses_move_to_the_survivors_and_stay_consistent() {
+    let url = fresh_pg("tpcc_rebalance");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = ["--password-env", PASSWORD_ENV];
+    let prepared = fleetload(
+        &[
+            &[
+                "prepare",
+                "--scenario",
+                "tpcc",
+                "--target",
+                &url,
+                "--warehouses",
+                "3",
+            ][..],
+            &pw,
+        ]
+        .concat(),
+    );
+    assert_eq!(prepared.code, Some(0), "{}", prepared.text());
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let coordinator = spawn(
+        &[
+            &[
+                "coordinator",
+                "--listen",
+                &addr,
+                "--scenario",
+                "tpcc",
+                "--target",
+                &url,
+                "--warehouses",
+                "3",
+                "--workers",
+                "3",
+                "--sessions",
+                "2",
+                "--duration",
+                "8s",
+                "--lease",
+                "1s",
+                "--on-worker-loss",
+                "rebalance",
+                "--report-dir",
+                report.to_str().unwrap(),
+            ][..],
+            &pw,
+        ]
+        .concat(),
+        dir.path(),
+    );
+    wait_listening(&addr);
+    let endpoint = format!("http://{addr}");
+    let mut workers: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            spawn(
+                &[
+                    "worker",
+                    "--coordinator",
+                    &endpoint,
+                    "--name",
+                    &format!("w{i}"),
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    wait_elapsed(&addr, 2.0);
+    workers[1].kill().unwrap();
+    let _ = workers[1].wait();
+    // Its last transactions are done or rolled back by now (the server ends the
+    // sessions of a dead client); what comes after is the survivors'.
+    std::thread::sleep(Duration::from_millis(500));
+    let at_kill = orders_by_warehouse(&url);
+    let (code, log) = output(coordinator);
+    for w in workers
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, w)| w)
+    {
+        let _ = output(w);
+    }
+    assert!(code.is_some(), "{log}");
+    let r = read_report(&report);
+    let lost = r["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "w1")
+        .expect("w1 in the report");
+    assert_eq!(lost["state"], "lost", "{lost}");
+    let home = u(&lost["shard"]["first"]) as usize;
+    assert_eq!(
+        u(&lost["shard"]["last"]) as usize,
+        home,
+        "one warehouse each: {lost}"
+    );
+    let at_end = orders_by_warehouse(&url);
+    assert!(
+        at_end[home - 1] > at_kill[home - 1] + 10,
+        "warehouse {home} took no New-Orders after its worker died: {at_kill:?} → {at_end:?}\n{log}"
+    );
+    assert!(
+        r["membership"].to_string().contains("w1"),
+        "{}",
+        r["membership"]
+    );
+    let verify = fleetload(
+        &[
+            &[
+                "verify",
+                "--scenario",
+                "tpcc",
+                "--target",
+                &url,
+                "--warehouses",
+                "3",
+            ][..],
+            &pw,
+        ]
+        .concat(),
+    );
+    assert_eq!(verify.code, Some(0), "{}", verify.text());
+    assert!(
+        verify.stdout.contains("conditions 1-4 hold"),
+        "{}",
+        verify.text()
+    );
+}

@@ -192,4 +192,24 @@ mod tests {
         assert!(z.len() == 9 && z.ends_with("11111"), "{z}");
         assert_eq!(cents(&mut Rng::new(3), 100, 100), "1.00");
     }
+
+    #[test]
+    fn think_times_are_exponential_with_the_mean_and_cut_at_ten_times_it() {
+        use crate::scenario::Operation;
+        let (keying, mean) = waits(Operation::NewOrder);
+        assert_eq!((keying.as_secs(), mean.as_secs()), (18, 12));
+        assert_eq!(waits(Operation::Payment).0.as_secs(), 3);
+        assert_eq!(waits(Operation::StockLevel).1.as_secs(), 5);
+        let mut rng = Rng::new(11);
+        let n = 200_000;
+        let draws: Vec<f64> = (0..n)
+            .map(|_| think_time(&mut rng, mean).as_secs_f64())
+            .collect();
+        let avg = draws.iter().sum::<f64>() / n as f64;
+        assert!((avg - 12.0).abs() < 0.15, "{avg}");
+        assert!(draws.iter().all(|d| *d <= 120.0 + 1e-9));
+        // Exponential: about e^-1 of the draws exceed the mean.
+        let above = draws.iter().filter(|d| **d > 12.0).count() as f64 / n as f64;
+        assert!((above - (-1f64).exp()).abs() < 0.01, "{above}");
+    }
 }

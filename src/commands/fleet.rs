@@ -141,9 +141,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .prepare
         .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));
     if let Some(p) = &prepare {
+        let what = if plan.scenario.builtin() == Some(fleetload_common::scenario::Scenario::Tpcc) {
+            format!("{} warehouses", p.rows)
+        } else {
+            format!("{} rows", p.rows)
+        };
         println!(
-            "preparing {} rows of {} through the fleet: the coordinator creates the table, each of the {} workers loads its shard, then the run starts",
-            p.rows,
+            "preparing {what} of {} through the fleet: the coordinator creates the table, each of the {} workers loads its shard, then the run starts",
             plan.scenario.name(),
             args.workers
         );

@@ -60,6 +60,7 @@ pub fn render(r: &Report) -> String {
     let mut out = String::with_capacity(64 * 1024);
     overview(r, &mut out);
     summary(r, &mut out);
+    tpcc(r, &mut out);
     capacity(r, &mut out);
     charts_and_workers(r, &mut out);
     errors(r, &mut out);
@@ -72,6 +73,44 @@ pub fn render(r: &Report) -> String {
     membership(r, &mut out);
     plan_and_counters(r, &mut out);
     out
+}
+
+/// TPC-C's figures: tpmC, NOPM, the two counts of committed New-Orders, the mix.
+fn tpcc(r: &Report, out: &mut String) {
+    let Some(t) = &r.tpcc else {
+        return;
+    };
+    let or_na = |v: Option<String>| v.unwrap_or_else(|| "unavailable".into());
+    let verdict = match t.database_new_orders {
+        Some(_) if !t.comparable => "not comparable (a worker's measurements are missing)",
+        Some(n) if i64::try_from(t.new_orders_committed).ok() == Some(n) => "agree",
+        Some(_) => "DISAGREE",
+        None => "not compared",
+    };
+    let _ = write!(
+        out,
+        "<h2>TPC-C</h2><table><tr><th class=l>warehouses</th><td>{}</td></tr><tr><th class=l>tpmC (clients: committed New-Orders per minute)</th><td>{:.1}</td></tr><tr><th class=l>NOPM (database: change of sum(D_NEXT_O_ID) per minute)</th><td>{}</td></tr><tr><th class=l>efficiency (of 12.86 tpmC per warehouse, with keying and think times)</th><td>{}</td></tr><tr><th class=l>New-Orders committed over the run: clients / database</th><td>{} / {} ({verdict})</td></tr><tr><th class=l>New-Orders rolled back (unused item)</th><td>{} ({:.1} %)</td></tr><tr><th class=l>deadlocks and serialization failures retried</th><td>{}</td></tr>",
+        t.warehouses,
+        t.tpmc,
+        or_na(t.nopm.map(|n| format!("{n:.1}"))),
+        or_na(t.efficiency_percent.map(|e| format!("{e:.1} %"))),
+        t.new_orders_committed,
+        or_na(t.database_new_orders.map(|n| n.to_string())),
+        t.rollbacks,
+        t.rollback_percent,
+        t.retries,
+    );
+    for (op, p) in &t.mix_percent {
+        let remote = t.remote.get(op).map_or(String::new(), |n| {
+            format!(", {n} touched a remote warehouse")
+        });
+        let _ = write!(
+            out,
+            "<tr><th class=l>{}</th><td>{p:.1} % of the mix{remote}</td></tr>",
+            escape(op)
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// The head: status, target, failures and the cluster.

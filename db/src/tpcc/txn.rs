@@ -347,9 +347,22 @@ pub async fn run(
         };
         match result {
             Ok(outcome) => return Ok(Outcome { retries, ..outcome }),
-            Err(e) if e.class() == ErrorClass::Deadlock && retries < MAX_RETRIES => retries += 1,
+            Err(e) if retriable(s.driver, &e) && retries < MAX_RETRIES => retries += 1,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Whether the transaction may simply run again: a deadlock or serialization failure,
+/// or on SQLite a writer that found the database locked (its one writer at a time was
+/// busy past the busy timeout, or a checkpoint held it).
+fn retriable(driver: Driver, e: &TxnError) -> bool {
+    match e {
+        TxnError::Sql(sql) => {
+            e.class() == ErrorClass::Deadlock
+                || (driver == Driver::Sqlite && sql.to_string().contains("database is locked"))
+        }
+        TxnError::Data(_) => false,
     }
 }
 
