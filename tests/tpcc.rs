@@ -135,96 +135,127 @@ fn orders_by_warehouse(url: &str) -> Vec<i64> {
         .collect()
 }
 
+/// A PostgreSQL database of the test's own with `warehouses` prepared, and a coordinator
+/// on it for `workers` workers (flags `extra` added); the database URL, the
+/// coordinator, its address and the report directory.
+struct PgFleet {
+    url: String,
+    dir: tempfile::TempDir,
+    addr: String,
+    coordinator: Option<std::process::Child>,
+}
+
+impl PgFleet {
+    fn start(name: &str, warehouses: &str, workers: &str, extra: &[&str]) -> PgFleet {
+        let url = fresh_pg(name);
+        let dir = tempfile::tempdir().unwrap();
+        let prepared = fleetload(&Self::with_password(&[
+            "prepare",
+            "--scenario",
+            "tpcc",
+            "--target",
+            &url,
+            "--warehouses",
+            warehouses,
+        ]));
+        assert_eq!(prepared.code, Some(0), "{}", prepared.text());
+        let addr = free_port();
+        let report = dir.path().join("report");
+        let mut args = vec![
+            "coordinator",
+            "--listen",
+            &addr,
+            "--scenario",
+            "tpcc",
+            "--target",
+            &url,
+            "--warehouses",
+            warehouses,
+            "--workers",
+            workers,
+            "--sessions",
+            "2",
+            "--report-dir",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let coordinator = spawn(&Self::with_password(&args), dir.path());
+        wait_listening(&addr);
+        PgFleet {
+            url,
+            dir,
+            addr,
+            coordinator: Some(coordinator),
+        }
+    }
+
+    fn with_password<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [args, &["--password-env", PASSWORD_ENV]].concat()
+    }
+
+    fn worker(&self, name: &str) -> std::process::Child {
+        let endpoint = format!("http://{}", self.addr);
+        spawn(
+            &["worker", "--coordinator", &endpoint, "--name", name],
+            self.dir.path(),
+        )
+    }
+
+    /// Wait for the coordinator: its exit code and everything it printed.
+    fn finish(&mut self) -> (Option<i32>, String) {
+        output(self.coordinator.take().expect("the coordinator, once"))
+    }
+
+    fn report(&self) -> serde_json::Value {
+        read_report(&self.dir.path().join("report"))
+    }
+
+    fn verify(&self, warehouses: &str) -> Outcome {
+        fleetload(&Self::with_password(&[
+            "verify",
+            "--scenario",
+            "tpcc",
+            "--target",
+            &self.url,
+            "--warehouses",
+            warehouses,
+        ]))
+    }
+}
+
 /// A worker killed mid-run with `on_worker_loss = "rebalance"`: its warehouse goes on
 /// taking New-Orders from the survivors (they home there now), and the database's
 /// consistency conditions still hold.
 #[test]
 fn a_lost_worker_s_warehouses_move_to_the_survivors_and_stay_consistent() {
-    let url = fresh_pg("tpcc_rebalance");
-    let dir = tempfile::tempdir().unwrap();
-    let pw = ["--password-env", PASSWORD_ENV];
-    let prepared = fleetload(
+    let mut fleet = PgFleet::start(
+        "tpcc_rebalance",
+        "3",
+        "3",
         &[
-            &[
-                "prepare",
-                "--scenario",
-                "tpcc",
-                "--target",
-                &url,
-                "--warehouses",
-                "3",
-            ][..],
-            &pw,
-        ]
-        .concat(),
+            "--duration",
+            "8s",
+            "--lease",
+            "1s",
+            "--on-worker-loss",
+            "rebalance",
+        ],
     );
-    assert_eq!(prepared.code, Some(0), "{}", prepared.text());
-    let addr = free_port();
-    let report = dir.path().join("report");
-    let coordinator = spawn(
-        &[
-            &[
-                "coordinator",
-                "--listen",
-                &addr,
-                "--scenario",
-                "tpcc",
-                "--target",
-                &url,
-                "--warehouses",
-                "3",
-                "--workers",
-                "3",
-                "--sessions",
-                "2",
-                "--duration",
-                "8s",
-                "--lease",
-                "1s",
-                "--on-worker-loss",
-                "rebalance",
-                "--report-dir",
-                report.to_str().unwrap(),
-            ][..],
-            &pw,
-        ]
-        .concat(),
-        dir.path(),
-    );
-    wait_listening(&addr);
-    let endpoint = format!("http://{addr}");
-    let mut workers: Vec<std::process::Child> = (0..3)
-        .map(|i| {
-            spawn(
-                &[
-                    "worker",
-                    "--coordinator",
-                    &endpoint,
-                    "--name",
-                    &format!("w{i}"),
-                ],
-                dir.path(),
-            )
-        })
-        .collect();
-    wait_elapsed(&addr, 2.0);
+    let mut workers: Vec<std::process::Child> =
+        (0..3).map(|i| fleet.worker(&format!("w{i}"))).collect();
+    wait_elapsed(&fleet.addr, 2.0);
     workers[1].kill().unwrap();
     let _ = workers[1].wait();
     // Its last transactions are done or rolled back by now (the server ends the
     // sessions of a dead client); what comes after is the survivors'.
     std::thread::sleep(Duration::from_millis(500));
-    let at_kill = orders_by_warehouse(&url);
-    let (code, log) = output(coordinator);
-    for w in workers
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 1)
-        .map(|(_, w)| w)
-    {
+    let at_kill = orders_by_warehouse(&fleet.url);
+    let (code, log) = fleet.finish();
+    for (_, w) in workers.into_iter().enumerate().filter(|(i, _)| *i != 1) {
         let _ = output(w);
     }
     assert!(code.is_some(), "{log}");
-    let r = read_report(&report);
+    let r = fleet.report();
     let lost = r["workers"]
         .as_array()
         .unwrap()
@@ -238,7 +269,7 @@ fn a_lost_worker_s_warehouses_move_to_the_survivors_and_stay_consistent() {
         home,
         "one warehouse each: {lost}"
     );
-    let at_end = orders_by_warehouse(&url);
+    let at_end = orders_by_warehouse(&fleet.url);
     assert!(
         at_end[home - 1] > at_kill[home - 1] + 10,
         "warehouse {home} took no New-Orders after its worker died: {at_kill:?} → {at_end:?}\n{log}"
@@ -248,21 +279,7 @@ fn a_lost_worker_s_warehouses_move_to_the_survivors_and_stay_consistent() {
         "{}",
         r["membership"]
     );
-    let verify = fleetload(
-        &[
-            &[
-                "verify",
-                "--scenario",
-                "tpcc",
-                "--target",
-                &url,
-                "--warehouses",
-                "3",
-            ][..],
-            &pw,
-        ]
-        .concat(),
-    );
+    let verify = fleet.verify("3");
     assert_eq!(verify.code, Some(0), "{}", verify.text());
     assert!(
         verify.stdout.contains("conditions 1-4 hold"),
@@ -276,67 +293,17 @@ fn a_lost_worker_s_warehouses_move_to_the_survivors_and_stay_consistent() {
 /// the run fails naming both, and the consistency conditions name the district.
 #[test]
 fn a_writer_behind_the_fleet_s_back_fails_the_run_and_the_conditions() {
-    let url = fresh_pg("tpcc_judge");
-    let dir = tempfile::tempdir().unwrap();
-    let pw = ["--password-env", PASSWORD_ENV];
-    let prepared = fleetload(
-        &[
-            &[
-                "prepare",
-                "--scenario",
-                "tpcc",
-                "--target",
-                &url,
-                "--warehouses",
-                "1",
-            ][..],
-            &pw,
-        ]
-        .concat(),
-    );
-    assert_eq!(prepared.code, Some(0), "{}", prepared.text());
-    let addr = free_port();
-    let report = dir.path().join("report");
-    let coordinator = spawn(
-        &[
-            &[
-                "coordinator",
-                "--listen",
-                &addr,
-                "--scenario",
-                "tpcc",
-                "--target",
-                &url,
-                "--warehouses",
-                "1",
-                "--workers",
-                "1",
-                "--sessions",
-                "2",
-                "--duration",
-                "4s",
-                "--report-dir",
-                report.to_str().unwrap(),
-            ][..],
-            &pw,
-        ]
-        .concat(),
-        dir.path(),
-    );
-    wait_listening(&addr);
-    let worker = spawn(
-        &["worker", "--coordinator", &format!("http://{addr}")],
-        dir.path(),
-    );
-    wait_elapsed(&addr, 1.5);
+    let mut fleet = PgFleet::start("tpcc_judge", "1", "1", &["--duration", "4s"]);
+    let worker = fleet.worker("w0");
+    wait_elapsed(&fleet.addr, 1.5);
     exec(
-        &url,
+        &fleet.url,
         "UPDATE district SET d_next_o_id = d_next_o_id + 1 WHERE d_w_id = 1 AND d_id = 7",
     );
-    let (code, log) = output(coordinator);
+    let (code, log) = fleet.finish();
     let _ = output(worker);
     assert_eq!(code, Some(1), "{log}");
-    let r = read_report(&report);
+    let r = fleet.report();
     assert_eq!(r["status"], "failed");
     let t = &r["tpcc"];
     let clients = u(&t["new_orders_committed"]) as i64;
@@ -346,21 +313,7 @@ fn a_writer_behind_the_fleet_s_back_fails_the_run_and_the_conditions() {
         failures.contains(&format!("the clients committed {clients} New-Orders")),
         "{failures}"
     );
-    let verify = fleetload(
-        &[
-            &[
-                "verify",
-                "--scenario",
-                "tpcc",
-                "--target",
-                &url,
-                "--warehouses",
-                "1",
-            ][..],
-            &pw,
-        ]
-        .concat(),
-    );
+    let verify = fleet.verify("1");
     assert_eq!(verify.code, Some(1), "{}", verify.text());
     // The skipped order id: condition 2 while district 7 takes no later New-Order,
     // condition 3 (a gap in its new orders) once it does.

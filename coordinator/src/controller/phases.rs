@@ -130,9 +130,14 @@ impl Controller {
     /// How long the workers may take to open their sessions (and load their shards).
     fn ready_wait(&self) -> Duration {
         let plan = &self.config.plan;
-        // Loading a shard takes time too: allow a generous 1 000 rows per second.
+        // Loading a shard takes time too: allow a generous 1 000 rows per second (a
+        // TPC-C warehouse, the key, is about 500 000 rows).
         let loading = if self.config.prepare.is_some() {
-            Duration::from_secs(plan.rows / 1000)
+            let per_key = match plan.scenario.builtin() {
+                Some(fleetload_common::scenario::Scenario::Tpcc) => 500_000,
+                _ => 1,
+            };
+            Duration::from_secs(plan.rows.saturating_mul(per_key) / 1000)
         } else {
             Duration::ZERO
         };

@@ -81,12 +81,7 @@ fn tpcc(r: &Report, out: &mut String) {
         return;
     };
     let or_na = |v: Option<String>| v.unwrap_or_else(|| "unavailable".into());
-    let verdict = match t.database_new_orders {
-        Some(_) if !t.comparable => "not comparable (a worker's measurements are missing)",
-        Some(n) if i64::try_from(t.new_orders_committed).ok() == Some(n) => "agree",
-        Some(_) => "DISAGREE",
-        None => "not compared",
-    };
+    let verdict = t.verdict();
     let _ = write!(
         out,
         "<h2>TPC-C</h2><table><tr><th class=l>warehouses</th><td>{}</td></tr><tr><th class=l>tpmC (clients: committed New-Orders per minute)</th><td>{:.1}</td></tr><tr><th class=l>NOPM (database: change of sum(D_NEXT_O_ID) per minute)</th><td>{}</td></tr><tr><th class=l>efficiency (of 12.86 tpmC per warehouse, with keying and think times)</th><td>{}</td></tr><tr><th class=l>New-Orders committed over the run: clients / database</th><td>{} / {} ({verdict})</td></tr><tr><th class=l>New-Orders rolled back (unused item)</th><td>{} ({:.1} %)</td></tr><tr><th class=l>deadlocks and serialization failures retried</th><td>{}</td></tr>",

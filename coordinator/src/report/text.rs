@@ -566,12 +566,7 @@ fn tpcc(r: &Report, out: &mut String) {
     let db = t
         .database_new_orders
         .map_or("unavailable".to_string(), |n| n.to_string());
-    let verdict = match t.database_new_orders {
-        Some(_) if !t.comparable => "not comparable: a worker's measurements are missing",
-        Some(n) if i64::try_from(t.new_orders_committed).ok() == Some(n) => "agree",
-        Some(_) => "DISAGREE",
-        None => "not compared",
-    };
+    let verdict = t.verdict();
     let _ = writeln!(
         out,
         "  New-Orders committed over the run: clients {}, database {db} ({verdict}); rolled back {} ({:.1}%); retried {}",

@@ -43,6 +43,16 @@ pub struct TpccJson {
 }
 
 impl TpccJson {
+    /// How the clients' and the database's counts compare, in words.
+    pub fn verdict(&self) -> &'static str {
+        match self.database_new_orders {
+            Some(_) if !self.comparable => "not comparable: a worker's measurements are missing",
+            Some(n) if i64::try_from(self.new_orders_committed).ok() == Some(n) => "agree",
+            Some(_) => "DISAGREE",
+            None => "not compared",
+        }
+    }
+
     /// Why the clients' and the database's counts disagree, when they do.
     pub fn disagreement(&self) -> Option<String> {
         match self.database_new_orders.filter(|_| self.comparable) {
