@@ -227,6 +227,32 @@ fn iam_tokens_log_in_over_tls_and_a_run_without_tls_is_refused() {
     }
 }
 
+/// The live dashboard's event stream at `addr` (dialled until it listens), as read for
+/// `within`.
+fn live_events(addr: &str, within: std::time::Duration) -> String {
+    use std::io::Read;
+    let until = std::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while std::time::Instant::now() < until {
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        };
+        let _ = write!(s, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+        let mut buf = [0u8; 65536];
+        while std::time::Instant::now() < until {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        break;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// GET `path` from `addr` over plain HTTP/1.0; the body ("" when it cannot connect).
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::Read;
@@ -540,6 +566,11 @@ fn cloudwatch_series_land_on_the_run_s_timeline_exactly() {
     });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let putter = put_points_every_second(&moto, stop.clone());
+    let ui = free_port();
+    let sse = {
+        let ui = ui.clone();
+        std::thread::spawn(move || live_events(&ui, std::time::Duration::from_secs(9)))
+    };
     let report = dir.path().join("report");
     let env = moto.env(dir.path());
     let (code, log) = run_env(
@@ -561,6 +592,10 @@ fn cloudwatch_series_land_on_the_run_s_timeline_exactly() {
             "1s",
             "--cloudwatch",
             "db_cluster=churn-db,sagemaker_endpoint=churn-ep,period=1s",
+            "--ui-listen",
+            &ui,
+            "--ui-hold",
+            "0s",
             "--report-dir",
             report.to_str().unwrap(),
         ],
@@ -626,6 +661,13 @@ fn cloudwatch_series_land_on_the_run_s_timeline_exactly() {
             "{metric}: a point from outside the window or another cluster"
         );
     }
+    // The live dashboard got CloudWatch's series while the run ran.
+    let events = sse.join().unwrap();
+    assert!(
+        events.contains("event: cloudwatch") && events.contains("CPUUtilization"),
+        "no cloudwatch event on the live dashboard: {}",
+        &events[..events.len().min(2000)]
+    );
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
     for chart in [
         "cloudwatch-latency",

@@ -222,12 +222,19 @@ fn sessions_follow_a_moved_endpoint_after_max_connection_age() {
     std::thread::sleep(Duration::from_millis(3000));
     let before = client_sessions(&pair, pair.primary);
     proxy.flip(format!("127.0.0.1:{}", pair.replica));
-    // 2 s × at most 1.2, and an operation to notice it.
-    std::thread::sleep(Duration::from_millis(3500));
-    let (on_primary, on_replica) = (
-        client_sessions(&pair, pair.primary),
-        client_sessions(&pair, pair.replica),
-    );
+    // 2 s × at most 1.2, an operation to notice it and a reconnect: looked at until
+    // every session moved, for at most 6 s (a loaded machine reconnects slower).
+    let moved_by = Instant::now() + Duration::from_secs(6);
+    let (on_primary, on_replica) = loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = (
+            client_sessions(&pair, pair.primary),
+            client_sessions(&pair, pair.replica),
+        );
+        if now == (0, 8) || Instant::now() >= moved_by {
+            break now;
+        }
+    };
     assert!(
         wait_within(&mut run, Duration::from_secs(60)).is_some(),
         "the run ends by itself"

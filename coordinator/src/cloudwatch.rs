@@ -3,7 +3,8 @@
 //! client's charts in report.html.
 //!
 //! The poller is its own task and nothing waits on it while the run runs: it fetches the
-//! window so far every `max(period, 15 s)` (the live dashboard shows it), and once more
+//! window so far at the start and every `max(period, 15 s)` (the live dashboard shows
+//! each fetch), and once more
 //! when the run ends, because CloudWatch publishes late; that last fetch is bounded, and
 //! a CloudWatch that cannot be reached leaves a note, never a failed run. A metric with
 //! no data (a provisioned cluster has no ACU, a writer no replica lag) is left out.
@@ -212,11 +213,15 @@ pub async fn run(
     let cw = CloudWatch::new(&config);
     let poll = plan.period.max(MIN_POLL);
     let mut last_error: Option<String> = None;
+    // The first fetch at once (what was published before the start, for the live
+    // view), then every `poll`.
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
-            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => break,
         }
+        wait = poll;
         let fetching = fetch(&cw, &plan, start, SystemTime::now());
         let result = tokio::select! {
             r = fetching => r,
