@@ -199,7 +199,16 @@ fn compare_gates_pass_a_run_against_itself_and_fail_an_injected_slowdown() {
     let base = churn_run(dir.path(), "base", "3ms");
     let slow = churn_run(dir.path(), "slow", "6ms");
     let (b, s) = (base.to_str().unwrap(), slow.to_str().unwrap());
-    let gates = ["--fail-on", "p99 > +10%", "--fail-on", "ok_per_s < -5%"];
+    // The median doubles with the injected delay; the tail can drown in a loaded
+    // machine's noise (the gate then rightly passes it), so both are gated.
+    let gates = [
+        "--fail-on",
+        "p50 > +10%",
+        "--fail-on",
+        "p99 > +10%",
+        "--fail-on",
+        "ok_per_s < -5%",
+    ];
 
     let mut args = vec!["report", "compare", b, b];
     args.extend(gates);
@@ -222,7 +231,8 @@ fn compare_gates_pass_a_run_against_itself_and_fail_an_injected_slowdown() {
     assert!(
         failed
             .iter()
-            .any(|g| g["operation"] == "predict_one" && g["metric"] == "p99"),
+            .any(|g| g["operation"] == "predict_one"
+                && (g["metric"] == "p50" || g["metric"] == "p99")),
         "{:#}",
         j["gates"]
     );
