@@ -295,10 +295,22 @@ impl Session {
     /// # Errors
     /// Whatever the database or the connection returns.
     pub async fn fetch(&mut self, sql: &str, args: &[Arg]) -> Result<usize, sqlx::Error> {
+        use futures_util::TryStreamExt;
+        // Counted as they stream: no vector of rows is built only to take its length.
+        macro_rules! count {
+            ($c:expr) => {{
+                let mut rows = bind_all!(sqlx::query(sql), args).fetch(&mut *$c);
+                let mut n = 0;
+                while rows.try_next().await?.is_some() {
+                    n += 1;
+                }
+                n
+            }};
+        }
         Ok(match self {
-            Session::MySql(c) => bind_all!(sqlx::query(sql), args).fetch_all(c).await?.len(),
-            Session::Postgres(c) => bind_all!(sqlx::query(sql), args).fetch_all(c).await?.len(),
-            Session::Sqlite(c) => bind_all!(sqlx::query(sql), args).fetch_all(c).await?.len(),
+            Session::MySql(c) => count!(c),
+            Session::Postgres(c) => count!(c),
+            Session::Sqlite(c) => count!(c),
         })
     }
 
