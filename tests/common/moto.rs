@@ -3,7 +3,7 @@
 // Each test binary that includes this module uses part of it.
 #![allow(dead_code)]
 
-use crate::common::free_port_number;
+use crate::common::{free_port_number, output, spawn_env};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -117,4 +117,14 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Run the binary in `cwd` with `env` added; its exit code and everything it printed.
+pub fn run_env(
+    args: &[&str],
+    cwd: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> (Option<i32>, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    output(spawn_env(args, cwd, &env))
 }
