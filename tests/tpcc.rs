@@ -9,6 +9,15 @@ mod common;
 use common::*;
 use std::time::Duration;
 
+/// The flags that give a server target the test user's password (SQLite has none).
+fn password_for(target: &str) -> &'static [&'static str] {
+    if target.starts_with("sqlite") {
+        &[]
+    } else {
+        &["--password-env", PASSWORD_ENV]
+    }
+}
+
 fn prepare_and_run(
     target: &str,
     dir: &std::path::Path,
@@ -35,9 +44,7 @@ fn prepare_and_run(
         "--report-dir",
         report.to_str().unwrap(),
     ];
-    if !target.starts_with("sqlite") {
-        args.extend_from_slice(&["--password-env", PASSWORD_ENV]);
-    }
+    args.extend_from_slice(password_for(target));
     args.extend_from_slice(extra);
     let out = fleetload_within(&args, Duration::from_secs(240));
     let text = out.text();
@@ -107,9 +114,7 @@ fn a_fleet_runs_tpcc_and_the_database_agrees(target: &str) {
         "--warehouses",
         "3",
     ];
-    if !target.starts_with("sqlite") {
-        args.extend_from_slice(&["--password-env", PASSWORD_ENV]);
-    }
+    args.extend_from_slice(password_for(target));
     let verify = fleetload(&args);
     assert_eq!(verify.code, Some(0), "{}", verify.text());
     assert!(
@@ -190,7 +195,7 @@ impl PgFleet {
     }
 
     fn with_password<'a>(args: &[&'a str]) -> Vec<&'a str> {
-        [args, &["--password-env", PASSWORD_ENV]].concat()
+        [args, password_for("postgres")].concat()
     }
 
     fn worker(&self, name: &str) -> std::process::Child {
