@@ -163,18 +163,7 @@ impl Target {
             }
         }
         if let Some(region) = login.region() {
-            if region.is_empty()
-                || region.len() > 32
-                || !region
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(PlanError::invalid(
-                    "region",
-                    region,
-                    "an AWS region such as us-east-1",
-                ));
-            }
+            check_region("region", region)?;
         }
         Ok(Target { login, ..self })
     }
@@ -270,6 +259,26 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url)
     }
+}
+
+/// An AWS region's name as `key` gives it: lower-case letters, digits and `-`.
+///
+/// # Errors
+/// Anything else, naming `key`.
+pub fn check_region(key: &'static str, value: &str) -> Result<(), PlanError> {
+    if value.is_empty()
+        || value.len() > 32
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(PlanError::invalid(
+            key,
+            format!("{value:?}"),
+            "an AWS region such as us-east-1",
+        ));
+    }
+    Ok(())
 }
 
 /// Replace any password in a URL-like string with `***`, for messages about bad input.

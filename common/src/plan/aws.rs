@@ -110,18 +110,7 @@ fn identifier(key: &'static str, value: &str) -> Result<String, PlanError> {
 }
 
 fn region(key: &'static str, value: &str) -> Result<String, PlanError> {
-    if value.is_empty()
-        || value.len() > 32
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(PlanError::invalid(
-            key,
-            format!("{value:?}"),
-            "an AWS region such as us-east-1",
-        ));
-    }
+    crate::target::check_region(key, value)?;
     Ok(value.to_string())
 }
 
