@@ -146,6 +146,27 @@ fn snapshot_round_trips_and_inconsistent_counts_are_refused() {
         .unwrap_err()
         .to_string()
         .contains("response times"));
+    // Rollbacks and remote transactions are some of the ok ones, never more.
+    for field in ["rolled_back", "remote"] {
+        let mut p = snap.to_proto().unwrap();
+        match field {
+            "rolled_back" => p.operations[0].rolled_back = u64::MAX,
+            _ => p.operations[0].remote = 4,
+        }
+        let e = Snapshot::try_from(p).unwrap_err().to_string();
+        assert!(e.contains(&format!("snapshot.operations.{field}")), "{e}");
+    }
+    let mut p = snap.to_proto().unwrap();
+    p.operations[0].rolled_back = 1;
+    p.operations[0].remote = 3;
+    let back = Snapshot::try_from(p).unwrap();
+    assert_eq!(
+        (
+            back.operations[0].1.rolled_back,
+            back.operations[0].1.remote
+        ),
+        (1, 3)
+    );
     let mut p = snap.to_proto().unwrap();
     p.operations[0].service_time = vec![1, 2, 3];
     assert!(Snapshot::try_from(p)
