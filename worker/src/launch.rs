@@ -2,6 +2,7 @@
 //! open loop's operations into them, a task per session; and collecting what ran.
 
 use crate::client::{Endpoints, WorkerConfig};
+use crate::dispatch::Order;
 use crate::load::{drive, Pool, Shared, Work};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
@@ -188,7 +189,7 @@ fn pools_for(
     endpoints: Endpoints,
 ) -> (
     Vec<Pool>,
-    Vec<async_channel::Sender<(std::time::Instant, u16)>>,
+    Vec<crate::dispatch::Sender<(std::time::Instant, u16)>>,
     Vec<usize>,
     Vec<(usize, Session)>,
 ) {
@@ -210,7 +211,14 @@ fn pools_for(
             continue;
         };
         let index = pools.len();
-        let (tx, rx) = async_channel::unbounded();
+        // A reader endpoint's sessions take turns, which spreads the reads over the
+        // replicas their connections landed on; otherwise the warmest free session
+        // takes the next operation (see `dispatch`).
+        let order = match role {
+            Role::Read => Order::Turns,
+            Role::Write => Order::Warm,
+        };
+        let (tx, rx) = crate::dispatch::queue(order);
         queues.push(tx);
         pools.push(Pool {
             role,
@@ -233,7 +241,7 @@ fn pacer_for(
     a: &Assignment,
     start: Instant,
     (queues, route): (
-        Vec<async_channel::Sender<(std::time::Instant, u16)>>,
+        Vec<crate::dispatch::Sender<(std::time::Instant, u16)>>,
         Vec<usize>,
     ),
     recorder: Arc<Recorder>,

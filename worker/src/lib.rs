@@ -10,6 +10,7 @@
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 
 pub mod client;
+pub mod dispatch;
 pub mod error;
 pub mod launch;
 pub mod link;

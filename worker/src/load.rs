@@ -110,7 +110,7 @@ pub struct Pool {
     /// when the plan has a reader.
     pub weights: Vec<u32>,
     /// Intended starts and operations the pacer released for this pool (open loop).
-    pub arrivals: async_channel::Receiver<(std::time::Instant, u16)>,
+    pub arrivals: crate::dispatch::Receiver<(std::time::Instant, u16)>,
 }
 
 impl Shared {

@@ -50,7 +50,7 @@ pub struct Pacer {
     pub last_interval: u64,
     /// One queue per pool of sessions (the writer's, the reader's), and which queue
     /// each operation of the mix goes to.
-    pub queues: Vec<async_channel::Sender<(Instant, u16)>>,
+    pub queues: Vec<crate::dispatch::Sender<(Instant, u16)>>,
     pub route: Vec<usize>,
     pub cap: usize,
     pub weights: Vec<u32>,
@@ -195,7 +195,7 @@ impl Pacer {
                 continue;
             }
             let slot = self.pick();
-            let queued: usize = self.queues.iter().map(async_channel::Sender::len).sum();
+            let queued: usize = self.queues.iter().map(crate::dispatch::Sender::len).sum();
             if queued >= self.cap {
                 self.recorder.dropped(self.interval_of(now), slot);
                 dropped[slot].dropped_backlog += 1;
