@@ -1,0 +1,321 @@
+//! Client CPU per query of the database drivers fleetload could run its hot path on,
+//! side by side in one process and one run: sqlx (what fleetload uses) against
+//! `mysql_async` on MariaDB/MySQL and against `tokio-postgres` on PostgreSQL.
+//!
+//! sqlx 0.9 is measured beside 0.8 (the version the workspace uses) to see what an
+//! upgrade would buy.
+//!
+//! One connection, one prepared point select (`SELECT c FROM sbtest1 WHERE id = ?`, the
+//! table `fleetload prepare --scenario point_select` makes), queries back to back on a
+//! current-thread runtime, rows counted as they arrive. CPU is the process's
+//! `getrusage` user and system time over the measured queries; the server's work is in
+//! its own process and not counted. Rounds alternate the drivers so that a noisy machine
+//! moves them alike; compare the ratios of one run.
+//!
+//! ```sh
+//! cd bench/drivers && cargo run --release -- mysql://root@127.0.0.1:3306/test \
+//!     'host=127.0.0.1 user=postgres dbname=test' 20000 3
+//! ```
+
+use futures_util::TryStreamExt;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const MYSQL_SQL: &str = "SELECT c FROM sbtest1 WHERE id = ?";
+const PG_SQL: &str = "SELECT c FROM sbtest1 WHERE id = $1";
+
+fn cpu() -> (Duration, Duration) {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let u = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
+        u.assume_init()
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (tv(u.ru_utime), tv(u.ru_stime))
+}
+
+/// Ids spread over the table, the same sequence for every driver.
+struct Ids(u64);
+impl Ids {
+    fn next(&mut self) -> i32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % 100_000) as i32 + 1
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Figures {
+    user: f64,
+    sys: f64,
+    wall: f64,
+}
+
+/// Warm up, then time `n` runs of `$one` (an expression using `$id`, giving the rows).
+macro_rules! measure {
+    ($n:expr, |$id:ident| $one:expr) => {{
+        let n: u32 = $n;
+        let mut ids = Ids(7);
+        for _ in 0..1000 {
+            let $id = ids.next();
+            $one;
+        }
+        let (u0, s0) = cpu();
+        let t0 = Instant::now();
+        let mut rows = 0usize;
+        for _ in 0..n {
+            let $id = ids.next();
+            rows += $one;
+        }
+        let wall = t0.elapsed();
+        let (u1, s1) = cpu();
+        if rows != n as usize {
+            return Err(format!(
+                "{rows} rows for {n} queries: is sbtest1 prepared with 100 000 rows?"
+            )
+            .into());
+        }
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(n);
+        Figures {
+            user: per(u1 - u0),
+            sys: per(s1 - s0),
+            wall: per(wall),
+        }
+    }};
+}
+
+fn only(name: &str) -> bool {
+    std::env::var("ONLY").map_or(true, |o| o == name)
+}
+
+async fn sqlx_mysql(url: &str, n: u32) -> Res<Figures> {
+    if !only("sqlx-mysql") {
+        return Ok(Figures {
+            user: 1.0,
+            sys: 1.0,
+            wall: 1.0,
+        });
+    }
+    use sqlx::Connection;
+    let mut c = sqlx::MySqlConnection::connect(url).await?;
+    Ok(measure!(n, |id| {
+        let mut s = sqlx::query(MYSQL_SQL).bind(id).fetch(&mut c);
+        let mut k = 0;
+        while s.try_next().await?.is_some() {
+            k += 1;
+        }
+        k
+    }))
+}
+
+async fn sqlx09_mysql(url: &str, n: u32) -> Res<Figures> {
+    if !only("sqlx09-mysql") {
+        return Ok(Figures {
+            user: 1.0,
+            sys: 1.0,
+            wall: 1.0,
+        });
+    }
+    use sqlx09::Connection;
+    let mut c = sqlx09::MySqlConnection::connect(url).await?;
+    Ok(measure!(n, |id| {
+        let mut s = sqlx09::query(MYSQL_SQL).bind(id).fetch(&mut c);
+        let mut k = 0;
+        while s.try_next().await?.is_some() {
+            k += 1;
+        }
+        k
+    }))
+}
+
+async fn sqlx09_pg(url: &str, n: u32) -> Res<Figures> {
+    if !only("sqlx09-pg") {
+        return Ok(Figures {
+            user: 1.0,
+            sys: 1.0,
+            wall: 1.0,
+        });
+    }
+    use sqlx09::Connection;
+    let mut c = sqlx09::PgConnection::connect(url).await?;
+    Ok(measure!(n, |id| {
+        let mut s = sqlx09::query(PG_SQL).bind(id).fetch(&mut c);
+        let mut k = 0;
+        while s.try_next().await?.is_some() {
+            k += 1;
+        }
+        k
+    }))
+}
+
+async fn mysql_async_(url: &str, n: u32) -> Res<Figures> {
+    if !only("mysql_async") {
+        return Ok(Figures {
+            user: 1.0,
+            sys: 1.0,
+            wall: 1.0,
+        });
+    }
+    use mysql_async::prelude::Queryable;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
+    let stmt = c.prep(MYSQL_SQL).await?;
+    Ok(measure!(n, |id| {
+        let mut k = 0;
+        c.exec_iter(&stmt, (id,))
+            .await?
+            .for_each(|_| k += 1)
+            .await?;
+        k
+    }))
+}
+
+async fn sqlx_pg(url: &str, n: u32) -> Res<Figures> {
+    if !only("sqlx-pg") {
+        return Ok(Figures {
+            user: 1.0,
+            sys: 1.0,
+            wall: 1.0,
+        });
+    }
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    Ok(measure!(n, |id| {
+        let mut s = sqlx::query(PG_SQL).bind(id).fetch(&mut c);
+        let mut k = 0;
+        while s.try_next().await?.is_some() {
+            k += 1;
+        }
+        k
+    }))
+}
+
+async fn tokio_pg(conninfo: &str, n: u32) -> Res<Figures> {
+    if !only("tokio-postgres") {
+        return Ok(Figures {
+            user: 1.0,
+            sys: 1.0,
+            wall: 1.0,
+        });
+    }
+    let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(conn);
+    let stmt = client.prepare(PG_SQL).await?;
+    let f = (|| async {
+        Ok::<_, Box<dyn std::error::Error>>(measure!(n, |id| {
+            let s = client.query_raw(&stmt, [id]).await?;
+            futures_util::pin_mut!(s);
+            let mut k = 0;
+            while s.try_next().await?.is_some() {
+                k += 1;
+            }
+            k
+        }))
+    })()
+    .await;
+    drop(client);
+    let _ = driver.await;
+    f
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let mysql = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/test".into());
+    let pg = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "host=127.0.0.1 user=postgres dbname=test".into());
+    let n: u32 = args.get(3).map_or(Ok(20_000), |s| s.parse())?;
+    let rounds: u32 = args.get(4).map_or(Ok(3), |s| s.parse())?;
+    let pg_url = pg_url(&pg);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    println!("{n} point selects per driver and round, one connection, closed loop; client CPU µs per query");
+    println!(
+        "{:<6} {:<16} {:>8} {:>8} {:>8} {:>9}",
+        "round", "driver", "user", "sys", "total", "wall µs"
+    );
+    let mut ratios: [Vec<f64>; 8] = Default::default();
+    for r in 1..=rounds {
+        let figs = rt.block_on(async {
+            Ok::<_, Box<dyn std::error::Error>>([
+                sqlx_mysql(&mysql, n).await?,
+                mysql_async_(&mysql, n).await?,
+                sqlx09_mysql(&mysql, n).await?,
+                sqlx_pg(&pg_url, n).await?,
+                tokio_pg(&pg, n).await?,
+                sqlx09_pg(&pg_url, n).await?,
+            ])
+        })?;
+        for (name, f) in [
+            "sqlx 0.8 mysql",
+            "mysql_async",
+            "sqlx 0.9 mysql",
+            "sqlx 0.8 postgres",
+            "tokio-postgres",
+            "sqlx 0.9 postgres",
+        ]
+        .iter()
+        .zip(figs)
+        {
+            println!(
+                "{r:<6} {name:<16} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+                f.user,
+                f.sys,
+                f.user + f.sys,
+                f.wall
+            );
+        }
+        let t = |f: Figures| f.user + f.sys;
+        for (k, (alt, base)) in [(1, 0), (2, 0), (4, 3), (5, 3)].into_iter().enumerate() {
+            ratios[2 * k].push(t(figs[alt]) / t(figs[base]));
+            ratios[2 * k + 1].push(figs[alt].user / figs[base].user);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (k, name) in [
+        "mysql_async / sqlx 0.8",
+        "sqlx 0.9 / sqlx 0.8 (mysql)",
+        "tokio-postgres / sqlx 0.8",
+        "sqlx 0.9 / sqlx 0.8 (postgres)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "{name:<32} total CPU {:.2}×, user CPU {:.2}× (medians)",
+            median(&mut ratios[2 * k]),
+            median(&mut ratios[2 * k + 1])
+        );
+    }
+    Ok(())
+}
+
+/// `host=H user=U dbname=D` as the URL sqlx takes.
+fn pg_url(conninfo: &str) -> String {
+    let get = |k: &str| {
+        conninfo
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    format!(
+        "postgres://{}@{}:5432/{}",
+        get("user"),
+        get("host"),
+        get("dbname")
+    )
+}
