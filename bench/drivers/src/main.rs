@@ -5,6 +5,9 @@
 //! sqlx 0.9 is measured beside 0.8 (the version the workspace uses) to see what an
 //! upgrade would buy.
 //!
+//! No TLS on either engine (the PostgreSQL URL given to sqlx says `sslmode=disable`, as
+//! tokio-postgres runs with `NoTls`).
+//!
 //! One connection, one prepared point select (`SELECT c FROM sbtest1 WHERE id = ?`, the
 //! table `fleetload prepare --scenario point_select` makes), queries back to back on a
 //! current-thread runtime, rows counted as they arrive. CPU is the process's
@@ -90,78 +93,49 @@ macro_rules! measure {
     }};
 }
 
+/// The drivers, in the order they run in each round (`ONLY` takes one of these names).
+const DRIVERS: [&str; 6] = [
+    "sqlx 0.8 mysql",
+    "mysql_async",
+    "sqlx 0.9 mysql",
+    "sqlx 0.8 postgres",
+    "tokio-postgres",
+    "sqlx 0.9 postgres",
+];
+
+/// Ratios printed: (driver, against which).
+const PAIRS: [(usize, usize); 4] = [(1, 0), (2, 0), (4, 3), (5, 3)];
+
+/// `ONLY=<driver>` runs one driver (to trace it alone); the others then print nothing.
 fn only(name: &str) -> bool {
     std::env::var("ONLY").map_or(true, |o| o == name)
 }
 
-async fn sqlx_mysql(url: &str, n: u32) -> Res<Figures> {
-    if !only("sqlx-mysql") {
-        return Ok(Figures {
-            user: 1.0,
-            sys: 1.0,
-            wall: 1.0,
-        });
-    }
-    use sqlx::Connection;
-    let mut c = sqlx::MySqlConnection::connect(url).await?;
-    Ok(measure!(n, |id| {
-        let mut s = sqlx::query(MYSQL_SQL).bind(id).fetch(&mut c);
-        let mut k = 0;
-        while s.try_next().await?.is_some() {
-            k += 1;
+/// A driver's run through sqlx (either version): connect, then count the rows of each
+/// query as they stream, as fleetload's `Session::fetch` does.
+macro_rules! sqlx_driver {
+    ($name:ident, $sqlx:ident, $conn:ident, $sql:expr) => {
+        async fn $name(url: &str, n: u32) -> Res<Figures> {
+            use $sqlx::Connection;
+            let mut c = $sqlx::$conn::connect(url).await?;
+            Ok(measure!(n, |id| {
+                let mut s = $sqlx::query($sql).bind(id).fetch(&mut c);
+                let mut k = 0;
+                while s.try_next().await?.is_some() {
+                    k += 1;
+                }
+                k
+            }))
         }
-        k
-    }))
+    };
 }
 
-async fn sqlx09_mysql(url: &str, n: u32) -> Res<Figures> {
-    if !only("sqlx09-mysql") {
-        return Ok(Figures {
-            user: 1.0,
-            sys: 1.0,
-            wall: 1.0,
-        });
-    }
-    use sqlx09::Connection;
-    let mut c = sqlx09::MySqlConnection::connect(url).await?;
-    Ok(measure!(n, |id| {
-        let mut s = sqlx09::query(MYSQL_SQL).bind(id).fetch(&mut c);
-        let mut k = 0;
-        while s.try_next().await?.is_some() {
-            k += 1;
-        }
-        k
-    }))
-}
-
-async fn sqlx09_pg(url: &str, n: u32) -> Res<Figures> {
-    if !only("sqlx09-pg") {
-        return Ok(Figures {
-            user: 1.0,
-            sys: 1.0,
-            wall: 1.0,
-        });
-    }
-    use sqlx09::Connection;
-    let mut c = sqlx09::PgConnection::connect(url).await?;
-    Ok(measure!(n, |id| {
-        let mut s = sqlx09::query(PG_SQL).bind(id).fetch(&mut c);
-        let mut k = 0;
-        while s.try_next().await?.is_some() {
-            k += 1;
-        }
-        k
-    }))
-}
+sqlx_driver!(sqlx_mysql, sqlx, MySqlConnection, MYSQL_SQL);
+sqlx_driver!(sqlx09_mysql, sqlx09, MySqlConnection, MYSQL_SQL);
+sqlx_driver!(sqlx_pg, sqlx, PgConnection, PG_SQL);
+sqlx_driver!(sqlx09_pg, sqlx09, PgConnection, PG_SQL);
 
 async fn mysql_async_(url: &str, n: u32) -> Res<Figures> {
-    if !only("mysql_async") {
-        return Ok(Figures {
-            user: 1.0,
-            sys: 1.0,
-            wall: 1.0,
-        });
-    }
     use mysql_async::prelude::Queryable;
     let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(url)?).await?;
     let stmt = c.prep(MYSQL_SQL).await?;
@@ -175,52 +149,26 @@ async fn mysql_async_(url: &str, n: u32) -> Res<Figures> {
     }))
 }
 
-async fn sqlx_pg(url: &str, n: u32) -> Res<Figures> {
-    if !only("sqlx-pg") {
-        return Ok(Figures {
-            user: 1.0,
-            sys: 1.0,
-            wall: 1.0,
-        });
-    }
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(url).await?;
+async fn tokio_pg(conninfo: &str, n: u32) -> Res<Figures> {
+    let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(conn);
+    let f = tokio_pg_queries(&client, n).await;
+    drop(client);
+    let _ = driver.await;
+    f
+}
+
+async fn tokio_pg_queries(client: &tokio_postgres::Client, n: u32) -> Res<Figures> {
+    let stmt = client.prepare(PG_SQL).await?;
     Ok(measure!(n, |id| {
-        let mut s = sqlx::query(PG_SQL).bind(id).fetch(&mut c);
+        let s = client.query_raw(&stmt, [id]).await?;
+        futures_util::pin_mut!(s);
         let mut k = 0;
         while s.try_next().await?.is_some() {
             k += 1;
         }
         k
     }))
-}
-
-async fn tokio_pg(conninfo: &str, n: u32) -> Res<Figures> {
-    if !only("tokio-postgres") {
-        return Ok(Figures {
-            user: 1.0,
-            sys: 1.0,
-            wall: 1.0,
-        });
-    }
-    let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(conn);
-    let stmt = client.prepare(PG_SQL).await?;
-    let f = (|| async {
-        Ok::<_, Box<dyn std::error::Error>>(measure!(n, |id| {
-            let s = client.query_raw(&stmt, [id]).await?;
-            futures_util::pin_mut!(s);
-            let mut k = 0;
-            while s.try_next().await?.is_some() {
-                k += 1;
-            }
-            k
-        }))
-    })()
-    .await;
-    drop(client);
-    let _ = driver.await;
-    f
 }
 
 fn main() -> Res<()> {
@@ -241,69 +189,60 @@ fn main() -> Res<()> {
         .build()?;
     println!("{n} point selects per driver and round, one connection, closed loop; client CPU µs per query");
     println!(
-        "{:<6} {:<16} {:>8} {:>8} {:>8} {:>9}",
+        "{:<6} {:<18} {:>8} {:>8} {:>8} {:>9}",
         "round", "driver", "user", "sys", "total", "wall µs"
     );
     let mut ratios: [Vec<f64>; 8] = Default::default();
     for r in 1..=rounds {
-        let figs = rt.block_on(async {
-            Ok::<_, Box<dyn std::error::Error>>([
-                sqlx_mysql(&mysql, n).await?,
-                mysql_async_(&mysql, n).await?,
-                sqlx09_mysql(&mysql, n).await?,
-                sqlx_pg(&pg_url, n).await?,
-                tokio_pg(&pg, n).await?,
-                sqlx09_pg(&pg_url, n).await?,
-            ])
-        })?;
-        for (name, f) in [
-            "sqlx 0.8 mysql",
-            "mysql_async",
-            "sqlx 0.9 mysql",
-            "sqlx 0.8 postgres",
-            "tokio-postgres",
-            "sqlx 0.9 postgres",
-        ]
-        .iter()
-        .zip(figs)
-        {
+        let mut figs: [Option<Figures>; 6] = [None; 6];
+        for (k, name) in DRIVERS.iter().enumerate() {
+            if !only(name) {
+                continue;
+            }
+            let f = rt.block_on(async {
+                match k {
+                    0 => sqlx_mysql(&mysql, n).await,
+                    1 => mysql_async_(&mysql, n).await,
+                    2 => sqlx09_mysql(&mysql, n).await,
+                    3 => sqlx_pg(&pg_url, n).await,
+                    4 => tokio_pg(&pg, n).await,
+                    _ => sqlx09_pg(&pg_url, n).await,
+                }
+            })?;
             println!(
-                "{r:<6} {name:<16} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+                "{r:<6} {name:<18} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
                 f.user,
                 f.sys,
                 f.user + f.sys,
                 f.wall
             );
+            figs[k] = Some(f);
         }
-        let t = |f: Figures| f.user + f.sys;
-        for (k, (alt, base)) in [(1, 0), (2, 0), (4, 3), (5, 3)].into_iter().enumerate() {
-            ratios[2 * k].push(t(figs[alt]) / t(figs[base]));
-            ratios[2 * k + 1].push(figs[alt].user / figs[base].user);
+        for (k, (alt, base)) in PAIRS.into_iter().enumerate() {
+            if let (Some(a), Some(b)) = (figs[alt], figs[base]) {
+                ratios[2 * k].push((a.user + a.sys) / (b.user + b.sys));
+                ratios[2 * k + 1].push(a.user / b.user);
+            }
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    for (k, name) in [
-        "mysql_async / sqlx 0.8",
-        "sqlx 0.9 / sqlx 0.8 (mysql)",
-        "tokio-postgres / sqlx 0.8",
-        "sqlx 0.9 / sqlx 0.8 (postgres)",
-    ]
-    .iter()
-    .enumerate()
-    {
-        println!(
-            "{name:<32} total CPU {:.2}×, user CPU {:.2}× (medians)",
-            median(&mut ratios[2 * k]),
-            median(&mut ratios[2 * k + 1])
-        );
+    for (k, (alt, base)) in PAIRS.into_iter().enumerate() {
+        let [total, user] = [2 * k, 2 * k + 1].map(|i| {
+            let v = &mut ratios[i];
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        });
+        if let (Some(total), Some(user)) = (total, user) {
+            println!(
+                "{:<36} total CPU {total:.2}×, user CPU {user:.2}× (medians)",
+                format!("{} / {}", DRIVERS[alt], DRIVERS[base])
+            );
+        }
     }
     Ok(())
 }
 
-/// `host=H user=U dbname=D` as the URL sqlx takes.
+/// `host=H user=U dbname=D` as the URL sqlx takes, without TLS as tokio-postgres runs
+/// here (sqlx would otherwise prefer TLS when the server offers it).
 fn pg_url(conninfo: &str) -> String {
     let get = |k: &str| {
         conninfo
@@ -313,7 +252,7 @@ fn pg_url(conninfo: &str) -> String {
             .to_string()
     };
     format!(
-        "postgres://{}@{}:5432/{}",
+        "postgres://{}@{}:5432/{}?sslmode=disable",
         get("user"),
         get("host"),
         get("dbname")
