@@ -292,24 +292,37 @@ mod tests {
         assert_eq!(takers(Order::Turns, 4, 6).await, vec![0, 1, 2, 3, 0, 1]);
     }
 
-    #[tokio::test]
-    async fn a_session_that_waited_too_long_takes_the_next_item() {
-        let (tx, rx) = queue_with::<u32>(Order::Warm, Duration::from_millis(20));
-        let old = rx.clone();
-        let oldest = tokio::spawn(async move { old.recv().await });
+    /// A session waits; `pause` later a second one registers; an item is sent, and the
+    /// second is dropped without taking it or kept waiting. What the first one gets.
+    async fn first_waiter_gets(
+        (tx, rx): (Sender<u32>, Receiver<u32>),
+        pause: Duration,
+        drop_second: bool,
+    ) -> Result<u32, Closed> {
+        let first = rx.clone();
+        let first = tokio::spawn(async move { first.recv().await });
         tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(20));
-        let mut fresh = Box::pin(rx.recv());
-        assert!(fresh
+        std::thread::sleep(pause);
+        let mut second = Box::pin(rx.recv());
+        assert!(second
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
             .is_pending());
-        tx.try_send(1).unwrap();
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), oldest)
+        tx.try_send(7).unwrap();
+        if drop_second {
+            drop(second);
+        }
+        tokio::time::timeout(Duration::from_secs(5), first)
             .await
-            .expect("the stale session was woken")
-            .unwrap();
-        assert_eq!(got, Ok(1));
+            .expect("the first session was woken")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_that_waited_too_long_takes_the_next_item() {
+        let stale = Duration::from_millis(20);
+        let got = first_waiter_gets(queue_with(Order::Warm, stale), stale, false).await;
+        assert_eq!(got, Ok(7));
     }
 
     #[tokio::test]
@@ -349,23 +362,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_woken_session_that_gives_up_passes_the_item_on() {
-        let (tx, rx) = queue::<u32>(Order::Warm);
-        let other = rx.clone();
-        let waiting = tokio::spawn(async move { other.recv().await });
-        tokio::task::yield_now().await;
-        // Registered after `waiting`, so Warm wakes this one first; it is then dropped
-        // (a session whose select! took its cancellation branch) without taking the item.
-        let mut gives_up = Box::pin(rx.recv());
-        assert!(gives_up
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-            .is_pending());
-        tx.try_send(7).unwrap();
-        drop(gives_up);
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-            .await
-            .expect("the item reached the other session")
-            .unwrap();
+        // The second registered last, so Warm wakes it first; it is dropped (a session
+        // whose select! took its cancellation branch) without taking the item.
+        let got = first_waiter_gets(queue(Order::Warm), Duration::ZERO, true).await;
         assert_eq!(got, Ok(7));
     }
 
