@@ -119,7 +119,7 @@ macro_rules! sqlx_driver {
             use $sqlx::Connection;
             let mut c = $sqlx::$conn::connect(url).await?;
             Ok(measure!(n, |id| {
-                let mut s = $sqlx::query($sql).bind(id).fetch(&mut c);
+                let mut s = $sqlx::query($sql).bind(i64::from(id)).fetch(&mut c);
                 let mut k = 0;
                 while s.try_next().await?.is_some() {
                     k += 1;
