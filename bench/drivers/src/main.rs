@@ -15,6 +15,9 @@
 //! its own process and not counted. Rounds alternate the drivers so that a noisy machine
 //! moves them alike; compare the ratios of one run.
 //!
+//! `CONNS=8` runs 8 connections of each driver at once on the one thread (n / 8 queries
+//! each), as fleetload's sessions share a runtime thread.
+//!
 //! ```sh
 //! cd bench/drivers && cargo run --release -- mysql://root@127.0.0.1:3306/test \
 //!     'host=127.0.0.1 user=postgres dbname=test' 20000 3
@@ -183,11 +186,12 @@ fn main() -> Res<()> {
         .unwrap_or_else(|| "host=127.0.0.1 user=postgres dbname=test".into());
     let n: u32 = args.get(3).map_or(Ok(20_000), |s| s.parse())?;
     let rounds: u32 = args.get(4).map_or(Ok(3), |s| s.parse())?;
+    let conns: u32 = std::env::var("CONNS").map_or(Ok(1), |s| s.parse())?;
     let pg_url = pg_url(&pg);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    println!("{n} point selects per driver and round, one connection, closed loop; client CPU µs per query");
+    println!("{n} point selects per driver and round, {conns} connection(s) at once, closed loop; client CPU µs per query");
     println!(
         "{:<6} {:<18} {:>8} {:>8} {:>8} {:>9}",
         "round", "driver", "user", "sys", "total", "wall µs"
@@ -199,16 +203,40 @@ fn main() -> Res<()> {
             if !only(name) {
                 continue;
             }
-            let f = rt.block_on(async {
-                match k {
-                    0 => sqlx_mysql(&mysql, n).await,
-                    1 => mysql_async_(&mysql, n).await,
-                    2 => sqlx09_mysql(&mysql, n).await,
-                    3 => sqlx_pg(&pg_url, n).await,
-                    4 => tokio_pg(&pg, n).await,
-                    _ => sqlx09_pg(&pg_url, n).await,
+            // CONNS connections at once, each running n / CONNS queries (after its
+            // 1 000 to warm up): CPU and wall per query of the whole process.
+            let run = |k: usize, n: u32| {
+                let (mysql, pg, pg_url) = (&mysql, &pg, &pg_url);
+                async move {
+                    match k {
+                        0 => sqlx_mysql(mysql, n).await,
+                        1 => mysql_async_(mysql, n).await,
+                        2 => sqlx09_mysql(mysql, n).await,
+                        3 => sqlx_pg(pg_url, n).await,
+                        4 => tokio_pg(pg, n).await,
+                        _ => sqlx09_pg(pg_url, n).await,
+                    }
                 }
-            })?;
+            };
+            let f = if conns == 1 {
+                rt.block_on(run(k, n))?
+            } else {
+                let (u0, s0) = cpu();
+                let t0 = Instant::now();
+                let each = n / conns;
+                rt.block_on(futures_util::future::try_join_all(
+                    (0..conns).map(|_| run(k, each)),
+                ))?;
+                let wall = t0.elapsed();
+                let (u1, s1) = cpu();
+                let total = f64::from(conns * (each + 1000));
+                let per = |d: Duration| d.as_secs_f64() * 1e6 / total;
+                Figures {
+                    user: per(u1 - u0),
+                    sys: per(s1 - s0),
+                    wall: per(wall),
+                }
+            };
             println!(
                 "{r:<6} {name:<18} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
                 f.user,
