@@ -10,22 +10,13 @@ const ROWS: u64 = 1500;
 const CALL: &str = "will_churn(state, account_length, area_code, intl_plan, vmail_plan, vmail_message, day_mins, day_calls, eve_mins, eve_calls, night_mins, night_calls, intl_mins, intl_calls, custserv_calls)";
 
 fn prepare(target: &str, delay: &str, capacity: u32) {
-    fleetload(&[
-        "prepare",
-        "--target",
+    let capacity = capacity.to_string();
+    prepare_rows(
         target,
-        "--password-env",
-        PASSWORD_ENV,
-        "--scenario",
         "churn",
-        "--rows",
-        &ROWS.to_string(),
-        "--ml-delay",
-        delay,
-        "--ml-capacity",
-        &capacity.to_string(),
-    ])
-    .assert_ok();
+        ROWS,
+        &["--ml-delay", delay, "--ml-capacity", &capacity],
+    );
 }
 
 /// A stand-in counter: `requests`, `logical` or `single`.

@@ -11,18 +11,7 @@ const ROWS: u64 = 5000;
 const RATE: f64 = 400.0;
 
 fn prepare(target: &str, scenario: &str) {
-    fleetload(&[
-        "prepare",
-        "--target",
-        target,
-        "--password-env",
-        PASSWORD_ENV,
-        "--scenario",
-        scenario,
-        "--rows",
-        &ROWS.to_string(),
-    ])
-    .assert_ok();
+    prepare_rows(target, scenario, ROWS, &[]);
 }
 
 /// Run 2 workers open loop at RATE for 4 s with 1 s warm-up and check what a user relies on.

@@ -8,40 +8,28 @@ use common::*;
 #[test]
 fn every_writer_session_runs_in_every_interval_at_a_light_rate() {
     let target = fresh_pg("sessions_every_interval");
-    fleetload(&[
-        "prepare",
-        "--target",
-        &target,
-        "--password-env",
-        PASSWORD_ENV,
-        "--rows",
-        "1000",
-    ])
-    .assert_ok();
+    prepare_rows(&target, "point_select", 1000, &[]);
     let dir = tempfile::tempdir().unwrap();
     // 400 ops/s over 8 sessions: a point select takes well under a millisecond, so one
     // or two warm sessions could carry all of it; the others must still be used.
-    fleetload(&[
-        "run",
-        "--target",
+    run_on(
         &target,
-        "--password-env",
-        PASSWORD_ENV,
-        "--rows",
-        "1000",
-        "--rate",
-        "400",
-        "--sessions",
-        "8",
-        "--workers",
-        "1",
-        "--duration",
-        "4s",
-        "--interval",
-        "1s",
-        "--report-dir",
-        dir.path().to_str().unwrap(),
-    ])
+        &[
+            "--rows",
+            "1000",
+            "--rate",
+            "400",
+            "--sessions",
+            "8",
+            "--workers",
+            "1",
+            "--duration",
+            "4s",
+            "--interval",
+            "1s",
+        ],
+        dir.path(),
+    )
     .assert_ok();
     let r = read_report(dir.path());
     assert_eq!(r["status"], "passed", "{:#}", r["failures"]);

@@ -96,6 +96,35 @@ impl Outcome {
     }
 }
 
+/// `fleetload prepare`: `rows` rows of `scenario` on a server `target` (the password
+/// from [`PASSWORD_ENV`]), with `extra` flags.
+pub fn prepare_rows(target: &str, scenario: &str, rows: u64, extra: &[&str]) {
+    let rows = rows.to_string();
+    let mut args = vec![
+        "prepare",
+        "--target",
+        target,
+        "--password-env",
+        PASSWORD_ENV,
+        "--scenario",
+        scenario,
+        "--rows",
+        &rows,
+    ];
+    args.extend_from_slice(extra);
+    fleetload(&args).assert_ok();
+}
+
+/// `fleetload run` on a server `target` (the password from [`PASSWORD_ENV`]) with
+/// `args`, its report in `report_dir`.
+pub fn run_on(target: &str, args: &[&str], report_dir: &Path) -> Outcome {
+    let dir = report_dir.to_string_lossy();
+    let mut all = vec!["run", "--target", target, "--password-env", PASSWORD_ENV];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--report-dir", &dir]);
+    fleetload(&all)
+}
+
 /// Run the real binary with the test password in its environment, at most `limit` long.
 pub fn fleetload(args: &[&str]) -> Outcome {
     fleetload_within(args, Duration::from_secs(120))
