@@ -6,8 +6,9 @@
 //! not change that, but it changes the cost: handing each operation to the session that
 //! has waited longest walks every session in turn, and at a moderate rate each
 //! operation then finds its session's connection, buffers and task cold in the CPU's
-//! caches. Measured at 4 000 ops/s against MariaDB on one runtime thread: 8 sessions
-//! taking turns cost 50 µs of worker CPU per operation, one session 34 µs.
+//! caches. Measured at 4 000 ops/s on one runtime thread: 8 sessions taking turns cost
+//! 38–50 µs of worker CPU per operation, one session 26–34 µs; warm-first took 11 % off
+//! on PostgreSQL and was within noise on MariaDB (docs/performance.md).
 //! [`Order::Warm`] hands an operation to the session that became free last, so a lightly
 //! loaded worker keeps running on its few warm sessions, except that a session which has
 //! waited [`STALE`] takes the next operation: every session still runs at least every
