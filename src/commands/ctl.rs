@@ -36,9 +36,12 @@ pub(super) async fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         .command(command_request(&command))
         .await
         .map_err(|s| match s.code() {
-            tonic::Code::Unauthenticated
-            | tonic::Code::InvalidArgument
-            | tonic::Code::Unavailable => anyhow::anyhow!("{}", s.message()),
+            tonic::Code::Unauthenticated | tonic::Code::InvalidArgument => {
+                anyhow::anyhow!("{}", s.message())
+            }
+            // Unavailable too: a connection that died before the call (a coordinator
+            // that wanted TLS or a client certificate) comes back as Unavailable, and
+            // the explanation keeps a coordinator's own words when it is not that.
             _ => anyhow::anyhow!("{}", security.explain_stream_error(&s, &endpoint)),
         })?
         .into_inner();

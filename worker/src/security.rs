@@ -132,6 +132,9 @@ impl ClientSecurity {
             "h2 protocol",
             "frame with invalid size",
             "certificate",
+            // hyper's word for a connection that died before the call could be sent
+            // (the peer's TLS alert or close lost in the race with the call).
+            "connection was not ready",
         ]
         .iter()
         .any(|w| c.contains(w));
@@ -358,6 +361,24 @@ mod tests {
         )
         .is_ok());
         assert!("u@host".parse::<AllowTarget>().is_err());
+    }
+
+    #[test]
+    fn a_connection_that_died_before_the_call_is_explained() {
+        let status = tonic::Status::unavailable(
+            "operation was canceled: transport error: operation was canceled: connection was not ready",
+        );
+        let plain = ClientSecurity::default();
+        let said = plain.explain_stream_error(&status, "http://127.0.0.1:7000");
+        assert!(said.contains("dial https://"), "{said}");
+        let said = plain.explain_stream_error(&status, "https://127.0.0.1:7000");
+        assert!(said.contains("--tls-cert and --tls-key"), "{said}");
+        // A call refused for what it asked keeps its own words.
+        let refused = tonic::Status::unavailable("the run has ended");
+        assert_eq!(
+            plain.explain_stream_error(&refused, "http://127.0.0.1:7000"),
+            "the run has ended"
+        );
     }
 
     #[test]
