@@ -87,26 +87,24 @@ async fn measure(
         insert_stride: 1,
     };
     let mut rng = Rng::new(7);
-    for _ in 0..1000 {
-        workload
-            .execute(&mut session, Operation::PointSelect, &mut keys, &mut rng)
-            .await
-            .map_err(|e| e.to_string())?;
+    let counted = || {
+        (
+            ALLOCS.load(Ordering::Relaxed),
+            BYTES.load(Ordering::Relaxed),
+        )
+    };
+    // 1 000 to warm up (statements prepared and cached), then the measured `ops`.
+    let mut before = counted();
+    for n in [1000, ops] {
+        before = counted();
+        for _ in 0..n {
+            workload
+                .execute(&mut session, Operation::PointSelect, &mut keys, &mut rng)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
-    let (a0, b0) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
-    );
-    for _ in 0..ops {
-        workload
-            .execute(&mut session, Operation::PointSelect, &mut keys, &mut rng)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let (a1, b1) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
-    );
+    let ((a0, b0), (a1, b1)) = (before, counted());
     println!(
         "{name:<10} {:>10.1} allocations/op {:>10.0} bytes/op",
         (a1 - a0) as f64 / ops as f64,
