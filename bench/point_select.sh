@@ -9,6 +9,9 @@
 #   RATE=8000 SECS=30 bench/point_select.sh
 #   RATE=0 bench/point_select.sh          # closed loop: every tool at full speed
 #   ROUNDS=5 SECS=10 bench/point_select.sh  # more rounds: the median ratio is printed
+#   TLS=1 bench/point_select.sh           # every tool over TLS (both servers must offer it)
+#   PIN=1 bench/point_select.sh           # databases (and coordinator) on core 0, every load
+#                                         # generator on core 1: the database as if on another host
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-4000}
@@ -23,6 +26,11 @@ ROUNDS=${ROUNDS:-3}          # each round runs all four tools; the ratio of a ro
 ARRIVAL=${ARRIVAL:-poisson}   # sysbench --rate and pgbench -R use Poisson arrivals too
 MYSQL_HOST=${MYSQL_HOST:-127.0.0.1} MYSQL_USER=${MYSQL_USER:-root} MYSQL_DB=${MYSQL_DB:-test}
 PG_HOST=${PG_HOST:-127.0.0.1} PG_USER=${PG_USER:-postgres} PG_DB=${PG_DB:-test}
+PIN=${PIN:-0}
+# TLS the same for every tool: by default none. (libpq's default, sslmode=prefer, gave
+# pgbench TLS whenever the server offered it, while fleetload's rustls costs too little
+# to show: the PostgreSQL ratios then compared encrypted pgbench with near-free TLS.)
+TLS=${TLS:-0}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 need=()
@@ -35,9 +43,26 @@ fi
 cargo build --release --locked --quiet
 FL=target/release/fleetload
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# GEN runs a load generator, SIDE what stands in for other hosts (the coordinator).
+GEN=() SIDE=()
+servers() { pgrep -x mariadbd; pgrep -x postgres; }
+unpin() { for p in $(servers); do $SUDO taskset -a -p 0x3 "$p" >/dev/null || true; done; }
+trap 'rm -rf "$work"; if [ "$PIN" = 1 ]; then unpin; fi' EXIT
+if [ "$PIN" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs two cores" >&2; exit 2; }
+  # PostgreSQL backends fork from the pinned postmaster and inherit its core.
+  for p in $(servers); do $SUDO taskset -a -p 0x1 "$p" >/dev/null; done
+  GEN=(taskset -c 1) SIDE=(taskset -c 0)
+fi
 MYSQL_URL="mysql://$MYSQL_USER@$MYSQL_HOST:3306/$MYSQL_DB"
 PG_URL="postgres://$PG_USER@$PG_HOST:5432/$PG_DB"
+if [ "$TLS" = 1 ]; then
+  MYSQL_URL+="?ssl-mode=REQUIRED" PG_URL+="?sslmode=require" SB_SSL=on
+  export PGSSLMODE=require
+else
+  MYSQL_URL+="?ssl-mode=DISABLED" PG_URL+="?sslmode=disable" SB_SSL=off
+  export PGSSLMODE=disable
+fi
 
 echo "preparing sbtest1 ($ROWS rows) with fleetload prepare on both servers"
 $FL prepare --target "$MYSQL_URL" --scenario point_select --rows "$ROWS" >/dev/null
@@ -49,11 +74,11 @@ fleetload_run() { # $1 label, $2 url
   local port=$((7400 + RANDOM % 500)) dir="$work/fl-$1"
   local load=(--rate "$RATE" --arrival "$ARRIVAL")
   [ "$RATE" = 0 ] && load=(--mode closed)
-  FLEETLOAD_LOG=error $FL coordinator --listen "127.0.0.1:$port" --target "$2" --scenario point_select --rows "$ROWS" \
+  FLEETLOAD_LOG=error "${SIDE[@]}" $FL coordinator --listen "127.0.0.1:$port" --target "$2" --scenario point_select --rows "$ROWS" \
       "${load[@]}" --sessions "$SESSIONS" --duration "${SECS}s" --workers 1 --report-dir "$dir" >/dev/null &
   local coord=$!
   sleep 0.3
-  FLEETLOAD_LOG=error /usr/bin/time -f "%U %S" -o "$work/cpu-fl-$1" $FL worker --coordinator "http://127.0.0.1:$port" --name bench --threads "$THREADS" >/dev/null
+  FLEETLOAD_LOG=error /usr/bin/time -f "%U %S" -o "$work/cpu-fl-$1" "${GEN[@]}" $FL worker --coordinator "http://127.0.0.1:$port" --name bench --threads "$THREADS" >/dev/null
   wait "$coord" || true
   local ops
   ops=$(python3 -c "import json,sys; r=json.load(open('$dir/report.json')); print(r['workers'][0]['executed']['point_select']['ok'])")
@@ -61,7 +86,7 @@ fleetload_run() { # $1 label, $2 url
 }
 
 sysbench_run() {
-  /usr/bin/time -f "%U %S" -o "$work/cpu-sb" sysbench oltp_point_select --db-driver=mysql --mysql-host="$MYSQL_HOST" \
+  /usr/bin/time -f "%U %S" -o "$work/cpu-sb" "${GEN[@]}" sysbench oltp_point_select --db-driver=mysql --mysql-host="$MYSQL_HOST" --mysql-ssl="$SB_SSL" \
       --mysql-user="$MYSQL_USER" --mysql-db="$MYSQL_DB" --tables=1 --table-size="$ROWS" --point-selects=1 \
       --threads="$SESSIONS" --rate="$RATE" --time="$SECS" --report-interval=0 run > "$work/sb.out"   # --rate=0: unlimited
   local ops
@@ -73,14 +98,14 @@ pgbench_run() {
   printf '\\set id random(1, %s)\nSELECT c FROM sbtest1 WHERE id = :id;\n' "$ROWS" > "$work/point_select.sql"
   local rate=(-R "$RATE")
   [ "$RATE" = 0 ] && rate=()
-  /usr/bin/time -f "%U %S" -o "$work/cpu-pg" pgbench -h "$PG_HOST" -U "$PG_USER" -n -M prepared -c "$SESSIONS" -j 2 \
+  /usr/bin/time -f "%U %S" -o "$work/cpu-pg" "${GEN[@]}" pgbench -h "$PG_HOST" -U "$PG_USER" -n -M prepared -c "$SESSIONS" -j 2 \
       "${rate[@]}" -T "$SECS" -f "$work/point_select.sql" "$PG_DB" > "$work/pg.out" 2>&1
   local ops
   ops=$(awk -F'[:/ ]+' '/number of transactions actually processed/ {print $6; exit}' "$work/pg.out")
   echo "postgres pgbench $ops $(cpu_of "$work/cpu-pg")"
 }
 
-echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another, $ROUNDS rounds, fleetload --threads $THREADS"
+echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another, $ROUNDS rounds, fleetload --threads $THREADS, TLS $([ "$TLS" = 1 ] && echo on || echo off)$([ "$PIN" = 1 ] && echo ", pinned: databases core 0, generators core 1")"
 for round in $(seq "$ROUNDS"); do
   fleetload_run mariadb "$MYSQL_URL"
   sysbench_run

@@ -18,10 +18,15 @@
 //! `CONNS=8` runs 8 connections of each driver at once on the one thread (n / 8 queries
 //! each), as fleetload's sessions share a runtime thread.
 //!
+//! `RATE=4000` sends at that fixed rate instead, at uniform intervals, the connections
+//! taking turns (sqlx only; see `paced.rs`).
+//!
 //! ```sh
 //! cd bench/drivers && cargo run --release -- mysql://root@127.0.0.1:3306/test \
 //!     'host=127.0.0.1 user=postgres dbname=test' 20000 3
 //! ```
+
+mod paced;
 
 use futures_util::TryStreamExt;
 use std::time::{Duration, Instant};
@@ -45,9 +50,9 @@ fn cpu() -> (Duration, Duration) {
 }
 
 /// Ids spread over the table, the same sequence for every driver.
-struct Ids(u64);
+pub(crate) struct Ids(pub(crate) u64);
 impl Ids {
-    fn next(&mut self) -> i32 {
+    pub(crate) fn next(&mut self) -> i32 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -57,7 +62,7 @@ impl Ids {
 }
 
 #[derive(Clone, Copy)]
-struct Figures {
+pub(crate) struct Figures {
     user: f64,
     sys: f64,
     wall: f64,
@@ -133,6 +138,35 @@ macro_rules! sqlx_driver {
     };
 }
 
+/// The same driver at a fixed rate: connect, warm up back to back, then query on
+/// `slot`'s schedule (`paced.rs`).
+macro_rules! sqlx_paced {
+    ($name:ident, $sqlx:ident, $conn:ident, $sql:expr) => {
+        async fn $name(url: &str, n: u32, slot: paced::Slot) -> Res<usize> {
+            use $sqlx::Connection;
+            let mut c = $sqlx::$conn::connect(url).await?;
+            let timer = paced::Timer::new()?;
+            let mut ids = Ids(7);
+            let mut rows = 0;
+            for k in 0..1000 + n {
+                if k >= 1000 {
+                    timer.sleep_until(slot.due(k - 1000)).await?;
+                }
+                let mut s = $sqlx::query($sql).bind(i64::from(ids.next())).fetch(&mut c);
+                while s.try_next().await?.is_some() {
+                    rows += usize::from(k >= 1000);
+                }
+            }
+            Ok(rows)
+        }
+    };
+}
+
+sqlx_paced!(sqlx_mysql_paced, sqlx, MySqlConnection, MYSQL_SQL);
+sqlx_paced!(sqlx09_mysql_paced, sqlx09, MySqlConnection, MYSQL_SQL);
+sqlx_paced!(sqlx_pg_paced, sqlx, PgConnection, PG_SQL);
+sqlx_paced!(sqlx09_pg_paced, sqlx09, PgConnection, PG_SQL);
+
 sqlx_driver!(sqlx_mysql, sqlx, MySqlConnection, MYSQL_SQL);
 sqlx_driver!(sqlx09_mysql, sqlx09, MySqlConnection, MYSQL_SQL);
 sqlx_driver!(sqlx_pg, sqlx, PgConnection, PG_SQL);
@@ -187,11 +221,15 @@ fn main() -> Res<()> {
     let n: u32 = args.get(3).map_or(Ok(20_000), |s| s.parse())?;
     let rounds: u32 = args.get(4).map_or(Ok(3), |s| s.parse())?;
     let conns: u32 = std::env::var("CONNS").map_or(Ok(1), |s| s.parse())?;
+    let rate: Option<f64> = std::env::var("RATE").ok().map(|s| s.parse()).transpose()?;
     let pg_url = pg_url(&pg);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    println!("{n} point selects per driver and round, {conns} connection(s) at once, closed loop; client CPU µs per query");
+    let mode = rate.map_or("closed loop".to_string(), |r| {
+        format!("{r} per second, uniform")
+    });
+    println!("{n} point selects per driver and round, {conns} connection(s) at once, {mode}; client CPU µs per query");
     println!(
         "{:<6} {:<18} {:>8} {:>8} {:>8} {:>9}",
         "round", "driver", "user", "sys", "total", "wall µs"
@@ -218,7 +256,33 @@ fn main() -> Res<()> {
                     }
                 }
             };
-            let f = if conns == 1 {
+            let f = if let Some(rate) = rate {
+                // sqlx only: the others' query loops are not written for a schedule.
+                let paced = |k: usize, n: u32, slot: paced::Slot| {
+                    let (mysql, pg_url) = (&mysql, &pg_url);
+                    async move {
+                        match k {
+                            0 => sqlx_mysql_paced(mysql, n, slot).await,
+                            2 => sqlx09_mysql_paced(mysql, n, slot).await,
+                            3 => sqlx_pg_paced(pg_url, n, slot).await,
+                            _ => sqlx09_pg_paced(pg_url, n, slot).await,
+                        }
+                    }
+                };
+                if k == 1 || k == 4 {
+                    continue;
+                }
+                // Every connection connected and warmed up before the first is due.
+                let start = Instant::now() + Duration::from_secs(2);
+                let each = n / conns;
+                rt.block_on(paced::measure(
+                    start,
+                    each * conns,
+                    futures_util::future::try_join_all(
+                        (0..conns).map(|i| paced(k, each, paced::Slot::of(start, rate, i, conns))),
+                    ),
+                ))?
+            } else if conns == 1 {
                 rt.block_on(run(k, n))?
             } else {
                 let (u0, s0) = cpu();
