@@ -19,7 +19,7 @@
 //! each), as fleetload's sessions share a runtime thread.
 //!
 //! `RATE=4000` sends at that fixed rate instead, at uniform intervals, the connections
-//! taking turns (sqlx only; see `paced.rs`).
+//! taking turns (sqlx only; see `paced.rs`); with `HANDOFF=1` through a pacer's queue.
 //!
 //! ```sh
 //! cd bench/drivers && cargo run --release -- mysql://root@127.0.0.1:3306/test \
@@ -138,23 +138,40 @@ macro_rules! sqlx_driver {
     };
 }
 
-/// The same driver at a fixed rate: connect, warm up back to back, then query on
-/// `slot`'s schedule (`paced.rs`).
+/// The same driver at a fixed rate: connect, warm up back to back, then query on its
+/// own schedule or as the pacer's queue gives out ids (`paced.rs`).
 macro_rules! sqlx_paced {
     ($name:ident, $sqlx:ident, $conn:ident, $sql:expr) => {
-        async fn $name(url: &str, n: u32, slot: paced::Slot) -> Res<usize> {
+        async fn $name(url: String, n: u32, source: paced::Source) -> Res<usize> {
             use $sqlx::Connection;
-            let mut c = $sqlx::$conn::connect(url).await?;
-            let timer = paced::Timer::new()?;
-            let mut ids = Ids(7);
+            let mut c = $sqlx::$conn::connect(&url).await?;
             let mut rows = 0;
-            for k in 0..1000 + n {
-                if k >= 1000 {
-                    timer.sleep_until(slot.due(k - 1000)).await?;
+            macro_rules! query {
+                ($id:expr) => {{
+                    let mut s = $sqlx::query($sql).bind(i64::from($id)).fetch(&mut c);
+                    let mut k = 0;
+                    while s.try_next().await?.is_some() {
+                        k += 1;
+                    }
+                    k
+                }};
+            }
+            let mut ids = Ids(7);
+            for _ in 0..1000 {
+                query!(ids.next());
+            }
+            match source {
+                paced::Source::Own(slot) => {
+                    let timer = paced::Timer::new()?;
+                    for k in 0..n {
+                        timer.sleep_until(slot.due(k)).await?;
+                        rows += query!(ids.next());
+                    }
                 }
-                let mut s = $sqlx::query($sql).bind(i64::from(ids.next())).fetch(&mut c);
-                while s.try_next().await?.is_some() {
-                    rows += usize::from(k >= 1000);
+                paced::Source::Shared(q) => {
+                    while let Some(id) = q.take().await {
+                        rows += query!(id);
+                    }
                 }
             }
             Ok(rows)
@@ -258,30 +275,47 @@ fn main() -> Res<()> {
             };
             let f = if let Some(rate) = rate {
                 // sqlx only: the others' query loops are not written for a schedule.
-                let paced = |k: usize, n: u32, slot: paced::Slot| {
-                    let (mysql, pg_url) = (&mysql, &pg_url);
-                    async move {
-                        match k {
-                            0 => sqlx_mysql_paced(mysql, n, slot).await,
-                            2 => sqlx09_mysql_paced(mysql, n, slot).await,
-                            3 => sqlx_pg_paced(pg_url, n, slot).await,
-                            _ => sqlx09_pg_paced(pg_url, n, slot).await,
-                        }
-                    }
-                };
                 if k == 1 || k == 4 {
                     continue;
                 }
                 // Every connection connected and warmed up before the first is due.
                 let start = Instant::now() + Duration::from_secs(2);
                 let each = n / conns;
-                rt.block_on(paced::measure(
-                    start,
-                    each * conns,
-                    futures_util::future::try_join_all(
-                        (0..conns).map(|i| paced(k, each, paced::Slot::of(start, rate, i, conns))),
-                    ),
-                ))?
+                let queue = std::env::var("HANDOFF")
+                    .is_ok_and(|v| v == "1")
+                    .then(|| std::sync::Arc::new(paced::Queue::default()));
+                // Each connection (and the pacer) a task of its own, as in fleetload.
+                let runs = async {
+                    let mut tasks = Vec::new();
+                    for i in 0..conns {
+                        let source = match &queue {
+                            Some(q) => paced::Source::Shared(q.clone()),
+                            None => paced::Source::Own(paced::Slot::of(start, rate, i, conns)),
+                        };
+                        let (mysql, pg_url) = (mysql.clone(), pg_url.clone());
+                        tasks.push(tokio::spawn(async move {
+                            match k {
+                                0 => sqlx_mysql_paced(mysql, each, source).await,
+                                2 => sqlx09_mysql_paced(mysql, each, source).await,
+                                3 => sqlx_pg_paced(pg_url, each, source).await,
+                                _ => sqlx09_pg_paced(pg_url, each, source).await,
+                            }
+                            .map_err(|e| e.to_string())
+                        }));
+                    }
+                    if let Some(q) = &queue {
+                        let pacer = q.clone().pace(start, rate, each * conns);
+                        tasks.push(tokio::spawn(async move {
+                            pacer.await.map(|()| 0).map_err(|e| e.to_string())
+                        }));
+                    }
+                    let mut rows = Vec::new();
+                    for t in tasks {
+                        rows.push(t.await?.map_err(|e| e.to_string())?);
+                    }
+                    Ok(rows)
+                };
+                rt.block_on(paced::measure(start, each * conns, runs))?
             } else if conns == 1 {
                 rt.block_on(run(k, n))?
             } else {

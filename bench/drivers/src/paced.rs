@@ -7,9 +7,16 @@
 //! `RATE` queries per second at uniform intervals. No pacer task, no queue, no histogram,
 //! no timeout: whatever fleetload's worker costs above this, at the same rate and
 //! connections, is fleetload's own.
+//!
+//! `HANDOFF=1` adds the one structural cost of fleetload's design: a pacer task releases
+//! every query, on one timer, into a queue that the connections' tasks drain (so a query
+//! waits for any free connection, not for one in particular), a task wake more per query.
 
 use super::{cpu, Figures, Res};
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 
@@ -90,6 +97,56 @@ impl Slot {
     /// When this connection's `k`-th measured query is due.
     pub fn due(&self, k: u32) -> Instant {
         self.start + self.offset + self.every * k
+    }
+}
+
+/// Where a connection's queries come from.
+pub enum Source {
+    /// Its own schedule.
+    Own(Slot),
+    /// The pacer's queue.
+    Shared(Arc<Queue>),
+}
+
+/// The queue between the pacer and the connections (`HANDOFF=1`).
+#[derive(Default)]
+pub struct Queue {
+    ids: Mutex<VecDeque<i32>>,
+    ready: tokio::sync::Notify,
+    done: AtomicBool,
+}
+
+impl Queue {
+    /// Release `total` ids at `rate`, uniformly from `start`, then close the queue.
+    pub async fn pace(self: Arc<Self>, start: Instant, rate: f64, total: u32) -> Res<()> {
+        let timer = Timer::new()?;
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let mut ids = super::Ids(7);
+        for k in 0..total {
+            timer.sleep_until(start + gap * k).await?;
+            self.ids
+                .lock()
+                .map_err(|_| "poisoned")?
+                .push_back(ids.next());
+            self.ready.notify_one();
+        }
+        self.done.store(true, Ordering::Release);
+        self.ready.notify_waiters();
+        Ok(())
+    }
+
+    /// The next id, or `None` once the pacer is done and the queue empty.
+    pub async fn take(&self) -> Option<i32> {
+        loop {
+            let ready = self.ready.notified();
+            if let Some(id) = self.ids.lock().ok()?.pop_front() {
+                return Some(id);
+            }
+            if self.done.load(Ordering::Acquire) {
+                return None;
+            }
+            ready.await;
+        }
     }
 }
 
