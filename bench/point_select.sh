@@ -9,7 +9,8 @@
 #   RATE=8000 SECS=30 bench/point_select.sh
 #   RATE=0 bench/point_select.sh          # closed loop: every tool at full speed
 #   ROUNDS=5 SECS=10 bench/point_select.sh  # more rounds: the median ratio is printed
-#   TLS=1 bench/point_select.sh           # every tool over TLS (both servers must offer it)
+#   TLS=1 bench/point_select.sh           # every tool over TLS (the servers must offer it)
+#   ENGINES=postgres bench/point_select.sh  # one engine only (mariadb, postgres or both)
 #   PIN=1 bench/point_select.sh           # databases (and coordinator) on core 0, every load
 #                                         # generator on core 1: the database as if on another host
 set -euo pipefail
@@ -31,6 +32,9 @@ PIN=${PIN:-0}
 # pgbench TLS whenever the server offered it, while fleetload's rustls costs too little
 # to show: the PostgreSQL ratios then compared encrypted pgbench with near-free TLS.)
 TLS=${TLS:-0}
+ENGINES=${ENGINES:-mariadb postgres}
+on() { [[ " $ENGINES " == *" $1 "* ]]; }
+on mariadb || on postgres || { echo "ENGINES=\"$ENGINES\": name mariadb, postgres or both" >&2; exit 2; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 need=()
@@ -65,8 +69,8 @@ else
 fi
 
 echo "preparing sbtest1 ($ROWS rows) with fleetload prepare on both servers"
-$FL prepare --target "$MYSQL_URL" --scenario point_select --rows "$ROWS" >/dev/null
-$FL prepare --target "$PG_URL" --scenario point_select --rows "$ROWS" >/dev/null
+if on mariadb; then $FL prepare --target "$MYSQL_URL" --scenario point_select --rows "$ROWS" >/dev/null; fi
+if on postgres; then $FL prepare --target "$PG_URL" --scenario point_select --rows "$ROWS" >/dev/null; fi
 
 cpu_of() { awk '{printf "%.3f", $1 + $2}' "$1"; }
 
@@ -107,10 +111,8 @@ pgbench_run() {
 
 echo "running: $SESSIONS sessions, $RATE ops/s, ${SECS}s each, one after another, $ROUNDS rounds, fleetload --threads $THREADS, TLS $([ "$TLS" = 1 ] && echo on || echo off)$([ "$PIN" = 1 ] && echo ", pinned: databases core 0, generators core 1")"
 for round in $(seq "$ROUNDS"); do
-  fleetload_run mariadb "$MYSQL_URL"
-  sysbench_run
-  fleetload_run postgres "$PG_URL"
-  pgbench_run
+  if on mariadb; then fleetload_run mariadb "$MYSQL_URL"; sysbench_run; fi
+  if on postgres; then fleetload_run postgres "$PG_URL"; pgbench_run; fi
 done > "$work/results"
 
 python3 - "$work/results" "$SECS" "$RATE" "$SESSIONS" <<'PY'
