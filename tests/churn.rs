@@ -60,22 +60,9 @@ fn bigint(target: &str) -> &'static str {
 fn run_keep(target: &str, extra: &[&str]) -> (serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let rows = ROWS.to_string();
-    let mut args = vec![
-        "run",
-        "--target",
-        target,
-        "--password-env",
-        PASSWORD_ENV,
-        "--scenario",
-        "churn",
-        "--rows",
-        &rows,
-        "--workers",
-        "2",
-    ];
+    let mut args = vec!["--scenario", "churn", "--rows", &rows, "--workers", "2"];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["--report-dir", dir.path().to_str().unwrap()]);
-    fleetload(&args).assert_ok();
+    run_on(target, &args, dir.path()).assert_ok();
     let r = read_report(dir.path());
     assert_eq!(r["status"], "passed", "{r:#}");
     (r, dir)

@@ -91,9 +91,7 @@ impl Slot {
             offset: gap * i,
         }
     }
-}
 
-impl Slot {
     /// When this connection's `k`-th measured query is due.
     pub fn due(&self, k: u32) -> Instant {
         self.start + self.offset + self.every * k
