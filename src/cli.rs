@@ -232,7 +232,8 @@ pub struct WorkerArgs {
     /// workers (one per core), which also spreads the sessions.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
-    /// Where to write unacknowledged snapshots if the coordinator is lost.
+    /// Where to write unacknowledged snapshots if the coordinator is lost (created when
+    /// missing; the worker refuses to start if it cannot write there).
     #[arg(long, default_value = ".")]
     pub spool_dir: PathBuf,
     /// Test hook: pretend this host's clock is off by this many milliseconds.
@@ -352,6 +353,11 @@ pub enum ReportCommand {
         /// error_pct. Repeatable.
         #[arg(long = "fail-on", value_name = "GATE")]
         fail_on: Vec<String>,
+        /// How much of a change may be put down to run-to-run noise: `auto` estimates it
+        /// from both runs' interval series and caps it at 25 % of the base value; a
+        /// percentage (`10%`) caps it there; `off` judges gates by their limits alone.
+        #[arg(long, default_value = "auto", value_name = "off|auto|PCT")]
+        noise: String,
         /// How to print the comparison.
         #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
         format: CompareFormat,

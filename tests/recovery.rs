@@ -67,7 +67,10 @@ fn a_coordinator_killed_mid_run_is_rebuilt_exactly_from_its_checkpoint_and_the_s
         &[],
     );
     let endpoint = format!("http://{addr}");
-    let mut workers = spooling_workers(&endpoint, 2, dir.path());
+    // A spool directory that does not exist yet: the workers create it at start, so
+    // what they spool when the coordinator dies is not lost.
+    let spool_dir = dir.path().join("not/yet/spool");
+    let mut workers = spooling_workers_into(&endpoint, 2, dir.path(), &spool_dir);
     site.wait_elapsed(3.5);
     kill(&coordinator, "-KILL");
     let _ = coordinator.wait();
@@ -82,7 +85,7 @@ fn a_coordinator_killed_mid_run_is_rebuilt_exactly_from_its_checkpoint_and_the_s
     assert!(!report.join("report.json").exists());
     let in_checkpoint = u(&partial["ok_so_far"]["point_select"]);
     assert!(in_checkpoint > 0, "{partial:#}");
-    let spools = spools_in(dir.path());
+    let spools = spools_in(&spool_dir);
     assert_eq!(spools.len(), 2, "{spools:?}");
     let rep = report.to_str().unwrap();
     let spool = |i: usize| spools[i].to_str().unwrap();
@@ -133,6 +136,47 @@ fn a_coordinator_killed_mid_run_is_rebuilt_exactly_from_its_checkpoint_and_the_s
     for f in ["report.html", "report.csv", "report.txt", "report.hlog"] {
         assert!(report.join(f).exists(), "{f}");
     }
+    // The time after the coordinator died, when the workers' dead man's switch had
+    // paused the load, is a gap: marked, and left out of the measured rates.
+    let paused = &rec["paused"];
+    let from = paused["from_s"].as_f64().expect("the pause is marked");
+    assert!((3.0..8.0).contains(&from), "paused at {from} s: {paused:#}");
+    assert_eq!(paused["to_s"].as_f64(), Some(30.0));
+    assert_eq!(paused["workers"].as_array().unwrap().len(), 2, "{paused:#}");
+    let measured = r["measured_s"].as_f64().unwrap();
+    assert!(
+        measured <= from + 0.01,
+        "measured {measured} s, paused at {from} s"
+    );
+    let ok_per_s = r["operations"]["point_select"]["ok_per_s"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (150.0..=250.0).contains(&ok_per_s),
+        "ok/s over the time the load ran is near the planned 200, not diluted by the gap: {ok_per_s}"
+    );
+    let txt = std::fs::read_to_string(report.join("report.txt")).unwrap();
+    assert!(
+        txt.contains("GAP: no load from") && txt.contains("PARTIAL"),
+        "{txt}"
+    );
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(
+        html.contains("GAP: no load from"),
+        "the chart marks the gap"
+    );
+    // Compared with a whole run, the recovered one is called partial.
+    let out = fleetload(&[
+        "report",
+        "compare",
+        report.join("report.json").to_str().unwrap(),
+        report.join("report.json").to_str().unwrap(),
+    ]);
+    assert!(
+        out.stdout.contains("is partial: its load was paused from"),
+        "{}",
+        out.text()
+    );
     // Recovering again gives the same report: the checkpoint is not consumed.
     fleetload(&["report", "recover", rep, spool(0), spool(1)]).assert_ok();
     assert_eq!(
@@ -275,6 +319,156 @@ fn compare_gates_pass_a_run_against_itself_and_fail_an_injected_slowdown() {
     assert_ne!(out.code, Some(0));
     assert!(
         out.text().contains("unknown metric") && out.text().contains("p99 > +10%"),
+        "{}",
+        out.text()
+    );
+}
+
+/// `report.json` of `base` with every p99 of `op` multiplied by 4, the intervals'
+/// swinging between ×1 and ×12: a regression whose own run is as unstable as the one a
+/// user saw pass as "noise".
+fn regressed(base: &serde_json::Value, op: &str) -> serde_json::Value {
+    let mut new = base.clone();
+    new["run_id"] = serde_json::json!("run-regressed");
+    let p99 = &mut new["operations"][op]["response_time"]["p99_ms"];
+    *p99 = serde_json::json!(p99.as_f64().unwrap() * 4.0);
+    for (i, iv) in new["intervals"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        let p = &mut iv["operations"][op]["response_time"]["p99_ms"];
+        if let Some(v) = p.as_f64() {
+            *p = serde_json::json!(v * if i % 2 == 0 { 1.0 } else { 12.0 });
+        }
+    }
+    new
+}
+
+#[test]
+fn compare_fails_a_fourfold_p99_regression_however_much_the_new_run_swings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    fleetload(&[
+        "prepare",
+        "--target",
+        &db,
+        "--scenario",
+        "churn",
+        "--rows",
+        "2000",
+    ])
+    .assert_ok();
+    let base = churn_run(dir.path(), "base", "3ms");
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    let new_path = dir.path().join("regressed.json");
+    std::fs::write(&new_path, regressed(&b, "predict_one").to_string()).unwrap();
+    let (bp, np) = (base.to_str().unwrap(), new_path.to_str().unwrap());
+
+    let out = fleetload(&["report", "compare", bp, np, "--fail-on", "p99 > +10%"]);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "a 4× p99 must fail the gate: {}",
+        out.text()
+    );
+    assert!(
+        out.stdout
+            .contains("FAILED: predict_one p99 changed +300.0%"),
+        "{}",
+        out.stdout
+    );
+    // A tighter bound, and none: both fail it too; the table says which noise applied.
+    for noise in ["10%", "off"] {
+        let out = fleetload(&[
+            "report",
+            "compare",
+            bp,
+            np,
+            "--fail-on",
+            "p99 > +10%",
+            "--noise",
+            noise,
+        ]);
+        assert_eq!(out.code, Some(1), "--noise {noise}: {}", out.text());
+    }
+    // The same run against itself passes, whatever the bound.
+    let out = fleetload(&[
+        "report",
+        "compare",
+        bp,
+        bp,
+        "--fail-on",
+        "p99 > +10%",
+        "--noise",
+        "off",
+    ]);
+    out.assert_ok();
+    // A bound that cannot be read is named.
+    let out = fleetload(&["report", "compare", bp, np, "--noise", "loud"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.text().contains("--noise \"loud\""), "{}", out.text());
+
+    // A gate with nothing to judge fails and says why: the operation was renamed.
+    let mut renamed = b.clone();
+    for key in ["operations", "histograms"] {
+        let ops = renamed[key].as_object_mut().unwrap();
+        let names: Vec<String> = ops.keys().cloned().collect();
+        for n in names {
+            let v = ops.remove(&n).unwrap();
+            ops.insert(format!("{n}_v2"), v);
+        }
+    }
+    let renamed_path = dir.path().join("renamed.json");
+    std::fs::write(&renamed_path, renamed.to_string()).unwrap();
+    let out = fleetload(&[
+        "report",
+        "compare",
+        bp,
+        renamed_path.to_str().unwrap(),
+        "--fail-on",
+        "p99 > +10%",
+    ]);
+    assert_ne!(out.code, Some(0), "{}", out.text());
+    assert!(
+        out.text().contains("nothing to judge") && out.text().contains("predict_one_v2"),
+        "{}",
+        out.text()
+    );
+    let out = fleetload(&[
+        "report",
+        "compare",
+        bp,
+        renamed_path.to_str().unwrap(),
+        "--fail-on",
+        "predict_one:p99 > +10%",
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.text().contains("was it renamed?"), "{}", out.text());
+}
+
+/// A spool directory the worker cannot write is refused at start, before it dials,
+/// not discovered when the coordinator is gone and the data has nowhere to go.
+#[test]
+fn a_worker_refuses_to_start_with_a_spool_dir_it_cannot_write() {
+    let out = fleetload_within(
+        &[
+            "worker",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            "--dial-timeout",
+            "30s",
+            "--spool-dir",
+            "/proc/self/fleetload-spool",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.text()
+            .contains("--spool-dir /proc/self/fleetload-spool cannot be used"),
         "{}",
         out.text()
     );

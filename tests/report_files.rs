@@ -295,3 +295,109 @@ fn the_demo_runs_and_does_not_point_at_its_removed_database() {
         .join("fleetload-report/latest/report.html")
         .exists());
 }
+
+/// A report directory is never reused silently, and a run that fails before its start
+/// still leaves a report.json (status failed, with why) where its report would go.
+#[test]
+fn a_report_dir_is_never_overwritten_and_a_run_failing_before_its_start_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("r/same");
+    run_sqlite(dir.path(), "100", &same);
+    let first = read_report(&same)["run_id"].as_str().unwrap().to_string();
+    let target = sqlite(dir.path());
+    let out = fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--scenario",
+        "churn",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--report-dir",
+        same.to_str().unwrap(),
+    ]);
+    assert_ne!(out.code, Some(0), "{}", out.text());
+    assert!(
+        out.text().contains("already holds a run's report") && out.text().contains(&first),
+        "{}",
+        out.text()
+    );
+    assert_eq!(
+        read_report(&same)["run_id"],
+        first.as_str(),
+        "the first run's report is untouched"
+    );
+
+    // A table that does not exist: the run fails before its start, with a report.
+    let empty = tempfile::tempdir().unwrap();
+    let target = format!("sqlite://{}", empty.path().join("empty.db").display());
+    let failed = dir.path().join("failed");
+    let out = fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--scenario",
+        "point_select",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--report-dir",
+        failed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let r = read_report(&failed);
+    assert_eq!(r["status"], "failed", "{r:#}");
+    let why = r["failures"][0].as_str().unwrap();
+    assert!(why.contains("before its start"), "{why}");
+    assert!(
+        out.stdout.contains("report of the failed run written to"),
+        "{}",
+        out.text()
+    );
+
+    // The same without --report-dir: in fleetload-report/<run id>/, with `latest`.
+    let cwd = tempfile::tempdir().unwrap();
+    let child = spawn(
+        &[
+            "run",
+            "--target",
+            &target,
+            "--scenario",
+            "point_select",
+            "--rate",
+            "100",
+            "--duration",
+            "2s",
+        ],
+        cwd.path(),
+    );
+    let (code, text) = output(child);
+    assert_eq!(code, Some(1), "{text}");
+    let r = read_report(&cwd.path().join("fleetload-report/latest"));
+    assert_eq!(r["status"], "failed", "{text}");
+
+    // A --report-dir that cannot be made is refused before anything runs.
+    let out = fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--scenario",
+        "point_select",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--report-dir",
+        "/proc/self/fleetload-report",
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.text()
+            .contains("--report-dir /proc/self/fleetload-report cannot be used"),
+        "{}",
+        out.text()
+    );
+}

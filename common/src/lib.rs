@@ -14,6 +14,7 @@
 //! - [`histogram`]: the one set of histogram bounds and the V2+deflate codec.
 //! - [`stats`]: per-operation counts and histograms, and their exact merge.
 //! - [`outcome`]: error classes.
+//! - [`outdir`]: output directories (spools, reports) created and checked before a run.
 //! - [`churn`]: the telco-churn row generator and the deterministic churn model.
 //! - [`threshold`]: SLO thresholds such as `predict_one.p99 < 50ms`.
 //! - [`wire`]: conversions between the generated proto types and these domain types.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod generator;
 pub mod histogram;
 pub mod outcome;
+pub mod outdir;
 pub mod plan;
 pub mod profile;
 pub mod rng;

@@ -31,6 +31,11 @@ pub struct SpoolHeader {
     pub plan_hash: String,
     /// Why the worker gave up on its coordinator.
     pub reason: String,
+    /// When its dead man's switch paused or stopped the load (the worker's wall clock,
+    /// Unix nanoseconds), if the load had not ended by itself: from then on nothing was
+    /// measured, and a recovered report marks that time as a gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_paused_unix_nanos: Option<i64>,
 }
 
 /// A spool read back.
@@ -278,6 +283,7 @@ mod tests {
             worker: "w1".into(),
             plan_hash: "abc".into(),
             reason: "no coordinator".into(),
+            load_paused_unix_nanos: Some(1_700_000_000_000_000_000),
         }
     }
 

@@ -29,6 +29,46 @@ pub struct Recovery {
     pub spools: Vec<SpoolContribution>,
     /// Workers whose final totals are in neither the checkpoint nor a spool.
     pub missing: Vec<MissingSpool>,
+    /// The time without load after the coordinator was lost, as the workers' spools
+    /// say: the run's rates, totals and thresholds cover only the time before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<LoadPaused>,
+}
+
+/// A gap in the run: the coordinator was lost and the workers' dead man's switches
+/// paused their load until the run's planned end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadPaused {
+    /// The first worker's pause, seconds from the start.
+    pub from_s: f64,
+    /// The run's planned end.
+    pub to_s: f64,
+    /// Each spooled worker's pause.
+    pub workers: Vec<WorkerPause>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerPause {
+    pub worker: String,
+    pub index: u32,
+    pub at_s: f64,
+}
+
+impl LoadPaused {
+    pub fn sentence(&self) -> String {
+        let each: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| format!("{} at {:.1} s", w.worker, w.at_s))
+            .collect();
+        format!(
+            "GAP: no load from {:.1} s to {:.1} s: the coordinator was lost and the workers' dead man's switch paused their load ({}); the report is PARTIAL: rates, totals and thresholds cover the {:.1} s before the gap",
+            self.from_s,
+            self.to_s,
+            each.join(", "),
+            self.from_s
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +144,7 @@ impl Recovery {
                 .iter()
                 .map(|m| format!("  MISSING: {}", m.detail)),
         );
+        out.extend(self.paused.iter().map(LoadPaused::sentence));
         out
     }
 }
@@ -269,6 +310,13 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
             .min(outcome.plan.duration);
         outcome.ran_for = outcome.ran_for.max(covered);
     }
+    let paused = paused(&outcome, &read);
+    if let Some(p) = &paused {
+        // The time without load is not measured time: rates and thresholds stop there.
+        outcome.ran_for = outcome
+            .ran_for
+            .min(std::time::Duration::from_secs_f64(p.from_s.max(0.0)));
+    }
     let missing = missing(&outcome, last, &read);
     let counters = counters.unwrap_or_else(|| crate::counters::DatabaseCounters {
         unavailable: Some(format!(
@@ -282,11 +330,41 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
         checkpoint_ran_for_s: ran_for_s,
         spools: contributions,
         missing,
+        paused,
     };
     let mut report = outcome.report(counters);
     report.status = RunStatus::Recovered;
     report.recovery = Some(recovery.clone());
     Ok((report, recovery))
+}
+
+/// When the workers' dead man's switch paused their load before the run's end, from
+/// their spools (each pause on the coordinator's timeline: its clock offset taken out).
+fn paused(outcome: &crate::controller::Outcome, read: &[(PathBuf, Spool)]) -> Option<LoadPaused> {
+    let end_s = outcome.plan.duration.as_secs_f64();
+    let mut workers: Vec<WorkerPause> = read
+        .iter()
+        .filter_map(|(_, s)| {
+            let at = s.header.load_paused_unix_nanos?;
+            let w = outcome.workers.get(s.header.worker_index as usize)?;
+            let its_start = outcome
+                .start_unix_nanos
+                .saturating_add(w.clock.map_or(0, |(o, _)| o));
+            let at_s = at.saturating_sub(its_start) as f64 / 1e9;
+            (at_s < end_s).then(|| WorkerPause {
+                worker: w.name.clone(),
+                index: w.index,
+                at_s: at_s.max(0.0),
+            })
+        })
+        .collect();
+    workers.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    let from_s = workers.first()?.at_s;
+    Some(LoadPaused {
+        from_s,
+        to_s: end_s,
+        workers,
+    })
 }
 
 /// Workers whose final totals are nowhere: not in the checkpoint, not in a spool.

@@ -46,6 +46,9 @@ pub struct CoordinatorConfig {
     pub checkpoint: Option<CheckpointTo>,
     /// The live dashboard's hub, when one is served (`--ui-listen`).
     pub ui: Option<std::sync::Arc<crate::ui::Hub>>,
+    /// The run's id, chosen before it starts so that a run which fails before its
+    /// start still writes its report where it would have.
+    pub run_id: String,
 }
 
 /// The report directory a run checkpoints into.
@@ -82,6 +85,7 @@ impl CoordinatorConfig {
             security: crate::security::ServerSecurity::default(),
             checkpoint: None,
             ui: None,
+            run_id: new_run_id(),
         }
     }
 }
@@ -133,7 +137,8 @@ pub(crate) async fn drive(
         ui: config.ui.clone(),
         checkpoints: tokio::task::JoinSet::new(),
     };
-    let mut core = Controller::new(config, new_run_id(), Now::read());
+    let run_id = config.run_id.clone();
+    let mut core = Controller::new(config, run_id, Now::read());
     let mut interrupted = false;
     loop {
         let deadline = core.next_deadline();

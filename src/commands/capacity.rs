@@ -31,6 +31,7 @@ pub(super) async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<Exit
         precision: args.precision,
         max_rate: args.max_rate,
     };
+    ready_report_dir(args.report_dir.as_deref())?;
     let prepare = args
         .prepare
         .then(|| prepare_spec(&plan, 4, ml_settings(&plan)));

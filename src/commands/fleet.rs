@@ -136,6 +136,7 @@ pub(super) async fn local_fleet_search(
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
+    ready_report_dir(args.report_dir.as_deref())?;
     // --prepare: the coordinator creates the table and every worker loads its shard.
     let prepare = args
         .prepare
@@ -171,6 +172,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    ready_report_dir(args.report_dir.as_deref())?;
     let dir =
         tempfile::tempdir().context("cannot create a temporary directory for the demo database")?;
     let db = dir.path().join("demo.db");

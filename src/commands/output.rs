@@ -23,8 +23,14 @@ pub(super) fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
             base,
             new,
             fail_on,
+            noise,
             format,
-        } => return compare(&read(&base)?, &read(&new)?, &fail_on, format),
+        } => {
+            let noise = noise
+                .parse::<fleetload_coordinator::report::compare::Noise>()
+                .map_err(anyhow::Error::msg)?;
+            return compare(&read(&base)?, &read(&new)?, &fail_on, format, noise);
+        }
         ReportCommand::Recover { dir, spools, out } => return recover(&dir, &spools, out),
     }
     Ok(ExitCode::SUCCESS)
@@ -36,6 +42,7 @@ fn compare(
     new: &Report,
     fail_on: &[String],
     format: crate::cli::CompareFormat,
+    noise: fleetload_coordinator::report::compare::Noise,
 ) -> anyhow::Result<ExitCode> {
     use fleetload_coordinator::report::compare::{render_with, Format, Gate};
     let gates = fail_on
@@ -47,7 +54,7 @@ fn compare(
         crate::cli::CompareFormat::Markdown => Format::Markdown,
         crate::cli::CompareFormat::Json => Format::Json,
     };
-    let (text, passed) = render_with(base, new, &gates, format)?;
+    let (text, passed) = render_with(base, new, &gates, format, noise)?;
     print!("{text}");
     Ok(if passed {
         ExitCode::SUCCESS
@@ -84,6 +91,33 @@ fn recover(dir: &Path, spools: &[PathBuf], out: Option<PathBuf>) -> anyhow::Resu
 /// Where a run's report goes: the directory asked for, or one of its own under
 /// `fleetload-report/`, so no run overwrites another's.
 pub(super) const REPORTS: &str = "fleetload-report";
+
+/// Make the report directory ready before anything runs: created and writable (a report
+/// that cannot be written at the end would lose the run), and never one that already
+/// holds another run's report, which this run would overwrite.
+pub(super) fn ready_report_dir(dir: Option<&Path>) -> anyhow::Result<()> {
+    let Some(dir) = dir else {
+        fleetload_common::outdir::ensure_writable(Path::new(REPORTS), "the report directory")?;
+        return Ok(());
+    };
+    for name in ["report.json", "report.partial.json"] {
+        let existing = dir.join(name);
+        if existing.exists() {
+            let run = std::fs::read(&existing)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("run_id").and_then(|r| r.as_str()).map(str::to_string))
+                .map_or_else(String::new, |r| format!(" (run {r})"));
+            bail!(
+                "--report-dir {}: it already holds a run's report{run} in {}, which this run would overwrite; name a new directory, or leave --report-dir out to write into {REPORTS}/<run id>/ (a directory per run)",
+                dir.display(),
+                existing.display()
+            );
+        }
+    }
+    fleetload_common::outdir::ensure_writable(dir, "--report-dir")?;
+    Ok(())
+}
 
 /// Where a run's checkpoints go: the report directory it will be written to.
 pub(super) fn checkpoint_to(dir: Option<&Path>) -> fleetload_coordinator::CheckpointTo {

@@ -210,18 +210,55 @@ pub(super) async fn serve(
     config.search = search;
     config.security = security;
     config.max_workers = max_workers.max(workers);
-    config.checkpoint = Some(checkpoint);
+    config.checkpoint = Some(checkpoint.clone());
     let hub = config.ui.clone();
+    let (run_id, plan) = (config.run_id.clone(), config.plan.clone());
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
-    if let (Err(e), Some(hub)) = (&result, hub) {
+    if let (Err(e), Some(hub)) = (&result, &hub) {
         hub.failed(&e.to_string());
     }
     let _ = printer.await;
+    if let Err(e) = &result {
+        write_failed_report(&plan, &run_id, e, &checkpoint.dir(&run_id));
+    }
     Ok(result?)
+}
+
+/// A run that ended before its start still leaves a report.json (status `failed`, or
+/// `interrupted`, with why) where its report would have gone, so CI has an artifact.
+fn write_failed_report(
+    plan: &Plan,
+    run_id: &str,
+    error: &fleetload_coordinator::CoordinatorError,
+    dir: &Path,
+) {
+    if matches!(
+        error,
+        fleetload_coordinator::CoordinatorError::WriteReport { .. }
+    ) {
+        return;
+    }
+    let mut report = Report::failed_before_start(plan, run_id, error.to_string());
+    if matches!(error, fleetload_coordinator::CoordinatorError::Cancelled) {
+        report.status = RunStatus::Interrupted;
+    }
+    match report.write_to(dir) {
+        Ok(()) => {
+            if dir.parent() == Some(Path::new(REPORTS)) {
+                point_latest_at(dir);
+            }
+            println!(
+                "report of the failed run written to {}",
+                dir.join("report.json").display()
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot write the failed run's report"),
+    }
 }
 
 pub(super) async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
+    ready_report_dir(args.report_dir.as_deref())?;
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }

@@ -427,6 +427,16 @@ pub fn wait_elapsed(addr: &str, secs: f64) -> f64 {
 
 /// `n` worker processes `w0`, `w1`, … dialing `endpoint`, spooling into `dir`.
 pub fn spooling_workers(endpoint: &str, n: usize, dir: &Path) -> Vec<std::process::Child> {
+    spooling_workers_into(endpoint, n, dir, dir)
+}
+
+/// Workers started in `cwd` that spool into `spool_dir` (which may not exist yet).
+pub fn spooling_workers_into(
+    endpoint: &str,
+    n: usize,
+    cwd: &Path,
+    spool_dir: &Path,
+) -> Vec<std::process::Child> {
     (0..n)
         .map(|i| {
             spawn(
@@ -437,9 +447,9 @@ pub fn spooling_workers(endpoint: &str, n: usize, dir: &Path) -> Vec<std::proces
                     "--name",
                     &format!("w{i}"),
                     "--spool-dir",
-                    dir.to_str().unwrap(),
+                    spool_dir.to_str().unwrap(),
                 ],
-                dir,
+                cwd,
             )
         })
         .collect()

@@ -151,6 +151,10 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) -> Result<WorkerSummary, WorkerError> {
+    // The spool keeps what this worker measured if its coordinator dies: a directory
+    // that cannot take it must stop the worker now, not lose the data then.
+    let mut config = config;
+    config.spool_dir = fleetload_common::outdir::ensure_writable(&config.spool_dir, "--spool-dir")?;
     let channel =
         crate::stream::dial(endpoint, &config.security, config.dial_timeout, &shutdown).await?;
     let hello = Hello {
@@ -483,6 +487,9 @@ async fn execute(
 ) -> Result<WorkerSummary, WorkerError> {
     let mut link = Link::new(&a, load.shared.start.into_std(), std::time::Instant::now());
     let mut ran: Option<Ran> = None;
+    // When the dead man's switch paused or stopped this worker's load (its wall clock):
+    // the spool carries it, so a recovered report marks the time without load.
+    let mut load_paused: Option<i64> = None;
     loop {
         let connected = *link.state() == crate::link::State::Connected;
         let deadline = link.next_deadline();
@@ -522,12 +529,16 @@ async fn execute(
                 Effect::Redial => Some(match crate::stream::rejoin(to, claim(&a, config)).await {
                     Ok(Rejoined::Back(c, acked)) => {
                         control = *c;
+                        load_paused = None;
                         Input::Rejoined { acked }
                     }
                     Ok(Rejoined::Refused(reason)) => Input::RejoinRefused(reason),
                     Err(e) => Input::RejoinFailed(e.to_string()),
                 }),
                 Effect::StopLoad => {
+                    if ran.is_none() {
+                        load_paused.get_or_insert(wall_nanos(config.clock_skew_nanos));
+                    }
                     load.cancel.cancel();
                     None
                 }
@@ -536,6 +547,7 @@ async fn execute(
                     None
                 }
                 Effect::PauseLoad => {
+                    load_paused.get_or_insert(wall_nanos(config.clock_skew_nanos));
                     load.apply(fleetload_common::wire::Rebalance {
                         extra: Vec::new(),
                         profile: Some(fleetload_common::profile::Profile::constant(0.0)),
@@ -548,10 +560,13 @@ async fn execute(
                         .await;
                 }
                 Effect::Spool { reason, snapshots } => {
+                    let load_ended = ran.is_some();
                     let done = ran
                         .take()
                         .map(|ran| done_of(&a, &load, ran, link.snapshots_sent()));
-                    return Err(spool(&a, config, reason, &snapshots, done.as_ref()));
+                    let paused = load_paused
+                        .or_else(|| (!load_ended).then(|| wall_nanos(config.clock_skew_nanos)));
+                    return Err(spool(&a, config, reason, &snapshots, done.as_ref(), paused));
                 }
             };
             if let Some(input) = next.or_else(|| broken.take().map(Input::Broken)) {
@@ -635,6 +650,7 @@ fn spool(
     reason: String,
     snapshots: &[Snapshot],
     done: Option<&Done>,
+    load_paused_unix_nanos: Option<i64>,
 ) -> WorkerError {
     let path = spool_path(a, config);
     let header = fleetload_common::spool::SpoolHeader {
@@ -644,10 +660,32 @@ fn spool(
         worker: config.name.clone(),
         plan_hash: a.plan_hash.clone(),
         reason: reason.clone(),
+        load_paused_unix_nanos,
     };
-    let file = match fleetload_common::spool::write(&path, &header, snapshots, done) {
+    // The directory was checked at start; if it went away since, make it again, and
+    // if that fails keep the data in the system's temporary directory instead.
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| fleetload_common::spool::write(&path, &header, snapshots, done));
+    let file = match written {
         Ok(()) => path.display().to_string(),
-        Err(e) => format!("(could not write {}: {e})", path.display()),
+        Err(e) => {
+            let fallback =
+                fleetload_common::spool::path(&std::env::temp_dir(), &a.run_id, a.worker_index);
+            match fleetload_common::spool::write(&fallback, &header, snapshots, done) {
+                Ok(()) => format!(
+                    "{} (could not write {}: {e})",
+                    fallback.display(),
+                    path.display()
+                ),
+                Err(e2) => format!(
+                    "nowhere: could not write {} ({e}) nor {} ({e2}); they are lost",
+                    path.display(),
+                    fallback.display()
+                ),
+            }
+        }
     };
     WorkerError::Orphaned {
         reason,

@@ -41,6 +41,8 @@ pub enum WorkerError {
         spooled: usize,
         file: String,
     },
+    #[error(transparent)]
+    SpoolDir(#[from] fleetload_common::outdir::OutputDirError),
     #[error("stopped before the run started")]
     Cancelled,
 }

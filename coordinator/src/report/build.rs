@@ -455,3 +455,58 @@ fn with_thresholds(
     }
     failures
 }
+
+impl Report {
+    /// The report of a run that failed before its start (a missing table, a refused
+    /// login, workers that never joined): no measurement, status `failed` and why, so
+    /// CI finds a `report.json` where the run would have written one.
+    pub fn failed_before_start(plan: &Plan, run_id: &str, failure: String) -> Report {
+        Report {
+            report_format: REPORT_FORMAT,
+            fleetload_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+            run_id: run_id.to_string(),
+            status: RunStatus::Failed,
+            failures: vec![format!("the run failed before its start: {failure}")],
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            duration_s: 0.0,
+            warmup_s: plan.warmup.as_secs_f64(),
+            measured_s: 0.0,
+            interval_s: plan.interval.as_secs_f64(),
+            plan: plan.effective(),
+            workers: Vec::new(),
+            operations: BTreeMap::new(),
+            intervals: Vec::new(),
+            histograms: BTreeMap::new(),
+            verification: Verification {
+                merged_equals_executed: None,
+                mismatches: Vec::new(),
+                missing: Vec::new(),
+            },
+            inserted_rows: 0,
+            database_counters: crate::counters::DatabaseCounters {
+                unavailable: Some("the run never started".into()),
+                ..Default::default()
+            },
+            cloudwatch: None,
+            tpcc: None,
+            outages: Vec::new(),
+            instances: Vec::new(),
+            operation_roles: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            availability: Default::default(),
+            membership: Vec::new(),
+            stalls: Vec::new(),
+            gaps: Vec::new(),
+            changes: Vec::new(),
+            planned: Vec::new(),
+            stages: Vec::new(),
+            thresholds: Vec::new(),
+            start_skew_ms: None,
+            scratch_target: false,
+            capacity: None,
+            recovery: None,
+            interval_log: Vec::new(),
+            start_unix_s: 0.0,
+        }
+    }
+}

@@ -246,6 +246,16 @@ fn charts_and_workers(r: &Report, out: &mut String) {
             to_s: s.at_s + s.duration_s,
             label: s.sentence(),
         }))
+        .chain(
+            r.recovery
+                .iter()
+                .filter_map(|rec| rec.paused.as_ref())
+                .map(|p| super::svg::Mark {
+                    from_s: p.from_s,
+                    to_s: p.to_s,
+                    label: p.sentence(),
+                }),
+        )
         .collect();
     for chart in charts(r) {
         let _ = write!(out, "<figure>{}</figure>", chart.render_marked(&marks));

@@ -112,7 +112,9 @@ fn missing_of(w: &WorkerInfo, merge: &Merge) -> Option<MissingWorker> {
         None => format!("ended {}", w.state),
     };
     let recover = match &w.spool {
-        Some(p) => format!("its spool {p} holds the rest: `fleetload report recover <report dir> {p}`"),
+        // The worker writes its spool only when it stops itself (its dead man's switch,
+        // the rejoin window passed): a killed process or a lost host writes none.
+        Some(p) => format!("if the worker stopped itself it wrote its spool {p}: pass it to `fleetload report recover <report dir> {p}`; if its process was killed or its host lost, there is no spool and what it ran after the last merged snapshot is lost (the report stays partial)"),
         None => "it named no spool file; look for fleetload-unsent-*.jsonl where it ran and pass it to `fleetload report recover`".to_string(),
     };
     Some(MissingWorker {

@@ -43,12 +43,18 @@ pub enum GateError {
         metrics: String,
     },
     #[error(
-        "--fail-on {text:?}: operation {operation} is not in both reports (they have: {have})"
+        "--fail-on {text:?}: operation {operation} is not in both reports (they have: {have}); was it renamed? Name an operation both runs have"
     )]
     NoSuchOperation {
         text: String,
         operation: String,
         have: String,
+    },
+    #[error("--fail-on {text:?}: nothing to judge: the two reports have no operation in common (base: {base}; new: {new}); a gate that judges nothing must not pass")]
+    NothingToJudge {
+        text: String,
+        base: String,
+        new: String,
     },
 }
 
@@ -156,24 +162,57 @@ impl Gate {
                 });
             }
         }
-        Ok(changes
+        let results: Vec<GateResult> = changes
             .iter()
             .filter(|c| c.metric == self.label)
             .filter(|c| self.operation.as_ref().is_none_or(|op| *op == c.operation))
             .map(|c| self.judge_one(c))
-            .collect())
+            .collect();
+        if results.is_empty() {
+            let names = |r: &Report| {
+                let v: Vec<String> = r.operations.keys().map(|k| k.to_string()).collect();
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            return Err(GateError::NothingToJudge {
+                text: self.text.clone(),
+                base: names(base),
+                new: names(new),
+            });
+        }
+        Ok(results)
     }
 
     fn judge_one(&self, c: &Change) -> GateResult {
+        if let Some(run) = c.absent_in {
+            return GateResult {
+                gate: self.text.clone(),
+                operation: c.operation.clone(),
+                metric: self.metric,
+                base: c.base,
+                new: c.new,
+                change: f64::NAN,
+                noise: f64::NAN,
+                failed: true,
+                verdict: format!(
+                    "FAILED: {} {} cannot be judged: no {} operation succeeded in the {run} run, so it has no latency to compare",
+                    c.operation, self.metric, c.operation
+                ),
+            };
+        }
         let (change, noise) = if self.percent {
             if c.base == 0.0 {
-                // From nothing: any rise is unbounded, no change is none.
+                // From nothing: any rise is unbounded, no change is none; the noise
+                // bound of a zero base is zero.
                 let pct = if c.delta == 0.0 {
                     0.0
                 } else {
                     f64::INFINITY.copysign(c.delta)
                 };
-                (pct, f64::INFINITY)
+                (pct, 0.0)
             } else {
                 (
                     c.delta / c.base.abs() * 100.0,
@@ -230,6 +269,7 @@ mod tests {
             delta: new - base,
             noise,
             significant: (new - base).abs() > noise,
+            absent_in: None,
         }
     }
 
@@ -277,5 +317,26 @@ mod tests {
         let g: Gate = "ok_per_s < -5%".parse().unwrap();
         assert!(g.judge_one(&change(100.0, 80.0, 1.0)).failed);
         assert!(!g.judge_one(&change(100.0, 120.0, 1.0)).failed);
+    }
+
+    #[test]
+    fn a_latency_that_does_not_exist_in_a_run_fails_the_gate_instead_of_improving() {
+        let g: Gate = "p99 > +10%".parse().unwrap();
+        let mut c = change(10.0, 0.0, 0.5);
+        c.absent_in = Some("new");
+        let r = g.judge_one(&c);
+        assert!(
+            r.failed
+                && r.verdict
+                    .contains("no point_select operation succeeded in the new run"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_rise_from_zero_fails_a_percent_gate() {
+        let g: Gate = "error_pct > +50%".parse().unwrap();
+        let r = g.judge_one(&change(0.0, 4.0, 0.0));
+        assert!(r.failed, "{r:?}");
     }
 }

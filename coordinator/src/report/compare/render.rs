@@ -1,6 +1,9 @@
 //! The comparison as a terminal table, as Markdown for a CI comment, or as JSON.
 
-use super::{compare, not_compared, plan_differences, Change, Gate, GateError, GateResult};
+use super::{
+    compare, not_compared, partial_runs, plan_differences, Change, Gate, GateError, GateResult,
+    Noise,
+};
 use crate::report::Report;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -51,6 +54,8 @@ struct ComparisonJson<'a> {
     warnings: &'a [String],
     changes: Vec<ChangeJson<'a>>,
     not_compared: &'a [String],
+    /// How the noise was bounded (`--noise`).
+    noise: Noise,
     gates: &'a [GateResult],
     passed: bool,
 }
@@ -71,11 +76,17 @@ fn noise_text(c: &Change) -> String {
     }
 }
 
-const NOISE_NOTE: &str = "* the change is larger than the noise: twice the standard error of the two runs' interval series (about 95 %).";
+fn noise_note(noise: Noise) -> String {
+    match noise {
+        Noise::Off => "* the change is not zero (--noise off: no change is put down to noise).".into(),
+        n => format!("* the change is larger than the noise: twice the standard error of the two runs' interval series (about 95 %, robust to wild intervals), {n}."),
+    }
+}
 
 /// The comparison as a table, without gates.
 pub fn render(base: &Report, new: &Report) -> String {
-    render_with(base, new, &[], Format::Text).map_or_else(|e| e.to_string(), |(text, _)| text)
+    render_with(base, new, &[], Format::Text, Noise::Auto)
+        .map_or_else(|e| e.to_string(), |(text, _)| text)
 }
 
 /// The comparison in `format`, judged by `gates`; and whether every gate passed.
@@ -87,18 +98,27 @@ pub fn render_with(
     new: &Report,
     gates: &[Gate],
     format: Format,
+    noise: Noise,
 ) -> Result<(String, bool), GateError> {
-    let changes = compare(base, new);
+    let changes = compare(base, new, noise);
     let mut verdicts = Vec::new();
     for g in gates {
         verdicts.extend(g.judge(&changes, base, new)?);
     }
     let passed = verdicts.iter().all(|v| !v.failed);
-    let warnings = plan_differences(base, new);
+    let warnings: Vec<String> = partial_runs(base, new)
+        .into_iter()
+        .chain(
+            plan_differences(base, new)
+                .into_iter()
+                .map(|d| format!("the plans differ, {d}")),
+        )
+        .collect();
     let only = not_compared(base, new);
+    let note = noise_note(noise);
     let out = match format {
-        Format::Text => text(base, new, &changes, &warnings, &only, &verdicts),
-        Format::Markdown => markdown(base, new, &changes, &warnings, &only, &verdicts),
+        Format::Text => text(base, new, &changes, &warnings, &only, &verdicts, &note),
+        Format::Markdown => markdown(base, new, &changes, &warnings, &only, &verdicts, &note),
         Format::Json => {
             let json = ComparisonJson {
                 base: RunRef::of(base),
@@ -118,6 +138,7 @@ pub fn render_with(
                     })
                     .collect(),
                 not_compared: &only,
+                noise,
                 gates: &verdicts,
                 passed,
             };
@@ -145,10 +166,11 @@ fn text(
     warnings: &[String],
     only: &[String],
     verdicts: &[GateResult],
+    note: &str,
 ) -> String {
     let mut out = String::new();
     for w in warnings {
-        let _ = writeln!(out, "WARNING: the plans differ, {w}");
+        let _ = writeln!(out, "WARNING: {w}");
     }
     for (tag, r) in [("base", base), ("new ", new)] {
         let _ = writeln!(
@@ -180,7 +202,7 @@ fn text(
     if !only.is_empty() {
         let _ = writeln!(out, "\nnot compared: {}", only.join(", "));
     }
-    let _ = writeln!(out, "\n{NOISE_NOTE}");
+    let _ = writeln!(out, "\n{note}");
     if !verdicts.is_empty() {
         let _ = writeln!(out);
         for v in verdicts {
@@ -202,6 +224,7 @@ fn markdown(
     warnings: &[String],
     only: &[String],
     verdicts: &[GateResult],
+    note: &str,
 ) -> String {
     let cell = |s: &str| s.replace('|', "\\|");
     let mut out = String::new();
@@ -212,7 +235,7 @@ fn markdown(
         cell(&base.run_id)
     );
     for w in warnings {
-        let _ = writeln!(out, "> **Warning:** the plans differ, {}", cell(w));
+        let _ = writeln!(out, "> **Warning:** {}", cell(w));
     }
     if !warnings.is_empty() {
         out.push('\n');
@@ -248,6 +271,6 @@ fn markdown(
     if !only.is_empty() {
         let _ = writeln!(out, "\nNot compared: {}", cell(&only.join(", ")));
     }
-    let _ = writeln!(out, "\n{NOISE_NOTE}");
+    let _ = writeln!(out, "\n{note}");
     out
 }
