@@ -370,6 +370,10 @@ pub enum ReportCommand {
         dir: PathBuf,
         /// The workers' spools (fleetload-unsent-<run>-w<N>.jsonl), one per worker.
         spools: Vec<PathBuf>,
+        /// A directory holding the spools of many runs (the workers' shared
+        /// --spool-dir): this run's are taken from it.
+        #[arg(long)]
+        spool_dir: Option<PathBuf>,
         /// Where to write the report (default: DIR).
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,

@@ -177,8 +177,22 @@ fn a_coordinator_killed_mid_run_is_rebuilt_exactly_from_its_checkpoint_and_the_s
         "{}",
         out.text()
     );
-    // Recovering again gives the same report: the checkpoint is not consumed.
-    fleetload(&["report", "recover", rep, spool(0), spool(1)]).assert_ok();
+    // Recovering again gives the same report: the checkpoint is not consumed. The
+    // spools are found by run in the workers' shared directory (as on Kubernetes).
+    std::fs::write(
+        spool_dir.join("fleetload-unsent-run-other-w0.jsonl"),
+        "not this run",
+    )
+    .unwrap();
+    let again = fleetload(&[
+        "report",
+        "recover",
+        rep,
+        "--spool-dir",
+        spool_dir.to_str().unwrap(),
+    ]);
+    again.assert_ok();
+    assert!(again.stdout.contains("2 spools of run"), "{}", again.text());
     assert_eq!(
         u(&read_report(&report)["operations"]["point_select"]["count"]),
         total

@@ -425,6 +425,12 @@ fn when_a_worker_dies_the_survivor_takes_over_its_keys_and_rate() {
             && detail.contains("fleetload report recover"),
         "{detail}"
     );
+    // A SIGKILLed worker wrote no spool: the text must not promise one.
+    assert!(
+        detail.contains("if the worker stopped itself")
+            && detail.contains("if its process was killed or its host lost, there is no spool"),
+        "{detail}"
+    );
     assert!(
         r["failures"]
             .to_string()

@@ -320,6 +320,8 @@ impl Plan {
                 _ => None,
             },
             region: self.target.login().region().map(str::to_string),
+            // Folded into the target's and reader's URLs above.
+            tls_ca: None,
             cloudwatch: self.cloudwatch.as_ref().map(CloudWatchPlan::to_raw),
             scenario: Some(match &self.scenario {
                 ScenarioRef::Builtin(s) => s.name().to_string(),

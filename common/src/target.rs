@@ -261,6 +261,78 @@ impl fmt::Display for Target {
     }
 }
 
+/// `url` verifying its server against the CA bundle `ca` (the plan's `tls_ca`): the
+/// driver's CA parameter added (`ssl-ca` for MySQL, `sslrootcert` for PostgreSQL) and,
+/// when the URL names no TLS mode, the mode that checks the certificate and the host
+/// name (`VERIFY_IDENTITY`, `verify-full`). One key for every engine, so a plan can
+/// name the RDS bundle once.
+///
+/// # Errors
+/// SQLite (no TLS), a URL naming another CA file, or a mode that would not verify.
+pub fn with_tls_ca(url: &str, ca: &str, key: &'static str) -> Result<String, PlanError> {
+    let bad = |why: String| PlanError::invalid("tls_ca", format!("{ca:?}"), why);
+    if ca.trim().is_empty() {
+        return Err(bad(
+            "the path of a PEM CA bundle, e.g. /etc/ssl/rds/global-bundle.pem".into(),
+        ));
+    }
+    let (ca_param, mode_param, verify_modes, strict): (_, _, &[&str], _) =
+        match url.split_once("://").map(|(s, _)| s) {
+            Some("mysql" | "mariadb") => (
+                "ssl-ca",
+                "ssl-mode",
+                &["verify_ca", "verify_identity"],
+                "VERIFY_IDENTITY",
+            ),
+            Some("postgres" | "postgresql") => (
+                "sslrootcert",
+                "sslmode",
+                &["verify-ca", "verify-full"],
+                "verify-full",
+            ),
+            _ => {
+                return Err(bad(format!(
+                    "{key} {}: only MySQL and PostgreSQL targets use TLS; drop tls_ca",
+                    redact(url)
+                )))
+            }
+        };
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let params: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let mut out = url.to_string();
+    let mut sep = match (url.contains('?'), query.is_empty()) {
+        (false, _) => "?",
+        (true, true) => "",
+        (true, false) => "&",
+    };
+    match params.iter().find(|(k, _)| *k == ca_param) {
+        Some((_, v)) if *v == ca => {}
+        Some((_, v)) => {
+            return Err(bad(format!(
+                "{key} already names {ca_param}={v}; keep one CA: drop tls_ca or {ca_param} from the URL"
+            )))
+        }
+        None => {
+            out.push_str(&format!("{sep}{ca_param}={ca}"));
+            sep = "&";
+        }
+    }
+    match params.iter().find(|(k, _)| *k == mode_param) {
+        Some((_, v)) if verify_modes.contains(&v.to_ascii_lowercase().as_str()) => {}
+        Some((_, v)) => {
+            return Err(bad(format!(
+                "{key} has {mode_param}={v}, which does not check the certificate against the CA; use {mode_param}={strict} or leave it out"
+            )))
+        }
+        None => out.push_str(&format!("{sep}{mode_param}={strict}")),
+    }
+    Ok(out)
+}
+
 /// An AWS region's name as `key` gives it: lower-case letters, digits and `-`.
 ///
 /// # Errors
@@ -403,5 +475,37 @@ mod login_tests {
             })
             .unwrap();
         assert_eq!(t.password_env(), None);
+    }
+
+    #[test]
+    fn tls_ca_adds_the_drivers_ca_and_a_verifying_mode_once() {
+        let ca = "/etc/ssl/rds/global-bundle.pem";
+        assert_eq!(
+            with_tls_ca("mysql://u@h:3306/db", ca, "target").unwrap(),
+            format!("mysql://u@h:3306/db?ssl-ca={ca}&ssl-mode=VERIFY_IDENTITY")
+        );
+        let pg = with_tls_ca("postgres://u@h/db?application_name=x", ca, "target").unwrap();
+        assert_eq!(
+            pg,
+            format!("postgres://u@h/db?application_name=x&sslrootcert={ca}&sslmode=verify-full")
+        );
+        // Idempotent: the effective plan's URL read back with the same key.
+        assert_eq!(with_tls_ca(&pg, ca, "target").unwrap(), pg);
+        assert!(Target::parse(&pg, None).is_ok());
+        let e = with_tls_ca("postgres://u@h/db?sslmode=prefer", ca, "target")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sslmode=prefer") && e.contains("verify-full"),
+            "{e}"
+        );
+        let e = with_tls_ca("mysql://u@h/db?ssl-ca=/other.pem", ca, "reader")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reader already names ssl-ca=/other.pem"), "{e}");
+        let e = with_tls_ca("sqlite://x.db", ca, "target")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only MySQL and PostgreSQL"), "{e}");
     }
 }

@@ -31,7 +31,17 @@ pub(super) fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?;
             return compare(&read(&base)?, &read(&new)?, &fail_on, format, noise);
         }
-        ReportCommand::Recover { dir, spools, out } => return recover(&dir, &spools, out),
+        ReportCommand::Recover {
+            dir,
+            mut spools,
+            spool_dir,
+            out,
+        } => {
+            if let Some(d) = spool_dir {
+                spools.extend(spools_of_run(&dir, &d)?);
+            }
+            return recover(&dir, &spools, out);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -61,6 +71,30 @@ fn compare(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// This run's spools in `spool_dir`, by the run id of the checkpoint in `dir`.
+fn spools_of_run(dir: &Path, spool_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let run = fleetload_coordinator::checkpoint::Checkpoint::read(dir)?.run_id;
+    let prefix = format!("fleetload-unsent-{run}-w");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(spool_dir)
+        .with_context(|| format!("--spool-dir {}: cannot list it", spool_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jsonl"))
+        })
+        .collect();
+    found.sort();
+    println!(
+        "{} spool{} of run {run} in {}",
+        found.len(),
+        if found.len() == 1 { "" } else { "s" },
+        spool_dir.display()
+    );
+    Ok(found)
 }
 
 /// `report recover`: the report rebuilt and written; exit 1 while a worker's data is

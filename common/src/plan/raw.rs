@@ -47,6 +47,12 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// CA bundle (PEM) every worker verifies the database with, e.g. the RDS bundle at
+    /// /etc/ssl/rds/global-bundle.pem: added to the target and reader URLs with the
+    /// mode that checks certificate and host (ssl-mode=VERIFY_IDENTITY, sslmode=verify-full).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
     /// CloudWatch series of Aurora and SageMaker to put in the report beside the
     /// client's: a `[cloudwatch]` table (db_cluster, db_instances, sagemaker_endpoint,
     /// variant, period, region), or --cloudwatch key=value,….

@@ -91,6 +91,10 @@ fn reader(
         }
         return Ok(None);
     };
+    let url = &match raw.tls_ca.as_deref() {
+        Some(ca) => crate::target::with_tls_ca(url, ca, "reader")?,
+        None => url.to_string(),
+    };
     let reader = Target::parse(url, None)
         .and_then(|r| r.with_login(target.login().clone()))
         .map_err(|e| PlanError::invalid("reader", format!("{url:?}"), e.to_string()))?;
@@ -146,7 +150,11 @@ impl TryFrom<RawPlan> for Plan {
             raw.region.as_deref(),
             raw.cloudwatch.is_some(),
         )?;
-        let target = Target::parse(target_url, None)?.with_login(login)?;
+        let target_url = match raw.tls_ca.as_deref() {
+            Some(ca) => crate::target::with_tls_ca(target_url, ca, "target")?,
+            None => target_url.to_string(),
+        };
+        let target = Target::parse(&target_url, None)?.with_login(login)?;
         let cloudwatch = super::aws::cloudwatch(raw.cloudwatch.as_ref(), raw.region.as_deref())?;
 
         let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
