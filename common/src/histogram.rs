@@ -1,7 +1,7 @@
 //! The one set of histogram bounds in fleetload, and the wire codec.
 //!
 //! Every histogram records microseconds from 1 µs to 1 h at 3 significant digits, so a
-//! merge is exact (DESIGN-NOTES §3). Values above the top are clamped. Histograms grow
+//! merge is exact (docs/design.md, "Histograms and the merge"). Values above the top are clamped. Histograms grow
 //! (auto-resize) only as far as the largest value recorded: the bucket layout of a
 //! value does not depend on the top, so merges stay exact, while a histogram of
 //! millisecond latencies holds ~30 KB instead of the 360 KB a 1 h top costs. A histogram

@@ -1,5 +1,5 @@
 //! Error classes. Database error codes map to a handful of classes that mean something
-//! to an operator (see DESIGN-NOTES §6); counts travel by class, never by string.
+//! to an operator (docs/design.md, "Error classes"); counts travel by class, never by string.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! Open-loop schedules: the intended start of every operation as a function of time,
-//! never of the previous operation (DESIGN-NOTES §2).
+//! never of the previous operation (docs/design.md, "Open loop without lying").
 //!
 //! Arrivals follow a [`Profile`] of the rate: operation `k` is due when the integral of
 //! the rate reaches `φ + k`. A new profile takes over from the pending arrival, so no

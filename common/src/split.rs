@@ -1,6 +1,6 @@
 //! How the cluster's work is divided among workers: contiguous key shards and rate
 //! shares by weight, with phase offsets so the union of the workers' schedules is the
-//! cluster's schedule (DESIGN-NOTES §2, §5).
+//! cluster's schedule (docs/design.md, "Open loop without lying", "Shards and ids").
 
 use serde::{Deserialize, Serialize};
 

@@ -28,7 +28,7 @@ pub struct Stall {
 pub const MAX_STALLS: usize = 64;
 
 /// its next success. Times are since the run's start on the worker's clock, which the
-/// start instant aligns across the fleet (DESIGN-NOTES §10).
+/// start instant aligns across the fleet (docs/design.md, "Failovers").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionOutage {
     /// The session's index on its worker.

@@ -1,5 +1,5 @@
 //! What a worker may say, bounded by what is physically possible in this run
-//! (DESIGN-NOTES §8). A worker holding the fleet token is still outside the
+//! (docs/design.md, "What a worker may send"). A worker holding the fleet token is still outside the
 //! coordinator's trust: a buggy build, a bit flip or a clock gone wrong must not be able
 //! to corrupt a report, hang the coordinator or grow its memory without bound.
 //!

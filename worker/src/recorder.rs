@@ -1,6 +1,6 @@
 //! Where sessions record what they did, by interval.
 //!
-//! An operation belongs to the interval in which it completed (DESIGN-NOTES §1). A few
+//! An operation belongs to the interval in which it completed (docs/design.md, "Time"). A few
 //! sessions share one recorder (uncontended mutex, held for a histogram add): one per
 //! session would cost ~190 KB of histogram per operation and session, which does not
 //! scale to thousands of sessions. The snapshot task takes closed intervals out; an

@@ -1,8 +1,8 @@
 //! The exact merge of worker snapshots: per interval for the cluster, per worker, and in
-//! total. Percentiles only ever come from merged histograms (DESIGN-NOTES §3).
+//! total. Percentiles only ever come from merged histograms (docs/design.md, "Histograms and the merge").
 //!
 //! Each worker numbers its snapshots 0, 1, 2, …; a sequence already held is ignored, so
-//! a resent snapshot is never counted twice (§4). Warm-up intervals are kept in the
+//! a resent snapshot is never counted twice (same section). Warm-up intervals are kept in the
 //! series but left out of the totals.
 
 use crate::admission::{Refusal, RefusalClass};

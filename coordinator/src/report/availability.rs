@@ -1,5 +1,5 @@
-//! What an outage or a failover cost the clients, measured per session (DESIGN-NOTES
-//! §10): each session's downtime from its first failure to its first success after it,
+//! What an outage or a failover cost the clients, measured per session (docs/design.md,
+//! "Failovers"): each session's downtime from its first failure to its first success after it,
 //! grouped into cluster-wide windows, with the operations that failed meanwhile and how
 //! long the achieved rate took to come back to the plan's.
 
