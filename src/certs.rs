@@ -14,8 +14,13 @@ use std::path::{Path, PathBuf};
 /// Carry out one `certs` command; returns what it wrote.
 pub fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
     match command {
-        CertsCommand::Ca { dir, force } => create_ca(dir, *force),
-        CertsCommand::Coordinator { hosts, dir, force } => {
+        CertsCommand::Ca { dir, days, force } => create_ca(dir, *days, *force),
+        CertsCommand::Coordinator {
+            hosts,
+            dir,
+            days,
+            force,
+        } => {
             let names = hosts
                 .iter()
                 .map(|h| match h.parse::<std::net::IpAddr>() {
@@ -34,10 +39,15 @@ pub fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
                 "fleetload coordinator",
                 names,
                 ExtendedKeyUsagePurpose::ServerAuth,
-                *force,
+                (*days, *force),
             )
         }
-        CertsCommand::Worker { name, dir, force } => {
+        CertsCommand::Worker {
+            name,
+            dir,
+            days,
+            force,
+        } => {
             if name.is_empty()
                 || !name
                     .chars()
@@ -56,7 +66,7 @@ pub fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
                 name,
                 vec![san],
                 ExtendedKeyUsagePurpose::ClientAuth,
-                *force,
+                (*days, *force),
             )
         }
     }
@@ -76,11 +86,29 @@ fn is_host_name(h: &str) -> bool {
         })
 }
 
-fn create_ca(dir: &Path, force: bool) -> anyhow::Result<Vec<PathBuf>> {
+/// Valid from today (UTC) for `days` days: rcgen's default runs to the year 4096, which
+/// no one rotates.
+fn validity(params: &mut CertificateParams, days: u32) -> anyhow::Result<()> {
+    let ymd = |t: std::time::SystemTime| -> anyhow::Result<_> {
+        let text = humantime::format_rfc3339_seconds(t).to_string();
+        let parse = |r: std::ops::Range<usize>| text.get(r).and_then(|s| s.parse::<i32>().ok());
+        match (parse(0..4), parse(5..7), parse(8..10)) {
+            (Some(y), Some(m), Some(d)) => Ok(rcgen::date_time_ymd(y, m as u8, d as u8)),
+            _ => bail!("cannot read today's date from {text}"),
+        }
+    };
+    let now = std::time::SystemTime::now();
+    params.not_before = ymd(now)?;
+    params.not_after = ymd(now + std::time::Duration::from_secs(u64::from(days) * 86_400))?;
+    Ok(())
+}
+
+fn create_ca(dir: &Path, days: u32, force: bool) -> anyhow::Result<Vec<PathBuf>> {
     let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
     refuse_to_overwrite(&[&cert_path, &key_path], force)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    validity(&mut params, days)?;
     params
         .distinguished_name
         .push(DnType::CommonName, "fleetload fleet CA");
@@ -101,7 +129,7 @@ fn leaf(
     common_name: &str,
     names: Vec<SanType>,
     usage: ExtendedKeyUsagePurpose,
-    force: bool,
+    (days, force): (u32, bool),
 ) -> anyhow::Result<Vec<PathBuf>> {
     let (ca_pem, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
     let read = |p: &Path| {
@@ -131,6 +159,7 @@ fn leaf(
         KeyUsagePurpose::KeyEncipherment,
     ];
     params.extended_key_usages = vec![usage];
+    validity(&mut params, days)?;
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;

@@ -120,6 +120,10 @@ pub struct RunArgs {
     /// help a closed loop at full speed against a database on the same host.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
+    /// Where the coordinator listens, so `fleetload ctl --coordinator ADDR` can steer the
+    /// run (default: a free loopback port, printed with the ctl command at the start).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// Where the report goes. Default: a directory per run, fleetload-report/<run id>/,
     /// with fleetload-report/latest pointing at the newest.
     #[arg(long)]
@@ -413,6 +417,9 @@ pub enum CertsCommand {
     Ca {
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
+        /// Days the CA is valid from today.
+        #[arg(long, default_value_t = 1825, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
         /// Replace files that exist.
         #[arg(long)]
         force: bool,
@@ -426,6 +433,9 @@ pub enum CertsCommand {
         hosts: Vec<String>,
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
+        /// Days the certificate is valid from today (at most the CA's).
+        #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
         #[arg(long)]
         force: bool,
     },
@@ -436,6 +446,9 @@ pub enum CertsCommand {
         name: String,
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
+        /// Days the certificate is valid from today (at most the CA's).
+        #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
         #[arg(long)]
         force: bool,
     },

@@ -712,3 +712,31 @@ fn lookups_that_find_no_row_are_counted_and_warned_about() {
         "{csv}"
     );
 }
+
+/// `run --listen`: a local run a user can steer with `ctl` at an address of their
+/// choosing, and the start says how.
+#[test]
+fn a_local_run_listens_where_asked_and_prints_the_ctl_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &db, "--rows", "1000"]).assert_ok();
+    let addr = free_port();
+    let report = dir.path().join("report");
+    let run = spawn(
+        &[
+            "run", "--target", &db, "--rows", "1000", "--rate", "100", "--duration", "6s",
+            "--listen", &addr, "--report-dir", report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    wait_elapsed(&addr, 1.0);
+    fleetload(&["ctl", "--coordinator", &addr, "set-rate", "150"]).assert_ok();
+    let (code, text) = output(run);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("steer it: fleetload ctl --coordinator {addr} status")),
+        "{text}"
+    );
+    let r = read_report(&report);
+    assert!(r["changes"].to_string().contains("150"), "{:#}", r["changes"]);
+}

@@ -572,7 +572,37 @@ fn certs_made_by_fleetload_run_a_mutual_tls_fleet() {
         "127.0.0.1",
     ])
     .assert_ok();
-    fleetload(&["certs", "create-worker", "--dir", d, "w1"]).assert_ok();
+    fleetload(&["certs", "create-worker", "--dir", d, "w1", "--days", "30"]).assert_ok();
+    // Valid for the days asked (defaults: 5 years for the CA, 397 days for a leaf),
+    // never until the year 4096.
+    let days_left = |f: &str| {
+        let end = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-enddate", "-in"])
+            .arg(dir.join(f))
+            .output()
+            .expect("openssl reads the certificate");
+        let end = String::from_utf8_lossy(&end.stdout).trim().replace("notAfter=", "");
+        let check = |secs: u64| {
+            std::process::Command::new("openssl")
+                .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])
+                .arg(dir.join(f))
+                .status()
+                .unwrap()
+                .success()
+        };
+        (end, check)
+    };
+    for (file, at_least, less_than) in [
+        ("ca.pem", 1824, 1826),
+        ("coordinator.pem", 396, 398),
+        ("worker-w1.pem", 29, 31),
+    ] {
+        let (end, valid_for) = days_left(file);
+        assert!(
+            valid_for(at_least * 86_400) && !valid_for(less_than * 86_400),
+            "{file} ends {end}, not in {at_least}..{less_than} days"
+        );
+    }
     let again = fleetload(&["certs", "create-ca", "--dir", d]);
     assert_ne!(again.code, Some(0));
     assert!(again.text().contains("--force"), "{}", again.text());

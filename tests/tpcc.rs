@@ -100,6 +100,12 @@ fn a_fleet_runs_tpcc_and_the_database_agrees(target: &str) {
         text.contains("New-Orders committed over the run") && text.contains("(agree)"),
         "{text}"
     );
+    // Each worker loaded its one warehouse, said in warehouses, not "1 rows".
+    let txt = std::fs::read_to_string(dir.path().join("report/report.txt")).unwrap();
+    assert!(
+        txt.contains("loaded 1 warehouse,") && txt.contains(": warehouses [") && !txt.contains("1 rows"),
+        "{txt}"
+    );
     let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();
     assert!(
         html.contains("<h2>TPC-C</h2>") && html.contains("(agree)"),

@@ -52,6 +52,7 @@ pub(super) async fn find_capacity(args: FindCapacityArgs) -> anyhow::Result<Exit
                 LocalWorkers {
                     count: args.workers,
                     threads: 1,
+                    listen: None,
                 },
                 Output {
                     dir: args.report_dir.as_deref(),

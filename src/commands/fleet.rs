@@ -36,6 +36,8 @@ pub(super) struct LocalWorkers {
     pub(super) count: usize,
     /// Runtime threads of each (the worker's `--threads`).
     pub(super) threads: u16,
+    /// Where the coordinator listens (`None`: a free loopback port).
+    pub(super) listen: Option<std::net::SocketAddr>,
 }
 
 /// Start the worker processes of this binary that dial `endpoint`.
@@ -94,16 +96,27 @@ pub(super) async fn local_fleet_search(
     if workers == 0 {
         bail!("--workers must be at least 1");
     }
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let listen = fleet
+        .listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = TcpListener::bind(listen)
         .await
-        .context("cannot listen on loopback")?;
+        .with_context(|| format!("--listen {listen}: cannot listen there"))?;
     let listener_addr = listener.local_addr()?;
-    let endpoint = format!("http://{listener_addr}");
+    // The local workers dial loopback even when the coordinator listens on every
+    // address.
+    let dial = if listener_addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], listener_addr.port()))
+    } else {
+        listener_addr
+    };
+    let endpoint = format!("http://{dial}");
     let mut children = spawn_workers(&endpoint, fleet)?;
     println!(
         "coordinator on {endpoint} with {workers} worker processes; target {}",
         plan.target
     );
+    println!("steer it: fleetload ctl --coordinator {dial} status | set-rate N | pause | resume | stop");
     let run = Serve {
         plan,
         workers,
@@ -157,6 +170,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let fleet = LocalWorkers {
         count: args.workers,
         threads: args.threads,
+        listen: args.listen,
     };
     local_fleet(
         plan,
@@ -202,6 +216,7 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let fleet = LocalWorkers {
         count: 2,
         threads: 1,
+        listen: None,
     };
     // The database goes with the temporary directory: the summary must not suggest
     // checking it afterwards.

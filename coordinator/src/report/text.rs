@@ -197,13 +197,20 @@ fn per_worker(r: &Report, out: &mut String) {
             .rate
             .map(|r| format!(" rate {r:.1}/s"))
             .unwrap_or_default();
+        // TPC-C's key space is warehouses, each of many rows: say which unit it is.
+        let tpcc = r.plan.scenario.as_deref() == Some("tpcc");
+        let unit = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         let loaded = w
             .rows_loaded
-            .map(|n| format!(", loaded {n} rows"))
+            .map(|n| match tpcc {
+                true => format!(", loaded {n} {}", unit(n, "warehouse", "warehouses")),
+                false => format!(", loaded {n} {}", unit(n, "row", "rows")),
+            })
             .unwrap_or_default();
+        let keys = if tpcc { "warehouses" } else { "shard" };
         let _ = writeln!(
             out,
-            "    {} on {}: shard [{}, {}]{rate}{loaded}, {}{}",
+            "    {} on {}: {keys} [{}, {}]{rate}{loaded}, {}{}",
             w.name,
             w.host,
             w.shard.first,
