@@ -724,8 +724,19 @@ fn a_local_run_listens_where_asked_and_prints_the_ctl_command() {
     let report = dir.path().join("report");
     let run = spawn(
         &[
-            "run", "--target", &db, "--rows", "1000", "--rate", "100", "--duration", "6s",
-            "--listen", &addr, "--report-dir", report.to_str().unwrap(),
+            "run",
+            "--target",
+            &db,
+            "--rows",
+            "1000",
+            "--rate",
+            "100",
+            "--duration",
+            "6s",
+            "--listen",
+            &addr,
+            "--report-dir",
+            report.to_str().unwrap(),
         ],
         dir.path(),
     );
@@ -734,9 +745,106 @@ fn a_local_run_listens_where_asked_and_prints_the_ctl_command() {
     let (code, text) = output(run);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains(&format!("steer it: fleetload ctl --coordinator {addr} status")),
+        text.contains(&format!(
+            "steer it: fleetload ctl --coordinator {addr} status"
+        )),
         "{text}"
     );
     let r = read_report(&report);
-    assert!(r["changes"].to_string().contains("150"), "{:#}", r["changes"]);
+    assert!(
+        r["changes"].to_string().contains("150"),
+        "{:#}",
+        r["changes"]
+    );
+}
+
+/// A target that accepts connections and never answers: the run fails after one
+/// `--connect-timeout`, not two (the coordinator's look and the workers' pre-flight),
+/// and says so once, not once per process.
+#[test]
+fn a_silent_server_fails_the_run_after_one_deadline_said_once() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("postgres://x@127.0.0.1:{port}/db");
+    let started = std::time::Instant::now();
+    let out = fleetload(&[
+        "run",
+        "--target",
+        &target,
+        "--rate",
+        "10",
+        "--duration",
+        "2s",
+        "--connect-timeout",
+        "3s",
+        "--report-dir",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    assert!(
+        took < 5.5,
+        "one 3 s deadline, not two: {took:.1} s\n{}",
+        out.text()
+    );
+    let said = out
+        .text()
+        .matches("the server did not answer in time")
+        .count();
+    assert_eq!(said, 1, "said once:\n{}", out.text());
+    drop(silent);
+}
+
+/// A URL of one engine on the other's port: the error names the protocol that answered.
+#[test]
+fn a_url_on_the_other_engines_port_says_which_protocol_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fleetload(&[
+        "run",
+        "--target",
+        "postgres://root@127.0.0.1:3306/test",
+        "--rows",
+        "100",
+        "--rate",
+        "10",
+        "--duration",
+        "2s",
+        "--connect-timeout",
+        "3s",
+        "--report-dir",
+        dir.path().join("a").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.text().contains("does not speak PostgreSQL")
+            && out
+                .text()
+                .contains("port 3306 is MySQL's: for MySQL or MariaDB write mysql://")
+            && !out.text().contains("sqlx_postgres::"),
+        "{}",
+        out.text()
+    );
+    let out = fleetload(&[
+        "run",
+        "--target",
+        "mysql://root@127.0.0.1:5432/test",
+        "--rows",
+        "100",
+        "--rate",
+        "10",
+        "--duration",
+        "2s",
+        "--connect-timeout",
+        "2s",
+        "--report-dir",
+        dir.path().join("b").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.text().contains("port 5432 is PostgreSQL's")
+            && out.text().contains("write postgres://"),
+        "{}",
+        out.text()
+    );
 }

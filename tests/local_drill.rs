@@ -19,7 +19,9 @@ struct Pair {
 impl Pair {
     fn new(name: &str) -> Pair {
         Pair {
-            script: Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local").join(name),
+            script: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/local")
+                .join(name),
             state: tempfile::tempdir().unwrap(),
             port: free_port_number(),
         }
@@ -59,15 +61,46 @@ fn drill(script: &str, target: &str) {
     assert!(up.contains(&target), "`up` names the writer endpoint: {up}");
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios");
     let setup = examples.join("point_select.toml");
-    pair.ok(&["run", "--", BIN, "prepare", "--target", &target, "--scenario", setup.to_str().unwrap(), "--rows", "2000"]);
+    pair.ok(&[
+        "run",
+        "--",
+        BIN,
+        "prepare",
+        "--target",
+        &target,
+        "--scenario",
+        setup.to_str().unwrap(),
+        "--rows",
+        "2000",
+    ]);
     let report = pair.state.path().join("report");
     let rw = examples.join("oltp_read_write.toml");
     let mut run = pair
         .cmd(&[
-            "run", "--", BIN, "run", "--target", &target, "--scenario", rw.to_str().unwrap(),
-            "--rows", "2000", "--rate", "100", "--duration", "12s", "--sessions", "4",
-            "--workers", "2", "--connect-timeout", "2s", "--op-timeout", "2s",
-            "--report-dir", report.to_str().unwrap(),
+            "run",
+            "--",
+            BIN,
+            "run",
+            "--target",
+            &target,
+            "--scenario",
+            rw.to_str().unwrap(),
+            "--rows",
+            "2000",
+            "--rate",
+            "100",
+            "--duration",
+            "12s",
+            "--sessions",
+            "4",
+            "--workers",
+            "2",
+            "--connect-timeout",
+            "2s",
+            "--op-timeout",
+            "2s",
+            "--report-dir",
+            report.to_str().unwrap(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -76,26 +109,50 @@ fn drill(script: &str, target: &str) {
     std::thread::sleep(Duration::from_secs(5));
     let failover = pair.ok(&["failover"]);
     assert!(failover.contains("the writer is 127.0.0.2"), "{failover}");
-    assert!(pair.ok(&["status"]).contains("writer.fleetload.test -> 127.0.0.2"));
-    assert!(wait_within(&mut run, Duration::from_secs(60)).is_some(), "the run ends by itself");
+    assert!(pair
+        .ok(&["status"])
+        .contains("writer.fleetload.test -> 127.0.0.2"));
+    assert!(
+        wait_within(&mut run, Duration::from_secs(60)).is_some(),
+        "the run ends by itself"
+    );
     let out = run.wait_with_output().unwrap();
     let r = read_report(&report);
-    assert_eq!(r["status"], "passed", "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        r["status"],
+        "passed",
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let windows = r["availability"]["windows"].as_array().unwrap();
-    assert_eq!(windows.len(), 1, "one failover, one window: {:#}", r["availability"]);
+    assert_eq!(
+        windows.len(),
+        1,
+        "one failover, one window: {:#}",
+        r["availability"]
+    );
     let w = &windows[0];
     assert_eq!(w["unrecovered"], 0, "{w:#}");
-    assert!(w["failed"]["read_only"].as_u64().unwrap_or(0) > 0, "the demoted writer refused writes: {w:#}");
+    assert!(
+        w["failed"]["read_only"].as_u64().unwrap_or(0) > 0,
+        "the demoted writer refused writes: {w:#}"
+    );
     let max = w["downtime_ms"]["max"].as_f64().unwrap();
     assert!(max > 0.0 && max < 5000.0, "{w:#}");
 }
 
 #[test]
 fn a_postgresql_pair_rehearses_a_failover_drill() {
-    drill("pg-pair.sh", "postgres://postgres@writer.fleetload.test:PORT/postgres");
+    drill(
+        "pg-pair.sh",
+        "postgres://postgres@writer.fleetload.test:PORT/postgres",
+    );
 }
 
 #[test]
 fn a_mariadb_pair_rehearses_a_failover_drill() {
-    drill("maria-pair.sh", "mysql://fleetload@writer.fleetload.test:PORT/test");
+    drill(
+        "maria-pair.sh",
+        "mysql://fleetload@writer.fleetload.test:PORT/test",
+    );
 }

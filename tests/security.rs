@@ -581,7 +581,9 @@ fn certs_made_by_fleetload_run_a_mutual_tls_fleet() {
             .arg(dir.join(f))
             .output()
             .expect("openssl reads the certificate");
-        let end = String::from_utf8_lossy(&end.stdout).trim().replace("notAfter=", "");
+        let end = String::from_utf8_lossy(&end.stdout)
+            .trim()
+            .replace("notAfter=", "");
         let check = |secs: u64| {
             std::process::Command::new("openssl")
                 .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])

@@ -103,7 +103,9 @@ fn a_fleet_runs_tpcc_and_the_database_agrees(target: &str) {
     // Each worker loaded its one warehouse, said in warehouses, not "1 rows".
     let txt = std::fs::read_to_string(dir.path().join("report/report.txt")).unwrap();
     assert!(
-        txt.contains("loaded 1 warehouse,") && txt.contains(": warehouses [") && !txt.contains("1 rows"),
+        txt.contains("loaded 1 warehouse,")
+            && txt.contains(": warehouses [")
+            && !txt.contains("1 rows"),
         "{txt}"
     );
     let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();

@@ -11,6 +11,13 @@ pub struct Shard {
     pub last: u64,
 }
 
+/// As logs and messages show it: `1..=3334`.
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..={}", self.first, self.last)
+    }
+}
+
 impl Shard {
     pub fn len(&self) -> u64 {
         self.last - self.first + 1

@@ -44,6 +44,8 @@ pub enum CoordinatorError {
         sessions: u32,
         open: u64,
     },
+    #[error("{message} (the coordinator looked before assigning the workers; give `rows` if only the workers can reach the database)")]
+    TargetSilent { message: String },
     #[error("interrupted before the run started")]
     Cancelled,
     #[error("cannot write the report to {path}: {source}")]

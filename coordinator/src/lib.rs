@@ -101,3 +101,9 @@ pub async fn run(
     }
     result
 }
+
+/// An optional value as a log line shows it: the value, or `unknown` (never `Some(…)`).
+pub(crate) fn shown<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "unknown".to_string(), ToString::to_string)
+}

@@ -436,6 +436,13 @@ async fn inspect_target(plan: &Plan, take_key_space: bool) -> Result<PlanUpdate,
     let mut session = match connect {
         Ok(spec) => match spec.connect().await {
             Ok(s) => s,
+            // A server that does not answer would make every worker wait out the same
+            // deadline again: say so now, once.
+            Err(e @ fleetload_db::session::ConnectError::Timeout { .. }) => {
+                return Err(CoordinatorError::TargetSilent {
+                    message: e.to_string(),
+                })
+            }
             Err(e) => {
                 return unreachable_target(plan, e.to_string()).map(|()| PlanUpdate::default())
             }

@@ -59,7 +59,7 @@ impl ServerSecurity {
             if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
                 Ok(req)
             } else {
-                tracing::warn!(peer = ?req.remote_addr(), token_given = !given.is_empty(), "refused a call without the fleet's token");
+                tracing::warn!(peer = %crate::shown(&req.remote_addr()), token_given = !given.is_empty(), "refused a call without the fleet's token");
                 Err(tonic::Status::unauthenticated(
                     "missing or wrong token: give workers and ctl the coordinator's token (FLEETLOAD_TOKEN or --token-file)",
                 ))

@@ -99,7 +99,7 @@ impl Fleet for FleetService {
             .map_err(|_| Status::deadline_exceeded("no hello within 10 s"))??;
         let hello = first_hello(first)?;
         if hello.protocol_version != PROTOCOL_VERSION {
-            tracing::warn!(worker = %hello.name, peer = ?peer, version = hello.protocol_version, "refused: protocol version");
+            tracing::warn!(worker = %hello.name, peer = %crate::shown(&peer), version = hello.protocol_version, "refused: protocol version");
             return Err(Status::failed_precondition(format!(
                 "worker {} speaks fleetload protocol version {}, this coordinator speaks version {}; run the same fleetload release on coordinator and workers",
                 hello.name, hello.protocol_version, PROTOCOL_VERSION

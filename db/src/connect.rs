@@ -16,11 +16,68 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The port a target names, for hints.
+fn port_of(target: &Target) -> Option<u16> {
+    target.host_port().map(|(_, p)| p)
+}
+
+/// A MySQL server speaks first; a PostgreSQL server waits for the client. A MySQL
+/// client that hears nothing may be talking to PostgreSQL.
+fn silence_hint(target: &Target) -> String {
+    match (target.driver(), port_of(target)) {
+        (Driver::MySql, Some(5432)) => "; port 5432 is PostgreSQL's, which waits for the client to speak first as a MySQL server never does: for PostgreSQL write postgres://".into(),
+        (Driver::MySql, _) => "; a server that accepts the connection but sends no greeting is not MySQL (PostgreSQL waits for the client to speak first): is the port or the scheme wrong?".into(),
+        _ => String::new(),
+    }
+}
+
+/// A connection error, naming the protocol that answered when it was not the URL's.
+fn describe_connect(e: &sqlx::Error, target: &Target) -> String {
+    let text = describe(e);
+    let at = target
+        .host_port()
+        .map_or_else(String::new, |(h, p)| format!(" on {h}:{p}"));
+    match target.driver() {
+        // PostgreSQL answers the TLS request with 'S' or 'N'; a MySQL or MariaDB server
+        // sends its greeting packet instead (its first byte is the packet's length).
+        Driver::Postgres if text.contains("unexpected response from SSLRequest") => {
+            let byte = text
+                .split("SSLRequest: ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("?");
+            let mysql = if port_of(target) == Some(3306) {
+                "port 3306 is MySQL's: for MySQL or MariaDB write mysql://"
+            } else {
+                "a MySQL or MariaDB server answers this way: is the port or the scheme wrong?"
+            };
+            format!("the server{at} does not speak PostgreSQL: it answered the opening TLS request with byte {byte} where PostgreSQL answers 'S' or 'N'; {mysql}")
+        }
+        Driver::Postgres if matches!(e, sqlx::Error::Protocol(_)) => format!(
+            "the server{at} does not speak PostgreSQL's protocol ({text}); {}",
+            if port_of(target) == Some(3306) {
+                "port 3306 is MySQL's: for MySQL or MariaDB write mysql://"
+            } else {
+                "is the port or the scheme wrong? (MySQL, MariaDB: mysql://)"
+            }
+        ),
+        Driver::MySql if matches!(e, sqlx::Error::Protocol(_)) => format!(
+            "the server{at} does not speak MySQL's protocol ({text}); is the port or the scheme wrong? (PostgreSQL: postgres://)"
+        ),
+        _ => text,
+    }
+}
+
 /// Why a session could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot connect to {target} within {timeout:?}: the server did not answer in time; check the host, port and firewall")]
-    Timeout { target: String, timeout: Duration },
+    #[error("cannot connect to {target} within {timeout:?}: the server did not answer in time; check the host, port and firewall{hint}")]
+    Timeout {
+        target: String,
+        timeout: Duration,
+        /// What else a silent server may mean for this driver.
+        hint: String,
+    },
     #[error("cannot connect to {target}: {message}")]
     Failed { target: String, message: String },
     #[error("{0}")]
@@ -114,6 +171,7 @@ impl ConnectSpec {
             Err(_) => Err(ConnectError::Timeout {
                 target: self.target.to_string(),
                 timeout: self.timeout,
+                hint: silence_hint(&self.target),
             }),
         }
     }
@@ -123,7 +181,7 @@ impl ConnectSpec {
     async fn log_in(&self) -> Result<Session, ConnectError> {
         let fail = |e: sqlx::Error| ConnectError::Failed {
             target: self.target.to_string(),
-            message: describe(&e),
+            message: describe_connect(&e, &self.target),
         };
         let first = self.login_attempt(None).await?;
         match self.open(&first).await {

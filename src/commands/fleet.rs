@@ -40,23 +40,43 @@ pub(super) struct LocalWorkers {
     pub(super) listen: Option<std::net::SocketAddr>,
 }
 
-/// Start the worker processes of this binary that dial `endpoint`.
+/// A worker process of this binary, and what it wrote to its standard error.
+pub(super) struct LocalWorker {
+    name: String,
+    child: tokio::process::Child,
+    /// Its last lines of standard error, collected as it runs (`None`: passed through,
+    /// because the user set FLEETLOAD_LOG to watch it).
+    said: Option<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+/// Lines of a worker's standard error kept for the end of the run.
+const KEPT_LINES: usize = 50;
+
+/// Start the worker processes of this binary that dial `endpoint`. Their standard error
+/// is collected, not shown as it comes: the coordinator reports a worker's failure
+/// itself, and the same sentence three times (each worker's, a warning, the run's) hides
+/// what matters. What a worker said that the run's own output does not is shown at the
+/// end ([`reap`]).
 pub(super) fn spawn_workers(
     endpoint: &str,
     fleet: LocalWorkers,
-) -> anyhow::Result<Vec<tokio::process::Child>> {
+) -> anyhow::Result<Vec<LocalWorker>> {
     let threads = fleet.threads.to_string();
     let exe =
         std::env::current_exe().context("cannot find the fleetload executable to start workers")?;
+    // A user who asked for the workers' info or debug logs sees them as they come.
+    let watching = std::env::var("FLEETLOAD_LOG")
+        .is_ok_and(|v| ["info", "debug", "trace"].iter().any(|l| v.contains(l)));
     (0..fleet.count)
         .map(|i| {
+            let name = format!("worker-{i}");
             let mut cmd = tokio::process::Command::new(&exe);
             cmd.args([
                 "worker",
                 "--coordinator",
                 endpoint,
                 "--name",
-                &format!("worker-{i}"),
+                &name,
                 "--dial-timeout",
                 "15s",
                 "--threads",
@@ -68,10 +88,69 @@ pub(super) fn spawn_workers(
             if std::env::var_os("FLEETLOAD_LOG").is_none() {
                 cmd.env("FLEETLOAD_LOG", "warn");
             }
-            cmd.spawn()
-                .with_context(|| format!("cannot start worker process {}", exe.display()))
+            if !watching {
+                cmd.stderr(std::process::Stdio::piped());
+            }
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("cannot start worker process {}", exe.display()))?;
+            let said = child.stderr.take().map(|err| {
+                tokio::spawn(async move {
+                    use tokio::io::AsyncBufReadExt;
+                    let mut lines = tokio::io::BufReader::new(err).lines();
+                    let mut kept = std::collections::VecDeque::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if kept.len() == KEPT_LINES {
+                            kept.pop_front();
+                        }
+                        kept.push_back(line);
+                    }
+                    kept.into_iter().collect()
+                })
+            });
+            Ok(LocalWorker { name, child, said })
         })
         .collect()
+}
+
+/// Wait for the worker processes (killing one that outstays 15 s) and show what each
+/// said that `already_said` (the run's failures or error) does not.
+async fn reap(workers: Vec<LocalWorker>, already_said: &str) {
+    for mut w in workers {
+        let status = match tokio::time::timeout(Duration::from_secs(15), w.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            Ok(Err(_)) => None,
+            Err(_) => {
+                let _ = w.child.kill().await;
+                None
+            }
+        };
+        let lines = match w.said {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        // Said already: the line is part of the run's own output, or holds one of its
+        // sentences (a worker refused with the run's error quotes it).
+        let news: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                let sentence = l.trim().trim_start_matches("error: ");
+                !sentence.is_empty()
+                    && !already_said.contains(sentence)
+                    && !already_said
+                        .lines()
+                        .any(|said| said.len() >= 20 && sentence.contains(said.trim()))
+            })
+            .collect();
+        for line in &news {
+            eprintln!("{}: {line}", w.name);
+        }
+        if let Some(status) = status.filter(|s| !s.success()) {
+            if news.is_empty() && lines.is_empty() {
+                tracing::warn!(worker = %w.name, %status, "a worker process exited with an error");
+            }
+        }
+    }
 }
 
 pub(super) async fn local_fleet(
@@ -111,12 +190,14 @@ pub(super) async fn local_fleet_search(
         listener_addr
     };
     let endpoint = format!("http://{dial}");
-    let mut children = spawn_workers(&endpoint, fleet)?;
+    let children = spawn_workers(&endpoint, fleet)?;
     println!(
         "coordinator on {endpoint} with {workers} worker processes; target {}",
         plan.target
     );
-    println!("steer it: fleetload ctl --coordinator {dial} status | set-rate N | pause | resume | stop");
+    println!(
+        "steer it: fleetload ctl --coordinator {dial} status | set-rate N | pause | resume | stop"
+    );
     let run = Serve {
         plan,
         workers,
@@ -129,17 +210,11 @@ pub(super) async fn local_fleet_search(
         checkpoint: checkpoint_to(out.dir),
     };
     let result = serve(listener, run, shutdown_token()).await;
-    for child in &mut children {
-        match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
-            Ok(Ok(status)) if !status.success() => {
-                tracing::warn!(%status, "a worker process exited with an error")
-            }
-            Ok(_) => {}
-            Err(_) => {
-                let _ = child.kill().await;
-            }
-        }
-    }
+    let said = match &result {
+        Ok(report) => report.failures.join("\n"),
+        Err(e) => format!("{e:#}"),
+    };
+    reap(children, &said).await;
     let code = result.and_then(|r| finish(r, out));
     if let Some(m) = metrics {
         m.close().await;

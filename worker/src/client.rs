@@ -169,7 +169,7 @@ pub async fn run(
     let mut control = crate::stream::open(channel, endpoint, &config.security, &hello).await?;
     let mut assignment = await_assignment(&mut control, &shutdown).await?;
     tracing::info!(run = %assignment.run_id, index = assignment.worker_index, target = %assignment.target,
-        sessions = assignment.sessions, shard = ?assignment.shard, "assignment received");
+        sessions = assignment.sessions, shard = %assignment.shard, "assignment received");
     let prepared = match prepare(&mut assignment, &config).await {
         Ok(p) => p,
         Err(e) => return Err(control.fail(e).await),

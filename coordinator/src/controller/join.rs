@@ -10,7 +10,7 @@ impl Controller {
     /// Refuse a stream that said hello, telling it why, and log it with its peer address
     /// and the name it claimed.
     pub(super) fn refuse_join(&mut self, a: &Arrival, reason: String) {
-        tracing::warn!(worker = %a.hello.name, peer = ?a.peer, %reason, "refused a worker");
+        tracing::warn!(worker = %a.hello.name, peer = %crate::shown(&a.peer), %reason, "refused a worker");
         self.close(a.conn, ToWorker::Refused { reason });
     }
 
@@ -29,7 +29,7 @@ impl Controller {
         if a.hello.rejoin.is_some() {
             self.refuse_join(&a, "there is no running run to rejoin yet".into());
         } else if self.slots.len() + self.waiting.len() < self.config.max_workers {
-            tracing::info!(worker = %a.hello.name, peer = ?a.peer, "worker will join once the run has started");
+            tracing::info!(worker = %a.hello.name, peer = %crate::shown(&a.peer), "worker will join once the run has started");
             self.waiting.push(a);
         } else {
             self.refuse_full(&a);
@@ -93,7 +93,7 @@ impl Controller {
             let reason = format!("slot {index} of run {run_id} is held by its worker; a rejoin must present the slot's resume secret and the client certificate that took it");
             return self.refuse_join(&a, reason);
         }
-        tracing::info!(worker = %slot.hello.name, claimed_by = %a.hello.name, peer = ?a.peer, was = ?slot.peer, "worker rejoined; it resends what was not acknowledged");
+        tracing::info!(worker = %slot.hello.name, claimed_by = %a.hello.name, peer = %crate::shown(&a.peer), was = %crate::shown(&slot.peer), "worker rejoined; it resends what was not acknowledged");
         slot.conn = a.conn;
         slot.peer = a.peer;
         slot.last_heard = now.at;

@@ -439,7 +439,7 @@ impl Controller {
                         // Not lost yet: the worker keeps running and redials; the lease
                         // decides.
                         let at = since(now, live.start);
-                        tracing::warn!(worker = %self.slots[i].hello.name, at, error = ?error, "stream broke; waiting up to the lease for the worker to rejoin");
+                        tracing::warn!(worker = %self.slots[i].hello.name, at, error = %error.as_deref().unwrap_or("closed by the worker"), "stream broke; waiting up to the lease for the worker to rejoin");
                     }
                 }
             }

@@ -11,7 +11,7 @@ impl Controller {
         match input {
             Input::Joined(a) if a.hello.rejoin.is_some() => self.hold_or_refuse(a),
             Input::Joined(a) => {
-                tracing::info!(worker = %a.hello.name, host = %a.hello.host, peer = ?a.peer, "worker joined ({}/{want})", self.slots.len() + 1);
+                tracing::info!(worker = %a.hello.name, host = %a.hello.host, peer = %crate::shown(&a.peer), "worker joined ({}/{want})", self.slots.len() + 1);
                 self.slots.push(Slot::new(
                     a,
                     fleetload_common::split::Shard { first: 1, last: 1 },

@@ -91,7 +91,7 @@ impl Controller {
             }
             WorkerLoad::Closed { sessions, .. } => (sessions.clone(), None),
         };
-        tracing::info!(worker = %s.hello.name, shard = ?shard, rate = ?s.rate, "assigned");
+        tracing::info!(worker = %s.hello.name, %shard, rate = %s.rate.map_or_else(|| "closed loop".to_string(), |r| format!("{r:.1}/s")), "assigned");
         self.send(i, ToWorker::Assignment(Box::new(a)));
         Ok(())
     }
@@ -144,7 +144,7 @@ impl Controller {
             );
             return self.refuse_join(&a, reason);
         }
-        tracing::info!(worker = %a.hello.name, peer = ?a.peer, at, "a worker joins the running run");
+        tracing::info!(worker = %a.hello.name, peer = %crate::shown(&a.peer), at, "a worker joins the running run");
         let everything = Shard {
             first: 1,
             last: plan.rows,

@@ -147,10 +147,10 @@ impl Slot {
         let entry = self.rejected.entry(r.class).or_insert((0, String::new()));
         entry.0 += 1;
         if entry.0 == 1 {
-            tracing::warn!(worker = %self.hello.name, peer = ?self.peer, class = %r.class.name(), detail = %r.detail, "refused a message from a worker (further ones of this class are logged at debug level)");
+            tracing::warn!(worker = %self.hello.name, peer = %crate::shown(&self.peer), class = %r.class.name(), detail = %r.detail, "refused a message from a worker (further ones of this class are logged at debug level)");
             entry.1 = r.detail;
         } else {
-            tracing::debug!(worker = %self.hello.name, peer = ?self.peer, class = %r.class.name(), detail = %r.detail, "refused a message from a worker");
+            tracing::debug!(worker = %self.hello.name, peer = %crate::shown(&self.peer), class = %r.class.name(), detail = %r.detail, "refused a message from a worker");
         }
     }
 }

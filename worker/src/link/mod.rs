@@ -428,7 +428,7 @@ impl Link {
     /// sessions, refused (logged) otherwise.
     fn rebalance(&mut self, now: Instant, r: Rebalance) {
         if let Some(s) = r.extra.iter().find(|s| s.last > self.rows) {
-            tracing::error!(range = ?s, rows = self.rows, "refused a rebalance with key ranges outside the key space");
+            tracing::error!(range = %s, rows = self.rows, "refused a rebalance with key ranges outside the key space");
             return;
         }
         if let Some(p) = r.profile.as_ref().filter(|p| p.max() > self.most) {
@@ -436,7 +436,11 @@ impl Link {
             return;
         }
         let t = now.saturating_duration_since(self.start).as_secs_f64();
-        tracing::info!(now_value = ?r.profile.as_ref().map(|p| p.value_at(t)), ranges = ?r.extra, "new share of the load");
+        tracing::info!(
+            now = %r.profile.as_ref().map_or_else(|| "unchanged".to_string(), |p| format!("{:.1}", p.value_at(t))),
+            extra_keys = %r.extra.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            "new share of the load"
+        );
         let mut r = r;
         if std::mem::take(&mut self.paused) {
             // Resumed: the share holds from now; what the pause skipped is not owed.
