@@ -848,3 +848,54 @@ fn a_url_on_the_other_engines_port_says_which_protocol_answered() {
         out.text()
     );
 }
+
+/// Plan files as users get them wrong: a misspelled key gets the nearest one, a key
+/// TOML moved into `[[stage]]` is named with its line, and run-wide thresholds written
+/// under the last stage are flagged.
+#[test]
+fn plan_file_mistakes_are_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let p = write("typo.toml", &format!("target = \"{db}\"\nsesions = 4\n"));
+    let out = fleetload(&["run", "--plan", &p]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.text().contains("did you mean `sessions`?"),
+        "{}",
+        out.text()
+    );
+    let p = write(
+        "moved.toml",
+        &format!("target = \"{db}\"\nrate = 10.0\n[[stage]]\nhold = \"2s\"\nsessions = 3\n"),
+    );
+    let out = fleetload(&["run", "--plan", &p]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.text()
+            .contains("line 5: `sessions` is a plan key, but it comes after [[stage]]"),
+        "{}",
+        out.text()
+    );
+    fleetload(&["prepare", "--target", &db, "--rows", "100"]).assert_ok();
+    let p = write(
+        "thresholds.toml",
+        &format!("target = \"{db}\"\nrows = 100\nrate = 10.0\n[[stage]]\nhold = \"1s\"\nthresholds = [\"p99 < 5s\"]\n"),
+    );
+    let out = fleetload(&[
+        "run",
+        "--plan",
+        &p,
+        "--report-dir",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    assert!(
+        out.stderr.contains("judges that stage only"),
+        "{}",
+        out.text()
+    );
+}

@@ -102,7 +102,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn load_plan(args: &PlanArgs) -> anyhow::Result<Plan> {
     let file = match &args.plan {
-        Some(path) => RawPlan::from_file(path)?,
+        Some(path) => {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                for warning in RawPlan::lint_toml(&text) {
+                    eprintln!("warning: {}: {warning}", path.display());
+                }
+            }
+            RawPlan::from_file(path)?
+        }
         None => RawPlan::default(),
     };
     Ok(Plan::try_from(file.overlay(args.flags())?)?)

@@ -288,7 +288,29 @@ impl RawPlan {
     /// # Errors
     /// The text is not a valid plan; the message says where and why.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        if let Some(moved) = moved_keys(text) {
+            return Err(moved);
+        }
+        toml::from_str(text).map_err(|e| suggest(e.to_string().trim_end()))
+    }
+
+    /// What parses but probably does not mean what it says: `thresholds` written under
+    /// the last `[[stage]]` (TOML puts every key after a table header into that table),
+    /// which then judges that stage only. One sentence each, for the CLI to print.
+    pub fn lint_toml(text: &str) -> Vec<String> {
+        let Ok(table) = text.parse::<toml::Table>() else {
+            return Vec::new();
+        };
+        let stages = table.get("stage").and_then(toml::Value::as_array);
+        let last_has_thresholds = stages
+            .and_then(|s| s.last())
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key("thresholds"));
+        if last_has_thresholds && !table.contains_key("thresholds") {
+            vec!["`thresholds` is under the last [[stage]], so it judges that stage only (TOML puts every key after a table header into that table); for the whole run, move it above the first [[stage]]".into()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Lay `top` (e.g. CLI flags) over `self`: every key `top` sets wins. Done on the
@@ -338,6 +360,71 @@ fn serialized(raw: &RawPlan) -> Result<serde_json::Map<String, serde_json::Value
         ));
     }
     Ok(map)
+}
+
+/// A plan key written after a table header (`[[stage]]`, `[mix]`, `[cloudwatch]`), where
+/// TOML makes it that table's: named with its line and the fix, instead of "unknown
+/// field" in the table.
+fn moved_keys(text: &str) -> Option<String> {
+    let keys = RawPlan::keys();
+    let mut table: Option<&str> = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            table = Some(line);
+            continue;
+        }
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        let Some(header) = table else {
+            continue;
+        };
+        // Keys of the table itself are fine; a stage's own `thresholds` is one.
+        let own: &[&str] = match header {
+            "[[stage]]" => &["ramp", "to", "step", "hold", "thresholds"],
+            "[cloudwatch]" => &[
+                "db_cluster",
+                "db_instances",
+                "sagemaker_endpoint",
+                "variant",
+                "period",
+                "region",
+            ],
+            // Operation names and their weights.
+            "[mix]" => &[],
+            _ => continue,
+        };
+        if !own.contains(&key) && keys.iter().any(|k| k == key) {
+            return Some(format!(
+                "line {}: `{key}` is a plan key, but it comes after {header}, so TOML puts it inside that table; move `{key}` above the first table header ([[stage]], [mix], [cloudwatch])",
+                n + 1
+            ));
+        }
+    }
+    None
+}
+
+/// serde's "unknown field `x`, expected one of …" with the nearest key suggested.
+fn suggest(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return message.to_string();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let nearest = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (strsim::damerau_levenshtein(unknown, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d);
+    match nearest {
+        Some((_, k)) => format!("{message}\ndid you mean `{k}`?"),
+        None => message.to_string(),
+    }
 }
 
 /// Whether a `scenario` value names a file rather than a built-in scenario.

@@ -468,3 +468,43 @@ fn tpcc_takes_warehouses_and_waits_only_where_they_mean_something() {
         assert!(e.contains(why), "{why}: {e}");
     }
 }
+
+#[test]
+fn a_misspelled_key_is_answered_with_the_nearest_one() {
+    let e = RawPlan::from_toml("sesions = 4").unwrap_err();
+    assert!(e.contains("did you mean `sessions`?"), "{e}");
+    let e = RawPlan::from_toml("wramup = \"5s\"").unwrap_err();
+    assert!(e.contains("did you mean `warmup`?"), "{e}");
+    let e = RawPlan::from_toml("colour = 1").unwrap_err();
+    assert!(!e.contains("did you mean"), "nothing near: {e}");
+}
+
+#[test]
+fn a_plan_key_that_toml_moved_into_a_table_is_named_with_its_line() {
+    let text = "rate = 10.0\n[[stage]]\nhold = \"5s\"\nsessions = 3\n";
+    let e = RawPlan::from_toml(text).unwrap_err();
+    assert!(
+        e.contains("line 4: `sessions` is a plan key, but it comes after [[stage]]"),
+        "{e}"
+    );
+    let e = RawPlan::from_toml("[mix]\npoint_select = 1\nduration = \"5s\"\n").unwrap_err();
+    assert!(e.contains("`duration`") && e.contains("after [mix]"), "{e}");
+    // A stage's own thresholds parse, and are flagged when they are the only ones.
+    let text = "rate = 10.0\n[[stage]]\nhold = \"5s\"\nthresholds = [\"p99 < 5ms\"]\n";
+    assert!(RawPlan::from_toml(text).is_ok());
+    let lint = RawPlan::lint_toml(text);
+    assert!(
+        lint.len() == 1 && lint[0].contains("judges that stage only"),
+        "{lint:?}"
+    );
+    let whole = format!("thresholds = [\"p99 < 9ms\"]\n{text}");
+    assert!(RawPlan::lint_toml(&whole).is_empty());
+    // [cloudwatch]'s own region is its own.
+    assert!(moved("[cloudwatch]\nregion = \"eu-west-1\"\n").is_none());
+}
+
+fn moved(text: &str) -> Option<String> {
+    RawPlan::from_toml(text)
+        .err()
+        .filter(|e| e.contains("is a plan key"))
+}
