@@ -52,6 +52,44 @@ fn a_worker_with_the_wrong_token_is_refused_and_the_right_one_runs() {
     );
 }
 
+/// A fleet whose only worker has the wrong token: the coordinator's error says how many
+/// were refused and why, and where workers should dial (its own address, not a
+/// placeholder).
+#[test]
+fn a_fleet_that_never_gathers_says_who_was_refused_and_where_to_dial() {
+    let site = Site::new(
+        1000,
+        &[
+            "--workers",
+            "1",
+            "--rate",
+            "50",
+            "--duration",
+            "2s",
+            "--join-timeout",
+            "3s",
+        ],
+    );
+    let c = site.coordinator(&[], &[("FLEETLOAD_TOKEN", "tok-right-5521")]);
+    let (code, _) = output(site.worker_at("http", &[], &[("FLEETLOAD_TOKEN", "tok-wrong")]));
+    assert_ne!(code, Some(0));
+    let (code, log) = output(c);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("only 0 of 1 workers joined")
+            && log.contains("1 refused: 1 with a missing or wrong token")
+            && log.contains("first from 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "fleetload worker --coordinator http://{}",
+            site.addr
+        )) && !log.contains("THIS_HOST"),
+        "{log}"
+    );
+}
+
 #[test]
 fn tls_and_mutual_tls_protect_the_control_channel() {
     let site = site();
@@ -575,34 +613,23 @@ fn certs_made_by_fleetload_run_a_mutual_tls_fleet() {
     fleetload(&["certs", "create-worker", "--dir", d, "w1", "--days", "30"]).assert_ok();
     // Valid for the days asked (defaults: 5 years for the CA, 397 days for a leaf),
     // never until the year 4096.
-    let days_left = |f: &str| {
-        let end = std::process::Command::new("openssl")
-            .args(["x509", "-noout", "-enddate", "-in"])
+    let valid_for = |f: &str, secs: u64| {
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])
             .arg(dir.join(f))
-            .output()
-            .expect("openssl reads the certificate");
-        let end = String::from_utf8_lossy(&end.stdout)
-            .trim()
-            .replace("notAfter=", "");
-        let check = |secs: u64| {
-            std::process::Command::new("openssl")
-                .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])
-                .arg(dir.join(f))
-                .status()
-                .unwrap()
-                .success()
-        };
-        (end, check)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("openssl reads the certificate")
+            .success()
     };
     for (file, at_least, less_than) in [
         ("ca.pem", 1824, 1826),
         ("coordinator.pem", 396, 398),
         ("worker-w1.pem", 29, 31),
     ] {
-        let (end, valid_for) = days_left(file);
         assert!(
-            valid_for(at_least * 86_400) && !valid_for(less_than * 86_400),
-            "{file} ends {end}, not in {at_least}..{less_than} days"
+            valid_for(file, at_least * 86_400) && !valid_for(file, less_than * 86_400),
+            "{file} is not valid for {at_least}..{less_than} days"
         );
     }
     let again = fleetload(&["certs", "create-ca", "--dir", d]);

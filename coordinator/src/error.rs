@@ -4,12 +4,16 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
-    #[error("only {joined} of {expected} workers joined within {waited:?}{names}; start the missing workers with `fleetload worker --coordinator http://THIS_HOST:PORT`, or lower --workers")]
+    #[error("only {joined} of {expected} workers joined within {waited:?}{names}{refused}; start the missing workers with `fleetload worker --coordinator {dial}`, or lower --workers")]
     WorkersMissing {
         joined: usize,
         expected: usize,
         waited: Duration,
         names: String,
+        /// Who was refused and why ("; 2 refused: …"), or nothing.
+        refused: String,
+        /// Where workers dial this coordinator.
+        dial: String,
     },
     #[error("worker {worker} cannot run its share: {message}")]
     WorkerFailed { worker: String, message: String },

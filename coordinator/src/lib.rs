@@ -52,15 +52,17 @@ use tokio_util::task::TaskTracker;
 /// Workers are missing or fail before the start, or the service cannot run.
 pub async fn run(
     listener: TcpListener,
-    config: CoordinatorConfig,
+    mut config: CoordinatorConfig,
     shutdown: CancellationToken,
 ) -> Result<Report, CoordinatorError> {
+    config.listen_addr = listener.local_addr().ok();
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     if let Some(hub) = &config.ui {
         hub.attach(&events_tx);
     }
     let tasks = TaskTracker::new();
     let server_stop = CancellationToken::new();
+    let events_tx_for_refusals = events_tx.clone();
     let service = service::FleetService::new(events_tx, tasks.clone(), server_stop.clone());
     let incoming = TcpListenerStream::new(listener);
     let stop = server_stop.clone();
@@ -76,7 +78,7 @@ pub async fn run(
         .max_encoding_message_size(security::MAX_MESSAGE_BYTES);
     let router = builder.add_service(tonic::service::interceptor::InterceptedService::new(
         fleet,
-        config.security.authorize(),
+        config.security.authorize(Some(events_tx_for_refusals)),
     ));
     let server = tasks.spawn(async move {
         router

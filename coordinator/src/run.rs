@@ -49,6 +49,9 @@ pub struct CoordinatorConfig {
     /// The run's id, chosen before it starts so that a run which fails before its
     /// start still writes its report where it would have.
     pub run_id: String,
+    /// The address the control service listens on (set by [`crate::run`]), for
+    /// messages that tell workers where to dial.
+    pub listen_addr: Option<std::net::SocketAddr>,
 }
 
 /// The report directory a run checkpoints into.
@@ -86,6 +89,23 @@ impl CoordinatorConfig {
             checkpoint: None,
             ui: None,
             run_id: new_run_id(),
+            listen_addr: None,
+        }
+    }
+
+    /// Where workers dial this coordinator, as `fleetload worker --coordinator` takes it.
+    pub fn dial_address(&self) -> String {
+        let scheme = if self.security.tls().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        match self.listen_addr {
+            Some(a) if a.ip().is_unspecified() => {
+                format!("{scheme}://<this host's address>:{}", a.port())
+            }
+            Some(a) => format!("{scheme}://{a}"),
+            None => format!("{scheme}://<this host's address>:<port>"),
         }
     }
 }
@@ -222,6 +242,7 @@ impl Shell {
             }
             Event::Message { conn, message } => Input::Message { conn, message },
             Event::Invalid { conn, error } => Input::Invalid { conn, error },
+            Event::Unauthorized { peer } => Input::Unauthorized { peer },
             Event::Closed { conn, error } => {
                 self.outboxes.remove(&conn);
                 Input::Closed { conn, error }

@@ -42,8 +42,11 @@ impl ServerSecurity {
 
     /// The check run on every call: the `authorization: Bearer <token>` header must
     /// carry the fleet's token. The token is never logged.
+    /// A refused call is also told to `refused` (the controller counts it, to say why a
+    /// fleet did not gather).
     pub fn authorize(
         &self,
+        refused: Option<tokio::sync::mpsc::Sender<crate::service::Event>>,
     ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
         let expected = self.token.clone();
         move |req: tonic::Request<()>| {
@@ -60,6 +63,12 @@ impl ServerSecurity {
                 Ok(req)
             } else {
                 tracing::warn!(peer = %crate::shown(&req.remote_addr()), token_given = !given.is_empty(), "refused a call without the fleet's token");
+                if let Some(tx) = &refused {
+                    // Full or closed: the count is lost, the refusal is not.
+                    let _ = tx.try_send(crate::service::Event::Unauthorized {
+                        peer: req.remote_addr(),
+                    });
+                }
                 Err(tonic::Status::unauthenticated(
                     "missing or wrong token: give workers and ctl the coordinator's token (FLEETLOAD_TOKEN or --token-file)",
                 ))
@@ -87,13 +96,13 @@ mod tests {
             token: Some(Arc::from("fleet-secret")),
             ..Default::default()
         };
-        let mut check = s.authorize();
+        let mut check = s.authorize(None);
         assert!(check(call(Some("fleet-secret"))).is_ok());
         let e = check(call(Some("fleet-secreT"))).unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         assert!(!e.message().contains("fleet-secret"));
         assert!(check(call(None)).is_err());
-        let mut open = ServerSecurity::default().authorize();
+        let mut open = ServerSecurity::default().authorize(None);
         assert!(open(call(None)).is_ok());
         assert!(!format!("{s:?}").contains("fleet-secret"));
     }

@@ -53,6 +53,10 @@ pub enum Event {
         conn: u64,
         error: Option<String>,
     },
+    /// A call refused before it reached the service (a missing or wrong token).
+    Unauthorized {
+        peer: Option<std::net::SocketAddr>,
+    },
     /// A `fleetload ctl` command and where its answer goes.
     Command {
         command: Command,

@@ -11,7 +11,31 @@ impl Controller {
     /// and the name it claimed.
     pub(super) fn refuse_join(&mut self, a: &Arrival, reason: String) {
         tracing::warn!(worker = %a.hello.name, peer = %crate::shown(&a.peer), %reason, "refused a worker");
+        self.count_refusal(format!("as {}: {reason}", a.hello.name), a.peer);
         self.close(a.conn, ToWorker::Refused { reason });
+    }
+
+    /// Count a refusal by reason, keeping the first peer.
+    pub(super) fn count_refusal(&mut self, reason: String, peer: Option<std::net::SocketAddr>) {
+        let entry = self
+            .refused
+            .entry(reason)
+            .or_insert_with(|| (0, crate::shown(&peer)));
+        entry.0 += 1;
+    }
+
+    /// The refusals in one clause, for an error that says the fleet did not gather.
+    pub(super) fn refusals(&self) -> String {
+        if self.refused.is_empty() {
+            return String::new();
+        }
+        let total: u64 = self.refused.values().map(|(n, _)| n).sum();
+        let each: Vec<String> = self
+            .refused
+            .iter()
+            .map(|(reason, (n, peer))| format!("{n} {reason} (first from {peer})"))
+            .collect();
+        format!("; {total} refused: {}", each.join("; "))
     }
 
     /// Refuse a worker that arrives when the run already has its fleet.

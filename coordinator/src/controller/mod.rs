@@ -96,6 +96,10 @@ pub enum Input {
         id: u64,
         command: Command,
     },
+    /// A call refused for a missing or wrong token, before any hello.
+    Unauthorized {
+        peer: Option<SocketAddr>,
+    },
     /// The shell finished the target work of the last [`Effect::Target`].
     TargetDone(Result<PlanUpdate, CoordinatorError>),
     /// Time passed (the shell woke at [`Controller::next_deadline`]).
@@ -256,6 +260,9 @@ pub struct Controller {
     ui_fleet: String,
     /// Running totals behind the dashboard's threshold verdicts.
     ui_so_far: live_view::SoFar,
+    /// Workers and calls refused, by reason: how many, and the first one's peer. Said
+    /// when the fleet does not gather ("0 of 1 joined" alone hides why).
+    refused: BTreeMap<String, (u64, String)>,
     effects: Vec<Effect>,
 }
 
@@ -293,6 +300,7 @@ impl Controller {
             checkpointed,
             ui_fleet: String::new(),
             ui_so_far: live_view::SoFar::default(),
+            refused: BTreeMap::new(),
             effects: Vec::new(),
         }
     }
@@ -312,6 +320,13 @@ impl Controller {
 
     /// React to `input` at `now`; returns what the shell must do, in order.
     pub fn handle(&mut self, now: Now, input: Input) -> Vec<Effect> {
+        if let Input::Unauthorized { peer } = input {
+            self.count_refusal(
+                "with a missing or wrong token (give workers the coordinator's FLEETLOAD_TOKEN or --token-file)".into(),
+                peer,
+            );
+            return std::mem::take(&mut self.effects);
+        }
         match self.phase {
             Phase::Gathering => self.gathering(now, input),
             Phase::Preparing { .. } => self.preparing(now, input),
@@ -455,6 +470,8 @@ impl Controller {
                 self.stop_all(now, &mut live, "the coordinator was interrupted");
             }
             Input::ServiceStopped => return self.finish(live),
+            // Counted in `handle`, before any phase sees it.
+            Input::Unauthorized { .. } => {}
             Input::Checkpointed(written) => self.checkpointed(written, now, &mut live),
             Input::Interrupted | Input::TargetDone(_) => {}
         }

@@ -39,6 +39,7 @@ impl Controller {
                     .iter()
                     .map(|s| format!("{} ({})", s.hello.name, s.hello.host))
                     .collect();
+                let refused = self.refusals();
                 self.fail(CoordinatorError::WorkersMissing {
                     joined: self.slots.len(),
                     expected: want,
@@ -48,6 +49,8 @@ impl Controller {
                     } else {
                         format!(" (joined: {})", names.join(", "))
                     },
+                    refused,
+                    dial: self.config.dial_address(),
                 });
             }
             other => self.before_start(other, "before the run started"),
@@ -200,6 +203,8 @@ impl Controller {
             Input::TargetDone(Err(e)) => self.fail(e),
             Input::Interrupted => self.fail(CoordinatorError::Cancelled),
             Input::ServiceStopped => self.fail(CoordinatorError::ServiceStopped),
+            // Counted in `handle`, before any phase sees it.
+            Input::Unauthorized { .. } => {}
             Input::Message { .. }
             | Input::Invalid { .. }
             | Input::Tick
