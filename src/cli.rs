@@ -79,6 +79,73 @@ impl PlanArgs {
     }
 }
 
+/// The plan flags of the commands that work on the data, not the load (`prepare`,
+/// `check`, `teardown`, `verify`): every key is accepted (one plan file serves every
+/// command), but `--help` shows only those these commands use.
+#[derive(Debug)]
+pub struct DataPlanArgs(pub PlanArgs);
+
+/// The plan keys the data commands use; the rest are hidden from their help.
+const DATA_KEYS: &[&str] = &[
+    "plan",
+    "target",
+    "reader",
+    "password_env",
+    "auth",
+    "password_secret",
+    "region",
+    "tls_ca",
+    "scenario",
+    "rows",
+    "warehouses",
+    "mix",
+    "batch",
+    "ml",
+    "ml_endpoint",
+    "ml_delay",
+    "ml_row_cost",
+    "ml_capacity",
+    "seed",
+    "connect_timeout",
+    "op_timeout",
+];
+
+fn hide_load_keys(cmd: clap::Command) -> clap::Command {
+    let hidden: Vec<String> = RawPlan::keys()
+        .into_iter()
+        .filter(|id| !DATA_KEYS.contains(&id.as_str()))
+        .collect();
+    hidden
+        .into_iter()
+        .fold(cmd, |c, id| c.mut_arg(id, |a| a.hide(true)))
+        .after_help("A plan's load keys (rate, sessions, duration, stages, thresholds, …) are accepted and not used here; `fleetload run --help` lists them.")
+}
+
+impl clap::FromArgMatches for DataPlanArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        PlanArgs::from_arg_matches(m).map(DataPlanArgs)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl clap::Args for DataPlanArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        hide_load_keys(PlanArgs::augment_args(cmd))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        hide_load_keys(PlanArgs::augment_args_for_update(cmd))
+    }
+}
+
+impl std::ops::Deref for DataPlanArgs {
+    type Target = PlanArgs;
+    fn deref(&self) -> &PlanArgs {
+        &self.0
+    }
+}
+
 /// The coordinator's Prometheus endpoint.
 #[derive(Debug, Args, Clone)]
 pub struct MetricsArgs {
@@ -248,7 +315,7 @@ pub struct WorkerArgs {
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub plan: DataPlanArgs,
     /// Sessions that load rows in parallel.
     #[arg(long, default_value_t = 4)]
     pub loaders: usize,
@@ -395,13 +462,13 @@ pub enum CompareFormat {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub plan: DataPlanArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub plan: PlanArgs,
+    pub plan: DataPlanArgs,
     /// The run's report.json (default: the latest run's).
     #[arg(long, default_value = "fleetload-report/latest/report.json")]
     pub report: PathBuf,

@@ -899,3 +899,34 @@ fn plan_file_mistakes_are_named_with_the_fix() {
         out.text()
     );
 }
+
+/// `--help` of the data commands lists what they use, not the run's ~60 load flags,
+/// while a shared plan file (or a flag) with load keys is still accepted.
+#[test]
+fn the_data_commands_help_lists_only_what_they_use() {
+    for cmd in ["prepare", "check", "verify", "teardown"] {
+        let out = fleetload(&[cmd, "--help"]);
+        out.assert_ok();
+        for load in [
+            "--rate ",
+            "--duration ",
+            "--stage ",
+            "--lease ",
+            "--catch-up ",
+        ] {
+            assert!(!out.stdout.contains(load), "{cmd} --help lists {load}");
+        }
+        for data in ["--target ", "--scenario ", "--rows ", "--tls-ca "] {
+            assert!(out.stdout.contains(data), "{cmd} --help lacks {data}");
+        }
+        assert!(
+            out.stdout.contains("tpcc"),
+            "{cmd}: the scenario help names tpcc"
+        );
+    }
+    let run = fleetload(&["run", "--help"]);
+    assert!(run.stdout.contains("--rate ") && run.stdout.contains("--stage "));
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    fleetload(&["prepare", "--target", &db, "--rows", "10", "--rate", "100"]).assert_ok();
+}

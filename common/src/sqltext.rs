@@ -221,6 +221,14 @@ mod tests {
     fn finds_parameters_and_skips_what_only_looks_like_one() {
         let sql = "SELECT ':nope', \"a:b\", x::int, @v := 1 FROM t -- :c\n WHERE id = :id AND k BETWEEN :lo AND :hi /* :d */ OR id = :id";
         assert_eq!(names(Driver::Postgres, sql), ["id", "lo", "hi"]);
+        // The casts docs/scenarios.md tells PostgreSQL users to write.
+        assert_eq!(
+            names(
+                Driver::Postgres,
+                "SELECT CAST(:sku AS text) IS NOT NULL, :qty::int"
+            ),
+            ["sku", "qty"]
+        );
         assert_eq!(names(Driver::MySql, "SELECT 'it\\'s :x' # :y\n, :z"), ["z"]);
         assert_eq!(
             names(Driver::Postgres, "DO $body$ SELECT :x $body$; SELECT :y"),

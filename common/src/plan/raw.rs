@@ -59,7 +59,7 @@ pub struct RawPlan {
     #[arg(long, value_parser = super::RawCloudWatch::from_flag)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudwatch: Option<super::RawCloudWatch>,
-    /// Scenario: point_select, churn, or a scenario file (PATH.toml; see docs/scenarios.md).
+    /// Scenario: point_select, churn, tpcc, or a scenario file (PATH.toml; see docs/scenarios.md).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
