@@ -86,6 +86,8 @@ fn the_dashboard_shows_the_run_live_and_its_controls_need_the_token() {
             "p99 < 5s",
             "--threshold",
             "ok_per_s > 1000000",
+            "--threshold",
+            "error_rate < 1%",
         ],
         &[("FLEETLOAD_TOKEN", TOKEN)],
     );
@@ -171,6 +173,57 @@ fn the_dashboard_shows_the_run_live_and_its_controls_need_the_token() {
             && verdicts.contains("ok_per_s > 1000000")
             && verdicts.contains("FAILING"),
         "{verdicts}"
+    );
+    // Measured values with their units, as report.txt writes them.
+    assert!(
+        verdicts.contains("error_rate < 1%")
+            && verdicts.contains("0.000%")
+            && !verdicts.contains("undefined"),
+        "{verdicts}"
+    );
+    // Workers by slot: slot i is w{i} (names in natural order), running while the run
+    // runs, and the per-worker chart names the same worker for the same slot.
+    let table: Vec<(u64, String, String)> = serde_json::from_str(
+        eval(
+            &tab,
+            "JSON.stringify([...document.querySelectorAll('#workers tbody tr')].map(r => [Number(r.cells[0].textContent), r.cells[1].textContent, r.cells[3].textContent]))",
+        )
+        .as_str()
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        table,
+        vec![
+            (0, "w0".to_string(), "running".to_string()),
+            (1, "w1".to_string(), "running".to_string())
+        ]
+    );
+    let legend = eval(
+        &tab,
+        "[...document.querySelectorAll('#l-workers span')].map(s => s.textContent).sort().join(',')",
+    );
+    assert_eq!(legend.as_str(), Some("w0,w1"));
+    // Round ticks: each axis steps by 1, 2 or 5 times a power of ten.
+    let ticks: Vec<String> = serde_json::from_str(
+        eval(
+            &tab,
+            "JSON.stringify([...document.querySelectorAll('#c-throughput .ytick')].map(t => t.textContent))",
+        )
+        .as_str()
+        .unwrap(),
+    )
+    .unwrap();
+    let values: Vec<f64> = ticks.iter().map(|t| t.parse().unwrap()).collect();
+    assert!(values.len() >= 3, "{ticks:?}");
+    let step = values[1] - values[0];
+    let mantissa = step / 10f64.powf(step.log10().floor());
+    assert!(
+        [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6)
+            && values
+                .windows(2)
+                .all(|w| ((w[1] - w[0]) - step).abs() < 1e-6),
+        "{ticks:?}"
     );
     let instance_rows = eval(
         &tab,

@@ -82,7 +82,7 @@ impl Controller {
                     index: i,
                     name: &s.hello.name,
                     host: &s.hello.host,
-                    state: s.state.report_name(),
+                    state: s.state.live_name(),
                     rate: s.rate,
                 })
                 .collect(),
@@ -141,7 +141,10 @@ impl Controller {
             interval,
             per_worker_ok,
             stage: stage.as_deref(),
-            thresholds,
+            thresholds: thresholds
+                .iter()
+                .map(crate::ui::ThresholdLine::from)
+                .collect(),
             instances,
             session_outages: merge.outages.len(),
         };

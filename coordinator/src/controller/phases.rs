@@ -18,6 +18,11 @@ impl Controller {
                     now.at,
                 ));
                 if self.slots.len() >= want {
+                    // Slots in the order of the workers' names (worker-2 before
+                    // worker-10), not of their arrival: slot i is worker-i whenever the
+                    // names say so, in the report and on the dashboard alike.
+                    self.slots
+                        .sort_by_cached_key(|s| natural_key(&s.hello.name));
                     self.phase = Phase::Preparing { assigned: false };
                     self.phase_deadline = None;
                     self.effects.push(Effect::Target(TargetStep::BeforeAssign));
@@ -211,5 +216,41 @@ impl Controller {
             | Input::TargetDone(_)
             | Input::Checkpointed(_) => {}
         }
+    }
+}
+
+/// A name's key for natural order: runs of digits compare as numbers.
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = u64::from(c as u8 - b'0');
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                n = n
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(*d as u8 - b'0'));
+                chars.next();
+            }
+            out.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    out.push((text, 0));
+    out
+}
+
+#[cfg(test)]
+mod natural_order {
+    #[test]
+    fn numbers_in_names_order_as_numbers() {
+        let mut names = vec!["worker-10", "worker-2", "worker-0", "w1", "worker-1"];
+        names.sort_by_cached_key(|n| super::natural_key(n));
+        assert_eq!(
+            names,
+            ["w1", "worker-0", "worker-1", "worker-2", "worker-10"]
+        );
     }
 }

@@ -29,6 +29,16 @@ impl State {
         matches!(self, State::Done | State::Failed | State::Lost)
     }
 
+    /// As the live dashboard names it while the run goes.
+    pub(crate) fn live_name(self) -> &'static str {
+        match self {
+            State::Joined => "joined",
+            State::Ready => "ready",
+            State::Running => "running",
+            other => other.report_name(),
+        }
+    }
+
     /// As the report names it.
     pub(crate) fn report_name(self) -> &'static str {
         match self {

@@ -257,11 +257,32 @@ pub struct Frame<'a> {
     pub stage: Option<&'a str>,
     /// Every threshold's verdict so far: the run's on its measured intervals, the
     /// current stage's on its own (downtime thresholds are judged at the end).
-    pub thresholds: Vec<crate::thresholds::ThresholdResult>,
+    pub thresholds: Vec<ThresholdLine>,
     /// What each server instance served in the interval.
     pub instances: Vec<InstanceLine<'a>>,
     /// Session outages the workers reported so far (failovers, connection losses).
     pub session_outages: usize,
+}
+
+/// A threshold's verdict so far, as the page shows it: the measured value as text with
+/// its unit (a percentage for error_rate), as report.txt writes it.
+#[derive(Debug, Serialize)]
+pub struct ThresholdLine {
+    pub scope: String,
+    pub threshold: String,
+    pub measured: String,
+    pub passed: bool,
+}
+
+impl From<&crate::thresholds::ThresholdResult> for ThresholdLine {
+    fn from(t: &crate::thresholds::ThresholdResult) -> Self {
+        ThresholdLine {
+            scope: t.scope.clone(),
+            threshold: t.threshold.clone(),
+            measured: t.measured_text(),
+            passed: t.passed,
+        }
+    }
 }
 
 /// One server instance in one interval.
