@@ -139,6 +139,24 @@ fn drill(script: &str, target: &str) {
     );
     let max = w["downtime_ms"]["max"].as_f64().unwrap();
     assert!(max > 0.0 && max < 5000.0, "{w:#}");
+    // Instances: never more sessions at once than the fleet holds (2 workers × 4, however
+    // often they reconnected), and a demoted writer read-only for a span, not the run.
+    for i in r["instances"].as_array().unwrap() {
+        let peak = i["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(peak <= 8.0, "{} up to {peak} sessions: {i:#}", i["name"]);
+        if i["read_only"] == true {
+            let spans = i["read_only_spans"].as_array().unwrap();
+            assert!(
+                !spans.is_empty() && spans[0][0].as_f64().unwrap() >= 3.0,
+                "{i:#}"
+            );
+        }
+    }
 }
 
 #[test]

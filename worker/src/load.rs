@@ -561,8 +561,13 @@ impl Driver {
         }
         match shared.pools[self.pool].connect.connect().await {
             Ok(mut s) => {
-                self.instance = s.instance().await.map(|i| (i.name, i.read_only));
-                self.counted_in = None;
+                let instance = s.instance().await.map(|i| (i.name, i.read_only));
+                // The same connection slot back on the same instance is the same session
+                // there: a reconnect is counted again only where it lands elsewhere.
+                if instance.as_ref().map(|i| &i.0) != self.instance.as_ref().map(|i| &i.0) {
+                    self.counted_in = None;
+                }
+                self.instance = instance;
                 self.session = Some(s);
                 self.refresh_at = self.refresh_due();
                 self.backoff = BACKOFF_FIRST;

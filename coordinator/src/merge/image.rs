@@ -93,6 +93,9 @@ struct InstanceImage {
     response: String,
     /// `(interval, sessions, ok, errors)`.
     series: Vec<(u64, u64, u64, u64)>,
+    /// Intervals it was read-only in (older checkpoints: none recorded).
+    #[serde(default)]
+    read_only_in: Vec<u64>,
 }
 
 /// What does not read back: the checkpoint's bytes are damaged or not ours.
@@ -264,6 +267,7 @@ impl MergeImage {
                         .iter()
                         .map(|(k, (s, ok, e))| (*k, *s, *ok, *e))
                         .collect(),
+                    read_only_in: i.read_only_in.iter().copied().collect(),
                 })
                 .collect(),
             outages: m
@@ -366,6 +370,7 @@ impl MergeImage {
                         .iter()
                         .map(|(k, s, ok, e)| (*k, (*s, *ok, *e)))
                         .collect(),
+                    read_only_in: i.read_only_in.iter().copied().collect(),
                 },
             );
         }

@@ -337,6 +337,9 @@ pub struct InstanceAgg {
     pub measured: fleetload_common::stats::InstanceStats,
     /// Per interval: sessions on it, successes, failures (warm-up included).
     pub series: BTreeMap<u64, (u64, u64, u64)>,
+    /// Intervals in which it said it was read-only: a demoted writer is read-only for
+    /// a span, not for the whole run.
+    pub read_only_in: BTreeSet<u64>,
 }
 
 impl InstanceAgg {
@@ -348,6 +351,9 @@ impl InstanceAgg {
         measured: bool,
     ) {
         self.read_only |= i.read_only;
+        if i.read_only {
+            self.read_only_in.insert(k);
+        }
         self.slots.insert(slot);
         if measured {
             self.measured.merge(i);

@@ -5,6 +5,7 @@
 
 use super::*;
 use fleetload_common::outcome::ErrorClass;
+use fleetload_common::scenario::Role;
 use fleetload_common::stats::SessionOutage;
 
 /// Session outages over a run, in windows.
@@ -90,11 +91,22 @@ fn end_of(o: &SessionOutage, run_end: f64) -> f64 {
 
 /// The windows of a run's session outages: outages that overlap, or start within an
 /// interval of the window's end, are one window.
+/// The planned cluster load (open loop) and how it divides among the roles, so a
+/// window's rate is judged on its own role's operations: reads that recovered at once
+/// are not held back by writes still failing over, nor the other way round.
+pub(super) struct RolePlan<'a> {
+    pub profile: &'a fleetload_common::profile::Profile,
+    /// Each operation's role.
+    pub role_of: &'a BTreeMap<OpName, Role>,
+    /// Each role's share of the planned rate (its operations' weights in the mix).
+    pub share: BTreeMap<Role, f64>,
+}
+
 pub(super) fn availability(
     outages: &[(u32, SessionOutage)],
     workers: &[WorkerJson],
     intervals: &[IntervalJson],
-    planned: Option<&fleetload_common::profile::Profile>,
+    planned: Option<&RolePlan<'_>>,
     interval_s: f64,
     run_end: f64,
 ) -> Availability {
@@ -126,7 +138,7 @@ fn window(
     group: &[&(u32, SessionOutage)],
     workers: &[WorkerJson],
     intervals: &[IntervalJson],
-    planned: Option<&fleetload_common::profile::Profile>,
+    planned: Option<&RolePlan<'_>>,
     run_end: f64,
 ) -> AvailabilityWindow {
     let from_s = group
@@ -179,7 +191,7 @@ fn window(
                 downtime_ms: Spread::of(d),
             })
             .collect(),
-        rate_back_s: planned.and_then(|p| rate_back(intervals, p, to_s)),
+        rate_back_s: planned.and_then(|p| rate_back(intervals, p, group[0].1.role, to_s)),
         instance_before: most_common(group.iter().filter_map(|o| o.1.from_instance.as_deref())),
         instance_after: most_common(group.iter().filter_map(|o| o.1.to_instance.as_deref())),
     }
@@ -201,19 +213,27 @@ fn most_common<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
         .map(|(n, _)| n.to_string())
 }
 
-/// Seconds from `after` until the first whole interval whose ok/s is at least 95 % of
-/// the planned rate over it.
+/// Seconds from `after` until the first whole interval whose ok/s of `role`'s
+/// operations is at least 95 % of that role's share of the planned rate over it.
 fn rate_back(
     intervals: &[IntervalJson],
-    planned: &fleetload_common::profile::Profile,
+    planned: &RolePlan<'_>,
+    role: Role,
     after: f64,
 ) -> Option<f64> {
+    let share = planned.share.get(&role).copied().unwrap_or(0.0);
     intervals
         .iter()
         .filter(|i| i.start_s >= after - 1e-9 && i.end_s > i.start_s)
         .find(|i| {
-            let target = planned.integral(i.start_s, i.end_s) / (i.end_s - i.start_s);
-            let ok: f64 = i.operations.values().map(|s| s.ok_per_s).sum();
+            let target =
+                share * planned.profile.integral(i.start_s, i.end_s) / (i.end_s - i.start_s);
+            let ok: f64 = i
+                .operations
+                .iter()
+                .filter(|(op, _)| planned.role_of.get(*op) == Some(&role))
+                .map(|(_, s)| s.ok_per_s)
+                .sum();
             target > 0.0 && ok >= 0.95 * target
         })
         .map(|i| (i.start_s - after).max(0.0))
@@ -261,5 +281,42 @@ mod tests {
         assert_eq!(w.instance_after.as_deref(), Some("new"));
         assert_eq!(a.windows[1].unrecovered, 1);
         assert_eq!(a.windows[1].to_s, 10.0);
+    }
+
+    /// An interval in which `read` and `write` ran at these ok/s.
+    fn interval(k: u64, read: f64, write: f64) -> IntervalJson {
+        let pct = serde_json::json!({"p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0, "p999_ms": 1.0, "max_ms": 1.0, "mean_ms": 1.0});
+        let op = |ok: f64| {
+            serde_json::json!({
+                "count": ok as u64, "ok_per_s": ok, "errors": {}, "error_total": 0, "error_rate": 0.0,
+                "dropped_backlog": 0, "response_time": pct, "service_time": pct,
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "index": k, "start_s": k as f64, "end_s": k as f64 + 1.0, "warmup": false,
+            "workers_reporting": 1, "late_snapshots": 0,
+            "operations": {"read": op(read), "write": op(write)}, "per_worker": {},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_rate_comes_back_per_role() {
+        // 100 ops/s planned, half reads, half writes. Reads failed for a moment at 2 s
+        // and were back at once; writes were down until 5 s.
+        let profile = fleetload_common::profile::Profile::constant(100.0);
+        let ops = |n: &str| fleetload_common::scenario::OpName::new(n).unwrap();
+        let role_of: BTreeMap<_, _> =
+            [(ops("read"), Role::Read), (ops("write"), Role::Write)].into();
+        let plan = RolePlan {
+            profile: &profile,
+            role_of: &role_of,
+            share: [(Role::Read, 0.5), (Role::Write, 0.5)].into(),
+        };
+        let intervals: Vec<IntervalJson> = (0..8)
+            .map(|k| interval(k, 50.0, if (2..5).contains(&k) { 0.0 } else { 50.0 }))
+            .collect();
+        assert_eq!(rate_back(&intervals, &plan, Role::Read, 2.06), Some(0.94));
+        assert_eq!(rate_back(&intervals, &plan, Role::Write, 2.06), Some(2.94));
     }
 }

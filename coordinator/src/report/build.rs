@@ -90,14 +90,22 @@ impl Report {
         let failures = with_thresholds(failures, &thresholds);
         let intervals = intervals_json(merge, interval_s, duration_s);
         let run_end = input.ran_for.as_secs_f64().min(duration_s);
+        let role_of: BTreeMap<OpName, fleetload_common::scenario::Role> =
+            names.iter().cloned().zip(plan.roles()).collect();
+        let role_plan = input
+            .planned
+            .as_ref()
+            .filter(|_| matches!(plan.load, fleetload_common::plan::LoadModel::Open { .. }))
+            .map(|profile| super::availability::RolePlan {
+                profile,
+                role_of: &role_of,
+                share: role_shares(plan),
+            });
         let availability = super::availability::availability(
             &merge.outages,
             &workers,
             &intervals,
-            input
-                .planned
-                .as_ref()
-                .filter(|_| matches!(plan.load, fleetload_common::plan::LoadModel::Open { .. })),
+            role_plan.as_ref(),
             interval_s,
             run_end,
         );
@@ -203,6 +211,7 @@ fn instances_json(plan: &Plan, merge: &Merge, measured_s: f64) -> Vec<InstanceJs
             InstanceJson {
                 name: name.clone(),
                 read_only: agg.read_only,
+                read_only_spans: spans(&agg.read_only_in, interval_s),
                 roles: served,
                 operations: agg
                     .slots
@@ -229,6 +238,34 @@ fn instances_json(plan: &Plan, merge: &Merge, measured_s: f64) -> Vec<InstanceJs
             }
         })
         .collect()
+}
+
+/// Each role's share of the planned rate: its operations' weights in the mix.
+fn role_shares(plan: &Plan) -> BTreeMap<fleetload_common::scenario::Role, f64> {
+    let total: f64 = plan.mix.iter().map(|(_, w)| f64::from(*w)).sum();
+    let mut out = BTreeMap::new();
+    if total <= 0.0 {
+        return out;
+    }
+    for ((_, w), role) in plan.mix.iter().zip(plan.roles()) {
+        *out.entry(role).or_insert(0.0) += f64::from(*w) / total;
+    }
+    out
+}
+
+/// Consecutive intervals joined into `[from_s, to_s]` spans.
+fn spans(intervals: &std::collections::BTreeSet<u64>, interval_s: f64) -> Vec<[f64; 2]> {
+    let mut out: Vec<[f64; 2]> = Vec::new();
+    let mut last: Option<u64> = None;
+    for &k in intervals {
+        let (from, to) = (k as f64 * interval_s, (k + 1) as f64 * interval_s);
+        match (out.last_mut(), last) {
+            (Some(span), Some(prev)) if prev + 1 == k => span[1] = to,
+            _ => out.push([from, to]),
+        }
+        last = Some(k);
+    }
+    out
 }
 
 /// The measured run per role: every operation of the role merged exactly.

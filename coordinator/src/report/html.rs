@@ -352,7 +352,7 @@ fn instances(r: &Report, out: &mut String) {
             "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{peak:.0}</td></tr>",
             escape(&i.name),
             escape(&roles.join(" + ")),
-            if i.read_only { "yes" } else { "no" },
+            escape(&i.read_only_text(r.duration_s).unwrap_or_else(|| "no".into())),
             i.ok_per_s,
             i.errors,
             i.p50_ms,

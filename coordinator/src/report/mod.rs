@@ -64,8 +64,12 @@ pub fn distinct_samples(samples: &[ErrorSampleJson]) -> Vec<(&ErrorSampleJson, u
 pub struct InstanceJson {
     /// As the server names itself: Aurora's instance identifier, otherwise address:port.
     pub name: String,
-    /// It said it was read-only when a session connected (a replica, a demoted writer).
+    /// It said it was read-only when a session connected (a replica, a demoted writer),
+    /// at some time in the run: `read_only_spans` says when.
     pub read_only: bool,
+    /// `[from_s, to_s]` spans of the intervals in which it was read-only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_spans: Vec<[f64; 2]>,
     pub roles: Vec<fleetload_common::scenario::Role>,
     pub operations: Vec<OpName>,
     /// Over the measured intervals.
@@ -77,6 +81,30 @@ pub struct InstanceJson {
     pub max_ms: f64,
     /// Per interval, warm-up included: `[start_s, sessions, ok_per_s]`.
     pub series: Vec<[f64; 3]>,
+}
+
+impl InstanceJson {
+    /// When it was read-only, as people read it: `read-only`, `read-only 12.0–15.0 s`
+    /// (a demoted writer), or nothing.
+    pub fn read_only_text(&self, run_s: f64) -> Option<String> {
+        if !self.read_only {
+            return None;
+        }
+        let whole = match self.read_only_spans.as_slice() {
+            [] => true,
+            [only] => only[0] <= 0.0 && only[1] >= run_s,
+            _ => false,
+        };
+        if whole {
+            return Some("read-only".into());
+        }
+        let spans: Vec<String> = self
+            .read_only_spans
+            .iter()
+            .map(|s| format!("{:.1}–{:.1} s", s[0], s[1].min(run_s)))
+            .collect();
+        Some(format!("read-only {}", spans.join(", ")))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

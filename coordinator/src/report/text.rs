@@ -287,9 +287,11 @@ fn instances(r: &Report, out: &mut String) {
         let peak = i.series.iter().map(|p| p[1]).fold(0.0, f64::max);
         let _ = writeln!(
             out,
-            "  {}{}: {} ({}), ok/s {:.0}, errors {}, p50 {} p99 {}, up to {peak:.0} sessions",
+            "  {}{}: {} ({}), ok/s {:.0}, errors {}, p50 {} p99 {}, up to {peak:.0} sessions at once",
             i.name,
-            if i.read_only { " (read-only)" } else { "" },
+            i.read_only_text(r.duration_s)
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default(),
             roles.join("+"),
             i.operations
                 .iter()
