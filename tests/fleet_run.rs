@@ -494,6 +494,9 @@ fn built_in_scenarios_are_checked_before_the_start(target: &str) {
     let o = fl("check", &["--rows", "100000"]);
     assert_ne!(o.code, Some(0));
     assert!(o.text().contains("holds ids up to 700"), "{}", o.text());
+    // A report directory of its own: the failed run above left its report in `r`.
+    let report = dir.path().join("r2");
+    let report = report.to_str().unwrap();
     fl(
         "run",
         &["--rate", "50", "--duration", "2s", "--report-dir", report],

@@ -333,20 +333,29 @@ fn a_report_dir_is_never_overwritten_and_a_run_failing_before_its_start_writes_a
     // A table that does not exist: the run fails before its start, with a report.
     let empty = tempfile::tempdir().unwrap();
     let target = format!("sqlite://{}", empty.path().join("empty.db").display());
+    let run_args = |extra: &[&str]| -> Vec<String> {
+        [
+            "run",
+            "--target",
+            &target,
+            "--scenario",
+            "point_select",
+            "--rate",
+            "100",
+            "--duration",
+            "2s",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |extra: &[&str]| {
+        let args = run_args(extra);
+        fleetload(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
     let failed = dir.path().join("failed");
-    let out = fleetload(&[
-        "run",
-        "--target",
-        &target,
-        "--scenario",
-        "point_select",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-        "--report-dir",
-        failed.to_str().unwrap(),
-    ]);
+    let out = run(&["--report-dir", failed.to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{}", out.text());
     let r = read_report(&failed);
     assert_eq!(r["status"], "failed", "{r:#}");
@@ -360,18 +369,9 @@ fn a_report_dir_is_never_overwritten_and_a_run_failing_before_its_start_writes_a
 
     // The same without --report-dir: in fleetload-report/<run id>/, with `latest`.
     let cwd = tempfile::tempdir().unwrap();
+    let args = run_args(&[]);
     let child = spawn(
-        &[
-            "run",
-            "--target",
-            &target,
-            "--scenario",
-            "point_select",
-            "--rate",
-            "100",
-            "--duration",
-            "2s",
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         cwd.path(),
     );
     let (code, text) = output(child);
@@ -380,19 +380,7 @@ fn a_report_dir_is_never_overwritten_and_a_run_failing_before_its_start_writes_a
     assert_eq!(r["status"], "failed", "{text}");
 
     // A --report-dir that cannot be made is refused before anything runs.
-    let out = fleetload(&[
-        "run",
-        "--target",
-        &target,
-        "--scenario",
-        "point_select",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-        "--report-dir",
-        "/proc/self/fleetload-report",
-    ]);
+    let out = run(&["--report-dir", "/proc/self/fleetload-report"]);
     assert_ne!(out.code, Some(0));
     assert!(
         out.text()

@@ -24,8 +24,10 @@ point_writer_at() { # DIR WRITER_ADDR READER_ADDR
 
 # `run -- CMD...`: CMD in a mount namespace whose /etc/hosts is the pair's hosts file,
 # so the writer's name follows `failover`. Needs root (unshare -m).
-run_with_hosts() { # DIR CMD...
+run_with_hosts() { # DIR [--] CMD...
   local dir=$1; shift
+  [ "${1:-}" = "--" ] && shift
+  [ "$#" -gt 0 ] || die "run -- COMMAND..."
   [ "$(id -u)" -eq 0 ] || die "run needs root (a mount namespace with the pair's /etc/hosts)"
   # shellcheck disable=SC2016  # $0 and $@ are the inner shell's
   exec unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$dir/hosts" "$@"

@@ -63,8 +63,6 @@ case ${1:-} in
     ;;
   run)
     shift
-    [ "${1:-}" = "--" ] && shift
-    [ "$#" -gt 0 ] || die "run -- COMMAND..."
     run_with_hosts "$dir" "$@"
     ;;
   failover)

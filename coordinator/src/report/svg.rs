@@ -442,6 +442,16 @@ mod tests {
     }
 
     #[test]
+    fn tick_labels_are_round_whatever_the_data() {
+        // A maximum of 82.775 (as a user's chart had): ticks 0, 20, …, 100, not 82.775.
+        let svg = chart(false, XAxis::Seconds, vec![(0.0, 1.0), (30.0, 82.775)]).render();
+        for t in [">0<", ">20<", ">40<", ">60<", ">80<", ">100<"] {
+            assert!(svg.contains(t), "{t} missing");
+        }
+        assert!(!svg.contains("82.775<") && !svg.contains("0.550<"));
+    }
+
+    #[test]
     fn steps_are_nice() {
         assert_eq!(nice_step(100.0), 20.0);
         assert_eq!(nice_step(7.0), 2.0);
