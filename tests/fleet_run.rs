@@ -803,52 +803,36 @@ fn a_silent_server_fails_the_run_after_one_deadline_said_once() {
 #[test]
 fn a_url_on_the_other_engines_port_says_which_protocol_answered() {
     let dir = tempfile::tempdir().unwrap();
-    let out = fleetload(&[
-        "run",
-        "--target",
-        "postgres://root@127.0.0.1:3306/test",
-        "--rows",
-        "100",
-        "--rate",
-        "10",
-        "--duration",
-        "2s",
-        "--connect-timeout",
-        "3s",
-        "--report-dir",
-        dir.path().join("a").to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, Some(1));
-    assert!(
-        out.text().contains("does not speak PostgreSQL")
-            && out
-                .text()
-                .contains("port 3306 is MySQL's: for MySQL or MariaDB write mysql://")
-            && !out.text().contains("sqlx_postgres::"),
-        "{}",
+    let attempt = |target: &str, report: &str| {
+        let out = fleetload(&[
+            "run",
+            "--target",
+            target,
+            "--rows",
+            "100",
+            "--rate",
+            "10",
+            "--duration",
+            "2s",
+            "--connect-timeout",
+            "2s",
+            "--report-dir",
+            dir.path().join(report).to_str().unwrap(),
+        ]);
+        assert_eq!(out.code, Some(1), "{}", out.text());
         out.text()
+    };
+    let text = attempt("postgres://root@127.0.0.1:3306/test", "a");
+    assert!(
+        text.contains("does not speak PostgreSQL")
+            && text.contains("port 3306 is MySQL's: for MySQL or MariaDB write mysql://")
+            && !text.contains("sqlx_postgres::"),
+        "{text}"
     );
-    let out = fleetload(&[
-        "run",
-        "--target",
-        "mysql://root@127.0.0.1:5432/test",
-        "--rows",
-        "100",
-        "--rate",
-        "10",
-        "--duration",
-        "2s",
-        "--connect-timeout",
-        "2s",
-        "--report-dir",
-        dir.path().join("b").to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, Some(1));
+    let text = attempt("mysql://root@127.0.0.1:5432/test", "b");
     assert!(
-        out.text().contains("port 5432 is PostgreSQL's")
-            && out.text().contains("write postgres://"),
-        "{}",
-        out.text()
+        text.contains("port 5432 is PostgreSQL's") && text.contains("write postgres://"),
+        "{text}"
     );
 }
 

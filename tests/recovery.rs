@@ -212,6 +212,23 @@ fn a_coordinator_killed_mid_run_is_rebuilt_exactly_from_its_checkpoint_and_the_s
     );
 }
 
+/// A directory with a SQLite database prepared for the churn scenario (2 000 rows).
+fn churn_site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    fleetload(&[
+        "prepare",
+        "--target",
+        &db,
+        "--scenario",
+        "churn",
+        "--rows",
+        "2000",
+    ])
+    .assert_ok();
+    dir
+}
+
 /// Three snapshots a second at most: how a run at `rate` for `secs` looks through
 /// `report compare`.
 fn churn_run(dir: &Path, name: &str, delay: &str) -> PathBuf {
@@ -242,18 +259,7 @@ fn churn_run(dir: &Path, name: &str, delay: &str) -> PathBuf {
 
 #[test]
 fn compare_gates_pass_a_run_against_itself_and_fail_an_injected_slowdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sqlite(dir.path());
-    fleetload(&[
-        "prepare",
-        "--target",
-        &db,
-        "--scenario",
-        "churn",
-        "--rows",
-        "2000",
-    ])
-    .assert_ok();
+    let dir = churn_site();
     let base = churn_run(dir.path(), "base", "3ms");
     let slow = churn_run(dir.path(), "slow", "6ms");
     let (b, s) = (base.to_str().unwrap(), slow.to_str().unwrap());
@@ -362,18 +368,7 @@ fn regressed(base: &serde_json::Value, op: &str) -> serde_json::Value {
 
 #[test]
 fn compare_fails_a_fourfold_p99_regression_however_much_the_new_run_swings() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sqlite(dir.path());
-    fleetload(&[
-        "prepare",
-        "--target",
-        &db,
-        "--scenario",
-        "churn",
-        "--rows",
-        "2000",
-    ])
-    .assert_ok();
+    let dir = churn_site();
     let base = churn_run(dir.path(), "base", "3ms");
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
