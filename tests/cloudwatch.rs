@@ -25,7 +25,7 @@ fn live_events(addr: &str, within: std::time::Duration) -> String {
         };
         let _ = write!(s, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
         let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(200)));
-        let mut buf = [0u8; 65536];
+        let mut buf = vec![0u8; 65536];
         while std::time::Instant::now() < until {
             match s.read(&mut buf) {
                 Ok(0) => break,

@@ -273,7 +273,7 @@ async fn a_hostile_worker_cannot_hang_inflate_corrupt_or_take_over_a_run() {
         .expect("the coordinator answers");
         match in2.message().await.unwrap().and_then(|m| m.msg) {
             Some(FromCoordinator::Refused(r)) => {
-                assert!(r.reason.contains("resume secret"), "{}", r.reason)
+                assert!(r.reason.contains("resume secret"), "{}", r.reason);
             }
             m => panic!("a rejoin without the slot's secret was taken: {m:?}"),
         }
@@ -476,7 +476,7 @@ async fn under_mutual_tls_a_slot_is_bound_to_the_certificate_that_took_it() {
         .expect("the handshake itself passes: same CA");
     match other.message().await.unwrap().and_then(|m| m.msg) {
         Some(FromCoordinator::Refused(r)) => {
-            assert!(r.reason.contains("certificate"), "{}", r.reason)
+            assert!(r.reason.contains("certificate"), "{}", r.reason);
         }
         m => panic!("another certificate took the slot: {m:?}"),
     }

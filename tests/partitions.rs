@@ -315,7 +315,7 @@ fn freeze(catch_up: &str) -> (Fleet, Value) {
             .args([s, &pid])
             .status()
             .unwrap()
-            .success())
+            .success());
     };
     signal("-STOP");
     std::thread::sleep(Duration::from_secs(3));

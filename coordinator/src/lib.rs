@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`service`]: the gRPC edge; validated events for the controller.
 //! - [`controller`]: the run controller's pure core (events in, effects out).
-//! - [`run`]: its tokio shell (streams, timers, the target's work, the counter sampler).
+//! - [`run`](mod@run): its tokio shell (streams, timers, the target's work, the counter sampler).
 //! - [`admission`]: what a worker may say, bounded by what is possible in the run.
 //! - [`merge`]: exact merge of snapshots per interval, worker and run.
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).

@@ -49,7 +49,7 @@ pub struct CoordinatorConfig {
     /// The run's id, chosen before it starts so that a run which fails before its
     /// start still writes its report where it would have.
     pub run_id: String,
-    /// The address the control service listens on (set by [`crate::run`]), for
+    /// The address the control service listens on (set by [`crate::run()`]), for
     /// messages that tell workers where to dial.
     pub listen_addr: Option<std::net::SocketAddr>,
 }
@@ -288,7 +288,7 @@ impl Shell {
                 }
             }
             Effect::Target(step) => {
-                next.push(Input::TargetDone(self.target(step, core.plan()).await))
+                next.push(Input::TargetDone(self.target(step, core.plan()).await));
             }
             Effect::Started {
                 start,

@@ -9,7 +9,7 @@
 //! - [`custom`]: scenario files at run time: compiled statements, transactions with
 //!   retry, the pre-run check, set-up, load and tear-down.
 //! - [`ml`]: the in-database stand-in for the Aurora ML churn endpoint.
-//! - [`prepare`]: schema creation and fast data loading.
+//! - [`prepare`](mod@prepare): schema creation and fast data loading.
 //! - [`verify`]: checks a churn table against the model and a run report.
 //! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
 //! - [`tpcc`]: TPC-C's schema, population, transactions and consistency conditions.

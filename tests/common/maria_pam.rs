@@ -57,7 +57,8 @@ impl MariaPam {
         )
         .unwrap();
         let world = |p: &std::path::Path, mode: u32| {
-            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
         };
         world(&check, 0o755);
         world(&d.join("expected"), 0o644);

@@ -441,7 +441,7 @@ async fn await_start(
             Ok(ToWorker::Stop { reason }) => return Ok(Started::Stopped(reason)),
             Ok(_) => continue,
             Err(e) => {
-                tracing::error!(error = %e, "refused an invalid message from the coordinator")
+                tracing::error!(error = %e, "refused an invalid message from the coordinator");
             }
         }
     }

@@ -3,7 +3,7 @@
 //! slow, and arrivals missed during one would go out in a burst; neither is the
 //! database's doing, so the worker notices them and the report names them.
 //!
-//! A task wakes every [`TICK`]; when it wakes more than [`STALL`] later than it asked,
+//! A task wakes every `TICK`; when it wakes more than `STALL` later than it asked,
 //! the whole runtime was held up that long. A stall of the database (sessions blocked
 //! on a lock) does not show here: the runtime stays free while sessions wait.
 

@@ -42,7 +42,7 @@ pub struct RawPlan {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,
-    /// AWS region of auth = "iam", password_secret and [cloudwatch] (default: the AWS
+    /// AWS region of auth = "iam", password_secret and `[cloudwatch]` (default: the AWS
     /// configuration's, AWS_REGION or the profile's).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -82,10 +82,10 @@ impl Controller {
         for s in &self.slots {
             match s.clock {
                 Some((offset, rtt)) => {
-                    tracing::info!(worker = %s.hello.name, offset_ms = offset as f64 / 1e6, rtt_ms = rtt as f64 / 1e6, "clock")
+                    tracing::info!(worker = %s.hello.name, offset_ms = offset as f64 / 1e6, rtt_ms = rtt as f64 / 1e6, "clock");
                 }
                 None => {
-                    tracing::warn!(worker = %s.hello.name, "no clock sample: its start uses our clock as is")
+                    tracing::warn!(worker = %s.hello.name, "no clock sample: its start uses our clock as is");
                 }
             }
         }

@@ -213,7 +213,7 @@ impl Controller {
                 }
             }
             Ok(Accepted::Duplicate) => {
-                tracing::debug!(worker = %slot.hello.name, seq = snap.sequence, "duplicate snapshot ignored")
+                tracing::debug!(worker = %slot.hello.name, seq = snap.sequence, "duplicate snapshot ignored");
             }
             Err(r) => slot.refuse(r),
         }

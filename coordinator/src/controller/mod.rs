@@ -1,7 +1,7 @@
 //! The run controller's core: every decision of a run, with no I/O. Events and the
 //! current time go in ([`Controller::handle`]); what to send, what to answer and when to
 //! wake come out ([`Effect`], [`Controller::next_deadline`]). The tokio shell in
-//! [`crate::run`] owns the sockets, the timers, the target's connection and the
+//! [`crate::run`](mod@crate::run) owns the sockets, the timers, the target's connection and the
 //! counter sampler. So loss, rejoin, rebalance, late joiners, `ctl` and clock sync are
 //! tested by feeding events at chosen instants, with no sleeps and no ports.
 //!

@@ -517,7 +517,7 @@ impl Merge {
     }
 
     /// Intervals held open (unpacked) now: bounded by the intervals not yet closed plus
-    /// [`MAX_REOPENED`].
+    /// `MAX_REOPENED`.
     pub fn open_intervals(&self) -> usize {
         self.intervals
             .values()

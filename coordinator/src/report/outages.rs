@@ -59,7 +59,7 @@ pub(super) fn outages(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<Ou
                             message: e.message.clone(),
                         })
                         .collect(),
-                })
+                });
             }
             (Some(_), false) => out.extend(open.take()),
             (None, false) => {}

@@ -1,6 +1,6 @@
 //! `fleetload report compare base.json new.json`: per operation, how throughput and
 //! latency changed, and whether the change is larger than the noise the two runs
-//! themselves show; with `--fail-on` gates ([`gate`]), a CI step that fails on a
+//! themselves show; with `--fail-on` gates ([`Gate`]), a CI step that fails on a
 //! regression beyond both its limit and that noise.
 //!
 //! The noise is estimated from both runs' per-interval series (measured intervals
