@@ -11,6 +11,7 @@
 //! - [`profile`]: load shapes (piecewise-linear rate or sessions over time).
 //! - [`schedule`]: open-loop intended start times, rate changes rebase the schedule.
 //! - [`split`]: key-space shards and the cluster rate split across workers.
+//! - [`intervals`]: which interval a moment of the run belongs to (one rule for the worker).
 //! - [`histogram`]: the one set of histogram bounds and the V2+deflate codec.
 //! - [`stats`]: per-operation counts and histograms, and their exact merge.
 //! - [`outcome`]: error classes.
@@ -25,6 +26,7 @@ pub mod churn;
 pub mod error;
 pub mod generator;
 pub mod histogram;
+pub mod intervals;
 pub mod outcome;
 pub mod outdir;
 pub mod plan;

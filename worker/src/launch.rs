@@ -6,7 +6,6 @@ use crate::dispatch::Order;
 use crate::load::{drive, Pool, Shared, Work};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
-use fleetload_common::plan::interval_count;
 use fleetload_common::profile::Profile;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{OpName, Role};
@@ -40,7 +39,7 @@ impl Load {
         config: &WorkerConfig,
         shutdown: &CancellationToken,
     ) -> Load {
-        let last_interval = interval_count(a.duration, a.interval) - 1;
+        let intervals = fleetload_common::intervals::Intervals::of_run(a.duration, a.interval);
         let cancel = shutdown.child_token();
         let count = endpoints.count();
         let recorders: Vec<Arc<Recorder>> = (0..count.clamp(1, 16))
@@ -67,8 +66,7 @@ impl Load {
         let shared = Arc::new(Shared {
             start,
             duration: a.duration,
-            interval: a.interval,
-            last_interval,
+            intervals,
             load: a.load.clone(),
             active: rate_rx,
             first_op_start: std::sync::atomic::AtomicI64::new(0),
@@ -267,8 +265,7 @@ fn pacer_for(
         ),
         start: start.into_std(),
         duration: a.duration,
-        interval: a.interval,
-        last_interval: interval_count(a.duration, a.interval) - 1,
+        intervals: fleetload_common::intervals::Intervals::of_run(a.duration, a.interval),
         queues,
         route,
         // Past this many queued operations, more would only be dropped later.

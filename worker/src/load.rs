@@ -68,8 +68,8 @@ pub enum Work {
 pub struct Shared {
     pub start: Instant,
     pub duration: Duration,
-    pub interval: Duration,
-    pub last_interval: u64,
+    /// The run's intervals (one rule with the pacer and the link).
+    pub intervals: fleetload_common::intervals::Intervals,
     pub load: WorkerLoad,
     /// Closed loop: how many sessions are active over time (its share of the stages).
     pub active: tokio::sync::watch::Receiver<Arc<fleetload_common::profile::Profile>>,
@@ -116,9 +116,7 @@ pub struct Pool {
 impl Shared {
     /// The interval an event at `t` belongs to (the last one for stragglers).
     pub fn interval_of(&self, t: Instant) -> u64 {
-        let since = t.saturating_duration_since(self.start).as_nanos();
-        let k = since / self.interval.as_nanos().max(1);
-        u64::try_from(k).unwrap_or(u64::MAX).min(self.last_interval)
+        self.intervals.at(t.saturating_duration_since(self.start))
     }
 
     /// An operation of `pool`'s by weight (closed loop; the pacer picks in open loop).

@@ -46,8 +46,8 @@ pub struct Pacer {
     pub arrivals_plan: Arrivals,
     pub start: Instant,
     pub duration: Duration,
-    pub interval: Duration,
-    pub last_interval: u64,
+    /// The run's intervals (one rule with the sessions and the link).
+    pub intervals: fleetload_common::intervals::Intervals,
     /// One queue per pool of sessions (the writer's, the reader's), and which queue
     /// each operation of the mix goes to.
     pub queues: Vec<crate::dispatch::Sender<(Instant, u16)>>,
@@ -83,9 +83,7 @@ impl CatchingUp {
 
 impl Pacer {
     fn interval_of(&self, t: Instant) -> u64 {
-        let k =
-            t.saturating_duration_since(self.start).as_nanos() / self.interval.as_nanos().max(1);
-        u64::try_from(k).unwrap_or(u64::MAX).min(self.last_interval)
+        self.intervals.at(t.saturating_duration_since(self.start))
     }
 
     fn pick(&mut self) -> usize {

@@ -130,8 +130,8 @@ pub struct Link {
     worker_index: u32,
     ops: Vec<OpName>,
     start: Instant,
-    interval: Duration,
-    last_interval: u64,
+    /// The run's intervals (one rule with the pacer and the sessions).
+    intervals: fleetload_common::intervals::Intervals,
     lease: Duration,
     /// Bounds of a rebalance: the key space, and the highest load value.
     rows: u64,
@@ -161,14 +161,12 @@ pub struct Link {
 impl Link {
     /// The link of a worker that starts its assignment `a` at `start`, connected now.
     pub fn new(a: &Assignment, start: Instant, now: Instant) -> Link {
-        let last_interval = fleetload_common::plan::interval_count(a.duration, a.interval) - 1;
         let mut link = Link {
             run_id: a.run_id.clone(),
             worker_index: a.worker_index,
             ops: a.mix.iter().map(|(op, _)| op.clone()).collect(),
             start,
-            interval: a.interval,
-            last_interval,
+            intervals: fleetload_common::intervals::Intervals::of_run(a.duration, a.interval),
             lease: a.lease,
             rows: a.rows,
             most: match a.load {
@@ -208,14 +206,12 @@ impl Link {
 
     /// The interval `t` falls in (the last one past the end).
     fn interval_of(&self, t: Instant) -> u64 {
-        let since = t.saturating_duration_since(self.start).as_nanos();
-        let k = since / self.interval.as_nanos().max(1);
-        u64::try_from(k).unwrap_or(u64::MAX).min(self.last_interval)
+        self.intervals.at(t.saturating_duration_since(self.start))
     }
 
     /// When interval `k`'s snapshot is taken.
     fn edge(&self, k: u64) -> Instant {
-        self.start + self.interval * u32::try_from(k + 1).unwrap_or(u32::MAX) + SNAPSHOT_GRACE
+        self.start + self.intervals.end_of(k) + SNAPSHOT_GRACE
     }
 
     fn orphaned(&self) -> bool {
@@ -225,9 +221,10 @@ impl Link {
     /// When to feed [`Input::Tick`] at the latest.
     pub fn next_deadline(&self) -> Option<Instant> {
         let orphaned = self.orphaned();
-        let edge =
-            (self.phase == Phase::Loading && !orphaned && self.next_interval < self.last_interval)
-                .then(|| self.edge(self.next_interval));
+        let edge = (self.phase == Phase::Loading
+            && !orphaned
+            && self.next_interval < self.intervals.last())
+        .then(|| self.edge(self.next_interval));
         let heartbeat = (self.state == State::Connected && self.phase == Phase::Loading)
             .then_some(self.next_heartbeat);
         let lease = (!orphaned && self.waits_for_coordinator()).then(|| self.give_up_at());
@@ -313,7 +310,7 @@ impl Link {
                 let through = if self.stopped.is_some() || cancelled {
                     self.interval_of(now).max(self.next_interval)
                 } else {
-                    self.last_interval
+                    self.intervals.last()
                 };
                 self.phase = Phase::Ending {
                     through,
@@ -335,7 +332,7 @@ impl Link {
         }
         if self.phase == Phase::Loading
             && !self.orphaned()
-            && self.next_interval < self.last_interval
+            && self.next_interval < self.intervals.last()
             && now >= self.edge(self.next_interval)
         {
             self.effects.push(Effect::Measure {
