@@ -336,14 +336,6 @@ impl Operation {
         Operation::StockLevel,
     ];
 
-    /// Whether the operation calls the ML function (directly or through a trigger).
-    pub fn uses_ml(self) -> bool {
-        matches!(
-            self,
-            Operation::PredictOne | Operation::InsertCustomer | Operation::UpdateUsage
-        )
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Operation::PointSelect => "point_select",

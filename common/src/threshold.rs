@@ -238,17 +238,6 @@ impl Threshold {
             value,
         })
     }
-
-    /// The limit as people read it.
-    pub fn limit_text(&self) -> String {
-        if self.metric.is_duration() {
-            format!("{} ms", self.value)
-        } else if self.metric == Metric::ErrorRate {
-            format!("{}%", self.value * 100.0)
-        } else {
-            format!("{}", self.value)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -69,33 +69,6 @@ impl Snapshot {
     }
 }
 
-impl Snapshot {
-    /// One line of a worker's spool file: the snapshot as sent, as JSON (histograms as
-    /// base64 HdrHistogram V2).
-    ///
-    /// # Errors
-    /// A histogram cannot be serialized (a bug, not a runtime condition).
-    pub fn spool_line(&self) -> Result<serde_json::Value, HistogramError> {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let s = self.to_proto()?;
-        let operations: Vec<serde_json::Value> = s
-            .operations
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "name": o.name, "ok": o.ok, "errors": o.errors, "dropped_backlog": o.dropped_backlog,
-                    "response_time": b64(&o.response_time), "service_time": b64(&o.service_time), "schedule_lag": b64(&o.schedule_lag),
-                })
-            })
-            .collect();
-        Ok(serde_json::json!({
-            "run_id": s.run_id, "worker_index": s.worker_index, "sequence": s.sequence,
-            "interval_index": s.interval_index, "operations": operations,
-        }))
-    }
-}
-
 /// A session outage as the wire carries it (a checkpoint keeps it so, too).
 pub fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
     let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
