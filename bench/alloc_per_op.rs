@@ -64,7 +64,7 @@ async fn measure(
         ConnectSpec::new(target.clone(), Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let prepare = fleetload_db::PrepareSpec {
         target: target.clone(),
-        scenario: fleetload_common::scenario::ScenarioRef::Builtin(Scenario::PointSelect),
+        scenario: fleetload_common::scenario_ref::ScenarioRef::Builtin(Scenario::PointSelect),
         rows: ROWS,
         seed: 42,
         sessions: 4,

@@ -4,6 +4,7 @@
 //! - [`plan`]: the TOML plan, its CLI overrides and the validated [`plan::Plan`].
 //! - [`target`]: database target URLs (driver, redaction, password from the environment).
 //! - [`scenario`]: the built-in scenarios and their operations.
+//! - [`scenario_ref`]: a run's workload, a built-in scenario or a scenario file.
 //! - [`scenario_file`]: users' own workloads (TOML scenario files), checked on reading.
 //! - [`generator`]: the parameter generators of scenario files and their per-session state.
 //! - [`sqltext`]: `:name` parameters in scenario SQL and each driver's placeholders.
@@ -34,6 +35,7 @@ pub mod profile;
 pub mod rng;
 pub mod scenario;
 pub mod scenario_file;
+pub mod scenario_ref;
 pub mod schedule;
 pub mod split;
 pub mod spool;

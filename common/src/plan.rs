@@ -6,8 +6,9 @@
 //! parsing. Every error names the key, the bad value and what is allowed.
 
 use crate::profile::Profile;
-use crate::scenario::{scenario_names, OpName, Scenario, ScenarioRef};
+use crate::scenario::{scenario_names, OpName, Scenario};
 use crate::scenario_file::ScenarioFile;
+use crate::scenario_ref::ScenarioRef;
 use crate::target::Target;
 use crate::threshold::Threshold;
 use crate::PlanError;

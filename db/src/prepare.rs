@@ -7,7 +7,8 @@
 
 use crate::session::{describe, ConnectSpec, Session};
 use crate::workload::{finish, insert_rows, schema};
-use fleetload_common::scenario::{Scenario, ScenarioRef};
+use fleetload_common::scenario::Scenario;
+use fleetload_common::scenario_ref::ScenarioRef;
 use fleetload_common::target::{Driver, Target};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -48,7 +48,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut session = connect.connect().await?;
     let names: Vec<_> = plan.mix.iter().map(|(op, _)| op.clone()).collect();
     match &plan.scenario {
-        fleetload_common::scenario::ScenarioRef::File(file) => {
+        fleetload_common::scenario_ref::ScenarioRef::File(file) => {
             let workload = fleetload_db::custom::CustomWorkload::new(
                 std::sync::Arc::clone(file),
                 plan.target.driver(),
@@ -70,7 +70,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 plan.target
             );
         }
-        fleetload_common::scenario::ScenarioRef::Builtin(s) => {
+        fleetload_common::scenario_ref::ScenarioRef::Builtin(s) => {
             let ops: Vec<_> = names.iter().filter_map(|n| n.builtin()).collect();
             let workload = fleetload_db::workload::Workload::new(
                 plan.target.driver(),

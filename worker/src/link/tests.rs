@@ -3,7 +3,8 @@
 
 use super::*;
 use fleetload_common::profile::Profile;
-use fleetload_common::scenario::{Operation, ScenarioRef};
+use fleetload_common::scenario::Operation;
+use fleetload_common::scenario_ref::ScenarioRef;
 use fleetload_common::split::Shard;
 use fleetload_common::target::Target;
 use fleetload_common::wire::ResumeSecret;
