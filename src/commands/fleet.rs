@@ -6,7 +6,7 @@ pub(super) async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::local(args.name.clone().unwrap_or_else(|| {
         format!(
             "{}-{}",
-            fleetload_worker::client::host_name(),
+            fleetload_worker::config::host_name(),
             std::process::id()
         )
     }));

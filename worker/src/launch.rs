@@ -1,7 +1,7 @@
 //! Launching the load: a pool of sessions per endpoint, the pacer that releases the
 //! open loop's operations into them, a task per session; and collecting what ran.
 
-use crate::client::{Endpoints, WorkerConfig};
+use crate::config::WorkerConfig;
 use crate::dispatch::Order;
 use crate::load::{drive, Pool, Shared, Work};
 use crate::pacer::Pacer;
@@ -12,7 +12,7 @@ use fleetload_common::scenario::{OpName, Role};
 use fleetload_common::schedule::Arrivals;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::{Assignment, Rebalance, WorkerLoad};
-use fleetload_db::session::Session;
+use fleetload_db::session::{ConnectSpec, Session};
 use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -287,4 +287,27 @@ pub(crate) struct Ran {
     pub(crate) totals: Vec<(OpName, OpTotals)>,
     pub(crate) inserted: u64,
     pub(crate) insert_id_last: u64,
+}
+
+/// The sessions opened on each endpoint, and how to reopen them.
+pub(crate) struct Endpoints {
+    pub(crate) writer: (ConnectSpec, Vec<Session>),
+    pub(crate) reader: Option<(ConnectSpec, Vec<Session>)>,
+}
+
+impl Endpoints {
+    pub(crate) fn count(&self) -> usize {
+        self.writer.1.len() + self.reader.as_ref().map_or(0, |r| r.1.len())
+    }
+
+    pub(crate) async fn close(self) {
+        for s in self
+            .writer
+            .1
+            .into_iter()
+            .chain(self.reader.into_iter().flat_map(|r| r.1))
+        {
+            s.close().await;
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`client`]: the control stream (join, assignment, start, snapshots, done).
+//! - [`config`]: who this worker is and how it dials, and its clock.
 //! - [`load`]: the open- and closed-loop session loops.
 //! - [`pacer`]: releases open-loop operations at their intended start.
 //! - [`security`]: TLS and token for the control channel; which targets it may load.
@@ -10,6 +11,7 @@
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 
 pub mod client;
+pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod launch;
@@ -22,5 +24,6 @@ pub mod stall;
 pub mod stream;
 pub mod timer;
 
-pub use client::{run, WorkerConfig, WorkerSummary};
+pub use client::{run, WorkerSummary};
+pub use config::WorkerConfig;
 pub use error::WorkerError;

@@ -35,7 +35,7 @@ fn note_first_op(shared: &Shared, intended: Instant) {
         return;
     }
     let into_run = intended.saturating_duration_since(shared.start);
-    let at = crate::client::wall_nanos(shared.clock_skew_nanos)
+    let at = crate::config::wall_nanos(shared.clock_skew_nanos)
         - i64::try_from(into_run.as_nanos()).unwrap_or(0);
     let _ = shared.first_op_start.compare_exchange(
         0,
