@@ -225,9 +225,19 @@ pub async fn run(
     let write = !matches!(input, Input::OrderStatus { .. } | Input::StockLevel { .. });
     let mut retries = 0;
     loop {
-        session
+        // SQLite reports a busy database at BEGIN IMMEDIATE as often as inside: the
+        // same retry applies there.
+        if let Err(e) = session
             .run_text(if write { s.begin_write } else { s.begin_read })
-            .await?;
+            .await
+        {
+            let e = TxnError::from(e);
+            if retriable(s.driver, &e) && retries < MAX_RETRIES {
+                retries += 1;
+                continue;
+            }
+            return Err(e);
+        }
         let result = body(s, session, home.w, &input).await;
         let result = match result {
             Ok(outcome) if outcome.rolled_back => session
