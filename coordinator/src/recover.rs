@@ -274,9 +274,7 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
         let worker = &mut outcome.workers[slot as usize];
         if let (Some(done), None) = (&spool.done, &worker.executed) {
             let base = crate::controller::insert_id_base(&outcome.plan, slot as usize);
-            let its_start = outcome
-                .start_unix_nanos
-                .saturating_add(worker.clock.map_or(0, |(o, _)| o));
+            let its_start = start_on_its_clock(outcome.start_unix_nanos, worker);
             match bounds.done(done, slot, &outcome.run_id, base, its_start) {
                 Ok(()) => {
                     worker.executed = Some(done.totals.clone());
@@ -338,6 +336,12 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
     Ok((report, recovery))
 }
 
+/// The run's start on worker `w`'s own clock (Unix nanoseconds): what its spool's
+/// times are measured against.
+fn start_on_its_clock(start_unix_nanos: i64, w: &crate::report::WorkerInfo) -> i64 {
+    start_unix_nanos.saturating_add(w.clock.map_or(0, |(o, _)| o))
+}
+
 /// When the workers' dead man's switch paused their load before the run's end, from
 /// their spools (each pause on the coordinator's timeline: its clock offset taken out).
 fn paused(outcome: &crate::controller::Outcome, read: &[(PathBuf, Spool)]) -> Option<LoadPaused> {
@@ -347,9 +351,7 @@ fn paused(outcome: &crate::controller::Outcome, read: &[(PathBuf, Spool)]) -> Op
         .filter_map(|(_, s)| {
             let at = s.header.load_paused_unix_nanos?;
             let w = outcome.workers.get(s.header.worker_index as usize)?;
-            let its_start = outcome
-                .start_unix_nanos
-                .saturating_add(w.clock.map_or(0, |(o, _)| o));
+            let its_start = start_on_its_clock(outcome.start_unix_nanos, w);
             let at_s = at.saturating_sub(its_start) as f64 / 1e9;
             (at_s < end_s).then(|| WorkerPause {
                 worker: w.name.clone(),

@@ -180,10 +180,7 @@ pub(super) fn finish(mut report: Report, out: Output<'_>) -> anyhow::Result<Exit
         Some(d) => d.to_path_buf(),
         None => Path::new(REPORTS).join(&report.run_id),
     };
-    report.write_to(&dir)?;
-    if dir.parent() == Some(Path::new(REPORTS)) {
-        point_latest_at(&dir);
-    }
+    write_report(report, &dir)?;
     println!("report written to {}", dir.join("report.json").display());
     Ok(match report.status {
         RunStatus::Passed => ExitCode::SUCCESS,
@@ -191,6 +188,16 @@ pub(super) fn finish(mut report: Report, out: Output<'_>) -> anyhow::Result<Exit
         RunStatus::Interrupted => ExitCode::from(130),
         RunStatus::Recovered => ExitCode::SUCCESS,
     })
+}
+
+/// Write every report file into `dir`; a directory of the default layout becomes
+/// `fleetload-report/latest`.
+pub(super) fn write_report(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    report.write_to(dir)?;
+    if dir.parent() == Some(Path::new(REPORTS)) {
+        point_latest_at(dir);
+    }
+    Ok(())
 }
 
 /// `fleetload-report/latest` → the newest run's directory (a relative link, so the tree

@@ -242,16 +242,11 @@ fn write_failed_report(
     if matches!(error, fleetload_coordinator::CoordinatorError::Cancelled) {
         report.status = RunStatus::Interrupted;
     }
-    match report.write_to(dir) {
-        Ok(()) => {
-            if dir.parent() == Some(Path::new(REPORTS)) {
-                point_latest_at(dir);
-            }
-            println!(
-                "report of the failed run written to {}",
-                dir.join("report.json").display()
-            );
-        }
+    match write_report(&report, dir) {
+        Ok(()) => println!(
+            "report of the failed run written to {}",
+            dir.join("report.json").display()
+        ),
         Err(e) => tracing::warn!(error = %e, "cannot write the failed run's report"),
     }
 }
