@@ -188,6 +188,12 @@ pub struct Reader {
 }
 
 impl Plan {
+    /// The first id the worker in slot `i` inserts: above the prepared rows, and then
+    /// every `stride`-th id (one per slot), so no two workers take the same id.
+    pub fn insert_id_base(&self, i: usize) -> u64 {
+        self.rows + 1 + i as u64
+    }
+
     /// Sessions per worker over both endpoints.
     pub fn all_sessions(&self) -> u32 {
         self.sessions

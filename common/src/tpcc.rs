@@ -6,6 +6,10 @@
 use crate::rng::Rng;
 
 /// Items in the catalogue.
+/// TPC-C's New-Orders the database committed, as a database counter: the sum of the
+/// districts' `D_NEXT_O_ID`. The coordinator samples it; the report's tpmC reads it.
+pub const NEW_ORDERS_COUNTER: &str = "tpcc_new_orders";
+
 pub const ITEMS: u64 = 100_000;
 /// Districts per warehouse.
 pub const DISTRICTS: u64 = 10;

@@ -11,8 +11,7 @@
 
 use fleetload_aws::cloudwatch::{CloudWatch, MetricSpec};
 use fleetload_common::plan::CloudWatchPlan;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use fleetload_report::cloudwatch::{CloudWatchJson, CloudWatchSeries};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
@@ -55,41 +54,6 @@ const SAGEMAKER: &[Known] = &[
     known("Invocation4XXErrors", "Sum", "Count"),
     known("Invocation5XXErrors", "Sum", "Count"),
 ];
-
-/// What the report holds of CloudWatch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct CloudWatchJson {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    pub period_s: u64,
-    /// The run's start, Unix seconds: a point's time is this plus its `t_s`.
-    pub start_unix_s: f64,
-    /// Series that had data, in the order fleetload asks for them.
-    pub series: Vec<CloudWatchSeries>,
-    /// What went wrong or is worth knowing (CloudWatch unreachable, a partial result).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-/// One metric's points.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CloudWatchSeries {
-    pub namespace: String,
-    pub metric: String,
-    pub dimensions: BTreeMap<String, String>,
-    pub stat: String,
-    pub unit: String,
-    /// `[t_s, value]`: the start of each CloudWatch period in seconds after the run's
-    /// start (negative: before it), and the statistic over that period.
-    pub points: Vec<[f64; 2]>,
-}
-
-impl CloudWatchJson {
-    /// The series of `metric`, the first one (cluster before instances).
-    pub fn find(&self, metric: &str) -> Option<&CloudWatchSeries> {
-        self.series.iter().find(|s| s.metric == metric)
-    }
-}
 
 /// The metrics a plan asks for, with their units.
 fn specs(plan: &CloudWatchPlan) -> Vec<(MetricSpec, &'static str)> {

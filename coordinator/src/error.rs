@@ -52,9 +52,4 @@ pub enum CoordinatorError {
     TargetSilent { message: String },
     #[error("interrupted before the run started")]
     Cancelled,
-    #[error("cannot write the report to {path}: {source}")]
-    WriteReport {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
 }

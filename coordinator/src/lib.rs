@@ -5,36 +5,29 @@
 //! - [`service`]: the gRPC edge; validated events for the controller.
 //! - [`controller`]: the run controller's pure core (events in, effects out).
 //! - [`run`](mod@run): its tokio shell (streams, timers, the target's work, the counter sampler).
-//! - [`admission`]: what a worker may say, bounded by what is possible in the run.
-//! - [`merge`]: exact merge of snapshots per interval, worker and run.
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
 //! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
 //! - [`counters`]: the database's own counters, sampled during the run.
 //! - [`cloudwatch`]: Aurora's and SageMaker's CloudWatch series for the run's window.
-//! - [`report`]: `report.json` and the terminal summary.
-//! - [`checkpoint`]: the run so far on disk, every `checkpoint` interval.
-//! - [`recover`]: a report rebuilt from a checkpoint and the workers' spools.
 //! - [`ui`]: the live dashboard in the browser, with the controls.
+//! - [`search`]: the capacity search, stepping the rate live.
+//!
+//! What a worker may send, the exact merge, the run record, checkpoints and the report
+//! itself live in `fleetload_report`, below this crate.
 
-pub mod admission;
-pub mod checkpoint;
 pub mod cloudwatch;
 pub mod controller;
 pub mod counters;
 pub mod error;
-pub mod merge;
 pub mod metrics;
-pub mod recover;
-pub mod report;
 pub mod run;
 pub mod search;
 pub mod security;
 pub mod service;
-pub mod thresholds;
 pub mod ui;
 
 pub use error::CoordinatorError;
-pub use report::{Report, RunStatus};
+pub use fleetload_report::{Report, RunStatus};
 pub use run::{CheckpointTo, CoordinatorConfig, Progress};
 
 use fleetload_common::wire::FleetServer;

@@ -5,10 +5,10 @@
 
 use crate::controller::{Controller, Effect, Input, Now, PlanUpdate, TargetStep};
 use crate::error::CoordinatorError;
-use crate::report::Report;
 use crate::service::{Event, Outbox};
 use fleetload_common::plan::Plan;
 use fleetload_common::wire::{to_worker, CommandReply};
+use fleetload_report::Report;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -212,12 +212,12 @@ struct Shell {
     schema: Option<fleetload_db::session::Session>,
     sampler: Option<(
         CancellationToken,
-        tokio::task::JoinHandle<crate::counters::DatabaseCounters>,
+        tokio::task::JoinHandle<fleetload_report::counters::DatabaseCounters>,
     )>,
     /// The CloudWatch poller, when the plan names `[cloudwatch]`.
     cloudwatch: Option<(
         CancellationToken,
-        tokio::task::JoinHandle<crate::cloudwatch::CloudWatchJson>,
+        tokio::task::JoinHandle<fleetload_report::cloudwatch::CloudWatchJson>,
     )>,
     /// Where checkpoints go, and the one being written (off the controller's task: it
     /// encodes every histogram).
@@ -324,9 +324,9 @@ impl Shell {
                 if let Some(to) = &self.checkpoint_to {
                     let dir = to.dir(&outcome.run_id);
                     self.checkpoints.spawn_blocking(move || {
-                        let written = crate::checkpoint::Checkpoint::of(
+                        let written = fleetload_report::checkpoint::Checkpoint::of(
                             &outcome,
-                            crate::checkpoint::Stage::Running,
+                            fleetload_report::checkpoint::Stage::Running,
                             None,
                         )
                         .write(&dir);
@@ -341,14 +341,14 @@ impl Shell {
 
     async fn finished(
         &mut self,
-        result: Result<crate::controller::Outcome, CoordinatorError>,
+        result: Result<fleetload_report::RunRecord, CoordinatorError>,
     ) -> Result<Report, CoordinatorError> {
         let counters = match self.sampler.take() {
             Some((stop, sampler)) => {
                 stop.cancel();
                 match sampler.await {
                     Ok(c) => c,
-                    Err(e) => crate::counters::DatabaseCounters {
+                    Err(e) => fleetload_report::counters::DatabaseCounters {
                         unavailable: Some(format!("the sampler failed: {e}")),
                         ..Default::default()
                     },
@@ -373,9 +373,9 @@ impl Shell {
             .filter(|_| outcome.plan.checkpoint.is_some())
         {
             let dir = to.dir(&outcome.run_id);
-            let checkpoint = crate::checkpoint::Checkpoint::of(
+            let checkpoint = fleetload_report::checkpoint::Checkpoint::of(
                 &outcome,
-                crate::checkpoint::Stage::Final,
+                fleetload_report::checkpoint::Stage::Final,
                 Some(&counters),
             );
             // The final checkpoint lets `report recover` add spools onto a finished run.
@@ -385,15 +385,12 @@ impl Shell {
         }
         let mut report = outcome.report(counters);
         if let Some(poller) = cloudwatch {
-            report.cloudwatch =
-                Some(
-                    poller
-                        .await
-                        .unwrap_or_else(|e| crate::cloudwatch::CloudWatchJson {
-                            notes: vec![format!("the CloudWatch poller failed: {e}")],
-                            ..Default::default()
-                        }),
-                );
+            report.cloudwatch = Some(poller.await.unwrap_or_else(|e| {
+                fleetload_report::cloudwatch::CloudWatchJson {
+                    notes: vec![format!("the CloudWatch poller failed: {e}")],
+                    ..Default::default()
+                }
+            }));
         }
         if let Some(hub) = &self.ui {
             hub.finished(&report);

@@ -9,11 +9,11 @@
 //! load lets the database and the workers' queues drain, so the backlog of a rate that
 //! was too high does not count against the next, lower one.
 
-use crate::merge::Merge;
-use crate::report::OpSummary;
-use crate::thresholds::{measure, stats_over};
 use fleetload_common::threshold::Threshold;
-use serde::{Deserialize, Serialize};
+pub use fleetload_report::capacity::{CapacityJson, CurvePoint};
+use fleetload_report::merge::Merge;
+use fleetload_report::thresholds::{measure, stats_over};
+use fleetload_report::OpSummary;
 use std::time::Duration;
 
 /// What to search for.
@@ -28,37 +28,6 @@ pub struct SearchSpec {
     /// Stop once the bracket is this tight, relative to the rate that held.
     pub precision: f64,
     pub max_rate: Option<f64>,
-}
-
-/// One stage of the search.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CurvePoint {
-    pub rate: f64,
-    pub start_s: f64,
-    pub end_s: f64,
-    pub achieved_ok_per_s: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub error_rate: f64,
-    /// Every SLO held.
-    pub passed: bool,
-    /// The SLOs that did not, with what was measured.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub breaches: Vec<String>,
-}
-
-/// The search's outcome, for the report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CapacityJson {
-    pub slos: Vec<String>,
-    /// The highest rate that met every SLO for a whole stage (`None`: not even the
-    /// lowest one tried).
-    pub answer: Option<f64>,
-    /// The lowest rate that did not, when one was found.
-    pub breaking: Option<f64>,
-    pub precision: f64,
-    pub converged: bool,
-    pub curve: Vec<CurvePoint>,
 }
 
 /// The search as it goes.

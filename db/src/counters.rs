@@ -11,9 +11,7 @@ use crate::session::Session;
 use fleetload_common::target::Driver;
 use std::collections::BTreeMap;
 
-/// TPC-C's New-Orders the database committed, as a counter: the sum of the districts'
-/// `D_NEXT_O_ID` (see [`crate::tpcc::check::next_order_sum`]).
-pub const TPCC_NEW_ORDERS: &str = "tpcc_new_orders";
+pub use fleetload_common::tpcc::NEW_ORDERS_COUNTER as TPCC_NEW_ORDERS;
 
 /// Counter name → value at one instant.
 pub type Counters = BTreeMap<String, i64>;

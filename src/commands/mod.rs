@@ -8,8 +8,9 @@ use crate::cli::{
 };
 use anyhow::{bail, Context};
 use fleetload_common::plan::{Plan, RawPlan};
-use fleetload_coordinator::{CoordinatorConfig, Report, RunStatus};
+use fleetload_coordinator::CoordinatorConfig;
 use fleetload_db::PrepareSpec;
+use fleetload_report::{Report, RunStatus};
 use fleetload_worker::WorkerConfig;
 use std::path::Path;
 use std::process::ExitCode;

@@ -7,15 +7,12 @@ pub(super) fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
     let read = |p: &Path| Report::from_json_file(p).map_err(anyhow::Error::msg);
     match command {
         ReportCommand::Show { report } => {
-            print!(
-                "{}",
-                fleetload_coordinator::report::text::render(&read(&report)?)
-            );
+            print!("{}", fleetload_report::text::render(&read(&report)?));
         }
         ReportCommand::Html { report, out } => {
             let r = read(&report)?;
             let out = out.unwrap_or_else(|| report.with_file_name("report.html"));
-            std::fs::write(&out, fleetload_coordinator::report::html::render(&r))
+            std::fs::write(&out, fleetload_report::html::render(&r))
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {}", out.display());
         }
@@ -27,7 +24,7 @@ pub(super) fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let noise = noise
-                .parse::<fleetload_coordinator::report::compare::Noise>()
+                .parse::<fleetload_report::compare::Noise>()
                 .map_err(anyhow::Error::msg)?;
             return compare(&read(&base)?, &read(&new)?, &fail_on, format, noise);
         }
@@ -52,9 +49,9 @@ fn compare(
     new: &Report,
     fail_on: &[String],
     format: crate::cli::CompareFormat,
-    noise: fleetload_coordinator::report::compare::Noise,
+    noise: fleetload_report::compare::Noise,
 ) -> anyhow::Result<ExitCode> {
-    use fleetload_coordinator::report::compare::{render_with, Format, Gate};
+    use fleetload_report::compare::{render_with, Format, Gate};
     let gates = fail_on
         .iter()
         .map(|g| g.parse::<Gate>())
@@ -75,7 +72,7 @@ fn compare(
 
 /// This run's spools in `spool_dir`, by the run id of the checkpoint in `dir`.
 fn spools_of_run(dir: &Path, spool_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let run = fleetload_coordinator::checkpoint::Checkpoint::read(dir)?.run_id;
+    let run = fleetload_report::checkpoint::Checkpoint::read(dir)?.run_id;
     let prefix = format!("fleetload-unsent-{run}-w");
     let mut found: Vec<PathBuf> = std::fs::read_dir(spool_dir)
         .with_context(|| format!("--spool-dir {}: cannot list it", spool_dir.display()))?
@@ -100,8 +97,8 @@ fn spools_of_run(dir: &Path, spool_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// `report recover`: the report rebuilt and written; exit 1 while a worker's data is
 /// still missing.
 fn recover(dir: &Path, spools: &[PathBuf], out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let (report, recovery) = fleetload_coordinator::recover::recover(dir, spools)?;
-    print!("{}", fleetload_coordinator::report::text::render(&report));
+    let (report, recovery) = fleetload_report::recover::recover(dir, spools)?;
+    print!("{}", fleetload_report::text::render(&report));
     let out = out.unwrap_or_else(|| {
         if dir.is_dir() {
             dir.to_path_buf()
@@ -175,7 +172,7 @@ pub(super) fn finish(mut report: Report, out: Output<'_>) -> anyhow::Result<Exit
     let report = &report;
     let dir = out.dir;
     println!();
-    print!("{}", fleetload_coordinator::report::text::render(report));
+    print!("{}", fleetload_report::text::render(report));
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => Path::new(REPORTS).join(&report.run_id),

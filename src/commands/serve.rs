@@ -185,7 +185,7 @@ pub(super) async fn serve(
             "fleetload · {} · {} · {}",
             plan.scenario.name(),
             plan.target,
-            fleetload_coordinator::report::count_of(workers, "worker", "workers")
+            fleetload_report::count_of(workers, "worker", "workers")
         ),
         search.is_none().then_some(plan.duration),
         plan.warmup,
@@ -232,12 +232,6 @@ fn write_failed_report(
     error: &fleetload_coordinator::CoordinatorError,
     dir: &Path,
 ) {
-    if matches!(
-        error,
-        fleetload_coordinator::CoordinatorError::WriteReport { .. }
-    ) {
-        return;
-    }
     let mut report = Report::failed_before_start(plan, run_id, error.to_string());
     if matches!(error, fleetload_coordinator::CoordinatorError::Cancelled) {
         report.status = RunStatus::Interrupted;

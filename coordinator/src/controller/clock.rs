@@ -6,9 +6,9 @@ use super::{
     Controller, Input, Live, Now, Phase, LATE_PROBES, PROBE_PACE, PROBE_ROUNDS, PROBE_WAIT,
     PROBE_WINDOW,
 };
-use crate::merge::Merge;
 use fleetload_common::plan::LoadModel;
 use fleetload_common::wire::{FromWorker, ToWorker};
+use fleetload_report::merge::Merge;
 
 impl Controller {
     /// Round `round` of clock probes: every worker is probed, at most

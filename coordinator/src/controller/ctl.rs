@@ -89,7 +89,7 @@ impl Controller {
     /// Keep a change of the load for the report and send every worker its new share.
     fn changed(&mut self, at: f64, what: String) -> CommandReply {
         tracing::info!("{what}");
-        self.changes.push(crate::report::Membership {
+        self.changes.push(fleetload_report::Membership {
             t_s: at,
             event: what.clone(),
         });

@@ -1,10 +1,10 @@
 //! Who may take part: newcomers before and after the start, rejoins of a running slot
 //! (with its resume secret and certificate), and what each worker's messages do.
 
-use super::{insert_id_base, since, Arrival, Controller, Live, Now, State};
-use crate::admission::{Refusal, RefusalClass};
-use crate::merge::Accepted;
+use super::{since, Arrival, Controller, Live, Now, State};
 use fleetload_common::wire::{FromWorker, ToWorker};
+use fleetload_report::admission::{Refusal, RefusalClass};
+use fleetload_report::merge::Accepted;
 
 impl Controller {
     /// Refuse a stream that said hello, telling it why, and log it with its peer address
@@ -149,7 +149,11 @@ impl Controller {
     /// and, when the run writes checkpoints, in the last one written. A worker keeps
     /// every snapshot above it, so a coordinator that dies loses nothing that
     /// `report recover` cannot find in the checkpoint or the spools.
-    pub(super) fn acked_through(&self, worker: u32, merge: &crate::merge::Merge) -> Option<u64> {
+    pub(super) fn acked_through(
+        &self,
+        worker: u32,
+        merge: &fleetload_report::merge::Merge,
+    ) -> Option<u64> {
         let held = merge.workers.get(&worker).and_then(|w| w.contiguous());
         match &self.checkpointed {
             None => held,
@@ -226,7 +230,7 @@ impl Controller {
     }
 
     fn on_done(&mut self, index: usize, done: fleetload_common::wire::Done, live: &Live) {
-        let base = insert_id_base(&self.config.plan, index);
+        let base = self.config.plan.insert_id_base(index);
         let slot = &mut self.slots[index];
         if slot.state != State::Running {
             return slot.refuse(Refusal::new(

@@ -2,9 +2,9 @@
 //! as report.json will hold it, with the planned rate, the fleet and the stage.
 
 use super::Controller;
-use crate::merge::Merge;
 use fleetload_common::plan::LoadModel;
 use fleetload_common::stats::OpStats;
+use fleetload_report::merge::Merge;
 
 /// Running totals for the dashboard's threshold verdicts: the measured run so far, and
 /// the current stage's measured intervals so far.
@@ -26,8 +26,8 @@ fn add(into: &mut Vec<OpStats>, stats: &[OpStats]) {
 #[derive(serde::Serialize)]
 struct Fleet<'a> {
     workers: Vec<crate::ui::WorkerLine<'a>>,
-    membership: &'a [crate::report::Membership],
-    changes: &'a [crate::report::Membership],
+    membership: &'a [fleetload_report::Membership],
+    changes: &'a [fleetload_report::Membership],
 }
 
 impl Controller {
@@ -128,7 +128,7 @@ impl Controller {
             })
             .collect();
         let mut interval =
-            crate::report::interval_json(merge, k, agg, interval_s, plan.duration.as_secs_f64());
+            fleetload_report::interval_json(merge, k, agg, interval_s, plan.duration.as_secs_f64());
         // Per worker, only its throughput: a thousand workers' full briefs would make
         // every frame (and a late viewer's history) hundreds of kilobytes.
         let per_worker_ok = std::mem::take(&mut interval.per_worker)
@@ -157,7 +157,7 @@ impl Controller {
         &mut self,
         merge: &Merge,
         k: u64,
-    ) -> Vec<crate::thresholds::ThresholdResult> {
+    ) -> Vec<fleetload_report::thresholds::ThresholdResult> {
         let plan = &self.config.plan;
         let has_any =
             !plan.thresholds.is_empty() || plan.stages.iter().any(|st| !st.thresholds.is_empty());
@@ -172,7 +172,7 @@ impl Controller {
         let so_far = &mut self.ui_so_far;
         add(&mut so_far.run, &cluster);
         so_far.run_intervals += 1;
-        let mut out = crate::thresholds::judge_totals(
+        let mut out = fleetload_report::thresholds::judge_totals(
             "run",
             &plan.thresholds,
             &merge.operations,
@@ -180,7 +180,7 @@ impl Controller {
             so_far.run_intervals as f64 * i,
         );
         let stage = plan.stages.iter().enumerate().find(|(_, st)| {
-            crate::thresholds::stage_range(plan, st, merge.warmup_intervals)
+            fleetload_report::thresholds::stage_range(plan, st, merge.warmup_intervals)
                 .is_some_and(|r| r.contains(&k))
         });
         match stage {
@@ -191,7 +191,7 @@ impl Controller {
                 if let Some((_, totals, count)) = &mut so_far.stage {
                     add(totals, &cluster);
                     *count += 1;
-                    out.extend(crate::thresholds::judge_totals(
+                    out.extend(fleetload_report::thresholds::judge_totals(
                         &format!("stage {}", n + 1),
                         &st.thresholds,
                         &merge.operations,

@@ -13,24 +13,24 @@ mod clock;
 mod ctl;
 mod join;
 mod live_view;
-mod outcome;
 mod phases;
 mod progress;
+mod record;
 mod shares;
 mod slot;
 #[cfg(test)]
 mod tests;
 
-pub use outcome::Outcome;
 pub use progress::Progress;
 
-use crate::admission::{Bounds, Refusal, RefusalClass};
 use crate::error::CoordinatorError;
-use crate::merge::Merge;
 use crate::run::CoordinatorConfig;
 use fleetload_common::plan::{Plan, StandIn};
 use fleetload_common::profile::Profile;
 use fleetload_common::wire::{Command, CommandReply, FromWorker, Hello, ToWorker};
+use fleetload_report::admission::{Bounds, Refusal, RefusalClass};
+use fleetload_report::merge::Merge;
+use fleetload_report::RunRecord;
 use slot::{Slot, State};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -143,11 +143,11 @@ pub enum Effect {
     /// Write the run so far to the checkpoint, answered by [`Input::Checkpointed`]
     /// with `acks`: what each worker may then forget.
     Checkpoint {
-        outcome: Box<Outcome>,
+        outcome: Box<RunRecord>,
         acks: BTreeMap<u32, u64>,
     },
     /// The run is over.
-    Finished(Box<Result<Outcome, CoordinatorError>>),
+    Finished(Box<Result<RunRecord, CoordinatorError>>),
 }
 
 /// The target work between phases.
@@ -233,12 +233,12 @@ pub struct Controller {
     slots: Vec<Slot>,
     run_id: String,
     /// Who was lost and how the work was redistributed, in order.
-    membership: Vec<crate::report::Membership>,
+    membership: Vec<fleetload_report::Membership>,
     /// The cluster's load over time as it stands (plan stages, then live changes):
     /// ops/s, or active sessions in closed loop (`None`: every session).
     cluster: Option<Profile>,
     /// Live changes of the load (ctl), in order.
-    changes: Vec<crate::report::Membership>,
+    changes: Vec<fleetload_report::Membership>,
     /// While paused: the profile to resume.
     paused: Option<Option<Profile>>,
     last_progress: Option<Progress>,
@@ -478,7 +478,7 @@ impl Controller {
         self.close_intervals(now, &mut live);
         if let Some(reason) = self.stop_request.take() {
             if live.stopped_at.is_none() {
-                self.changes.push(crate::report::Membership {
+                self.changes.push(fleetload_report::Membership {
                     t_s: since(now, live.start),
                     event: format!("stopped: {reason}"),
                 });
@@ -537,7 +537,7 @@ impl Controller {
             .iter()
             .filter_map(|(w, agg)| agg.contiguous().map(|s| (*w, s)))
             .collect();
-        let outcome = Box::new(self.outcome_so_far(live, now));
+        let outcome = Box::new(self.record_so_far(live, now));
         self.effects.push(Effect::Checkpoint { outcome, acks });
     }
 
@@ -559,7 +559,7 @@ impl Controller {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the checkpoint; no more checkpoints this run");
-                self.changes.push(crate::report::Membership {
+                self.changes.push(fleetload_report::Membership {
                     t_s: since(now, live.start),
                     event: format!("checkpoints stopped: {e}"),
                 });
@@ -645,7 +645,7 @@ impl Controller {
             );
         }
         self.phase = Phase::Done;
-        let outcome = self.outcome(*live);
+        let outcome = self.record(*live);
         self.effects.push(Effect::Finished(Box::new(Ok(outcome))));
     }
 }
@@ -653,9 +653,4 @@ impl Controller {
 /// Seconds from `start` to `now` (0 before it).
 fn since(now: Now, start: Instant) -> f64 {
     now.at.saturating_duration_since(start).as_secs_f64()
-}
-
-/// The first id worker `i` inserts: above the loaded rows, its own residue of the stride.
-pub(crate) fn insert_id_base(plan: &Plan, i: usize) -> u64 {
-    plan.rows + 1 + i as u64
 }

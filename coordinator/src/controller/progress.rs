@@ -3,10 +3,10 @@
 //! thresholds that abort a run.
 
 use super::{Controller, Effect, Live, Now};
-use crate::merge::Merge;
 use fleetload_common::histogram::{merge as merge_histogram, new_latency};
 use fleetload_common::plan::{LoadModel, Plan};
 use fleetload_common::profile::Profile;
+use fleetload_report::merge::Merge;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -105,7 +105,7 @@ impl Controller {
             }
             self.emit_progress(&live.merge, k, live_workers.len());
             self.search_step(&live.merge, k);
-            if let Some(reason) = crate::thresholds::abort_check(&plan, &live.merge, k) {
+            if let Some(reason) = fleetload_report::thresholds::abort_check(&plan, &live.merge, k) {
                 if self.stop_request.is_none() {
                     tracing::warn!("{reason}");
                     live.failures.push(reason.clone());
@@ -133,7 +133,7 @@ impl Controller {
                     .clone()
                     .unwrap_or_else(|| Profile::constant(0.0));
                 self.cluster = Some(cluster.splice(at, &Profile::constant(rate)));
-                self.changes.push(crate::report::Membership {
+                self.changes.push(fleetload_report::Membership {
                     t_s: at,
                     event: if rate > 0.0 {
                         format!("capacity search: {rate:.1} ops/s")

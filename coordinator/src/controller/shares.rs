@@ -1,7 +1,7 @@
 //! Who runs what: each worker's keys and share of the load at the start, for a late
 //! joiner from the next interval, and for the survivors when a worker is lost.
 
-use super::{insert_id_base, since, Arrival, Controller, Live, Now, State};
+use super::{since, Arrival, Controller, Live, Now, State};
 use crate::error::CoordinatorError;
 use fleetload_common::plan::{LoadModel, OnWorkerLoss, Plan};
 use fleetload_common::profile::Profile;
@@ -62,7 +62,7 @@ impl Controller {
             mix: plan.mix.clone(),
             shard,
             rows: plan.rows,
-            insert_id_base: insert_id_base(plan, i),
+            insert_id_base: plan.insert_id_base(i),
             insert_id_stride: self.insert_id_stride(),
             batch_size: plan.batch,
             aurora_ml: matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
@@ -188,7 +188,7 @@ impl Controller {
         }
         let name = self.slots[i].hello.name.clone();
         let parts = self.push_load(at);
-        self.membership.push(crate::report::Membership {
+        self.membership.push(fleetload_report::Membership {
             t_s: elapsed,
             event: format!(
                 "worker {name} joined; from {at:.1}s the load is split over {} workers: {}",
@@ -292,7 +292,7 @@ impl Controller {
 
     fn note(&mut self, t_s: f64, event: String) {
         self.membership
-            .push(crate::report::Membership { t_s, event });
+            .push(fleetload_report::Membership { t_s, event });
     }
 
     /// The survivors take the lost worker's keys and load, in proportion to capacity.

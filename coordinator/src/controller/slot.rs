@@ -1,10 +1,10 @@
 //! One worker's place in the run: who holds it, what it was given, what it said.
 
 use super::{Arrival, Now};
-use crate::admission::{Refusal, RefusalClass};
 use fleetload_common::profile::Profile;
 use fleetload_common::split::Shard;
 use fleetload_common::wire::{Done, Hello, ResumeSecret, TimeEcho};
+use fleetload_report::admission::{Refusal, RefusalClass};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -138,7 +138,7 @@ impl Slot {
         let sent = self.probe_sent.ok_or_else(|| {
             Refusal::new(RefusalClass::Clock, "a clock echo when no probe was sent")
         })?;
-        let sample = crate::admission::clock_sample(
+        let sample = fleetload_report::admission::clock_sample(
             sent,
             echo.coordinator_send,
             echo.worker_receive,

@@ -168,8 +168,8 @@ impl Hub {
     }
 
     /// The run is over: say so to every viewer and serve its report.html.
-    pub fn finished(&self, report: &crate::report::Report) {
-        let html: Arc<str> = Arc::from(crate::report::html::render(report));
+    pub fn finished(&self, report: &fleetload_report::Report) {
+        let html: Arc<str> = Arc::from(fleetload_report::html::render(report));
         self.with(|s| s.report_html = Some(html));
         // The fleet as it ended (workers done, lost, recovered).
         self.publish(
@@ -188,7 +188,7 @@ impl Hub {
         );
         #[derive(Serialize)]
         struct End<'a> {
-            status: crate::report::RunStatus,
+            status: fleetload_report::RunStatus,
             failures: &'a [String],
             report: &'static str,
             merged_equals_executed: Option<bool>,
@@ -250,7 +250,7 @@ pub struct Frame<'a> {
     /// The cluster's planned rate over the interval (open loop).
     pub planned: Option<f64>,
     /// As report.json holds it, without the per-worker briefs (see `per_worker_ok`).
-    pub interval: crate::report::IntervalJson,
+    pub interval: fleetload_report::IntervalJson,
     /// Each worker's successful operations per second, by slot.
     pub per_worker_ok: std::collections::BTreeMap<u32, f64>,
     /// The stage the interval is in.
@@ -274,8 +274,8 @@ pub struct ThresholdLine {
     pub passed: bool,
 }
 
-impl From<&crate::thresholds::ThresholdResult> for ThresholdLine {
-    fn from(t: &crate::thresholds::ThresholdResult) -> Self {
+impl From<&fleetload_report::thresholds::ThresholdResult> for ThresholdLine {
+    fn from(t: &fleetload_report::thresholds::ThresholdResult) -> Self {
         ThresholdLine {
             scope: t.scope.clone(),
             threshold: t.threshold.clone(),

@@ -2,7 +2,7 @@
 //! intervals, or one stage's. Also the live check behind `abort_on_fail`.
 
 use crate::merge::Merge;
-use crate::report::OpSummary;
+use crate::OpSummary;
 use fleetload_common::plan::{Plan, Stage};
 use fleetload_common::profile::Profile;
 use fleetload_common::stats::OpStats;
@@ -204,7 +204,7 @@ fn interval_s(plan: &Plan) -> f64 {
 }
 
 /// The measured intervals lying wholly inside a stage.
-pub(crate) fn stage_range(
+pub fn stage_range(
     plan: &Plan,
     stage: &Stage,
     warmup_intervals: u64,

@@ -11,7 +11,7 @@
 use crate::admission::Bounds;
 use crate::checkpoint::{Checkpoint, CheckpointError, Stage};
 use crate::merge::Accepted;
-use crate::report::{Report, RunStatus};
+use crate::{Report, RunStatus};
 use fleetload_common::spool::{Spool, SpoolError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -232,7 +232,7 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
     let ran_for_s = checkpoint.ran_for_s;
     let (mut outcome, counters) =
         checkpoint
-            .into_outcome()
+            .into_record()
             .map_err(|reason| RecoverError::Unusable {
                 dir: dir.to_path_buf(),
                 reason,
@@ -273,7 +273,7 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
         }
         let worker = &mut outcome.workers[slot as usize];
         if let (Some(done), None) = (&spool.done, &worker.executed) {
-            let base = crate::controller::insert_id_base(&outcome.plan, slot as usize);
+            let base = outcome.plan.insert_id_base(slot as usize);
             let its_start = start_on_its_clock(outcome.start_unix_nanos, worker);
             match bounds.done(done, slot, &outcome.run_id, base, its_start) {
                 Ok(()) => {
@@ -338,13 +338,13 @@ pub fn recover(dir: &Path, spools: &[PathBuf]) -> Result<(Report, Recovery), Rec
 
 /// The run's start on worker `w`'s own clock (Unix nanoseconds): what its spool's
 /// times are measured against.
-fn start_on_its_clock(start_unix_nanos: i64, w: &crate::report::WorkerInfo) -> i64 {
+fn start_on_its_clock(start_unix_nanos: i64, w: &crate::WorkerInfo) -> i64 {
     start_unix_nanos.saturating_add(w.clock.map_or(0, |(o, _)| o))
 }
 
 /// When the workers' dead man's switch paused their load before the run's end, from
 /// their spools (each pause on the coordinator's timeline: its clock offset taken out).
-fn paused(outcome: &crate::controller::Outcome, read: &[(PathBuf, Spool)]) -> Option<LoadPaused> {
+fn paused(outcome: &crate::RunRecord, read: &[(PathBuf, Spool)]) -> Option<LoadPaused> {
     let end_s = outcome.plan.duration.as_secs_f64();
     let mut workers: Vec<WorkerPause> = read
         .iter()
@@ -371,7 +371,7 @@ fn paused(outcome: &crate::controller::Outcome, read: &[(PathBuf, Spool)]) -> Op
 
 /// Workers whose final totals are nowhere: not in the checkpoint, not in a spool.
 fn missing(
-    outcome: &crate::controller::Outcome,
+    outcome: &crate::RunRecord,
     last: Option<u64>,
     read: &[(PathBuf, Spool)],
 ) -> Vec<MissingSpool> {

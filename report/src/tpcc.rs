@@ -85,7 +85,7 @@ pub fn summary(r: &Report) -> Option<TpccJson> {
         .filter_map(|i| i.operations.get(&name))
         .map(|s| s.count - s.rolled_back)
         .sum();
-    let counter = fleetload_db::counters::TPCC_NEW_ORDERS;
+    let counter = fleetload_common::tpcc::NEW_ORDERS_COUNTER;
     let samples = &r.database_counters.samples;
     let database_new_orders = r
         .database_counters

@@ -6,9 +6,9 @@
 use fleetload_common::plan::{Plan, RawPlan};
 use fleetload_common::scenario::OpName;
 use fleetload_common::wire::{Done, Snapshot};
-use fleetload_coordinator::admission::{clock_sample, Bounds, MAX_CLOCK_OFFSET};
-use fleetload_coordinator::merge::{Accepted, Merge};
 use fleetload_proto::v1 as pb;
+use fleetload_report::admission::{clock_sample, Bounds, MAX_CLOCK_OFFSET};
+use fleetload_report::merge::{Accepted, Merge};
 use proptest::prelude::*;
 use prost::Message;
 use std::time::Duration;

@@ -1,66 +1,19 @@
-//! What a finished run hands to the report: the merge, every worker as it ended, what
-//! happened to the fleet and the load.
+//! The controller's side of the run record: what it knows of the run, as the report
+//! needs it.
 
 use super::{Controller, Live};
-use crate::merge::Merge;
-use crate::report::{Membership, Report, ReportInput, WorkerInfo};
-use fleetload_common::plan::Plan;
-use fleetload_common::profile::Profile;
-use std::time::{Duration, Instant, UNIX_EPOCH};
-
-/// A finished run, without the database's counters (the shell samples those).
-#[derive(Debug)]
-pub struct Outcome {
-    pub plan: Plan,
-    pub run_id: String,
-    pub merge: Merge,
-    pub workers: Vec<WorkerInfo>,
-    pub failures: Vec<String>,
-    pub interrupted: bool,
-    pub membership: Vec<Membership>,
-    pub changes: Vec<Membership>,
-    pub planned: Option<Profile>,
-    /// The start instant, Unix nanoseconds on the coordinator's clock.
-    pub start_unix_nanos: i64,
-    pub start: Instant,
-    /// How long the run actually lasted (shorter when stopped early).
-    pub ran_for: Duration,
-    pub capacity: Option<crate::search::CapacityJson>,
-}
-
-impl Outcome {
-    pub fn report(self, database_counters: crate::counters::DatabaseCounters) -> Report {
-        let started_at =
-            UNIX_EPOCH + Duration::from_nanos(u64::try_from(self.start_unix_nanos).unwrap_or(0));
-        Report::build(
-            ReportInput {
-                plan: &self.plan,
-                run_id: &self.run_id,
-                started_at,
-                ran_for: self.ran_for,
-                workers: &self.workers,
-                failures: self.failures,
-                interrupted: self.interrupted,
-                database_counters,
-                membership: self.membership,
-                changes: self.changes,
-                planned: self.planned,
-                start_unix_nanos: self.start_unix_nanos,
-                capacity: self.capacity,
-            },
-            &self.merge,
-        )
-    }
-}
+use fleetload_report::merge::Merge;
+use fleetload_report::{RunRecord, WorkerInfo};
+use std::time::Duration;
 
 impl Controller {
-    pub(super) fn outcome(&self, live: Live) -> Outcome {
+    pub(super) fn record(&self, live: Live) -> RunRecord {
         let ran_for = live.stopped_at.map_or(self.config.plan.duration, |t| {
             t.saturating_duration_since(live.start)
                 .min(self.config.plan.duration)
         });
-        let o = self.outcome_of(&live, ran_for, Merge::new(Vec::new(), 0));
-        Outcome {
+        let o = self.record_of(&live, ran_for, Merge::new(Vec::new(), 0));
+        RunRecord {
             merge: live.merge,
             failures: live.failures,
             ..o
@@ -69,16 +22,16 @@ impl Controller {
 
     /// The run so far, for a checkpoint: the merge is copied (the histograms are
     /// encoded later, off the controller's task).
-    pub(super) fn outcome_so_far(&self, live: &Live, now: super::Now) -> Outcome {
+    pub(super) fn record_so_far(&self, live: &Live, now: super::Now) -> RunRecord {
         let ran_for = now
             .at
             .saturating_duration_since(live.start)
             .min(self.config.plan.duration);
-        self.outcome_of(live, ran_for, live.merge.clone())
+        self.record_of(live, ran_for, live.merge.clone())
     }
 
-    fn outcome_of(&self, live: &Live, ran_for: Duration, merge: Merge) -> Outcome {
-        Outcome {
+    fn record_of(&self, live: &Live, ran_for: Duration, merge: Merge) -> RunRecord {
+        RunRecord {
             workers: self.worker_infos(),
             run_id: self.run_id.clone(),
             merge,

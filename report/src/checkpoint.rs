@@ -13,10 +13,10 @@
 //! whole run. A checkpoint is written whole or not at all (a temporary file, synced,
 //! renamed over the old one): killed while writing, the previous one stays readable.
 
-use crate::controller::Outcome;
 use crate::counters::DatabaseCounters;
 use crate::merge::MergeImage;
-use crate::report::{Membership, WorkerInfo};
+use crate::RunRecord;
+use crate::{Membership, WorkerInfo};
 use fleetload_common::plan::{Plan, RawPlan};
 use fleetload_common::profile::Profile;
 use fleetload_common::scenario::OpName;
@@ -58,7 +58,7 @@ pub struct Checkpoint {
     pub membership: Vec<Membership>,
     pub changes: Vec<Membership>,
     pub planned: Option<Vec<(f64, f64)>>,
-    pub capacity: Option<crate::search::CapacityJson>,
+    pub capacity: Option<crate::capacity::CapacityJson>,
     pub workers: Vec<WorkerInfo>,
     /// Only in the final checkpoint: the coordinator samples them until the end.
     pub database_counters: Option<DatabaseCounters>,
@@ -109,7 +109,7 @@ fn hint(e: &std::io::Error) -> &'static str {
 
 impl Checkpoint {
     /// The checkpoint of `o` (encodes every histogram: call off the controller's task).
-    pub fn of(o: &Outcome, stage: Stage, counters: Option<&DatabaseCounters>) -> Checkpoint {
+    pub fn of(o: &RunRecord, stage: Stage, counters: Option<&DatabaseCounters>) -> Checkpoint {
         // From each worker's running totals: summing the intervals would decode every
         // packed interval's histograms at every checkpoint.
         let mut ok_so_far: BTreeMap<OpName, u64> = BTreeMap::new();
@@ -199,7 +199,7 @@ impl Checkpoint {
     /// # Errors
     /// The plan does not validate any more (a scenario file that moved), or the merge
     /// does not read back.
-    pub fn into_outcome(self) -> Result<(Outcome, Option<DatabaseCounters>), String> {
+    pub fn into_record(self) -> Result<(RunRecord, Option<DatabaseCounters>), String> {
         let plan = Plan::try_from(self.plan)
             .map_err(|e| format!("the checkpoint's plan does not validate: {e}"))?;
         let merge = self
@@ -214,7 +214,7 @@ impl Checkpoint {
             None => None,
         };
         Ok((
-            Outcome {
+            RunRecord {
                 plan,
                 run_id: self.run_id,
                 merge,

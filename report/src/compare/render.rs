@@ -4,7 +4,7 @@ use super::{
     compare, not_compared, partial_runs, plan_differences, Change, Gate, GateError, GateResult,
     Noise,
 };
-use crate::report::Report;
+use crate::Report;
 use serde::Serialize;
 use std::fmt::Write as _;
 

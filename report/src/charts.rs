@@ -327,7 +327,7 @@ fn capacity(r: &Report, charts: &mut Vec<Chart>) {
     if let Some(c) = &r.capacity {
         let mut curve = c.curve.clone();
         curve.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-        let pick = |f: fn(&crate::search::CurvePoint) -> f64| {
+        let pick = |f: fn(&crate::capacity::CurvePoint) -> f64| {
             curve.iter().map(|p| (p.rate, f(p))).collect()
         };
         charts.push(Chart {

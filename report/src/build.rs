@@ -64,7 +64,7 @@ pub struct ReportInput<'a> {
     /// The start instant, Unix nanoseconds on the coordinator's clock.
     pub start_unix_nanos: i64,
     /// The capacity search's outcome, when the run was one.
-    pub capacity: Option<crate::search::CapacityJson>,
+    pub capacity: Option<crate::capacity::CapacityJson>,
 }
 
 impl Report {
@@ -312,7 +312,7 @@ fn intervals_json(merge: &Merge, interval_s: f64, duration_s: f64) -> Vec<Interv
 }
 
 /// Interval `k` as report.json holds it (the live dashboard shows the same).
-pub(crate) fn interval_json(
+pub fn interval_json(
     merge: &Merge,
     k: u64,
     agg: &crate::merge::IntervalAgg,

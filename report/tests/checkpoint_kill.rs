@@ -6,8 +6,8 @@
 //! done once so that nearly all its time is spent writing) and kills it at varied
 //! moments.
 
-use fleetload_coordinator::checkpoint::{Checkpoint, Stage, CHECKPOINT_FORMAT};
-use fleetload_coordinator::merge::{Merge, MergeImage};
+use fleetload_report::checkpoint::{Checkpoint, Stage, CHECKPOINT_FORMAT};
+use fleetload_report::merge::{Merge, MergeImage};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ fn write_forever(dir: &str) {
     // rewritten in turn, the same way.
     checkpoint(0).write(dir).expect("write");
     let bodies = [0, 1].map(|r| serde_json::to_vec(&checkpoint(r)).expect("encode"));
-    let path = dir.join(fleetload_coordinator::checkpoint::FILE);
+    let path = dir.join(fleetload_report::checkpoint::FILE);
     let started = Instant::now();
     for round in 0..100_000usize {
         if started.elapsed() > Duration::from_secs(30) {

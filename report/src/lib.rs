@@ -1,25 +1,53 @@
-//! The run report: what `report.json` holds (documented in docs/report-format.md, since
-//! users script against it) and how it is built from the merge.
+//! fleetload's run report: what `report.json` holds (documented in
+//! docs/report-format.md, since users script against it), the exact merge it is built
+//! from, the analyses over it, and every file rendered from it. `fleetload report …`
+//! needs this crate alone; the coordinator feeds it during a run.
 //!
 //! Everything is in milliseconds with microsecond precision. Cluster percentiles come
 //! from merged histograms; the cluster histograms themselves are included as base64
 //! HdrHistogram V2+deflate so other HdrHistogram tools can read them.
+//!
+//! # Layout
+//! - The record: [`merge`] (exact merge of snapshots per interval, worker and run),
+//!   [`admission`] (what a worker's message may say before it enters the merge),
+//!   [`record`] (a finished run: the merge and the fleet as it ended),
+//!   [`checkpoint`] (the run so far on disk), [`recover`] (a record rebuilt from a
+//!   checkpoint and the workers' spools).
+//! - The JSON: the report's types here and in `model`, with the sources the coordinator
+//!   samples beside the load: [`counters`], [`cloudwatch`], [`capacity`].
+//! - The analyses: [`thresholds`], [`availability`], verification (`verify`),
+//!   outages, [`tpcc`].
+//! - The renderers: [`text`], [`html`] with [`charts`] and [`svg`], [`files`] (CSV,
+//!   hlog), and [`compare`] (two runs side by side, with gates).
 
+pub mod admission;
 pub mod availability;
 mod build;
+pub mod capacity;
 pub mod charts;
+pub mod checkpoint;
+pub mod cloudwatch;
 pub mod compare;
+pub mod counters;
+mod error;
 pub mod files;
 pub mod html;
 mod io;
+pub mod merge;
 mod model;
 mod outages;
+pub mod record;
+pub mod recover;
 pub mod svg;
 pub mod text;
+pub mod thresholds;
 pub mod tpcc;
 mod verify;
 
-pub(crate) use build::interval_json;
+pub use error::ReportError;
+pub use record::RunRecord;
+
+pub use build::interval_json;
 pub use build::{ReportInput, WorkerInfo};
 pub use model::*;
 pub use verify::{GapJson, MissingWorker, StallJson, Verification};
@@ -191,7 +219,7 @@ pub struct Report {
     pub scratch_target: bool,
     /// `fleetload find-capacity`: the answer and the curve measured on the way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<crate::search::CapacityJson>,
+    pub capacity: Option<crate::capacity::CapacityJson>,
     /// Rebuilt by `fleetload report recover`: from which checkpoint, what each spool
     /// added, and what is still missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
