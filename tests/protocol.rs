@@ -48,7 +48,7 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let mut config = CoordinatorConfig::new(plan(dir.path()), workers);
-    config.join_timeout = join;
+    config.run.join_timeout = join;
     let handle = tokio::spawn(fleetload_coordinator::run(
         listener,
         config,

@@ -26,6 +26,7 @@ pub mod security;
 pub mod service;
 pub mod ui;
 
+pub use controller::RunConfig;
 pub use error::CoordinatorError;
 pub use fleetload_report::{Report, RunStatus};
 pub use run::{CheckpointTo, CoordinatorConfig, Progress};

@@ -11,7 +11,6 @@ use fleetload_common::histogram::Latency;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::scenario::OpName;
 use fleetload_common::stats::{OpStats, OpTotals};
-use fleetload_common::wire::Snapshot;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,80 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// What the controller counts into the endpoint, as an effect the shell performs: the
+/// controller never holds the registry.
+#[derive(Debug, Clone)]
+pub enum MetricsUpdate {
+    /// The run being served.
+    Run(RunFacts),
+    /// A snapshot the merge accepted as new: its totals per operation.
+    Accepted(Vec<(OpName, OpTotals)>),
+    /// An interval closed.
+    IntervalClosed(ClosedInterval),
+}
+
+/// The run as the endpoint labels it.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    pub run_id: String,
+    pub scenario: String,
+    /// The target's URL (redacted when counted in).
+    pub target: String,
+    pub workers: usize,
+    pub duration: Duration,
+    pub target_rate: Option<f64>,
+    /// Each operation's role, labelled on its series (`role="read"`).
+    pub roles: Vec<(OpName, fleetload_common::scenario::Role)>,
+}
+
+/// One closed interval, reduced to what the gauges show.
+#[derive(Debug, Clone)]
+pub struct ClosedInterval {
+    operations: Vec<(OpName, Last)>,
+    workers: usize,
+    elapsed: Duration,
+    target_rate: Option<f64>,
+}
+
+impl ClosedInterval {
+    /// The interval's cluster stats per operation, its length, the workers still
+    /// running, the time since the start and the planned cluster rate over it.
+    pub fn of(
+        ops: &[(OpName, &OpStats)],
+        length_s: f64,
+        workers: usize,
+        elapsed: Duration,
+        target_rate: Option<f64>,
+    ) -> Self {
+        let secs = |us: u64| us as f64 / 1e6;
+        let q = |h: &Latency| {
+            [
+                secs(h.value_at_quantile(0.5)),
+                secs(h.value_at_quantile(0.9)),
+                secs(h.value_at_quantile(0.99)),
+                secs(h.max()),
+            ]
+        };
+        ClosedInterval {
+            operations: ops
+                .iter()
+                .map(|(op, stats)| {
+                    let last = Last {
+                        ok_per_s: stats.ok as f64 / length_s.max(1e-9),
+                        response: q(&stats.response),
+                        lag_p99: (!stats.lag.is_empty())
+                            .then(|| secs(stats.lag.value_at_quantile(0.99))),
+                    };
+                    (op.clone(), last)
+                })
+                .collect(),
+            workers,
+            elapsed,
+            target_rate,
+        }
+    }
+}
 
 /// The last closed interval of one operation.
 #[derive(Debug, Clone, Default)]
@@ -63,81 +136,33 @@ impl Metrics {
         f(&mut s)
     }
 
-    /// Each operation's role, labelled on its series (`role="read"`).
-    pub fn describe_roles(
-        &self,
-        roles: impl IntoIterator<Item = (OpName, fleetload_common::scenario::Role)>,
-    ) {
-        self.with(|s| s.roles = roles.into_iter().collect());
-    }
-
-    /// The run being served (the target already without a password).
-    pub fn describe_run(
-        &self,
-        run_id: &str,
-        scenario: &str,
-        target: &str,
-        workers: usize,
-        duration: Duration,
-        target_rate: Option<f64>,
-    ) {
-        self.with(|s| {
-            s.run_id = run_id.to_string();
-            s.scenario = scenario.to_string();
-            s.target = fleetload_common::target::redact(target);
-            s.workers_planned = workers;
-            s.duration_s = duration.as_secs_f64();
-            s.target_rate = target_rate;
-        });
-    }
-
-    /// A snapshot the merge accepted as new.
-    pub fn accepted(&self, snap: &Snapshot) {
-        self.with(|s| {
-            for (op, stats) in &snap.operations {
-                s.totals.entry(op.clone()).or_default().add(stats);
-            }
-        });
-    }
-
-    /// An interval closed: its cluster stats per operation, its length, the workers
-    /// still running, the time since the start and the planned cluster rate over it.
-    pub fn interval_closed(
-        &self,
-        ops: &[(OpName, &OpStats)],
-        length_s: f64,
-        workers: usize,
-        elapsed: Duration,
-        target_rate: Option<f64>,
-    ) {
-        let secs = |us: u64| us as f64 / 1e6;
-        let q = |h: &Latency| {
-            [
-                secs(h.value_at_quantile(0.5)),
-                secs(h.value_at_quantile(0.9)),
-                secs(h.value_at_quantile(0.99)),
-                secs(h.max()),
-            ]
-        };
-        self.with(|s| {
-            for (op, stats) in ops {
-                s.last.insert(
-                    op.clone(),
-                    Last {
-                        ok_per_s: stats.ok as f64 / length_s.max(1e-9),
-                        response: q(&stats.response),
-                        lag_p99: (!stats.lag.is_empty())
-                            .then(|| secs(stats.lag.value_at_quantile(0.99))),
-                    },
-                );
-            }
-            s.workers_connected = workers;
-            s.elapsed_s = elapsed.as_secs_f64();
-            if target_rate.is_some() {
-                s.target_rate = target_rate;
-            }
-            s.intervals_closed += 1;
-        });
+    /// Count `update` in.
+    pub fn apply(&self, update: MetricsUpdate) {
+        match update {
+            MetricsUpdate::Run(run) => self.with(|s| {
+                s.roles = run.roles.into_iter().collect();
+                s.run_id = run.run_id;
+                s.scenario = run.scenario;
+                s.target = fleetload_common::target::redact(&run.target);
+                s.workers_planned = run.workers;
+                s.duration_s = run.duration.as_secs_f64();
+                s.target_rate = run.target_rate;
+            }),
+            MetricsUpdate::Accepted(ops) => self.with(|s| {
+                for (op, totals) in ops {
+                    s.totals.entry(op).or_default().merge(&totals);
+                }
+            }),
+            MetricsUpdate::IntervalClosed(closed) => self.with(|s| {
+                s.last.extend(closed.operations);
+                s.workers_connected = closed.workers;
+                s.elapsed_s = closed.elapsed.as_secs_f64();
+                if closed.target_rate.is_some() {
+                    s.target_rate = closed.target_rate;
+                }
+                s.intervals_closed += 1;
+            }),
+        }
     }
 
     /// The text exposition format (version 0.0.4).
@@ -260,15 +285,16 @@ mod tests {
     #[test]
     fn counters_add_every_accepted_snapshot_and_gauges_follow_the_last_interval() {
         let m = Metrics::default();
-        m.describe_run(
-            "run-1",
-            "point_select",
-            "mysql://u@h:3306/db",
-            2,
-            Duration::from_secs(10),
-            Some(100.0),
-        );
         let op = OpName::new("point_select").unwrap();
+        m.apply(MetricsUpdate::Run(RunFacts {
+            run_id: "run-1".into(),
+            scenario: "point_select".into(),
+            target: "mysql://u:secret@h:3306/db".into(),
+            workers: 2,
+            duration: Duration::from_secs(10),
+            target_rate: Some(100.0),
+            roles: vec![(op.clone(), fleetload_common::scenario::Role::Write)],
+        }));
         let mut s = OpStats {
             ok: 3,
             ..OpStats::default()
@@ -278,17 +304,18 @@ mod tests {
         }
         s.add_error(ErrorClass::Timeout, || "slow".into());
         s.retries = 1;
-        for seq in 0..2 {
-            m.accepted(&Snapshot {
-                run_id: "run-1".into(),
-                worker_index: 0,
-                sequence: seq,
-                interval_index: seq,
-                operations: vec![(op.clone(), s.clone())],
-                stalls: Vec::new(),
-            });
+        let mut totals = OpTotals::default();
+        totals.add(&s);
+        for _ in 0..2 {
+            m.apply(MetricsUpdate::Accepted(vec![(op.clone(), totals)]));
         }
-        m.interval_closed(&[(op.clone(), &s)], 1.0, 2, Duration::from_secs(1), None);
+        m.apply(MetricsUpdate::IntervalClosed(ClosedInterval::of(
+            &[(op.clone(), &s)],
+            1.0,
+            2,
+            Duration::from_secs(1),
+            None,
+        )));
         let text = m.render();
         for line in [
             "fleetload_operations_total{operation=\"point_select\",role=\"write\"} 6",

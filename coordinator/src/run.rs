@@ -3,14 +3,16 @@
 //! what it asks: sending on the streams, answering `ctl`, the target database's work
 //! between phases, and sampling the database's counters while the run runs.
 
-use crate::controller::{Controller, Effect, Input, Now, PlanUpdate, TargetStep};
+use crate::controller::{
+    Controller, Dashboard, Effect, Input, Now, Outputs, PlanUpdate, RunConfig, TargetStep,
+};
 use crate::error::CoordinatorError;
 use crate::service::{Event, Outbox};
 use fleetload_common::plan::Plan;
 use fleetload_common::wire::{to_worker, CommandReply};
 use fleetload_report::Report;
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -19,26 +21,12 @@ pub use crate::controller::Progress;
 /// How the coordinator runs a plan.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
-    pub plan: Plan,
-    /// Workers to wait for.
-    pub workers: usize,
-    /// Workers the run admits in all: those beyond `workers` join while it runs and get
-    /// a share from the next interval on.
-    pub max_workers: usize,
-    /// How long to wait for them.
-    pub join_timeout: Duration,
-    /// Lead between sending the start instant and the start itself.
-    pub start_lead: Duration,
+    /// The run itself: what the controller decides with.
+    pub run: RunConfig,
     /// Receives one line per closed interval, for a live display.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
-    /// Prepare the data through the fleet first: the coordinator creates the table,
-    /// every worker loads its shard, the coordinator finishes the table.
-    pub prepare: Option<fleetload_db::PrepareSpec>,
     /// Counters and gauges for the Prometheus endpoint, when one is served.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-    /// Search for the highest rate that meets these SLOs instead of following the
-    /// plan's load (`fleetload find-capacity`).
-    pub search: Option<crate::search::SearchSpec>,
     /// TLS and token of the control channel.
     pub security: crate::security::ServerSecurity,
     /// Where the run's checkpoints go (every `plan.checkpoint`): `None`, none are
@@ -46,9 +34,6 @@ pub struct CoordinatorConfig {
     pub checkpoint: Option<CheckpointTo>,
     /// The live dashboard's hub, when one is served (`--ui-listen`).
     pub ui: Option<std::sync::Arc<crate::ui::Hub>>,
-    /// The run's id, chosen before it starts so that a run which fails before its
-    /// start still writes its report where it would have.
-    pub run_id: String,
     /// The address the control service listens on (set by [`crate::run()`]), for
     /// messages that tell workers where to dial.
     pub listen_addr: Option<std::net::SocketAddr>,
@@ -76,20 +61,25 @@ impl CheckpointTo {
 impl CoordinatorConfig {
     pub fn new(plan: Plan, workers: usize) -> Self {
         CoordinatorConfig {
-            plan,
-            workers,
-            max_workers: workers,
-            join_timeout: Duration::from_secs(60),
-            start_lead: Duration::from_millis(500),
+            run: RunConfig::new(plan, workers, new_run_id()),
             progress: None,
-            prepare: None,
             metrics: None,
-            search: None,
             security: crate::security::ServerSecurity::default(),
             checkpoint: None,
             ui: None,
-            run_id: new_run_id(),
             listen_addr: None,
+        }
+    }
+
+    /// What the controller learns of the shell.
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            checkpoints: self.checkpoint.is_some(),
+            dashboard: self.ui.as_ref().map(|hub| Dashboard {
+                needs_token: hub.needs_token(),
+            }),
+            metrics: self.metrics.is_some(),
+            dial: self.dial_address(),
         }
     }
 
@@ -146,7 +136,8 @@ pub(crate) async fn drive(
 ) -> Result<Report, CoordinatorError> {
     let mut shell = Shell {
         progress: config.progress.clone(),
-        prepare: config.prepare.clone(),
+        prepare: config.run.prepare.clone(),
+        metrics: config.metrics.clone(),
         outboxes: HashMap::new(),
         replies: HashMap::new(),
         next_reply: 0,
@@ -157,8 +148,8 @@ pub(crate) async fn drive(
         ui: config.ui.clone(),
         checkpoints: tokio::task::JoinSet::new(),
     };
-    let run_id = config.run_id.clone();
-    let mut core = Controller::new(config, run_id, Now::read());
+    let outputs = config.outputs();
+    let mut core = Controller::new(config.run, outputs, Now::read());
     let mut interrupted = false;
     loop {
         let deadline = core.next_deadline();
@@ -204,6 +195,7 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
 /// connection while the fleet prepares it, and the counter sampler.
 struct Shell {
     progress: Option<mpsc::UnboundedSender<Progress>>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     prepare: Option<fleetload_db::PrepareSpec>,
     outboxes: HashMap<u64, Outbox>,
     replies: HashMap<u64, oneshot::Sender<CommandReply>>,
@@ -285,6 +277,16 @@ impl Shell {
             Effect::Progress(p) => {
                 if let Some(tx) = &self.progress {
                     let _ = tx.send(p);
+                }
+            }
+            Effect::Publish { event, json } => {
+                if let Some(hub) = &self.ui {
+                    hub.publish_json(event, json);
+                }
+            }
+            Effect::Metrics(update) => {
+                if let Some(m) = &self.metrics {
+                    m.apply(update);
                 }
             }
             Effect::Target(step) => {

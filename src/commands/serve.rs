@@ -202,17 +202,17 @@ pub(super) async fn serve(
         .collect();
     let printer = tokio::spawn(crate::live::show(rx, display));
     let mut config = CoordinatorConfig::new(plan, workers);
-    config.join_timeout = join_timeout;
-    config.prepare = prepare;
+    config.run.join_timeout = join_timeout;
+    config.run.prepare = prepare;
     config.progress = Some(tx);
     config.metrics = metrics.and_then(MetricsServer::metrics);
     config.ui = metrics.and_then(MetricsServer::hub);
-    config.search = search;
+    config.run.search = search;
     config.security = security;
-    config.max_workers = max_workers.max(workers);
+    config.run.max_workers = max_workers.max(workers);
     config.checkpoint = Some(checkpoint.clone());
     let hub = config.ui.clone();
-    let (run_id, plan) = (config.run_id.clone(), config.plan.clone());
+    let (run_id, plan) = (config.run.run_id.clone(), config.run.plan.clone());
     let result = fleetload_coordinator::run(listener, config, shutdown).await;
     if let (Err(e), Some(hub)) = (&result, &hub) {
         hub.failed(&e.to_string());

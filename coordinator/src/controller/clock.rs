@@ -3,9 +3,10 @@
 //! sent on its own clock.
 
 use super::{
-    Controller, Input, Live, Now, Phase, LATE_PROBES, PROBE_PACE, PROBE_ROUNDS, PROBE_WAIT,
+    Controller, Effect, Input, Live, Now, Phase, LATE_PROBES, PROBE_PACE, PROBE_ROUNDS, PROBE_WAIT,
     PROBE_WINDOW,
 };
+use crate::metrics::MetricsUpdate;
 use fleetload_common::plan::LoadModel;
 use fleetload_common::wire::{FromWorker, ToWorker};
 use fleetload_report::merge::Merge;
@@ -94,19 +95,26 @@ impl Controller {
     /// Send every worker the start instant, `start_lead` from now, on its own clock.
     fn start_run(&mut self, now: Now) {
         let plan = self.config.plan.clone();
-        if let Some(m) = &self.config.metrics {
-            m.describe_roles(plan.mix.iter().map(|(op, _)| op.clone()).zip(plan.roles()));
-            m.describe_run(
-                &self.run_id,
-                plan.scenario.name(),
-                plan.target.url(),
-                self.config.workers,
-                plan.duration,
-                match plan.load {
-                    LoadModel::Open { rate, .. } => Some(rate),
-                    LoadModel::Closed { .. } => None,
+        if self.outputs.metrics {
+            self.effects.push(Effect::Metrics(MetricsUpdate::Run(
+                crate::metrics::RunFacts {
+                    run_id: self.run_id.clone(),
+                    scenario: plan.scenario.name().to_string(),
+                    target: plan.target.url().to_string(),
+                    workers: self.config.workers,
+                    duration: plan.duration,
+                    target_rate: match plan.load {
+                        LoadModel::Open { rate, .. } => Some(rate),
+                        LoadModel::Closed { .. } => None,
+                    },
+                    roles: plan
+                        .mix
+                        .iter()
+                        .map(|(op, _)| op.clone())
+                        .zip(plan.roles())
+                        .collect(),
                 },
-            );
+            )));
         }
         let start = now.after(self.config.start_lead);
         for i in 0..self.slots.len() {

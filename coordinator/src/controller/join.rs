@@ -1,7 +1,9 @@
 //! Who may take part: newcomers before and after the start, rejoins of a running slot
 //! (with its resume secret and certificate), and what each worker's messages do.
 
-use super::{since, Arrival, Controller, Live, Now, State};
+use super::{since, Arrival, Controller, Effect, Live, Now, State};
+use crate::metrics::MetricsUpdate;
+use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::{FromWorker, ToWorker};
 use fleetload_report::admission::{Refusal, RefusalClass};
 use fleetload_report::merge::Accepted;
@@ -212,8 +214,18 @@ impl Controller {
         }
         match live.merge.add(snap) {
             Ok(Accepted::New) => {
-                if let Some(m) = &self.config.metrics {
-                    m.accepted(snap);
+                if self.outputs.metrics {
+                    let totals = snap
+                        .operations
+                        .iter()
+                        .map(|(op, stats)| {
+                            let mut t = OpTotals::default();
+                            t.add(stats);
+                            (op.clone(), t)
+                        })
+                        .collect();
+                    self.effects
+                        .push(Effect::Metrics(MetricsUpdate::Accepted(totals)));
                 }
             }
             Ok(Accepted::Duplicate) => {

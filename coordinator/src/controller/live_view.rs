@@ -1,7 +1,7 @@
 //! What the live dashboard is told: the run at its start, then every closed interval
 //! as report.json will hold it, with the planned rate, the fleet and the stage.
 
-use super::Controller;
+use super::{Controller, Effect};
 use fleetload_common::plan::LoadModel;
 use fleetload_common::stats::OpStats;
 use fleetload_report::merge::Merge;
@@ -61,14 +61,14 @@ impl Controller {
                     )
                 })
                 .collect(),
-            needs_token: self.config.ui.as_ref().is_some_and(|h| h.needs_token()),
+            needs_token: self.outputs.dashboard.is_some_and(|d| d.needs_token),
             closed_loop,
         }
     }
 
     /// Interval `k` closed: to every viewer.
     pub(super) fn publish_interval(&mut self, merge: &Merge, k: u64, planned: Option<f64>) {
-        let (Some(hub), Some(agg)) = (self.config.ui.clone(), merge.intervals.get(&k)) else {
+        let (Some(_), Some(agg)) = (self.outputs.dashboard, merge.intervals.get(&k)) else {
             return;
         };
         // The fleet only when it changed: a thousand workers' lines in every frame would
@@ -91,7 +91,10 @@ impl Controller {
         };
         if let Ok(text) = serde_json::to_string(&fleet) {
             if text != self.ui_fleet {
-                hub.publish_json("fleet", text.clone());
+                self.effects.push(Effect::Publish {
+                    event: "fleet",
+                    json: text.clone(),
+                });
                 self.ui_fleet = text;
             }
         }
@@ -148,7 +151,13 @@ impl Controller {
             instances,
             session_outages: merge.outages.len(),
         };
-        hub.publish("interval", &frame);
+        match serde_json::to_string(&frame) {
+            Ok(json) => self.effects.push(Effect::Publish {
+                event: "interval",
+                json,
+            }),
+            Err(e) => tracing::warn!(error = %e, "cannot encode the dashboard's frame"),
+        }
     }
 
     /// Every threshold's verdict on the measured intervals so far (the run's) and on the

@@ -1,18 +1,24 @@
 //! The run controller's core: every decision of a run, with no I/O. Events and the
 //! current time go in ([`Controller::handle`]); what to send, what to answer and when to
 //! wake come out ([`Effect`], [`Controller::next_deadline`]). The tokio shell in
-//! [`crate::run`](mod@crate::run) owns the sockets, the timers, the target's connection and the
-//! counter sampler. So loss, rejoin, rebalance, late joiners, `ctl` and clock sync are
-//! tested by feeding events at chosen instants, with no sleeps and no ports.
+//! [`crate::run`](mod@crate::run) owns the sockets, the timers, the target's connection,
+//! the counter sampler, the checkpoint files, the dashboard's hub and the metrics
+//! registry: the core decides with a [`RunConfig`] and learns of the shell only what
+//! changes a decision ([`Outputs`]); dashboard frames and metric counts leave it as
+//! effects. So loss, rejoin, rebalance, late joiners, `ctl` and clock sync are tested by
+//! feeding events at chosen instants, with no sleeps and no ports (`tests/inputs.rs`
+//! holds one test per phase transition and per kind of input).
 //!
 //! Phases, in order (docs/design.md draws them):
 //! gathering → preparing → ready → clock sync → running → draining → done; any phase
 //! before running fails the run on a lost worker, a timeout or an interrupt.
 
 mod clock;
+mod config;
 mod ctl;
 mod join;
 mod live_view;
+mod now;
 mod phases;
 mod progress;
 mod record;
@@ -21,10 +27,12 @@ mod slot;
 #[cfg(test)]
 mod tests;
 
+pub use config::{Dashboard, Outputs, RunConfig};
+pub use now::Now;
 pub use progress::Progress;
 
 use crate::error::CoordinatorError;
-use crate::run::CoordinatorConfig;
+use crate::metrics::MetricsUpdate;
 use fleetload_common::plan::{Plan, StandIn};
 use fleetload_common::profile::Profile;
 use fleetload_common::wire::{Command, CommandReply, FromWorker, Hello, ToWorker};
@@ -35,34 +43,6 @@ use slot::{Slot, State};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// The time an input happens at: the monotonic instant for deadlines and the wall clock
-/// (Unix nanoseconds) for what goes on the wire.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    pub at: Instant,
-    pub unix_nanos: i64,
-}
-
-impl Now {
-    /// This host's clocks, now.
-    pub fn read() -> Now {
-        Now {
-            at: Instant::now(),
-            unix_nanos: fleetload_common::wire::unix_nanos_now(),
-        }
-    }
-
-    /// `d` later on both clocks.
-    pub fn after(self, d: Duration) -> Now {
-        Now {
-            at: self.at + d,
-            unix_nanos: self
-                .unix_nanos
-                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        }
-    }
-}
 
 /// A stream that said hello: who it claims to be and where it comes from.
 #[derive(Debug, Clone)]
@@ -146,6 +126,13 @@ pub enum Effect {
         outcome: Box<RunRecord>,
         acks: BTreeMap<u32, u64>,
     },
+    /// One event for the live dashboard's viewers (`fleet`, `interval`), as JSON.
+    Publish {
+        event: &'static str,
+        json: String,
+    },
+    /// Count into the Prometheus endpoint.
+    Metrics(MetricsUpdate),
     /// The run is over.
     Finished(Box<Result<RunRecord, CoordinatorError>>),
 }
@@ -226,7 +213,9 @@ const LATE_PROBE_WAIT: Duration = Duration::from_secs(2);
 const DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Controller {
-    config: CoordinatorConfig,
+    config: RunConfig,
+    /// What the shell serves, as far as decisions go.
+    outputs: Outputs,
     phase: Phase,
     /// When the current phase gives up waiting (gathering, preparing, a probe round).
     phase_deadline: Option<Instant>,
@@ -267,7 +256,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(config: CoordinatorConfig, run_id: String, now: Now) -> Self {
+    pub fn new(config: RunConfig, outputs: Outputs, now: Now) -> Self {
         let search = config
             .search
             .clone()
@@ -277,8 +266,9 @@ impl Controller {
             None => config.plan.cluster_profile(),
         };
         tracing::info!(workers = config.workers, "waiting for workers");
+        let run_id = config.run_id.clone();
         let checkpointed =
-            (config.checkpoint.is_some() && config.plan.checkpoint.is_some()).then(BTreeMap::new);
+            (outputs.checkpoints && config.plan.checkpoint.is_some()).then(BTreeMap::new);
         Controller {
             bounds: Bounds::of(&config.plan),
             phase_deadline: Some(now.at + config.join_timeout),
@@ -286,6 +276,7 @@ impl Controller {
             phase: Phase::Gathering,
             slots: Vec::new(),
             run_id,
+            outputs,
             membership: Vec::new(),
             cluster,
             changes: Vec::new(),

@@ -55,7 +55,7 @@ impl Controller {
                         format!(" (joined: {})", names.join(", "))
                     },
                     refused,
-                    dial: self.config.dial_address(),
+                    dial: self.outputs.dial.clone(),
                 });
             }
             other => self.before_start(other, "before the run started"),

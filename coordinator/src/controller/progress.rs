@@ -3,6 +3,7 @@
 //! thresholds that abort a run.
 
 use super::{Controller, Effect, Live, Now};
+use crate::metrics::{ClosedInterval, MetricsUpdate};
 use fleetload_common::histogram::{merge as merge_histogram, new_latency};
 use fleetload_common::plan::{LoadModel, Plan};
 use fleetload_common::profile::Profile;
@@ -171,14 +172,17 @@ impl Controller {
         let from = (plan.interval * k as u32).as_secs_f64();
         let len = end.saturating_sub(plan.interval * k as u32).as_secs_f64();
         let target = self.planned_rate(from, len);
-        if let Some(m) = &self.config.metrics {
+        if self.outputs.metrics {
             let ops: Vec<_> = merge
                 .operations
                 .iter()
                 .cloned()
                 .zip(cluster.iter())
                 .collect();
-            m.interval_closed(&ops, len, live, end, target);
+            self.effects
+                .push(Effect::Metrics(MetricsUpdate::IntervalClosed(
+                    ClosedInterval::of(&ops, len, live, end, target),
+                )));
         }
         let mut all = new_latency();
         let (mut ok, mut errors, mut dropped) = (0, 0, 0);

@@ -46,14 +46,19 @@ use fleetload_common::wire::{Assignment, WorkerLoad};
 
 impl Fleet {
     fn new(plan: Plan, workers: usize, max_workers: usize) -> Fleet {
-        let mut config = CoordinatorConfig::new(plan, workers);
+        Fleet::with_outputs(plan, workers, max_workers, Outputs::default())
+    }
+
+    /// A fleet whose shell serves `outputs` (metrics, a dashboard, checkpoints).
+    fn with_outputs(plan: Plan, workers: usize, max_workers: usize, outputs: Outputs) -> Fleet {
+        let mut config = RunConfig::new(plan, workers, "run-test".into());
         config.max_workers = max_workers;
         let now = Now {
             at: Instant::now(),
             unix_nanos: 1_800_000_000_000_000_000,
         };
         Fleet {
-            core: Controller::new(config, "run-test".into(), now),
+            core: Controller::new(config, outputs, now),
             now,
             last: Vec::new(),
             start: None,
@@ -535,3 +540,5 @@ fn a_worker_missing_at_the_join_deadline_fails_the_run_with_the_names_that_came(
         .iter()
         .any(|e| matches!(e, Effect::Close { conn: 0, .. })));
 }
+
+mod inputs;
