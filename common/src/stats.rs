@@ -118,12 +118,7 @@ pub struct PackedStats {
 struct Counts {
     ok: u64,
     errors: [u64; ErrorClass::COUNT],
-    dropped_backlog: u64,
-    retries: u64,
-    rows: u64,
-    empty: u64,
-    rolled_back: u64,
-    remote: u64,
+    counters: OpCounters,
     samples: Vec<ErrorSample>,
     outages: Vec<SessionOutage>,
 }
@@ -136,12 +131,7 @@ impl PackedStats {
             counts: Counts {
                 ok: s.ok,
                 errors: s.errors,
-                dropped_backlog: s.dropped_backlog,
-                retries: s.retries,
-                rows: s.rows,
-                empty: s.empty,
-                rolled_back: s.rolled_back,
-                remote: s.remote,
+                counters: s.counters(),
                 samples: s.samples.clone(),
                 outages: s.outages.clone(),
             },
@@ -157,22 +147,16 @@ impl PackedStats {
     /// The bytes do not decode (only if they were not made by [`PackedStats::pack`]).
     pub fn unpack(&self) -> Result<OpStats, HistogramError> {
         let c = &self.counts;
-        Ok(OpStats {
-            ok: c.ok,
-            errors: c.errors,
-            dropped_backlog: c.dropped_backlog,
-            retries: c.retries,
-            rows: c.rows,
-            empty: c.empty,
-            rolled_back: c.rolled_back,
-            remote: c.remote,
-            response: decode(&self.response)?,
-            service: decode(&self.service)?,
-            lag: decode(&self.lag)?,
-            samples: c.samples.clone(),
-            outages: c.outages.clone(),
-            instances: Vec::new(),
-        })
+        Ok(OpStats::from_parts(
+            c.ok,
+            c.errors,
+            c.counters,
+            decode(&self.response)?,
+            decode(&self.service)?,
+            decode(&self.lag)?,
+            c.samples.clone(),
+            c.outages.clone(),
+        ))
     }
 
     /// Bytes held, for memory accounting in tests and benches.
@@ -181,59 +165,125 @@ impl PackedStats {
     }
 }
 
-/// Counts and histograms of one operation.
-#[derive(Debug, Clone)]
-pub struct OpStats {
-    /// Successful operations (equals `response.len()`).
-    pub ok: u64,
-    pub errors: [u64; ErrorClass::COUNT],
+/// Declares [`OpStats`] and [`OpCounters`] from one list of counters, so that a new
+/// counter is one line here: holding, merging, resetting and packing it, and keeping it
+/// in a checkpoint, all follow from the list. The wire carries each counter in its own
+/// protobuf field (`fleetload.proto`, converted in `wire/measure.rs`), and the report
+/// chooses where to show it; those are the other places a new counter goes.
+macro_rules! op_stats {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Counts and histograms of one operation.
+        #[derive(Debug, Clone)]
+        pub struct OpStats {
+            /// Successful operations (equals `response.len()`).
+            pub ok: u64,
+            pub errors: [u64; ErrorClass::COUNT],
+            $($(#[doc = $doc])* pub $name: u64,)*
+            /// Completion minus intended start (open loop) or send (closed loop), µs.
+            pub response: Latency,
+            /// Completion minus actual send, µs.
+            pub service: Latency,
+            /// Actual send minus intended start, µs.
+            pub lag: Latency,
+            pub samples: Vec<ErrorSample>,
+            /// Sessions that recovered from an outage with this operation in this span
+            /// (or were still down at the end).
+            pub outages: Vec<SessionOutage>,
+            /// The same operations by the instance that served them. Carried from the
+            /// worker to the coordinator's merge, which keeps them apart (`merge` leaves
+            /// them out).
+            pub instances: Vec<InstanceStats>,
+        }
+
+        /// An operation's counters besides `ok` and `errors`, by name: what a checkpoint
+        /// keeps and a packed interval holds. A name missing from an older file reads
+        /// as zero.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub struct OpCounters {
+            $($(#[doc = $doc])* #[serde(default)] pub $name: u64,)*
+        }
+
+        impl OpCounters {
+            /// The counters' names, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The counters' values, in the order of [`OpCounters::NAMES`].
+            pub fn values(&self) -> Vec<u64> {
+                vec![$(self.$name),*]
+            }
+        }
+
+        impl OpStats {
+            /// Stats from their parts (a packed interval, a checkpoint, the wire).
+            #[allow(clippy::too_many_arguments)]
+            pub fn from_parts(
+                ok: u64,
+                errors: [u64; ErrorClass::COUNT],
+                counters: OpCounters,
+                response: Latency,
+                service: Latency,
+                lag: Latency,
+                samples: Vec<ErrorSample>,
+                outages: Vec<SessionOutage>,
+            ) -> OpStats {
+                OpStats {
+                    ok,
+                    errors,
+                    $($name: counters.$name,)*
+                    response,
+                    service,
+                    lag,
+                    samples,
+                    outages,
+                    instances: Vec::new(),
+                }
+            }
+
+            /// The counters besides `ok` and `errors`.
+            pub fn counters(&self) -> OpCounters {
+                OpCounters { $($name: self.$name),* }
+            }
+
+            fn add_counters(&mut self, other: &OpStats) {
+                $(self.$name += other.$name;)*
+            }
+
+            fn reset_counters(&mut self) {
+                $(self.$name = 0;)*
+            }
+        }
+    };
+}
+
+op_stats! {
     /// Operations never started because the worker was too far behind schedule.
-    pub dropped_backlog: u64,
+    dropped_backlog,
     /// Deadlocks and serialization failures retried inside operations (not operations).
-    pub retries: u64,
+    retries,
     /// Rows returned (reads) or matched (updates) by operations on existing keys.
-    pub rows: u64,
+    rows,
     /// Those operations that found no row: reads of keys the table does not have.
-    pub empty: u64,
+    empty,
     /// Successful operations that ended in the rollback their scenario asks for (TPC-C
     /// New-Order's unused item): counted in `ok`, and here.
-    pub rolled_back: u64,
+    rolled_back,
     /// Successful operations that touched another worker's keys (TPC-C's remote
     /// warehouses).
-    pub remote: u64,
-    /// Completion minus intended start (open loop) or send (closed loop), µs.
-    pub response: Latency,
-    /// Completion minus actual send, µs.
-    pub service: Latency,
-    /// Actual send minus intended start, µs.
-    pub lag: Latency,
-    pub samples: Vec<ErrorSample>,
-    /// Sessions that recovered from an outage with this operation in this span (or
-    /// were still down at the end).
-    pub outages: Vec<SessionOutage>,
-    /// The same operations by the instance that served them. Carried from the worker
-    /// to the coordinator's merge, which keeps them apart (`merge` leaves them out).
-    pub instances: Vec<InstanceStats>,
+    remote,
 }
 
 impl Default for OpStats {
     fn default() -> Self {
-        OpStats {
-            ok: 0,
-            errors: [0; ErrorClass::COUNT],
-            dropped_backlog: 0,
-            retries: 0,
-            rows: 0,
-            empty: 0,
-            rolled_back: 0,
-            remote: 0,
-            response: new_latency(),
-            service: new_latency(),
-            lag: new_latency(),
-            samples: Vec::new(),
-            outages: Vec::new(),
-            instances: Vec::new(),
-        }
+        OpStats::from_parts(
+            0,
+            [0; ErrorClass::COUNT],
+            OpCounters::default(),
+            new_latency(),
+            new_latency(),
+            new_latency(),
+            Vec::new(),
+            Vec::new(),
+        )
     }
 }
 
@@ -271,12 +321,7 @@ impl OpStats {
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
             *a += b;
         }
-        self.dropped_backlog += other.dropped_backlog;
-        self.retries += other.retries;
-        self.rows += other.rows;
-        self.empty += other.empty;
-        self.rolled_back += other.rolled_back;
-        self.remote += other.remote;
+        self.add_counters(other);
         merge(&mut self.response, &other.response);
         merge(&mut self.service, &other.service);
         merge(&mut self.lag, &other.lag);
@@ -307,12 +352,7 @@ impl OpStats {
     pub fn reset(&mut self) {
         self.ok = 0;
         self.errors = [0; ErrorClass::COUNT];
-        self.dropped_backlog = 0;
-        self.retries = 0;
-        self.rows = 0;
-        self.empty = 0;
-        self.rolled_back = 0;
-        self.remote = 0;
+        self.reset_counters();
         self.response.reset();
         self.service.reset();
         self.lag.reset();

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::histogram::{decode, encode_for_wire, HistogramError};
+use crate::stats::OpCounters;
 
 impl Snapshot {
     /// Encode for the wire.
@@ -288,25 +289,27 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                     ),
                 ));
             }
-            operations.push((
-                op,
-                OpStats {
-                    ok: o.ok,
-                    errors: error_counts("snapshot.operations.errors", &o.errors)?,
-                    dropped_backlog: o.dropped_backlog,
-                    retries: o.retries,
-                    rows: o.rows,
-                    empty: o.empty,
-                    rolled_back: o.rolled_back,
-                    remote: o.remote,
-                    response,
-                    service,
-                    lag,
-                    samples,
-                    outages: outages_from(o.outages)?,
-                    instances: instances_from(o.instances)?,
-                },
-            ));
+            // The wire's fields, one per counter of `OpCounters`.
+            let counters = OpCounters {
+                dropped_backlog: o.dropped_backlog,
+                retries: o.retries,
+                rows: o.rows,
+                empty: o.empty,
+                rolled_back: o.rolled_back,
+                remote: o.remote,
+            };
+            let mut stats = OpStats::from_parts(
+                o.ok,
+                error_counts("snapshot.operations.errors", &o.errors)?,
+                counters,
+                response,
+                service,
+                lag,
+                samples,
+                outages_from(o.outages)?,
+            );
+            stats.instances = instances_from(o.instances)?;
+            operations.push((op, stats));
         }
         if s.stalls.len() > crate::stats::MAX_STALLS {
             return Err(WireError::invalid(

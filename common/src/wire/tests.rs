@@ -347,3 +347,46 @@ fn logins_travel_as_where_to_find_them_and_contradictions_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn every_declared_counter_crosses_the_wire() {
+    use crate::histogram::record;
+    use crate::stats::OpCounters;
+    let by_name: serde_json::Map<String, serde_json::Value> = OpCounters::NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((*n).to_string(), serde_json::Value::from(i as u64 + 1)))
+        .collect();
+    let counters: OpCounters =
+        serde_json::from_value(serde_json::Value::Object(by_name)).unwrap();
+    let ok = OpCounters::NAMES.len() as u64 + 1;
+    let mut stats = OpStats::from_parts(
+        ok,
+        [0; ErrorClass::COUNT],
+        counters,
+        crate::histogram::new_latency(),
+        crate::histogram::new_latency(),
+        crate::histogram::new_latency(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for _ in 0..ok {
+        record(&mut stats.response, Duration::from_micros(900));
+        record(&mut stats.service, Duration::from_micros(800));
+        record(&mut stats.lag, Duration::from_micros(100));
+    }
+    let snap = Snapshot {
+        run_id: "r".into(),
+        worker_index: 0,
+        sequence: 0,
+        interval_index: 0,
+        operations: vec![(Operation::PointSelect.into(), stats)],
+        stalls: Vec::new(),
+    };
+    let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
+    assert_eq!(
+        back.operations[0].1.counters(),
+        counters,
+        "a counter declared in OpCounters but not carried by the wire"
+    );
+}

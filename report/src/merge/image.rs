@@ -12,7 +12,7 @@ use base64::Engine;
 use fleetload_common::histogram::{encode, Latency};
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::scenario::OpName;
-use fleetload_common::stats::{ErrorSample, InstanceStats, OpStats, OpTotals};
+use fleetload_common::stats::{ErrorSample, InstanceStats, OpCounters, OpStats, OpTotals};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -60,14 +60,9 @@ struct WorkerImage {
 struct StatsImage {
     ok: u64,
     errors: Vec<u64>,
-    dropped_backlog: u64,
-    retries: u64,
-    rows: u64,
-    empty: u64,
-    #[serde(default)]
-    rolled_back: u64,
-    #[serde(default)]
-    remote: u64,
+    /// Every other counter, by its own name.
+    #[serde(flatten)]
+    counters: OpCounters,
     response: String,
     service: String,
     lag: String,
@@ -149,12 +144,7 @@ impl StatsImage {
         StatsImage {
             ok: s.ok,
             errors: s.errors.to_vec(),
-            dropped_backlog: s.dropped_backlog,
-            retries: s.retries,
-            rows: s.rows,
-            empty: s.empty,
-            rolled_back: s.rolled_back,
-            remote: s.remote,
+            counters: s.counters(),
             response: hist_out(&s.response),
             service: hist_out(&s.service),
             lag: hist_out(&s.lag),
@@ -167,31 +157,26 @@ impl StatsImage {
     }
 
     fn stats(&self) -> Result<OpStats, ImageError> {
-        Ok(OpStats {
-            ok: self.ok,
-            errors: errors_in(&self.errors)?,
-            dropped_backlog: self.dropped_backlog,
-            retries: self.retries,
-            rows: self.rows,
-            empty: self.empty,
-            rolled_back: self.rolled_back,
-            remote: self.remote,
-            response: hist_in(&self.response)?,
-            service: hist_in(&self.service)?,
-            lag: hist_in(&self.lag)?,
-            samples: self
-                .samples
-                .iter()
-                .map(|(c, m)| {
-                    Ok(ErrorSample {
-                        class: class(c)?,
-                        message: m.clone(),
-                    })
+        let samples = self
+            .samples
+            .iter()
+            .map(|(c, m)| {
+                Ok(ErrorSample {
+                    class: class(c)?,
+                    message: m.clone(),
                 })
-                .collect::<Result<_, ImageError>>()?,
-            outages: Vec::new(),
-            instances: Vec::new(),
-        })
+            })
+            .collect::<Result<_, ImageError>>()?;
+        Ok(OpStats::from_parts(
+            self.ok,
+            errors_in(&self.errors)?,
+            self.counters,
+            hist_in(&self.response)?,
+            hist_in(&self.service)?,
+            hist_in(&self.lag)?,
+            samples,
+            Vec::new(),
+        ))
     }
 }
 
@@ -462,5 +447,70 @@ mod tests {
             super::super::Accepted::New
         );
         assert_eq!(back.cluster_measured()[0].ok, a[0].ok + 1);
+    }
+}
+
+#[cfg(test)]
+mod every_counter {
+    use super::*;
+    use fleetload_common::stats::PackedStats;
+
+    /// Stats whose every declared counter holds its own value (1, 2, 3, …).
+    fn distinct() -> OpStats {
+        let by_name: serde_json::Map<String, serde_json::Value> = OpCounters::NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).to_string(), serde_json::Value::from(i as u64 + 1)))
+            .collect();
+        let counters: OpCounters =
+            serde_json::from_value(serde_json::Value::Object(by_name)).expect("counters by name");
+        let mut s = OpStats::default();
+        s.ok = 7;
+        let fresh = OpStats::from_parts(
+            7,
+            s.errors,
+            counters,
+            s.response.clone(),
+            s.service.clone(),
+            s.lag.clone(),
+            Vec::new(),
+            Vec::new(),
+        );
+        assert_eq!(
+            fresh.counters().values(),
+            (1..=OpCounters::NAMES.len() as u64).collect::<Vec<_>>()
+        );
+        fresh
+    }
+
+    #[test]
+    fn a_checkpoint_a_packed_interval_and_a_merge_keep_every_declared_counter() {
+        let s = distinct();
+        let image = StatsImage::of(&s);
+        let text = serde_json::to_string(&image).expect("image encodes");
+        for name in OpCounters::NAMES {
+            assert!(text.contains(&format!("\"{name}\":")), "{name} kept by name");
+        }
+        let back: StatsImage = serde_json::from_str(&text).expect("image decodes");
+        assert_eq!(back.stats().expect("reads back").counters(), s.counters());
+        let packed = PackedStats::pack(&s).expect("packs");
+        assert_eq!(packed.unpack().expect("unpacks").counters(), s.counters());
+        let mut merged = s.clone();
+        merged.merge(&s);
+        let doubled: Vec<u64> = s.counters().values().iter().map(|v| v * 2).collect();
+        assert_eq!(merged.counters().values(), doubled);
+        merged.reset();
+        assert!(merged.counters().values().iter().all(|v| *v == 0));
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_a_counter_existed_reads_it_as_zero() {
+        let s = distinct();
+        let mut value = serde_json::to_value(StatsImage::of(&s)).expect("image encodes");
+        let last = OpCounters::NAMES[OpCounters::NAMES.len() - 1];
+        value.as_object_mut().expect("an object").remove(last);
+        let back: StatsImage = serde_json::from_value(value).expect("older image decodes");
+        let counters = back.stats().expect("reads back").counters().values();
+        assert_eq!(counters[counters.len() - 1], 0);
     }
 }
