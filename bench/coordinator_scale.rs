@@ -209,7 +209,7 @@ async fn worker(
             sequence: k,
             interval_index: k,
             operations,
-            stalls: vec![],
+            events: vec![],
         }))
         .await?;
     }

@@ -70,7 +70,7 @@ fn snapshot(ops: &[[Latency; 3]], enc: fn(&Latency) -> Vec<u8>) -> pb::Snapshot 
                 ..Default::default()
             })
             .collect(),
-        stalls: vec![],
+        events: vec![],
     }
 }
 

@@ -67,7 +67,7 @@ impl Snap<'_> {
                     schedule_lag: hist(1, 0),
                     ..Default::default()
                 }],
-                stalls: vec![],
+                events: vec![],
             })),
         }
     }

@@ -219,7 +219,7 @@ fn snapshot(run_id: &str, sequence: u64, response_time: Vec<u8>, ok: u64) -> pb:
                 schedule_lag: empty,
                 ..Default::default()
             }],
-            stalls: vec![],
+            events: vec![],
         })),
     }
 }

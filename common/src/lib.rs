@@ -25,6 +25,7 @@
 
 pub mod churn;
 pub mod error;
+pub mod events;
 pub mod generator;
 pub mod histogram;
 pub mod intervals;

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The spool format; bumped on any incompatible change.
-pub const SPOOL_FORMAT: u32 = 1;
+pub const SPOOL_FORMAT: u32 = 2;
 
 /// Who wrote the spool, for which run, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,10 +268,10 @@ mod tests {
             sequence: seq,
             interval_index: seq,
             operations: vec![(Operation::PointSelect.into(), s)],
-            stalls: vec![crate::stats::Stall {
+            events: vec![crate::events::WorkerEvent::Stall(crate::events::Stall {
                 at: Duration::from_secs(seq),
                 duration: Duration::from_millis(300),
-            }],
+            })],
         }
     }
 
@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(back.snapshots.len(), 2);
         assert_eq!(back.snapshots[1].sequence, 4);
         assert_eq!(back.snapshots[1].operations[0].1.rows, 2);
-        assert_eq!(back.snapshots[1].stalls, snapshot(4).stalls);
+        assert_eq!(back.snapshots[1].events, snapshot(4).events);
         assert_eq!(back.done, Some(done));
     }
 

@@ -8,46 +8,6 @@ use crate::outcome::ErrorClass;
 /// How many error messages of each class are kept per operation.
 pub const ERROR_SAMPLES_PER_CLASS: usize = 3;
 
-/// Most session outages one [`OpStats`] carries (a snapshot per interval and operation:
-/// far more than a worker's sessions can have).
-pub const MAX_OUTAGES: usize = 20_000;
-
-/// One session's spell without its instance, as the session saw it: from its first
-/// failure of an unavailability class (connect, connection lost, timeout, read-only) to
-/// A stall of a worker's own runtime: its event loop woke this much later than it
-/// asked to (a frozen process, a starved host, a long pause), so nothing it measured in
-/// that span is the database's doing. `at` is from the run's start on its clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stall {
-    pub at: std::time::Duration,
-    pub duration: std::time::Duration,
-}
-
-/// Stalls one snapshot may carry: a worker that stalls more often than this in one
-/// interval reports the longest.
-pub const MAX_STALLS: usize = 64;
-
-/// its next success. Times are since the run's start on the worker's clock, which the
-/// start instant aligns across the fleet (docs/design.md, "Failovers").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionOutage {
-    /// The session's index on its worker.
-    pub session: u32,
-    /// The endpoint it was on: the writer (everything, without a reader) or the reader.
-    pub role: crate::scenario::Role,
-    /// Its last success before the failure (`None`: it had none yet).
-    pub last_ok: Option<std::time::Duration>,
-    pub first_failure: std::time::Duration,
-    /// Its first success after (`None`: not recovered by the end of the run).
-    pub recovered: Option<std::time::Duration>,
-    /// Operations that failed in between, by class.
-    pub failed: [u64; ErrorClass::COUNT],
-    /// The instance the session was connected to when it failed, and the one it
-    /// recovered on (a failover shows as two names).
-    pub from_instance: Option<String>,
-    pub to_instance: Option<String>,
-}
-
 /// One error message kept for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorSample {
@@ -120,7 +80,6 @@ struct Counts {
     errors: [u64; ErrorClass::COUNT],
     counters: OpCounters,
     samples: Vec<ErrorSample>,
-    outages: Vec<SessionOutage>,
 }
 
 impl PackedStats {
@@ -133,7 +92,6 @@ impl PackedStats {
                 errors: s.errors,
                 counters: s.counters(),
                 samples: s.samples.clone(),
-                outages: s.outages.clone(),
             },
             response: encode(&s.response)?,
             service: encode(&s.service)?,
@@ -155,7 +113,6 @@ impl PackedStats {
             decode(&self.service)?,
             decode(&self.lag)?,
             c.samples.clone(),
-            c.outages.clone(),
         ))
     }
 
@@ -186,9 +143,6 @@ macro_rules! op_stats {
             /// Actual send minus intended start, µs.
             pub lag: Latency,
             pub samples: Vec<ErrorSample>,
-            /// Sessions that recovered from an outage with this operation in this span
-            /// (or were still down at the end).
-            pub outages: Vec<SessionOutage>,
             /// The same operations by the instance that served them. Carried from the
             /// worker to the coordinator's merge, which keeps them apart (`merge` leaves
             /// them out).
@@ -224,7 +178,6 @@ macro_rules! op_stats {
                 service: Latency,
                 lag: Latency,
                 samples: Vec<ErrorSample>,
-                outages: Vec<SessionOutage>,
             ) -> OpStats {
                 OpStats {
                     ok,
@@ -234,7 +187,6 @@ macro_rules! op_stats {
                     service,
                     lag,
                     samples,
-                    outages,
                     instances: Vec::new(),
                 }
             }
@@ -281,7 +233,6 @@ impl Default for OpStats {
             new_latency(),
             new_latency(),
             new_latency(),
-            Vec::new(),
             Vec::new(),
         )
     }
@@ -331,9 +282,6 @@ impl OpStats {
                 self.samples.push(s.clone());
             }
         }
-        let room = MAX_OUTAGES.saturating_sub(self.outages.len());
-        self.outages
-            .extend(other.outages.iter().take(room).cloned());
     }
 
     /// Add `other`'s per-instance counts into `self`'s (the worker merging its
@@ -357,16 +305,11 @@ impl OpStats {
         self.service.reset();
         self.lag.reset();
         self.samples.clear();
-        self.outages.clear();
         self.instances.clear();
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ok == 0
-            && self.error_total() == 0
-            && self.dropped_backlog == 0
-            && self.retries == 0
-            && self.outages.is_empty()
+        self.ok == 0 && self.error_total() == 0 && self.dropped_backlog == 0 && self.retries == 0
     }
 }
 

@@ -19,7 +19,7 @@ use fleetload_proto::v1 as pb;
 use std::time::Duration;
 
 mod measure;
-pub use measure::{outage_from_wire, outage_to_wire};
+pub use measure::{event_from_wire, event_to_wire};
 mod messages;
 
 pub use messages::*;
@@ -180,8 +180,9 @@ pub struct Snapshot {
     pub sequence: u64,
     pub interval_index: u64,
     pub operations: Vec<(OpName, OpStats)>,
-    /// Stalls of the worker's own runtime that began in this interval.
-    pub stalls: Vec<crate::stats::Stall>,
+    /// What happened to a session or to the worker, placed in this interval (see
+    /// [`crate::events`]).
+    pub events: Vec<crate::events::WorkerEvent>,
 }
 
 /// A worker's closing message: what it executed, so the merge can be proven.

@@ -326,7 +326,7 @@ mod tests {
             "fleetload_response_time_seconds{operation=\"point_select\",role=\"write\",percentile=\"50\"} 0.002",
             "fleetload_target_rate 100",
             "fleetload_workers_connected 2",
-            "fleetload_run_info{run_id=\"run-1\",scenario=\"point_select\",target=\"mysql://u@h:3306/db\"} 1",
+            "fleetload_run_info{run_id=\"run-1\",scenario=\"point_select\",target=\"mysql://u:***@h:3306/db\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

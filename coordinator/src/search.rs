@@ -216,7 +216,7 @@ mod tests {
                     sequence: k,
                     interval_index: k,
                     operations: vec![(op.clone(), stats)],
-                    stalls: Vec::new(),
+                    events: Vec::new(),
                 })
                 .unwrap();
             if let Next::Finish(why) = s.interval_closed(&merge, k, Duration::from_secs(1)) {

@@ -6,8 +6,9 @@
 #![allow(clippy::all, missing_docs)]
 
 /// Version of the control protocol. A coordinator refuses workers of another version
-/// with a message naming both.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// with a message naming both. 2: session outages and stalls travel as one kind of
+/// message, `WorkerEvent`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Generated messages and the `Fleet` service.
 pub mod v1 {

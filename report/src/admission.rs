@@ -8,6 +8,7 @@
 //! checks that need the merge's state (a sequence already held, sums that would
 //! overflow): those live in [`crate::merge`] and refuse with the same [`Refusal`].
 
+use fleetload_common::events::{EventKind, WorkerEvent};
 use fleetload_common::plan::{Plan, MAX_RATE};
 use fleetload_common::scenario::OpName;
 use fleetload_common::wire::{Done, Snapshot};
@@ -209,23 +210,49 @@ impl Bounds {
         for (op, s) in &snap.operations {
             self.snapshot_operation(op, s, snap.interval_index, elapsed_by_end, longest)?;
         }
-        // A stall is reported with the first snapshot after it, which may be of an
-        // interval it outlasted: only the run's end bounds it.
+        for e in &snap.events {
+            self.event(e, snap.interval_index, elapsed_by_end)?;
+        }
+        Ok(())
+    }
+
+    /// One event of a snapshot of interval `k` (the one check for every kind): it is
+    /// placed no later than the snapshot's interval allows, ends within the run, and
+    /// its own facts are possible (an outage's session exists).
+    fn event(&self, e: &WorkerEvent, k: u64, elapsed_by_end: Duration) -> Result<(), Refusal> {
+        use RefusalClass as C;
+        // An event rides with the snapshot of the interval it is placed in or a later
+        // one (when that one had gone), never an earlier one.
+        let placed_by = elapsed_by_end + self.interval + LATENCY_SLACK;
+        // A stall may outlast its interval: only the run's end bounds where it ends.
         let run_end = self.duration + self.interval + LATENCY_SLACK;
-        if let Some(st) = snap
-            .stalls
-            .iter()
-            .find(|st| st.at.saturating_add(st.duration) > run_end)
-        {
+        let (from, to) = e.span();
+        let end = to.unwrap_or(from);
+        if e.placed_at() > placed_by || end > run_end {
             return Err(Refusal::new(
-                C::ImpossibleLatency,
+                match e.kind() {
+                    EventKind::Stall => C::ImpossibleLatency,
+                    EventKind::SessionOutage => C::ImpossibleCount,
+                },
                 format!(
-                    "a stall of {:.3} s at {:.3} s, past the run's end ({:.3} s)",
-                    st.duration.as_secs_f64(),
-                    st.at.as_secs_f64(),
+                    "a {} from {:.3} s to {:.3} s in the snapshot of interval {k}, past the run's end ({:.3} s) or that interval",
+                    e.kind().name(),
+                    from.as_secs_f64(),
+                    end.as_secs_f64(),
                     run_end.as_secs_f64()
                 ),
             ));
+        }
+        if let WorkerEvent::SessionOutage(o) = e {
+            if o.session >= self.sessions {
+                return Err(Refusal::new(
+                    C::ImpossibleCount,
+                    format!(
+                        "an outage of session {} (of {}) in interval {k}",
+                        o.session, self.sessions
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -299,22 +326,6 @@ impl Bounds {
                         h.max() as f64 / 1e6,
                         k,
                         elapsed_by_end.as_secs_f64()
-                    ),
-                ));
-            }
-        }
-        for o in &s.outages {
-            let latest = o.recovered.unwrap_or(o.first_failure);
-            if o.session >= self.sessions || latest > elapsed_by_end + self.interval + LATENCY_SLACK
-            {
-                return Err(Refusal::new(
-                    C::ImpossibleCount,
-                    format!(
-                        "{}: an outage of session {} (of {}) ending at {:.3} s in interval {k}",
-                        op.name(),
-                        o.session,
-                        self.sessions,
-                        latest.as_secs_f64()
                     ),
                 ));
             }
@@ -524,7 +535,7 @@ mod tests {
             sequence: seq,
             interval_index: k,
             operations: vec![(Operation::PointSelect.into(), s)],
-            stalls: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -595,16 +606,38 @@ mod tests {
         assert_eq!(class(&s, 1, "r", SECOND), C::UnknownOperation);
         // A stall reported with the first snapshot after it passes; one past the run's
         // end (or of centuries) is refused.
-        let stall = |at: u64, secs: u64| fleetload_common::stats::Stall {
-            at: Duration::from_millis(at),
-            duration: Duration::from_secs(secs),
+        let stall = |at: u64, secs: u64| {
+            WorkerEvent::Stall(fleetload_common::events::Stall {
+                at: Duration::from_millis(at),
+                duration: Duration::from_secs(secs),
+            })
         };
         let mut s = snap(0, 3, 1);
-        s.stalls = vec![stall(3_100, 3)];
+        s.events = vec![stall(3_100, 3)];
         assert_eq!(b.snapshot(&s, 1, "r", 7 * SECOND), Ok(()));
         for bad in [stall(3_100, 60), stall(u64::MAX / 2, 1), stall(0, u64::MAX)] {
-            s.stalls = vec![bad];
+            s.events = vec![bad];
             assert_eq!(class(&s, 1, "r", 7 * SECOND), C::ImpossibleLatency);
+        }
+        // The same check for an outage: its session must exist, and it may not ride
+        // with a snapshot earlier than the interval that ended it.
+        let outage = |session: u32, from_ms: u64, to_ms: u64| {
+            WorkerEvent::SessionOutage(fleetload_common::events::SessionOutage {
+                session,
+                role: fleetload_common::scenario::Role::Write,
+                last_ok: None,
+                first_failure: Duration::from_millis(from_ms),
+                recovered: Some(Duration::from_millis(to_ms)),
+                failed: [0; fleetload_common::outcome::ErrorClass::COUNT],
+                from_instance: None,
+                to_instance: None,
+            })
+        };
+        s.events = vec![outage(3, 2_000, 3_500)];
+        assert_eq!(b.snapshot(&s, 1, "r", 7 * SECOND), Ok(()));
+        for bad in [outage(4, 2_000, 3_500), outage(0, 2_000, 30_000)] {
+            s.events = vec![bad];
+            assert_eq!(class(&s, 1, "r", 7 * SECOND), C::ImpossibleCount);
         }
     }
 

@@ -4,9 +4,9 @@
 //! long the achieved rate took to come back to the plan's.
 
 use super::*;
+use fleetload_common::events::SessionOutage;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::scenario::Role;
-use fleetload_common::stats::SessionOutage;
 
 /// Session outages over a run, in windows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -103,16 +103,16 @@ pub(super) struct RolePlan<'a> {
 }
 
 pub(super) fn availability(
-    outages: &[(u32, SessionOutage)],
+    outages: &[(u32, &SessionOutage)],
     workers: &[WorkerJson],
     intervals: &[IntervalJson],
     planned: Option<&RolePlan<'_>>,
     interval_s: f64,
     run_end: f64,
 ) -> Availability {
-    let mut sorted: Vec<&(u32, SessionOutage)> = outages.iter().collect();
+    let mut sorted: Vec<&(u32, &SessionOutage)> = outages.iter().collect();
     sorted.sort_by_key(|o| (o.1.role, o.1.first_failure));
-    let mut groups: Vec<Vec<&(u32, SessionOutage)>> = Vec::new();
+    let mut groups: Vec<Vec<&(u32, &SessionOutage)>> = Vec::new();
     let mut end = f64::NEG_INFINITY;
     for o in sorted {
         let start = o.1.first_failure.as_secs_f64();
@@ -123,7 +123,7 @@ pub(super) fn availability(
                 groups.push(vec![o]);
             }
         }
-        end = end.max(end_of(&o.1, run_end));
+        end = end.max(end_of(o.1, run_end));
     }
     Availability {
         session_outages: outages.len(),
@@ -135,7 +135,7 @@ pub(super) fn availability(
 }
 
 fn window(
-    group: &[&(u32, SessionOutage)],
+    group: &[&(u32, &SessionOutage)],
     workers: &[WorkerJson],
     intervals: &[IntervalJson],
     planned: Option<&RolePlan<'_>>,
@@ -147,7 +147,7 @@ fn window(
         .fold(f64::INFINITY, f64::min);
     let to_s = group
         .iter()
-        .map(|o| end_of(&o.1, run_end))
+        .map(|o| end_of(o.1, run_end))
         .fold(f64::NEG_INFINITY, f64::max);
     let downtime = |o: &SessionOutage| (end_of(o, run_end) - o.first_failure.as_secs_f64()) * 1e3;
     let mut failed = [0u64; ErrorClass::COUNT];
@@ -158,7 +158,7 @@ fn window(
     }
     let mut per_worker: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
     for o in group {
-        per_worker.entry(o.0).or_default().push(downtime(&o.1));
+        per_worker.entry(o.0).or_default().push(downtime(o.1));
     }
     AvailabilityWindow {
         role: group[0].1.role,
@@ -167,13 +167,13 @@ fn window(
         duration_s: to_s - from_s,
         sessions: group.len(),
         unrecovered: group.iter().filter(|o| o.1.recovered.is_none()).count(),
-        downtime_ms: Spread::of(group.iter().map(|o| downtime(&o.1)).collect()),
+        downtime_ms: Spread::of(group.iter().map(|o| downtime(o.1)).collect()),
         since_last_ok_ms: Spread::of(
             group
                 .iter()
                 .map(|o| {
                     let before = o.1.last_ok.unwrap_or(o.1.first_failure).as_secs_f64();
-                    (end_of(&o.1, run_end) - before) * 1e3
+                    (end_of(o.1, run_end) - before) * 1e3
                 })
                 .collect(),
         ),
@@ -261,14 +261,15 @@ mod tests {
 
     #[test]
     fn outages_close_in_time_are_one_window_with_the_spread_over_sessions() {
-        let outages = vec![
+        let outages = [
             (0, outage(0, 3_000, Some(4_000))),
             (0, outage(1, 3_100, Some(4_600))),
             (1, outage(0, 3_050, Some(5_050))),
             // Long after: a second window, still down at the end (10 s).
             (1, outage(1, 8_000, None)),
         ];
-        let a = availability(&outages, &[], &[], None, 1.0, 10.0);
+        let refs: Vec<(u32, &SessionOutage)> = outages.iter().map(|(w, o)| (*w, o)).collect();
+        let a = availability(&refs, &[], &[], None, 1.0, 10.0);
         assert_eq!(a.session_outages, 4);
         assert_eq!(a.windows.len(), 2);
         let w = &a.windows[0];

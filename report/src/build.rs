@@ -101,8 +101,9 @@ impl Report {
                 role_of: &role_of,
                 share: role_shares(plan),
             });
+        let session_outages: Vec<_> = merge.outages().collect();
         let availability = super::availability::availability(
-            &merge.outages,
+            &session_outages,
             &workers,
             &intervals,
             role_plan.as_ref(),

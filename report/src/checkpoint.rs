@@ -28,7 +28,7 @@ use std::time::Duration;
 /// The checkpoint's file name in the report directory.
 pub const FILE: &str = "report.partial.json";
 /// The checkpoint format; bumped on any incompatible change.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+pub const CHECKPOINT_FORMAT: u32 = 2;
 
 /// Whether the run was still going when the checkpoint was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -68,11 +68,13 @@ pub(crate) fn fixture() -> Report {
                     interval_index: interval,
                     operations,
                     // Worker 1 froze for 0.8 s in interval 2 (its own runtime).
-                    stalls: if worker == 1 && interval == 2 {
-                        vec![fleetload_common::stats::Stall {
-                            at: std::time::Duration::from_millis(2_100),
-                            duration: std::time::Duration::from_millis(800),
-                        }]
+                    events: if worker == 1 && interval == 2 {
+                        vec![fleetload_common::events::WorkerEvent::Stall(
+                            fleetload_common::events::Stall {
+                                at: std::time::Duration::from_millis(2_100),
+                                duration: std::time::Duration::from_millis(800),
+                            },
+                        )]
                     } else {
                         Vec::new()
                     },

@@ -156,8 +156,7 @@ pub fn measure(t: &Threshold, stats: &OpStats, seconds: f64) -> f64 {
 /// `to_s`. 0 without any.
 fn downtime(t: &Threshold, merge: &Merge, from_s: f64, to_s: f64) -> f64 {
     let mut d: Vec<f64> = merge
-        .outages
-        .iter()
+        .outages()
         .map(|(_, o)| o)
         .filter(|o| t.role.is_none_or(|r| r == o.role))
         .filter(|o| (from_s..to_s).contains(&o.first_failure.as_secs_f64()))

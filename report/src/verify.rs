@@ -178,11 +178,10 @@ pub(super) fn stalls(workers: &[WorkerInfo], merge: &Merge) -> Vec<StallJson> {
             .map_or_else(|| format!("slot {i}"), |w| w.name.clone())
     };
     let mut out: Vec<StallJson> = merge
-        .stalls
-        .iter()
+        .stalls()
         .map(|(i, s)| StallJson {
-            worker: name(*i),
-            index: *i,
+            worker: name(i),
+            index: i,
             at_s: s.at.as_secs_f64(),
             duration_s: s.duration.as_secs_f64(),
         })

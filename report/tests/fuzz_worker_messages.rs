@@ -71,7 +71,7 @@ prop_compose! {
                 schedule_lag: hist(lag_samples),
                 ..Default::default()
             }],
-            stalls: Vec::new(),
+            events: Vec::new(),
         }
     }
 }

@@ -432,11 +432,11 @@ async fn execute(
                     None
                 }
                 Effect::Measure { through } => {
-                    let (stats, stalls) = load.measure(through);
+                    let (stats, events) = load.measure(through);
                     Some(Input::Measured {
                         through,
                         stats,
-                        stalls,
+                        events,
                     })
                 }
                 Effect::Redial => Some(match crate::stream::rejoin(to, claim(&a, config)).await {

@@ -85,14 +85,14 @@ impl Load {
             pools,
             max_connection_age: a.max_connection_age,
             recorders,
-            stalls: crate::stall::Stalls::default(),
+            events: crate::events::Events::default(),
             cancel: cancel.clone(),
         });
         tracker.spawn({
             let shared = Arc::clone(&shared);
             let end = start + a.duration;
             async move {
-                crate::stall::watch(start, end, &shared.stalls, shared.cancel.clone()).await;
+                crate::stall::watch(start, end, &shared.events, shared.cancel.clone()).await;
             }
         });
         let sessions = sessions
@@ -111,13 +111,13 @@ impl Load {
         }
     }
 
-    /// What the recorders hold through interval `through`, and the stalls noticed.
+    /// What the recorders hold through interval `through`, and the events noticed.
     pub(crate) fn measure(
         &self,
         through: u64,
     ) -> (
         Vec<(u64, crate::recorder::IntervalStats)>,
-        Vec<fleetload_common::stats::Stall>,
+        Vec<fleetload_common::events::WorkerEvent>,
     ) {
         let stats = self
             .shared
@@ -125,7 +125,7 @@ impl Load {
             .iter()
             .flat_map(|r| r.take_through(through))
             .collect();
-        (stats, self.shared.stalls.take())
+        (stats, self.shared.events.take())
     }
 
     /// A new share of the load: the profile and the key ranges taken over.

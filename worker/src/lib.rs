@@ -8,12 +8,15 @@
 //! - [`pacer`]: releases open-loop operations at their intended start.
 //! - [`security`]: TLS and token for the control channel; which targets it may load.
 //! - [`recorder`]: per-interval stats that sessions record into.
+//! - [`events`]: what sessions and the stall watcher ([`stall`]) saw happen, for the
+//!   next snapshot.
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 
 pub mod client;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod launch;
 pub mod link;
 pub mod load;

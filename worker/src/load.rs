@@ -8,12 +8,13 @@
 //! back, with an optional think time.
 
 use crate::recorder::{On, Recorder};
+use fleetload_common::events::{SessionOutage, WorkerEvent};
 use fleetload_common::generator::Streams;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{OpName, Operation, Role};
 use fleetload_common::split::Shard;
-use fleetload_common::stats::{OpTotals, SessionOutage};
+use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::WorkerLoad;
 use fleetload_db::custom::{CustomSession, CustomWorkload, OpFailure};
 use fleetload_db::session::{ConnectSpec, Session};
@@ -96,8 +97,9 @@ pub struct Shared {
     /// Reconnect a session after this long (with jitter); `None`: keep connections.
     pub max_connection_age: Option<Duration>,
     pub recorders: Vec<Arc<Recorder>>,
-    /// Stalls of this worker's own runtime, noticed and not yet in a snapshot.
-    pub stalls: crate::stall::Stalls,
+    /// Session outages and stalls of this worker's own runtime, noticed and not yet in
+    /// a snapshot.
+    pub events: crate::events::Events,
     pub cancel: CancellationToken,
 }
 
@@ -169,9 +171,6 @@ struct Driver {
 
 /// A session's outage while it lasts.
 struct OpenOutage {
-    /// The operation that failed first (the outage is recorded with it if the run ends
-    /// before the session recovers).
-    slot: usize,
     last_ok: Option<Duration>,
     first_failure: Duration,
     failed: [u64; ErrorClass::COUNT],
@@ -438,11 +437,11 @@ impl Driver {
         let at = done.saturating_duration_since(shared.start);
         match &result {
             Ok(Ok(_)) => {
-                self.end_outage(Some((slot, at)));
+                self.end_outage(Some(at));
                 self.last_ok = Some(at);
             }
-            Ok(Err(e)) => self.failed(slot, e.class(), at),
-            Err(_) => self.failed(slot, ErrorClass::Timeout, at),
+            Ok(Err(e)) => self.failed(e.class(), at),
+            Err(_) => self.failed(ErrorClass::Timeout, at),
         }
         let new_session = self.counted_in != Some(interval);
         if self.instance.is_some() {
@@ -501,14 +500,13 @@ impl Driver {
 
     /// A failed operation at `at`: it opens an outage when its class says the instance
     /// is unavailable, and is counted in the outage in progress either way.
-    fn failed(&mut self, slot: usize, class: ErrorClass, at: Duration) {
+    fn failed(&mut self, class: ErrorClass, at: Duration) {
         match &mut self.outage {
             Some(o) => o.failed[class.index()] += 1,
             None if class.is_unavailability() => {
                 let mut failed = [0; ErrorClass::COUNT];
                 failed[class.index()] = 1;
                 self.outage = Some(OpenOutage {
-                    slot,
                     last_ok: self.last_ok,
                     first_failure: at,
                     failed,
@@ -519,21 +517,16 @@ impl Driver {
         }
     }
 
-    /// Close the outage in progress: recovered by a success of `slot` at `at`, or
-    /// (`None`) still down when the session ends.
-    fn end_outage(&mut self, recovered: Option<(usize, Duration)>) {
+    /// Close the outage in progress: recovered by a success at `at`, or (`None`) still
+    /// down when the session ends. The link places it by its end, with the interval
+    /// of the operation that ended it.
+    fn end_outage(&mut self, at: Option<Duration>) {
         let Some(o) = self.outage.take() else {
             return;
         };
-        let (slot, at) = match recovered {
-            Some((slot, at)) => (slot, Some(at)),
-            None => (o.slot, None),
-        };
-        let interval = self.shared.interval_of(Instant::now());
-        self.recorder.outage(
-            interval,
-            slot,
-            SessionOutage {
+        self.shared
+            .events
+            .push(WorkerEvent::SessionOutage(SessionOutage {
                 session: u32::try_from(self.index).unwrap_or(u32::MAX),
                 role: self.shared.pools[self.pool].role,
                 last_ok: o.last_ok,
@@ -542,8 +535,7 @@ impl Driver {
                 failed: o.failed,
                 from_instance: o.from_instance,
                 to_instance: at.and(self.instance.as_ref().map(|i| i.0.clone())),
-            },
-        );
+            }));
     }
 
     /// Wait out the backoff and try to reopen the session once. A failed attempt
@@ -575,7 +567,6 @@ impl Driver {
                 self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_CAP);
                 let now = Instant::now();
                 self.failed(
-                    slot,
                     ErrorClass::Connect,
                     now.saturating_duration_since(shared.start),
                 );

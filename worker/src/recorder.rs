@@ -9,7 +9,7 @@
 
 use fleetload_common::histogram::record;
 use fleetload_common::outcome::ErrorClass;
-use fleetload_common::stats::{InstanceStats, OpStats, SessionOutage, MAX_INSTANCES, MAX_OUTAGES};
+use fleetload_common::stats::{InstanceStats, OpStats, MAX_INSTANCES};
 use fleetload_db::workload::Executed;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -176,15 +176,6 @@ impl Recorder {
     /// Deadlocks or serialization failures an operation retried past.
     pub fn retried(&self, interval: u64, slot: usize, retries: u64) {
         self.with(interval, slot, |s| s.retries += retries);
-    }
-
-    /// A session's outage, ended by a success of `slot` (or by the end of the run).
-    pub fn outage(&self, interval: u64, slot: usize, outage: SessionOutage) {
-        self.with(interval, slot, |s| {
-            if s.outages.len() < MAX_OUTAGES {
-                s.outages.push(outage);
-            }
-        });
     }
 
     pub fn dropped(&self, interval: u64, slot: usize) {

@@ -7,8 +7,8 @@
 //! the whole runtime was held up that long. A stall of the database (sessions blocked
 //! on a lock) does not show here: the runtime stays free while sessions wait.
 
-use fleetload_common::stats::Stall;
-use std::sync::Mutex;
+use crate::events::Events;
+use fleetload_common::events::{Stall, WorkerEvent};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -16,36 +16,8 @@ use tokio_util::sync::CancellationToken;
 /// The shortest lateness counted as a stall (well above the scheduler's jitter).
 pub const STALL: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_millis(10);
-/// Stalls kept between two snapshots; beyond it the shortest are forgotten.
-const KEEP: usize = fleetload_common::stats::MAX_STALLS;
-
-/// Stalls noticed and not yet taken into a snapshot.
-#[derive(Debug, Default)]
-pub struct Stalls(Mutex<Vec<Stall>>);
-
-impl Stalls {
-    fn push(&self, s: Stall) {
-        let Ok(mut v) = self.0.lock() else { return };
-        v.push(s);
-        if v.len() > KEEP {
-            // Keep the longest: they are the ones that matter.
-            v.sort_by_key(|s| std::cmp::Reverse(s.duration));
-            v.truncate(KEEP);
-            v.sort_by_key(|s| s.at);
-        }
-    }
-
-    /// Every stall noticed since the last call.
-    pub fn take(&self) -> Vec<Stall> {
-        self.0
-            .lock()
-            .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
-    }
-}
-
 /// Watch for stalls from `start` until `end` or `cancel`.
-pub async fn watch(start: Instant, end: Instant, stalls: &Stalls, cancel: CancellationToken) {
+pub async fn watch(start: Instant, end: Instant, events: &Events, cancel: CancellationToken) {
     tokio::select! {
         _ = tokio::time::sleep_until(start) => {}
         _ = cancel.cancelled() => return,
@@ -60,10 +32,10 @@ pub async fn watch(start: Instant, end: Instant, stalls: &Stalls, cancel: Cancel
         let late = woke.saturating_duration_since(asked);
         if late > STALL {
             tracing::warn!(late = ?late, "this worker stalled (its runtime woke late): a frozen process or a starved host, not the database");
-            stalls.push(Stall {
+            events.push(WorkerEvent::Stall(Stall {
                 at: asked.saturating_duration_since(start),
                 duration: late,
-            });
+            }));
         }
         if woke >= end {
             return;
@@ -77,7 +49,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_blocked_runtime_is_a_stall_with_its_length() {
-        let stalls = std::sync::Arc::new(Stalls::default());
+        let stalls = std::sync::Arc::new(Events::default());
         let start = Instant::now();
         let cancel = CancellationToken::new();
         let task = tokio::spawn({
@@ -90,7 +62,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         cancel.cancel();
         task.await.unwrap();
-        let got = stalls.take();
+        let got: Vec<Stall> = stalls
+            .take()
+            .iter()
+            .filter_map(|e| e.as_stall().copied())
+            .collect();
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].duration >= Duration::from_millis(300), "{got:?}");
         assert!(got[0].at < Duration::from_millis(200), "{got:?}");

@@ -3,6 +3,7 @@
 //! classes, bounded text). What is possible in a run is the coordinator's to judge.
 
 use super::*;
+use crate::events::{EventKind, SessionOutage, Stall, WorkerEvent};
 use crate::histogram::{decode, encode_for_wire, HistogramError};
 use crate::stats::OpCounters;
 
@@ -35,7 +36,6 @@ impl Snapshot {
                         message: e.message.clone(),
                     })
                     .collect(),
-                outages: s.outages.iter().map(outage_to_wire).collect(),
                 instances: s
                     .instances
                     .iter()
@@ -58,21 +58,28 @@ impl Snapshot {
             sequence: self.sequence,
             interval_index: self.interval_index,
             operations,
-            stalls: self
-                .stalls
-                .iter()
-                .map(|s| pb::Stall {
-                    at_nanos: u64::try_from(s.at.as_nanos()).unwrap_or(u64::MAX),
-                    duration_nanos: u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX),
-                })
-                .collect(),
+            events: self.events.iter().map(event_to_wire).collect(),
         })
     }
 }
 
-/// A session outage as the wire carries it (a checkpoint keeps it so, too).
-pub fn outage_to_wire(o: &crate::stats::SessionOutage) -> pb::SessionOutage {
-    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// An event as the wire carries it (a checkpoint keeps it so, too).
+pub fn event_to_wire(e: &WorkerEvent) -> pb::WorkerEvent {
+    let kind = match e {
+        WorkerEvent::SessionOutage(o) => pb::worker_event::Kind::SessionOutage(outage_to_wire(o)),
+        WorkerEvent::Stall(s) => pb::worker_event::Kind::Stall(pb::Stall {
+            at_nanos: nanos(s.at),
+            duration_nanos: nanos(s.duration),
+        }),
+    };
+    pb::WorkerEvent { kind: Some(kind) }
+}
+
+fn outage_to_wire(o: &SessionOutage) -> pb::SessionOutage {
     pb::SessionOutage {
         session: o.session,
         last_ok_nanos: o.last_ok.map(nanos),
@@ -132,65 +139,82 @@ fn instances_from(
 
 /// An instance's name as a session saw it: at most 256 bytes, empty for none.
 fn instance_name(name: String) -> Result<Option<String>, WireError> {
-    let name = text("snapshot.operations.outages.instance", name, 256)?;
+    let name = text("snapshot.instance", name, 256)?;
     Ok((!name.is_empty()).then_some(name))
 }
 
-/// One session outage from the wire, checked.
+/// One event from the wire, checked: a known kind, its times in order.
 ///
 /// # Errors
-/// Its times are not in order.
-pub fn outage_from_wire(o: pb::SessionOutage) -> Result<crate::stats::SessionOutage, WireError> {
-    outages_from(vec![o]).map(|mut v| v.remove(0))
+/// No kind (a newer worker's), or its times are not in order.
+pub fn event_from_wire(e: pb::WorkerEvent) -> Result<WorkerEvent, WireError> {
+    const FIELD: &str = "snapshot.events";
+    match e.kind {
+        Some(pb::worker_event::Kind::SessionOutage(o)) => {
+            outage_from_wire(o).map(WorkerEvent::SessionOutage)
+        }
+        Some(pb::worker_event::Kind::Stall(s)) => Ok(WorkerEvent::Stall(Stall {
+            at: Duration::from_nanos(s.at_nanos),
+            duration: Duration::from_nanos(s.duration_nanos),
+        })),
+        None => Err(WireError::invalid(
+            FIELD,
+            "an event of no kind this coordinator knows (a newer worker?)",
+        )),
+    }
 }
 
-/// Session outages from the wire: in order in time, and not more than fit.
-fn outages_from(
-    list: Vec<pb::SessionOutage>,
-) -> Result<Vec<crate::stats::SessionOutage>, WireError> {
-    const FIELD: &str = "snapshot.operations.outages";
-    if list.len() > crate::stats::MAX_OUTAGES {
+/// A snapshot's events from the wire: each checked, at most each kind's cap.
+fn events_from(list: Vec<pb::WorkerEvent>) -> Result<Vec<WorkerEvent>, WireError> {
+    let events = list
+        .into_iter()
+        .map(event_from_wire)
+        .collect::<Result<Vec<_>, _>>()?;
+    for kind in EventKind::ALL {
+        let n = events.iter().filter(|e| e.kind() == kind).count();
+        if n > kind.snapshot_cap() {
+            return Err(WireError::invalid(
+                "snapshot.events",
+                format!(
+                    "{n} events of kind {}, at most {}",
+                    kind.name(),
+                    kind.snapshot_cap()
+                ),
+            ));
+        }
+    }
+    Ok(events)
+}
+
+/// One session outage from the wire: its times in order.
+fn outage_from_wire(o: pb::SessionOutage) -> Result<SessionOutage, WireError> {
+    const FIELD: &str = "snapshot.events.session_outage";
+    let last_ok = o.last_ok_nanos.map(Duration::from_nanos);
+    let first_failure = Duration::from_nanos(o.first_failure_nanos);
+    let recovered = o.recovered_nanos.map(Duration::from_nanos);
+    if last_ok.is_some_and(|l| l > first_failure) || recovered.is_some_and(|r| r < first_failure) {
         return Err(WireError::invalid(
             FIELD,
             format!(
-                "{} outages, at most {}",
-                list.len(),
-                crate::stats::MAX_OUTAGES
+                "session {}: last success {last_ok:?}, first failure {first_failure:?}, recovery {recovered:?} are not in order",
+                o.session
             ),
         ));
     }
-    list.into_iter()
-        .map(|o| {
-            let last_ok = o.last_ok_nanos.map(Duration::from_nanos);
-            let first_failure = Duration::from_nanos(o.first_failure_nanos);
-            let recovered = o.recovered_nanos.map(Duration::from_nanos);
-            if last_ok.is_some_and(|l| l > first_failure)
-                || recovered.is_some_and(|r| r < first_failure)
-            {
-                return Err(WireError::invalid(
-                    FIELD,
-                    format!(
-                        "session {}: last success {last_ok:?}, first failure {first_failure:?}, recovery {recovered:?} are not in order",
-                        o.session
-                    ),
-                ));
-            }
-            Ok(crate::stats::SessionOutage {
-                session: o.session,
-                role: if o.reader {
-                    crate::scenario::Role::Read
-                } else {
-                    crate::scenario::Role::Write
-                },
-                last_ok,
-                first_failure,
-                recovered,
-                failed: error_counts("snapshot.operations.outages.failed", &o.failed)?,
-                from_instance: instance_name(o.from_instance)?,
-                to_instance: instance_name(o.to_instance)?,
-            })
-        })
-        .collect()
+    Ok(SessionOutage {
+        session: o.session,
+        role: if o.reader {
+            crate::scenario::Role::Read
+        } else {
+            crate::scenario::Role::Write
+        },
+        last_ok,
+        first_failure,
+        recovered,
+        failed: error_counts("snapshot.events.session_outage.failed", &o.failed)?,
+        from_instance: instance_name(o.from_instance)?,
+        to_instance: instance_name(o.to_instance)?,
+    })
 }
 
 fn histogram(field: &'static str, bytes: &[u8]) -> Result<crate::histogram::Latency, WireError> {
@@ -306,20 +330,9 @@ impl TryFrom<pb::Snapshot> for Snapshot {
                 service,
                 lag,
                 samples,
-                outages_from(o.outages)?,
             );
             stats.instances = instances_from(o.instances)?;
             operations.push((op, stats));
-        }
-        if s.stalls.len() > crate::stats::MAX_STALLS {
-            return Err(WireError::invalid(
-                "snapshot.stalls",
-                format!(
-                    "{} stalls, at most {}",
-                    s.stalls.len(),
-                    crate::stats::MAX_STALLS
-                ),
-            ));
         }
         Ok(Snapshot {
             run_id: s.run_id,
@@ -327,14 +340,7 @@ impl TryFrom<pb::Snapshot> for Snapshot {
             sequence: s.sequence,
             interval_index: s.interval_index,
             operations,
-            stalls: s
-                .stalls
-                .iter()
-                .map(|x| crate::stats::Stall {
-                    at: Duration::from_nanos(x.at_nanos),
-                    duration: Duration::from_nanos(x.duration_nanos),
-                })
-                .collect(),
+            events: events_from(s.events)?,
         })
     }
 }

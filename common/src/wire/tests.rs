@@ -123,13 +123,13 @@ fn snapshot_round_trips_and_inconsistent_counts_are_refused() {
         sequence: 4,
         interval_index: 4,
         operations: vec![(Operation::PointSelect.into(), s)],
-        stalls: vec![crate::stats::Stall {
+        events: vec![crate::events::WorkerEvent::Stall(crate::events::Stall {
             at: Duration::from_millis(4200),
             duration: Duration::from_millis(3000),
-        }],
+        })],
     };
     let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
-    assert_eq!(back.stalls, snap.stalls);
+    assert_eq!(back.events, snap.events);
     let (op, b) = &back.operations[0];
     assert_eq!(*op, Operation::PointSelect);
     assert_eq!(b.ok, 3);
@@ -275,7 +275,7 @@ fn messages_from_a_worker_round_trip_and_a_bad_rebalance_or_command_is_named() {
 
 #[test]
 fn session_outages_round_trip_and_one_out_of_order_is_refused() {
-    use crate::stats::SessionOutage;
+    use crate::events::{SessionOutage, WorkerEvent};
     let mut failed = [0; ErrorClass::COUNT];
     failed[ErrorClass::ReadOnly.index()] = 3;
     let outage = SessionOutage {
@@ -288,24 +288,36 @@ fn session_outages_round_trip_and_one_out_of_order_is_refused() {
         from_instance: Some("10.0.0.1:5432".into()),
         to_instance: Some("10.0.0.2:5432".into()),
     };
-    let stats = OpStats {
-        outages: vec![outage.clone()],
-        ..OpStats::default()
-    };
     let snap = Snapshot {
         run_id: "r".into(),
         worker_index: 0,
         sequence: 5,
         interval_index: 5,
-        operations: vec![(Operation::PointSelect.into(), stats)],
-        stalls: Vec::new(),
+        operations: vec![(Operation::PointSelect.into(), OpStats::default())],
+        events: vec![WorkerEvent::SessionOutage(outage.clone())],
     };
     let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
-    assert_eq!(back.operations[0].1.outages, vec![outage]);
+    assert_eq!(back.events, vec![WorkerEvent::SessionOutage(outage)]);
     let mut p = snap.to_proto().unwrap();
-    p.operations[0].outages[0].recovered_nanos = Some(1);
+    match &mut p.events[0].kind {
+        Some(fleetload_proto::v1::worker_event::Kind::SessionOutage(o)) => {
+            o.recovered_nanos = Some(1);
+        }
+        other => panic!("{other:?}"),
+    }
     let e = Snapshot::try_from(p).unwrap_err().to_string();
-    assert!(e.contains("outages") && e.contains("not in order"), "{e}");
+    assert!(
+        e.contains("session_outage") && e.contains("not in order"),
+        "{e}"
+    );
+    // An event of a kind this side does not know is refused by name, not dropped.
+    let mut p = snap.to_proto().unwrap();
+    p.events[0].kind = None;
+    let e = Snapshot::try_from(p).unwrap_err().to_string();
+    assert!(
+        e.contains("snapshot.events") && e.contains("newer worker"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -357,8 +369,7 @@ fn every_declared_counter_crosses_the_wire() {
         .enumerate()
         .map(|(i, n)| ((*n).to_string(), serde_json::Value::from(i as u64 + 1)))
         .collect();
-    let counters: OpCounters =
-        serde_json::from_value(serde_json::Value::Object(by_name)).unwrap();
+    let counters: OpCounters = serde_json::from_value(serde_json::Value::Object(by_name)).unwrap();
     let ok = OpCounters::NAMES.len() as u64 + 1;
     let mut stats = OpStats::from_parts(
         ok,
@@ -367,7 +378,6 @@ fn every_declared_counter_crosses_the_wire() {
         crate::histogram::new_latency(),
         crate::histogram::new_latency(),
         crate::histogram::new_latency(),
-        Vec::new(),
         Vec::new(),
     );
     for _ in 0..ok {
@@ -381,7 +391,7 @@ fn every_declared_counter_crosses_the_wire() {
         sequence: 0,
         interval_index: 0,
         operations: vec![(Operation::PointSelect.into(), stats)],
-        stalls: Vec::new(),
+        events: Vec::new(),
     };
     let back = Snapshot::try_from(snap.to_proto().unwrap()).unwrap();
     assert_eq!(

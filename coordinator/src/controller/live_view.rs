@@ -149,7 +149,7 @@ impl Controller {
                 .map(crate::ui::ThresholdLine::from)
                 .collect(),
             instances,
-            session_outages: merge.outages.len(),
+            session_outages: merge.kept(fleetload_common::events::EventKind::SessionOutage),
         };
         match serde_json::to_string(&frame) {
             Ok(json) => self.effects.push(Effect::Publish {

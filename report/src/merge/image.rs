@@ -26,11 +26,9 @@ pub struct MergeImage {
     intervals: Vec<IntervalImage>,
     workers: Vec<WorkerImage>,
     instances: Vec<InstanceImage>,
-    /// Session outages as the wire carries them, with the worker's slot.
-    outages: Vec<(u32, String)>,
-    /// Worker stalls: `(slot, at nanos, duration nanos)`.
-    #[serde(default)]
-    stalls: Vec<(u32, u64, u64)>,
+    /// Every event kept (session outages, stalls, …) as the wire carries it (base64
+    /// of a `WorkerEvent`), with the worker's slot.
+    events: Vec<(u32, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,10 +116,6 @@ fn hist_in(text: &str) -> Result<Latency, ImageError> {
     Ok(h)
 }
 
-fn nanos(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 fn class(name: &str) -> Result<ErrorClass, ImageError> {
     ErrorClass::ALL
         .iter()
@@ -175,7 +169,6 @@ impl StatsImage {
             hist_in(&self.service)?,
             hist_in(&self.lag)?,
             samples,
-            Vec::new(),
         ))
     }
 }
@@ -255,18 +248,13 @@ impl MergeImage {
                     read_only_in: i.read_only_in.iter().copied().collect(),
                 })
                 .collect(),
-            outages: m
-                .outages
+            events: m
+                .events
                 .iter()
-                .map(|(w, o)| {
-                    let wire = fleetload_common::wire::outage_to_wire(o);
+                .map(|(w, e)| {
+                    let wire = fleetload_common::wire::event_to_wire(e);
                     (*w, b64().encode(wire.encode_to_vec()))
                 })
-                .collect(),
-            stalls: m
-                .stalls
-                .iter()
-                .map(|(w, s)| (*w, nanos(s.at), nanos(s.duration)))
                 .collect(),
         }
     }
@@ -359,29 +347,16 @@ impl MergeImage {
                 },
             );
         }
-        for (w, text) in &self.outages {
+        for (w, text) in &self.events {
             let bytes = b64()
                 .decode(text)
-                .map_err(|e| ImageError(format!("an outage is not base64: {e}")))?;
-            let wire = fleetload_proto::v1::SessionOutage::decode(bytes.as_slice())
-                .map_err(|e| ImageError(format!("an outage does not decode: {e}")))?;
-            let o = fleetload_common::wire::outage_from_wire(wire)
+                .map_err(|e| ImageError(format!("an event is not base64: {e}")))?;
+            let wire = fleetload_proto::v1::WorkerEvent::decode(bytes.as_slice())
+                .map_err(|e| ImageError(format!("an event does not decode: {e}")))?;
+            let e = fleetload_common::wire::event_from_wire(wire)
                 .map_err(|e| ImageError(e.to_string()))?;
-            m.outages.push((*w, o));
+            m.keep_event(*w, e);
         }
-        m.stalls = self
-            .stalls
-            .iter()
-            .map(|(w, at, d)| {
-                (
-                    *w,
-                    fleetload_common::stats::Stall {
-                        at: std::time::Duration::from_nanos(*at),
-                        duration: std::time::Duration::from_nanos(*d),
-                    },
-                )
-            })
-            .collect();
         Ok(m)
     }
 }
@@ -408,10 +383,12 @@ mod tests {
             sequence: seq,
             interval_index: seq,
             operations: vec![(Operation::PointSelect.into(), s)],
-            stalls: vec![fleetload_common::stats::Stall {
-                at: Duration::from_millis(1_000 * seq + 3),
-                duration: Duration::from_millis(150),
-            }],
+            events: vec![fleetload_common::events::WorkerEvent::Stall(
+                fleetload_common::events::Stall {
+                    at: Duration::from_millis(1_000 * seq + 3),
+                    duration: Duration::from_millis(150),
+                },
+            )],
         }
     }
 
@@ -435,8 +412,8 @@ mod tests {
             back.workers[&0].measured[0].response
         );
         assert_eq!(m.workers[&1].contiguous(), back.workers[&1].contiguous());
-        assert_eq!(m.stalls, back.stalls);
-        assert_eq!(back.stalls.len(), 8);
+        assert_eq!(m.events, back.events);
+        assert_eq!(back.stalls().count(), 8);
         // Held sequences stay held; the next one counts.
         assert_eq!(
             back.add(&snap(0, 2, &[1])).unwrap(),
@@ -464,8 +441,7 @@ mod every_counter {
             .collect();
         let counters: OpCounters =
             serde_json::from_value(serde_json::Value::Object(by_name)).expect("counters by name");
-        let mut s = OpStats::default();
-        s.ok = 7;
+        let s = OpStats::default();
         let fresh = OpStats::from_parts(
             7,
             s.errors,
@@ -473,7 +449,6 @@ mod every_counter {
             s.response.clone(),
             s.service.clone(),
             s.lag.clone(),
-            Vec::new(),
             Vec::new(),
         );
         assert_eq!(
@@ -489,7 +464,10 @@ mod every_counter {
         let image = StatsImage::of(&s);
         let text = serde_json::to_string(&image).expect("image encodes");
         for name in OpCounters::NAMES {
-            assert!(text.contains(&format!("\"{name}\":")), "{name} kept by name");
+            assert!(
+                text.contains(&format!("\"{name}\":")),
+                "{name} kept by name"
+            );
         }
         let back: StatsImage = serde_json::from_str(&text).expect("image decodes");
         assert_eq!(back.stats().expect("reads back").counters(), s.counters());

@@ -6,6 +6,7 @@
 //! series but left out of the totals.
 
 use crate::admission::{Refusal, RefusalClass};
+use fleetload_common::events::{EventKind, SessionOutage, Stall, WorkerEvent};
 use fleetload_common::scenario::OpName;
 use fleetload_common::stats::{OpStats, OpTotals, PackedStats};
 use fleetload_common::wire::Snapshot;
@@ -315,12 +316,13 @@ pub struct Merge {
     reopened: BTreeSet<u64>,
     /// What each server instance served, by name (at most `MAX_INSTANCES`).
     pub instances: BTreeMap<String, InstanceAgg>,
-    /// Every session outage the workers reported, with the worker's slot, in the order
-    /// received (at most [`MAX_MERGED_OUTAGES`]).
-    pub outages: Vec<(u32, fleetload_common::stats::SessionOutage)>,
-    /// Every stall of a worker's own runtime, with its slot (at most
-    /// [`MAX_MERGED_STALLS`]).
-    pub stalls: Vec<(u32, fleetload_common::stats::Stall)>,
+    /// Every event the workers reported (session outages, stalls of their own
+    /// runtime, …), with the worker's slot, in the order received: at most
+    /// [`EventKind::run_cap`] of each kind. Report sections read the kinds they show
+    /// ([`Merge::outages`], [`Merge::stalls`]).
+    pub events: Vec<(u32, WorkerEvent)>,
+    /// Events kept so far, by kind (for the caps).
+    event_counts: BTreeMap<EventKind, usize>,
     /// Every count accepted, of every operation, interval and worker, summed: every
     /// other sum the merge, the report and the exporters make is part of this one, so
     /// checking that it fits checks them all (an overflow refuses the snapshot).
@@ -369,14 +371,6 @@ impl InstanceAgg {
 /// again at once, so memory stays bounded whatever a worker resends.
 const MAX_REOPENED: usize = 16;
 
-/// Session outages a run keeps: a million sessions failing over ten times; beyond it
-/// the report says outages were left out.
-pub const MAX_MERGED_OUTAGES: usize = 10_000_000;
-
-/// Worker stalls a run keeps: one per worker and interval for a thousand workers over
-/// hours is far less; beyond it the report names the first ones.
-pub const MAX_MERGED_STALLS: usize = 100_000;
-
 fn empty(n: usize) -> Vec<OpStats> {
     (0..n).map(|_| OpStats::default()).collect()
 }
@@ -389,8 +383,8 @@ impl Merge {
             intervals: BTreeMap::new(),
             workers: BTreeMap::new(),
             reopened: BTreeSet::new(),
-            outages: Vec::new(),
-            stalls: Vec::new(),
+            events: Vec::new(),
+            event_counts: BTreeMap::new(),
             instances: BTreeMap::new(),
             grand_total: 0,
         }
@@ -483,14 +477,6 @@ impl Merge {
                 };
                 agg.add(i, slot, snap.interval_index, measured);
             }
-            let room = MAX_MERGED_OUTAGES.saturating_sub(self.outages.len());
-            self.outages.extend(
-                stats
-                    .outages
-                    .iter()
-                    .take(room)
-                    .map(|o| (snap.worker_index, o.clone())),
-            );
             cluster[slot].merge(stats);
             worker.received[slot].add(stats);
             if measured {
@@ -499,13 +485,9 @@ impl Merge {
             briefs[slot] = Brief::of(stats);
         }
         per_worker.insert(snap.worker_index, briefs);
-        let room = MAX_MERGED_STALLS.saturating_sub(self.stalls.len());
-        self.stalls.extend(
-            snap.stalls
-                .iter()
-                .take(room)
-                .map(|s| (snap.worker_index, *s)),
-        );
+        for e in &snap.events {
+            self.keep_event(snap.worker_index, e.clone());
+        }
         if self.reopened.len() > MAX_REOPENED {
             for k in std::mem::take(&mut self.reopened) {
                 if let Some(agg) = self.intervals.get_mut(&k) {
@@ -514,6 +496,34 @@ impl Merge {
             }
         }
         Ok(Accepted::New)
+    }
+
+    /// Keep `e` of worker `slot` in the run's event log, within its kind's cap.
+    pub fn keep_event(&mut self, slot: u32, e: WorkerEvent) {
+        let kept = self.event_counts.entry(e.kind()).or_default();
+        if *kept < e.kind().run_cap() {
+            *kept += 1;
+            self.events.push((slot, e));
+        }
+    }
+
+    /// How many events of `kind` the log holds.
+    pub fn kept(&self, kind: EventKind) -> usize {
+        self.event_counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// The session outages kept, with their worker's slot.
+    pub fn outages(&self) -> impl Iterator<Item = (u32, &SessionOutage)> {
+        self.events
+            .iter()
+            .filter_map(|(w, e)| e.as_outage().map(|o| (*w, o)))
+    }
+
+    /// The stalls of workers' own runtimes kept, with their worker's slot.
+    pub fn stalls(&self) -> impl Iterator<Item = (u32, &Stall)> {
+        self.events
+            .iter()
+            .filter_map(|(w, e)| e.as_stall().map(|s| (*w, s)))
     }
 
     /// Intervals held open (unpacked) now: bounded by the intervals not yet closed plus

@@ -17,7 +17,7 @@ fn snap(worker: u32, seq: u64, interval: u64, values_us: &[u64]) -> Snapshot {
         sequence: seq,
         interval_index: interval,
         operations: vec![(Operation::PointSelect.into(), s)],
-        stalls: Vec::new(),
+        events: Vec::new(),
     }
 }
 

@@ -18,10 +18,11 @@
 //! gets its share back from the coordinator. Past the window, or refused, it spools.
 
 use crate::recorder::IntervalStats;
+use fleetload_common::events::{cap_per_snapshot, WorkerEvent};
 use fleetload_common::plan::MAX_RATE;
 use fleetload_common::profile::Profile;
 use fleetload_common::scenario::OpName;
-use fleetload_common::stats::{OpStats, Stall};
+use fleetload_common::stats::OpStats;
 use fleetload_common::wire::{Assignment, FromWorker, Rebalance, Snapshot, ToWorker, WorkerLoad};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -84,11 +85,11 @@ pub enum Input {
     RejoinRefused(String),
     RejoinFailed(String),
     /// What the recorders held through the interval of the last [`Effect::Measure`],
-    /// and the stalls of this worker noticed since the last one.
+    /// and the events this worker noticed since the last one.
     Measured {
         through: u64,
         stats: Vec<(u64, IntervalStats)>,
-        stalls: Vec<Stall>,
+        events: Vec<WorkerEvent>,
     },
     /// Every session and the pacer returned; `cancelled`: this worker was told to stop.
     LoadFinished {
@@ -153,8 +154,9 @@ pub struct Link {
     /// The load was paused for want of a coordinator; the next share it sends is
     /// applied from now on, never to the paused past.
     paused: bool,
-    /// Stalls noticed whose interval already has its snapshot: they go into the next.
-    stalls: Vec<Stall>,
+    /// Events noticed and not yet sent: each goes with the snapshot of the interval it
+    /// is placed in, or the first one still unsent.
+    events: Vec<WorkerEvent>,
     effects: Vec<Effect>,
 }
 
@@ -183,7 +185,7 @@ impl Link {
             stopped: None,
             rejoin_until: a.rejoin_after_end.map(|d| start + a.duration + d),
             paused: false,
-            stalls: Vec::new(),
+            events: Vec::new(),
             effects: Vec::new(),
         };
         // A worker that joined a running run starts with the interval in progress.
@@ -301,9 +303,9 @@ impl Link {
             Input::Measured {
                 through,
                 stats,
-                stalls,
+                events,
             } => {
-                self.stalls.extend(stalls);
+                self.events.extend(events);
                 self.measured(through, stats);
             }
             Input::LoadFinished { cancelled } => {
@@ -484,13 +486,16 @@ impl Link {
         }
         while self.next_interval <= through {
             let k = self.next_interval;
-            // A stall goes with the interval it began in, or the first one still unsent.
-            let (stalls, later): (Vec<Stall>, Vec<Stall>) = std::mem::take(&mut self.stalls)
-                .into_iter()
-                .partition(|s| self.interval_of(self.start + s.at) <= k);
-            self.stalls = later;
+            // An event goes with the interval it is placed in, or the first one still
+            // unsent (the one rule for every kind: `WorkerEvent::placed_at`).
+            let (mut events, later): (Vec<WorkerEvent>, Vec<WorkerEvent>) =
+                std::mem::take(&mut self.events)
+                    .into_iter()
+                    .partition(|e| self.interval_of(self.start + e.placed_at()) <= k);
+            self.events = later;
+            cap_per_snapshot(&mut events);
             let snapshot = Snapshot {
-                stalls,
+                events,
                 run_id: self.run_id.clone(),
                 worker_index: self.worker_index,
                 sequence: self.sequence,

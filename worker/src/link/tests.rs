@@ -2,6 +2,7 @@
 //! after a rejoin, the dead man's switch, the spool, Done.
 
 use super::*;
+use fleetload_common::events::{SessionOutage, Stall};
 use fleetload_common::profile::Profile;
 use fleetload_common::scenario::Operation;
 use fleetload_common::scenario_ref::ScenarioRef;
@@ -81,7 +82,7 @@ impl Harness {
                     queue.push(Input::Measured {
                         through,
                         stats: Vec::new(),
-                        stalls: Vec::new(),
+                        events: Vec::new(),
                     });
                 }
                 out.push(e);
@@ -332,26 +333,26 @@ fn a_stall_goes_into_the_snapshot_of_the_interval_it_began_in() {
     let mut h = Harness::new();
     h.until(Duration::from_millis(900));
     h.now = h.start + Duration::from_millis(3050);
-    let stall = Stall {
+    let stall = WorkerEvent::Stall(Stall {
         at: Duration::from_millis(950),
         duration: Duration::from_millis(2100),
-    };
-    let later = Stall {
+    });
+    let later = WorkerEvent::Stall(Stall {
         at: Duration::from_millis(3010),
         duration: Duration::from_millis(110),
-    };
+    });
     let effects = h.link.handle(
         h.now,
         Input::Measured {
             through: 2,
             stats: Vec::new(),
-            stalls: vec![stall, later],
+            events: vec![stall.clone(), later.clone()],
         },
     );
-    let sent: Vec<(u64, Vec<Stall>)> = effects
+    let sent: Vec<(u64, Vec<WorkerEvent>)> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Send(FromWorker::Snapshot(s)) => Some((s.interval_index, s.stalls.clone())),
+            Effect::Send(FromWorker::Snapshot(s)) => Some((s.interval_index, s.events.clone())),
             _ => None,
         })
         .collect();
@@ -362,8 +363,48 @@ fn a_stall_goes_into_the_snapshot_of_the_interval_it_began_in() {
         Input::Measured {
             through: 3,
             stats: Vec::new(),
-            stalls: Vec::new(),
+            events: Vec::new(),
         },
     );
-    assert!(effects.iter().any(|e| matches!(e, Effect::Send(FromWorker::Snapshot(s)) if s.interval_index == 3 && s.stalls == vec![later])));
+    assert!(effects.iter().any(|e| matches!(e, Effect::Send(FromWorker::Snapshot(s)) if s.interval_index == 3 && s.events == vec![later.clone()])));
+}
+
+#[test]
+fn a_session_outage_goes_into_the_snapshot_of_the_interval_that_ended_it() {
+    let mut h = Harness::new();
+    h.until(Duration::from_millis(900));
+    h.now = h.start + Duration::from_millis(3050);
+    let outage = |from_ms: u64, to_ms: Option<u64>| {
+        WorkerEvent::SessionOutage(SessionOutage {
+            session: 3,
+            role: fleetload_common::scenario::Role::Write,
+            last_ok: None,
+            first_failure: Duration::from_millis(from_ms),
+            recovered: to_ms.map(Duration::from_millis),
+            failed: [0; fleetload_common::outcome::ErrorClass::COUNT],
+            from_instance: None,
+            to_instance: None,
+        })
+    };
+    let ended = outage(200, Some(1_400));
+    let still_down = outage(2_500, None);
+    let effects = h.link.handle(
+        h.now,
+        Input::Measured {
+            through: 2,
+            stats: Vec::new(),
+            events: vec![still_down.clone(), ended.clone()],
+        },
+    );
+    let sent: Vec<(u64, Vec<WorkerEvent>)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(FromWorker::Snapshot(s)) => Some((s.interval_index, s.events.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![(0, vec![]), (1, vec![ended]), (2, vec![still_down])]
+    );
 }

@@ -217,7 +217,7 @@ fn snapshot(worker: u32, sequence: u64, k: u64, stats: OpStats) -> Snapshot {
         sequence,
         interval_index: k,
         operations: vec![(OpName::new("point_select").unwrap(), stats)],
-        stalls: Vec::new(),
+        events: Vec::new(),
     }
 }
 
