@@ -72,7 +72,7 @@ fn run(target: &str, extra: &[&str]) -> serde_json::Value {
     run_keep(target, extra).0
 }
 
-fn verify(target: &str, report: &std::path::Path) -> Outcome {
+fn verify(target: &str, report: &std::path::Path) -> Invocation {
     fleetload(&[
         "verify",
         "--target",

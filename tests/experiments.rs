@@ -23,7 +23,7 @@ fn report_after(lab: &Site, coordinator: Child, workers: impl IntoIterator<Item 
 }
 
 /// `fleetload ctl` against this site's coordinator.
-fn ctl(lab: &Site, args: &[&str]) -> Outcome {
+fn ctl(lab: &Site, args: &[&str]) -> Invocation {
     let mut all = vec!["ctl", "--coordinator", &lab.addr];
     all.extend_from_slice(args);
     fleetload(&all)

@@ -223,7 +223,7 @@ impl PgFleet {
         read_report(&self.dir.path().join("report"))
     }
 
-    fn verify(&self, warehouses: &str) -> Outcome {
+    fn verify(&self, warehouses: &str) -> Invocation {
         fleetload(&Self::with_password(&[
             "verify",
             "--scenario",

@@ -92,7 +92,7 @@ pub struct Param {
 
 /// One operation of the file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CustomOp {
+pub struct FileOp {
     pub name: OpName,
     pub weight: u32,
     pub statements: Vec<Statement>,
@@ -128,7 +128,7 @@ pub struct ScenarioFile {
     pub setup: Vec<Statement>,
     pub load: Option<Load>,
     pub teardown: Vec<Statement>,
-    pub operations: Vec<CustomOp>,
+    pub operations: Vec<FileOp>,
 }
 
 #[derive(Deserialize)]
@@ -337,7 +337,7 @@ impl ScenarioFile {
                 format!("more than {MAX_OPERATIONS} operations"),
             ));
         }
-        let mut operations: Vec<CustomOp> = Vec::new();
+        let mut operations: Vec<FileOp> = Vec::new();
         for op in &raw.operation {
             let op = r.operation(op)?;
             if operations.iter().any(|o| o.name == op.name) {
@@ -398,7 +398,7 @@ impl ScenarioFile {
         Ok(())
     }
 
-    pub fn operation(&self, name: &OpName) -> Option<&CustomOp> {
+    pub fn operation(&self, name: &OpName) -> Option<&FileOp> {
         self.operations.iter().find(|o| &o.name == name)
     }
 }
@@ -545,7 +545,7 @@ impl Reader<'_> {
         })
     }
 
-    fn operation(&self, op: &Spanned<RawOperation>) -> Result<CustomOp, ScenarioFileError> {
+    fn operation(&self, op: &Spanned<RawOperation>) -> Result<FileOp, ScenarioFileError> {
         let raw = op.get_ref();
         let line = self.line(op.span().start);
         let name =
@@ -578,7 +578,7 @@ impl Reader<'_> {
                 format!("{what}: retry = {retry}: at most {MAX_RETRIES}"),
             ));
         }
-        Ok(CustomOp {
+        Ok(FileOp {
             name,
             weight: raw.weight.unwrap_or(1),
             transaction: raw.transaction.unwrap_or(statements.len() > 1),

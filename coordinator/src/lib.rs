@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`service`]: the gRPC edge; validated events for the controller.
 //! - [`controller`]: the run controller's pure core (events in, effects out).
-//! - [`run`](mod@run): its tokio shell (streams, timers, the target's work, the counter sampler).
+//! - [`shell`]: its tokio shell (streams, timers, the target's work, the counter sampler).
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
 //! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
 //! - [`counters`]: the database's own counters, sampled during the run.
@@ -20,16 +20,16 @@ pub mod controller;
 pub mod counters;
 pub mod error;
 pub mod metrics;
-pub mod run;
 pub mod search;
 pub mod security;
 pub mod service;
+pub mod shell;
 pub mod ui;
 
 pub use controller::RunConfig;
 pub use error::CoordinatorError;
 pub use fleetload_report::{Report, RunStatus};
-pub use run::{CheckpointTo, CoordinatorConfig, Progress};
+pub use shell::{CheckpointTo, CoordinatorConfig, Progress};
 
 use fleetload_common::wire::FleetServer;
 use std::time::Duration;
@@ -79,7 +79,7 @@ pub async fn run(
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await
     });
-    let result = run::drive(config, events_rx, shutdown).await;
+    let result = shell::drive(config, events_rx, shutdown).await;
     // Give workers a moment to read their final Stop before the server goes away.
     tokio::time::sleep(Duration::from_millis(200)).await;
     server_stop.cancel();

@@ -6,7 +6,7 @@
 //! - [`connect`]: opening one: the target's options and its login (password, IAM token,
 //!   Secrets Manager secret).
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
-//! - [`custom`]: scenario files at run time: compiled statements, transactions with
+//! - [`scenario_file`]: scenario files at run time: compiled statements, transactions with
 //!   retry, the pre-run check, set-up, load and tear-down.
 //! - [`ml`]: the in-database stand-in for the Aurora ML churn endpoint.
 //! - [`prepare`](mod@prepare): schema creation and fast data loading.
@@ -16,9 +16,9 @@
 
 pub mod connect;
 pub mod counters;
-pub mod custom;
 pub mod ml;
 pub mod prepare;
+pub mod scenario_file;
 pub mod session;
 pub mod sqlite_ml;
 pub mod tpcc;

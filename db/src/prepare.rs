@@ -130,7 +130,7 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
             }
         }
         ScenarioRef::File(file) => {
-            crate::custom::run_plain(&mut session, file, &file.setup, "[setup]")
+            crate::scenario_file::run_plain(&mut session, file, &file.setup, "[setup]")
                 .await
                 .map_err(fail)?;
         }
@@ -254,7 +254,7 @@ pub async fn load_range(
                         }
                     }
                     ScenarioRef::File(f) => {
-                        crate::custom::load_rows(&mut session, f, seed, from..=to).await?;
+                        crate::scenario_file::load_rows(&mut session, f, seed, from..=to).await?;
                     }
                 }
             }
@@ -372,7 +372,7 @@ pub async fn teardown(spec: &PrepareSpec) -> Result<usize, PrepareError> {
     let mut session = connect.connect().await.map_err(|e| fail(e.to_string()))?;
     let ran = match &spec.scenario {
         ScenarioRef::File(file) => {
-            crate::custom::run_plain(&mut session, file, &file.teardown, "[teardown]")
+            crate::scenario_file::run_plain(&mut session, file, &file.teardown, "[teardown]")
                 .await
                 .map_err(fail)?
         }

@@ -49,7 +49,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<_> = plan.mix.iter().map(|(op, _)| op.clone()).collect();
     match &plan.scenario {
         fleetload_common::scenario_ref::ScenarioRef::File(file) => {
-            let workload = fleetload_db::custom::CustomWorkload::new(
+            let workload = fleetload_db::scenario_file::FileWorkload::new(
                 std::sync::Arc::clone(file),
                 plan.target.driver(),
                 &names,

@@ -72,13 +72,13 @@ pub fn sqlite(dir: &Path) -> String {
 
 /// What one `fleetload` invocation did.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Invocation {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
-impl Outcome {
+impl Invocation {
     pub fn assert_ok(&self) -> &Self {
         assert_eq!(
             self.code,
@@ -117,7 +117,7 @@ pub fn prepare_rows(target: &str, scenario: &str, rows: u64, extra: &[&str]) {
 
 /// `fleetload run` on a server `target` (the password from [`PASSWORD_ENV`]) with
 /// `args`, its report in `report_dir`.
-pub fn run_on(target: &str, args: &[&str], report_dir: &Path) -> Outcome {
+pub fn run_on(target: &str, args: &[&str], report_dir: &Path) -> Invocation {
     let dir = report_dir.to_string_lossy();
     let mut all = vec!["run", "--target", target, "--password-env", PASSWORD_ENV];
     all.extend_from_slice(args);
@@ -126,11 +126,11 @@ pub fn run_on(target: &str, args: &[&str], report_dir: &Path) -> Outcome {
 }
 
 /// Run the real binary with the test password in its environment, at most `limit` long.
-pub fn fleetload(args: &[&str]) -> Outcome {
+pub fn fleetload(args: &[&str]) -> Invocation {
     fleetload_within(args, Duration::from_secs(120))
 }
 
-pub fn fleetload_within(args: &[&str], limit: Duration) -> Outcome {
+pub fn fleetload_within(args: &[&str], limit: Duration) -> Invocation {
     let mut child = Command::new(BIN)
         .args(args)
         .env(PASSWORD_ENV, password())
@@ -157,7 +157,7 @@ pub fn fleetload_within(args: &[&str], limit: Duration) -> Outcome {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().expect("output");
-    Outcome {
+    Invocation {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into(),
         stderr: String::from_utf8_lossy(&out.stderr).into(),

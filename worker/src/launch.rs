@@ -3,9 +3,9 @@
 
 use crate::config::WorkerConfig;
 use crate::dispatch::Order;
-use crate::load::{drive, Pool, Shared, Work};
 use crate::pacer::Pacer;
 use crate::recorder::Recorder;
+use crate::sessions::{drive, Pool, Shared, Work};
 use fleetload_common::profile::Profile;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{OpName, Role};

@@ -2,9 +2,10 @@
 //! schedule and streams one HDR snapshot per interval to the coordinator.
 //!
 //! # Layout
-//! - [`client`]: the control stream (join, assignment, start, snapshots, done).
+//! - [`shell`]: the worker's shell: the control stream (join, assignment, start,
+//!   snapshots, done) around the pure [`link`].
 //! - [`config`]: who this worker is and how it dials, and its clock.
-//! - [`load`]: the open- and closed-loop session loops.
+//! - [`sessions`]: the open- and closed-loop session loops and the work they run.
 //! - [`pacer`]: releases open-loop operations at their intended start.
 //! - [`security`]: TLS and token for the control channel; which targets it may load.
 //! - [`recorder`]: per-interval stats that sessions record into.
@@ -12,21 +13,21 @@
 //!   next snapshot.
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 
-pub mod client;
 pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod launch;
 pub mod link;
-pub mod load;
 pub mod pacer;
 pub mod recorder;
 pub mod security;
+pub mod sessions;
+pub mod shell;
 pub mod stall;
 pub mod stream;
 pub mod timer;
 
-pub use client::{run, WorkerSummary};
 pub use config::WorkerConfig;
 pub use error::WorkerError;
+pub use shell::{run, WorkerSummary};

@@ -1,7 +1,7 @@
 //! The run controller's core: every decision of a run, with no I/O. Events and the
 //! current time go in ([`Controller::handle`]); what to send, what to answer and when to
 //! wake come out ([`Effect`], [`Controller::next_deadline`]). The tokio shell in
-//! [`crate::run`](mod@crate::run) owns the sockets, the timers, the target's connection,
+//! [`crate::shell`] owns the sockets, the timers, the target's connection,
 //! the counter sampler, the checkpoint files, the dashboard's hub and the metrics
 //! registry: the core decides with a [`RunConfig`] and learns of the shell only what
 //! changes a decision ([`Outputs`]); dashboard frames and metric counts leave it as

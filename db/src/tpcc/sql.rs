@@ -57,7 +57,7 @@ impl Statements {
         };
         Statements {
             driver,
-            // SQLite takes its write lock at the start (see custom.rs), reads need none.
+            // SQLite takes its write lock at the start (see scenario_file.rs), reads need none.
             begin_write: match driver {
                 Driver::MySql => "START TRANSACTION",
                 Driver::Postgres => "BEGIN",

@@ -19,7 +19,7 @@ pub const MAX_RETRIES: u64 = 10;
 
 /// What one transaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub struct TxnDone {
     /// It ended in the rollback the specification asks for (New-Order's unused item).
     pub rolled_back: bool,
     /// It touched a warehouse other than its home one (a remote supplier or customer).
@@ -220,7 +220,7 @@ pub async fn run(
     op: Operation,
     home: &Home,
     rng: &mut Rng,
-) -> Result<Outcome, TxnError> {
+) -> Result<TxnDone, TxnError> {
     let input = home.draw(op, rng);
     let write = !matches!(input, Input::OrderStatus { .. } | Input::StockLevel { .. });
     let mut retries = 0;
@@ -256,7 +256,7 @@ pub async fn run(
             }
         };
         match result {
-            Ok(outcome) => return Ok(Outcome { retries, ..outcome }),
+            Ok(outcome) => return Ok(TxnDone { retries, ..outcome }),
             Err(e) if retriable(s.driver, &e) && retries < MAX_RETRIES => retries += 1,
             Err(e) => return Err(e),
         }
@@ -307,7 +307,7 @@ async fn body(
     session: &mut Session,
     w: u64,
     input: &Input,
-) -> Result<Outcome, TxnError> {
+) -> Result<TxnDone, TxnError> {
     match input {
         Input::NewOrder {
             d,
@@ -351,7 +351,7 @@ async fn body(
                 let (item, supply, quantity) = lines[k];
                 if session.fetch(&s.no_item, &[i(item)]).await? == 0 {
                     // The specification's 1 %: an unused item rolls the order back.
-                    return Ok(Outcome {
+                    return Ok(TxnDone {
                         rolled_back: true,
                         remote: !all_local,
                         rows: 0,
@@ -405,7 +405,7 @@ async fn body(
                     )
                     .await?;
             }
-            Ok(Outcome {
+            Ok(TxnDone {
                 rolled_back: false,
                 remote: !all_local,
                 rows: count,
@@ -466,10 +466,10 @@ async fn body(
                     &[i(c), i(c_d), i(c_w), i(d), i(w), amt(), Arg::Text(h_data)],
                 )
                 .await?;
-            Ok(Outcome {
+            Ok(TxnDone {
                 remote: c_w != w,
                 rows: 1,
-                ..Outcome::default()
+                ..TxnDone::default()
             })
         }
         Input::OrderStatus { d, customer } => {
@@ -483,9 +483,9 @@ async fn body(
                 Some(o) => session.fetch(&s.os_lines, &[i(w), i(d), o.clone()]).await? as u64,
                 None => 0,
             };
-            Ok(Outcome {
+            Ok(TxnDone {
                 rows,
-                ..Outcome::default()
+                ..TxnDone::default()
             })
         }
         Input::Delivery { carrier } => {
@@ -513,9 +513,9 @@ async fn body(
                     .await?;
                 delivered += 1;
             }
-            Ok(Outcome {
+            Ok(TxnDone {
                 rows: delivered,
-                ..Outcome::default()
+                ..TxnDone::default()
             })
         }
         Input::StockLevel { d, threshold } => {
@@ -534,9 +534,9 @@ async fn body(
                     ],
                 )
                 .await?;
-            Ok(Outcome {
+            Ok(TxnDone {
                 rows: u64::try_from(int(low.first(), "count")?).unwrap_or(0),
-                ..Outcome::default()
+                ..TxnDone::default()
             })
         }
     }

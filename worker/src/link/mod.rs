@@ -2,7 +2,7 @@
 //! redialing or orphaned; which snapshots are due, sent, acknowledged; when to beat,
 //! to redial, to give up. Inputs and the current time go in ([`Link::handle`]); what
 //! to send, measure, redial, stop, spool come out ([`Effect`], [`Link::next_deadline`]).
-//! The shell in [`crate::client`] owns the stream, the recorders and the load.
+//! The shell in [`crate::shell`] owns the stream, the recorders and the load.
 //!
 //! ```text
 //! connected ──stream breaks──▶ redialing ──rejoined──▶ connected

@@ -8,7 +8,7 @@ use fleetload_common::generator::{Draw, Generator, Inputs, Streams};
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::OpName;
-use fleetload_common::scenario_file::{CustomOp, Param, Protocol, ScenarioFile, Statement};
+use fleetload_common::scenario_file::{FileOp, Param, Protocol, ScenarioFile, Statement};
 use fleetload_common::split::Shard;
 use fleetload_common::sqltext::ParsedSql;
 use fleetload_common::target::Driver;
@@ -77,7 +77,7 @@ struct CompiledOp {
 
 /// A scenario file ready to run on one dialect, its operations in mix-slot order.
 #[derive(Debug, Clone)]
-pub struct CustomWorkload {
+pub struct FileWorkload {
     file: Arc<ScenarioFile>,
     driver: Driver,
     ops: Vec<CompiledOp>,
@@ -108,7 +108,7 @@ fn compile(driver: Driver, s: &Statement, params: &[Param]) -> Result<Compiled, 
     })
 }
 
-fn compile_op(driver: Driver, op: &CustomOp) -> Result<CompiledOp, String> {
+fn compile_op(driver: Driver, op: &FileOp) -> Result<CompiledOp, String> {
     let mut statements = op
         .statements
         .iter()
@@ -139,7 +139,7 @@ fn compile_op(driver: Driver, op: &CustomOp) -> Result<CompiledOp, String> {
 
 /// One session's state for a scenario file: a draw per parameter of every operation.
 #[derive(Debug)]
-pub struct CustomSession {
+pub struct FileSession {
     draws: Vec<Vec<Draw>>,
     args: Vec<Arg>,
     values: Vec<Arg>,
@@ -154,7 +154,7 @@ pub struct Executed {
     pub retries: u64,
 }
 
-impl CustomWorkload {
+impl FileWorkload {
     /// Compile `file`'s operations named in `mix` (in that order: one per mix slot).
     ///
     /// # Errors
@@ -170,7 +170,7 @@ impl CustomWorkload {
                     .map_err(|e| format!("{}: operation `{name}`, {e}", file.origin))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(CustomWorkload { file, driver, ops })
+        Ok(FileWorkload { file, driver, ops })
     }
 
     pub fn file(&self) -> &ScenarioFile {
@@ -280,12 +280,8 @@ impl CustomWorkload {
     }
 
     /// A session's generator state.
-    pub fn session(
-        &self,
-        streams: Streams,
-        bases: &BTreeMap<(usize, usize), u64>,
-    ) -> CustomSession {
-        CustomSession {
+    pub fn session(&self, streams: Streams, bases: &BTreeMap<(usize, usize), u64>) -> FileSession {
+        FileSession {
             draws: self
                 .ops
                 .iter()
@@ -321,7 +317,7 @@ impl CustomWorkload {
         &self,
         session: &mut Session,
         slot: usize,
-        state: &mut CustomSession,
+        state: &mut FileSession,
         keys: &Keys,
         rng: &mut Rng,
     ) -> (Executed, Result<(), OpFailure>) {
@@ -349,7 +345,7 @@ impl CustomWorkload {
         session: &mut Session,
         op: &CompiledOp,
         slot: usize,
-        state: &mut CustomSession,
+        state: &mut FileSession,
         rng: &mut Rng,
     ) -> Result<(), OpFailure> {
         if op.transaction {
@@ -378,7 +374,7 @@ impl CustomWorkload {
         session: &mut Session,
         op: &CompiledOp,
         slot: usize,
-        state: &mut CustomSession,
+        state: &mut FileSession,
         rng: &mut Rng,
     ) -> Result<(), OpFailure> {
         let now_micros = now_micros();

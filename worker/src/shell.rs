@@ -7,13 +7,13 @@ use crate::error::WorkerError;
 use crate::launch::Endpoints;
 use crate::launch::{Load, Ran};
 use crate::link::{Effect, Input, Link};
-use crate::load::Work;
+use crate::sessions::Work;
 use crate::stream::{Control, RejoinTo, Rejoined};
 use fleetload_common::scenario::{OpName, Operation};
 use fleetload_common::scenario_ref::ScenarioRef;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::{Assignment, Done, FromWorker, Hello, Snapshot, ToWorker};
-use fleetload_db::custom::CustomWorkload;
+use fleetload_db::scenario_file::FileWorkload;
 use fleetload_db::session::{ConnectSpec, Session};
 use fleetload_db::workload::Workload;
 use fleetload_proto::PROTOCOL_VERSION;
@@ -140,7 +140,7 @@ pub async fn run(
     };
     // Sequences start above what is in the table once every worker has loaded its
     // shard (all were ready) and before anyone inserts (the start is still ahead).
-    if let (Work::Custom { workload, bases }, Some(first)) =
+    if let (Work::File { workload, bases }, Some(first)) =
         (&mut work, endpoints.writer.1.first_mut())
     {
         match workload.sequence_bases(first).await {
@@ -306,7 +306,7 @@ async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(
 /// is ready).
 async fn check_work(a: &Assignment, work: &Work, first: &mut Session) -> Result<(), String> {
     match work {
-        Work::Custom { workload, .. } => workload.check(first).await,
+        Work::File { workload, .. } => workload.check(first).await,
         Work::Builtin { workload, ops } if !a.load_rows => {
             workload
                 .check(first, a.target.driver(), ops, a.target.url(), a.rows)
@@ -381,8 +381,8 @@ fn work_for(a: &Assignment) -> Result<Work, String> {
                 })
                 .collect::<Result<_, _>>()?,
         }),
-        ScenarioRef::File(file) => Ok(Work::Custom {
-            workload: CustomWorkload::new(std::sync::Arc::clone(file), a.target.driver(), &names)?,
+        ScenarioRef::File(file) => Ok(Work::File {
+            workload: FileWorkload::new(std::sync::Arc::clone(file), a.target.driver(), &names)?,
             bases: Default::default(),
         }),
     }

@@ -16,7 +16,7 @@ use fleetload_common::scenario::{OpName, Operation, Role};
 use fleetload_common::split::Shard;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::WorkerLoad;
-use fleetload_db::custom::{CustomSession, CustomWorkload, OpFailure};
+use fleetload_db::scenario_file::{FileSession, FileWorkload, OpFailure};
 use fleetload_db::session::{ConnectSpec, Session};
 use fleetload_db::workload::{Executed, Keys, Workload};
 use std::collections::BTreeMap;
@@ -57,8 +57,8 @@ pub enum Work {
         workload: Workload,
         ops: Vec<Operation>,
     },
-    Custom {
-        workload: CustomWorkload,
+    File {
+        workload: FileWorkload,
         /// First value of each sequence parameter, read once before the start.
         bases: BTreeMap<(usize, usize), u64>,
     },
@@ -137,7 +137,7 @@ impl Shared {
 }
 
 /// One session's loop state.
-struct Driver {
+struct SessionLoop {
     index: usize,
     /// Its endpoint's sessions, in `Shared::pools`.
     pool: usize,
@@ -147,7 +147,7 @@ struct Driver {
     rng: Rng,
     keys: Keys,
     /// Generator state of a scenario file's parameters.
-    custom: Option<CustomSession>,
+    file: Option<FileSession>,
     extra_seen: u64,
     total_weight: u64,
     backoff: Duration,
@@ -193,7 +193,7 @@ pub async fn drive(
         .iter()
         .map(|w| u64::from(*w))
         .sum::<u64>();
-    let mut d = Driver {
+    let mut d = SessionLoop {
         index,
         pool,
         rng: Rng::for_stream(shared.seed, &[u64::from(shared.worker_index), index as u64]),
@@ -207,8 +207,8 @@ pub async fn drive(
             next_insert: shared.insert_base + index as u64 * shared.insert_stride,
             insert_stride: shared.insert_stride * shared.sessions.max(1) as u64,
         },
-        custom: match &shared.work {
-            Work::Custom { workload, bases } => Some(workload.session(
+        file: match &shared.work {
+            Work::File { workload, bases } => Some(workload.session(
                 Streams {
                     worker_index: u64::from(shared.worker_index),
                     fleet: shared.insert_stride,
@@ -251,7 +251,7 @@ pub async fn drive(
     (d.totals, d.inserted, d.last_insert_id)
 }
 
-impl Driver {
+impl SessionLoop {
     async fn open_loop(&mut self, max_backlog: Duration) {
         let shared = Arc::clone(&self.shared);
         loop {
@@ -408,8 +408,8 @@ impl Driver {
                 };
                 (retries, r.map(|r| r.map_err(OpFailure::Sql)))
             }
-            Work::Custom { workload, .. } => {
-                let state = self.custom.as_mut()?;
+            Work::File { workload, .. } => {
+                let state = self.file.as_mut()?;
                 match tokio::time::timeout(
                     shared.op_timeout,
                     workload.execute(session, slot, state, &self.keys, &mut self.rng),
