@@ -80,7 +80,11 @@ fn workers_stop_their_load_and_keep_their_data_when_the_coordinator_dies() {
         let mut lines = text.lines();
         // A header naming the run and the slot, then one line per snapshot.
         let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-        assert_eq!(header["fleetload_spool"], 1, "{header}");
+        assert_eq!(
+            header["fleetload_spool"],
+            fleetload_common::spool::SPOOL_FORMAT,
+            "{header}"
+        );
         assert!(header["run_id"].as_str().unwrap().starts_with("run-"));
         assert_eq!(header["plan_hash"].as_str().unwrap().len(), 16);
         for line in lines {

@@ -24,7 +24,7 @@
 //!   every version and platform, which `rand`'s generators do not promise).
 
 pub mod churn;
-pub mod error;
+mod error;
 pub mod events;
 pub mod generator;
 pub mod histogram;

@@ -15,15 +15,15 @@
 //! What a worker may send, the exact merge, the run record, checkpoints and the report
 //! itself live in `fleetload_report`, below this crate.
 
-pub mod cloudwatch;
-pub mod controller;
-pub mod counters;
-pub mod error;
+mod cloudwatch;
+mod controller;
+mod counters;
+mod error;
 pub mod metrics;
 pub mod search;
 pub mod security;
-pub mod service;
-pub mod shell;
+mod service;
+mod shell;
 pub mod ui;
 
 pub use controller::RunConfig;

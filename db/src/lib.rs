@@ -14,13 +14,13 @@
 //! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
 //! - [`tpcc`]: TPC-C's schema, population, transactions and consistency conditions.
 
-pub mod connect;
+mod connect;
 pub mod counters;
 pub mod ml;
 pub mod prepare;
 pub mod scenario_file;
 pub mod session;
-pub mod sqlite_ml;
+mod sqlite_ml;
 pub mod tpcc;
 pub mod verify;
 pub mod workload;

@@ -21,27 +21,27 @@
 //!   hlog), and [`compare`] (two runs side by side, with gates).
 
 pub mod admission;
-pub mod availability;
+mod availability;
 mod build;
 pub mod capacity;
-pub mod charts;
+mod charts;
 pub mod checkpoint;
 pub mod cloudwatch;
 pub mod compare;
 pub mod counters;
 mod error;
-pub mod files;
+mod files;
 pub mod html;
 mod io;
 pub mod merge;
 mod model;
 mod outages;
-pub mod record;
+mod record;
 pub mod recover;
-pub mod svg;
+mod svg;
 pub mod text;
 pub mod thresholds;
-pub mod tpcc;
+mod tpcc;
 mod verify;
 
 pub use error::ReportError;

@@ -124,11 +124,13 @@ fn percentile_label(x: f64) -> String {
 }
 
 impl Chart {
+    #[cfg(test)]
     /// Points over all series.
     pub fn point_count(&self) -> usize {
         self.series.iter().map(|s| s.points.len()).sum()
     }
 
+    #[cfg(test)]
     pub fn render(&self) -> String {
         self.render_marked(&[])
     }

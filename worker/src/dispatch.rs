@@ -134,6 +134,7 @@ impl<T> Sender<T> {
         self.0.lock().items.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -14,19 +14,19 @@
 //! - [`timer`]: a sub-millisecond timer inside the runtime (Linux timerfd).
 
 pub mod config;
-pub mod dispatch;
-pub mod error;
-pub mod events;
-pub mod launch;
-pub mod link;
-pub mod pacer;
-pub mod recorder;
+mod dispatch;
+mod error;
+mod events;
+mod launch;
+mod link;
+mod pacer;
+mod recorder;
 pub mod security;
-pub mod sessions;
-pub mod shell;
-pub mod stall;
-pub mod stream;
-pub mod timer;
+mod sessions;
+mod shell;
+mod stall;
+mod stream;
+mod timer;
 
 pub use config::WorkerConfig;
 pub use error::WorkerError;

@@ -99,6 +99,7 @@ impl Recorder {
         f(&mut current[slot])
     }
 
+    #[cfg(test)]
     /// A successful operation; `lag` is `None` in closed loop, where it has no meaning.
     /// `rows`: what it returned or matched of existing keys (`None`: an operation that
     /// only creates rows, or one whose rows are not counted).

@@ -296,6 +296,7 @@ impl Controller {
         }
     }
 
+    #[cfg(test)]
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -303,10 +304,6 @@ impl Controller {
     /// The plan as it stands (the target work may have changed its rows and settings).
     pub fn plan(&self) -> &Plan {
         &self.config.plan
-    }
-
-    pub fn run_id(&self) -> &str {
-        &self.run_id
     }
 
     /// React to `input` at `now`; returns what the shell must do, in order.
