@@ -12,7 +12,7 @@ use rcgen::{
 use std::path::{Path, PathBuf};
 
 /// Carry out one `certs` command; returns what it wrote.
-pub fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn run(command: &CertsCommand) -> anyhow::Result<Vec<PathBuf>> {
     match command {
         CertsCommand::Ca { dir, days, force } => create_ca(dir, *days, *force),
         CertsCommand::Coordinator {

@@ -13,7 +13,7 @@ use std::time::Duration;
     version,
     about = "Distributed database load generator: one coordinator, many workers, one exact HDR report."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "fleetload_worker=debug".
@@ -22,7 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a demo with no servers: SQLite in a temp dir, a coordinator and 2 workers over loopback gRPC.
     Demo(DemoArgs),
     /// Run a plan on this machine: the coordinator plus N worker processes over loopback gRPC.
@@ -52,7 +52,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// How long the demo load runs.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -64,7 +64,7 @@ pub struct DemoArgs {
 
 /// The plan file and a flag for every plan key (the keys are `RawPlan`'s: one place).
 #[derive(Debug, Args, Clone, Default)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// TOML plan file; flags override its keys.
     #[arg(long)]
     pub plan: Option<PathBuf>,
@@ -74,7 +74,7 @@ pub struct PlanArgs {
 
 impl PlanArgs {
     /// The flags as a raw plan, to lay over the file.
-    pub fn flags(&self) -> RawPlan {
+    pub(crate) fn flags(&self) -> RawPlan {
         self.keys.clone()
     }
 }
@@ -83,7 +83,7 @@ impl PlanArgs {
 /// `check`, `teardown`, `verify`): every key is accepted (one plan file serves every
 /// command), but `--help` shows only those these commands use.
 #[derive(Debug)]
-pub struct DataPlanArgs(pub PlanArgs);
+pub(crate) struct DataPlanArgs(pub PlanArgs);
 
 /// The plan keys the data commands use; the rest are hidden from their help.
 const DATA_KEYS: &[&str] = &[
@@ -148,7 +148,7 @@ impl std::ops::Deref for DataPlanArgs {
 
 /// The coordinator's Prometheus endpoint.
 #[derive(Debug, Args, Clone)]
-pub struct MetricsArgs {
+pub(crate) struct MetricsArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464. Off unless
     /// given; an address like 0.0.0.0:9464 exposes them to the network, so name it only
     /// when that is wanted.
@@ -175,7 +175,7 @@ pub struct MetricsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     #[command(flatten)]
@@ -202,7 +202,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CoordinatorArgs {
+pub(crate) struct CoordinatorArgs {
     #[command(flatten)]
     pub security: ServeSecurityArgs,
     #[command(flatten)]
@@ -236,7 +236,7 @@ pub struct CoordinatorArgs {
 /// FLEETLOAD_TOKEN environment variable or a file, never from the command line (where
 /// other users of the host could read it).
 #[derive(Debug, Args, Clone, Default)]
-pub struct ChannelArgs {
+pub(crate) struct ChannelArgs {
     /// CA certificate (PEM) to verify the coordinator with; use an https:// address.
     #[arg(long)]
     pub tls_ca: Option<PathBuf>,
@@ -256,7 +256,7 @@ pub struct ChannelArgs {
 
 /// How the coordinator protects its control channel.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ServeSecurityArgs {
+pub(crate) struct ServeSecurityArgs {
     /// Certificate (PEM) the coordinator presents; turns on TLS.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -276,7 +276,7 @@ pub struct ServeSecurityArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     #[command(flatten)]
     pub channel: ChannelArgs,
     /// Only load targets matching these, repeatable: host[:port], *.domain[:port] or
@@ -313,7 +313,7 @@ pub struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PrepareArgs {
+pub(crate) struct PrepareArgs {
     #[command(flatten)]
     pub plan: DataPlanArgs,
     /// Sessions that load rows in parallel.
@@ -322,7 +322,7 @@ pub struct PrepareArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct FindCapacityArgs {
+pub(crate) struct FindCapacityArgs {
     #[command(flatten)]
     pub security: ServeSecurityArgs,
     #[command(flatten)]
@@ -366,7 +366,7 @@ pub struct FindCapacityArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The coordinator, e.g. http://10.0.0.5:7400 (https:// with TLS).
     #[arg(long, env = "FLEETLOAD_COORDINATOR")]
     pub coordinator: String,
@@ -377,7 +377,7 @@ pub struct CtlArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CtlAction {
+pub(crate) enum CtlAction {
     /// Print the run's state as JSON.
     Status,
     /// Cluster ops/s (open loop) or active sessions (closed loop), from the next interval.
@@ -394,7 +394,7 @@ pub enum CtlAction {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ReportCommand {
+pub(crate) enum ReportCommand {
     /// Print the summary of a report.json.
     Show {
         /// The report.json.
@@ -453,20 +453,20 @@ pub enum ReportCommand {
 
 /// `report compare --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CompareFormat {
+pub(crate) enum CompareFormat {
     Text,
     Markdown,
     Json,
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub plan: DataPlanArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub plan: DataPlanArgs,
     /// The run's report.json (default: the latest run's).
@@ -477,7 +477,7 @@ pub struct VerifyArgs {
 /// `fleetload certs`: certificates with the extensions rustls checks (X.509 v3, subject
 /// alternative names, key usage, extended key usage), as `cockroach cert` makes them.
 #[derive(Debug, Subcommand)]
-pub enum CertsCommand {
+pub(crate) enum CertsCommand {
     /// A fleet CA: DIR/ca.pem (give it to workers and ctl as --tls-ca, to the
     /// coordinator as --tls-client-ca) and DIR/ca.key (keep it private).
     #[command(name = "create-ca")]

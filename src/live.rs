@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Where the console writes: the status and interval lines, and the log lines.
-pub struct Sinks {
+pub(crate) struct Sinks {
     pub out: Box<dyn Write + Send>,
     pub err: Box<dyn Write + Send>,
 }
@@ -25,21 +25,21 @@ struct Inner {
 }
 
 /// The process's console; logs and the live display share it.
-pub struct Console {
+pub(crate) struct Console {
     inner: Mutex<Inner>,
 }
 
 static CONSOLE: OnceLock<Console> = OnceLock::new();
 
 /// Whether this process's stdout can take the redrawn status area.
-pub fn stdout_is_fancy() -> bool {
+pub(crate) fn stdout_is_fancy() -> bool {
     std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
 /// The console of this process (stdout and stderr).
-pub fn console() -> &'static Console {
+pub(crate) fn console() -> &'static Console {
     CONSOLE.get_or_init(|| {
         Console::new(
             stdout_is_fancy(),
@@ -52,7 +52,7 @@ pub fn console() -> &'static Console {
 }
 
 impl Console {
-    pub fn new(fancy: bool, sinks: Sinks) -> Self {
+    pub(crate) fn new(fancy: bool, sinks: Sinks) -> Self {
         Console {
             inner: Mutex::new(Inner {
                 sinks,
@@ -69,12 +69,12 @@ impl Console {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn is_fancy(&self) -> bool {
+    pub(crate) fn is_fancy(&self) -> bool {
         self.lock().fancy
     }
 
     /// A line on stdout, above the status area.
-    pub fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         let mut i = self.lock();
         i.erase();
         let _ = writeln!(i.sinks.out, "{text}");
@@ -82,7 +82,7 @@ impl Console {
     }
 
     /// Log output (whole lines) on stderr, above the status area.
-    pub fn log(&self, bytes: &[u8]) {
+    pub(crate) fn log(&self, bytes: &[u8]) {
         let mut i = self.lock();
         i.erase();
         let _ = i.sinks.err.write_all(bytes);
@@ -91,7 +91,7 @@ impl Console {
     }
 
     /// Replace the status area (terminal only; ignored otherwise).
-    pub fn status(&self, lines: Vec<String>) {
+    pub(crate) fn status(&self, lines: Vec<String>) {
         let mut i = self.lock();
         if !i.fancy {
             return;
@@ -102,7 +102,7 @@ impl Console {
     }
 
     /// Remove the status area for good (before the final summary).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut i = self.lock();
         i.erase();
         i.status.clear();
@@ -132,9 +132,9 @@ impl Inner {
 
 /// A `tracing` writer whose lines go through the console.
 #[derive(Clone, Copy)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
-pub struct LogLine(Vec<u8>);
+pub(crate) struct LogLine(Vec<u8>);
 
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -163,7 +163,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
 /// What the status area shows.
 #[derive(Debug, Clone)]
-pub struct Display {
+pub(crate) struct Display {
     pub title: String,
     /// `None` for a capacity search: it ends when it converges.
     pub duration: Option<Duration>,
@@ -178,7 +178,7 @@ pub struct Display {
 const BAR: usize = 30;
 
 impl Display {
-    pub fn new(
+    pub(crate) fn new(
         title: String,
         duration: Option<Duration>,
         warmup: Duration,
@@ -195,12 +195,12 @@ impl Display {
         }
     }
 
-    pub fn update(&mut self, p: Progress) {
+    pub(crate) fn update(&mut self, p: Progress) {
         self.last = Some((p, Instant::now()));
     }
 
     /// The status lines at `now`: the elapsed time runs on between intervals.
-    pub fn lines(&self, now: Instant) -> Vec<String> {
+    pub(crate) fn lines(&self, now: Instant) -> Vec<String> {
         let Some((p, at)) = &self.last else {
             let waited = now.saturating_duration_since(self.since).as_secs();
             return vec![
@@ -259,7 +259,7 @@ impl Display {
 
 /// Show progress until the channel closes: interval lines always, the redrawn status
 /// area on a terminal (ticking four times a second so the bar moves between intervals).
-pub async fn show(mut rx: tokio::sync::mpsc::UnboundedReceiver<Progress>, display: Display) {
+pub(crate) async fn show(mut rx: tokio::sync::mpsc::UnboundedReceiver<Progress>, display: Display) {
     let console = console();
     let display = Arc::new(Mutex::new(display));
     let mut tick = tokio::time::interval(Duration::from_millis(250));

@@ -151,7 +151,7 @@ async fn fetch(
 
 /// Poll until `stop`, then fetch once more (bounded) and return what the report holds.
 /// `start` is the run's start on the coordinator's clock.
-pub async fn run(
+pub(crate) async fn run(
     plan: CloudWatchPlan,
     start: SystemTime,
     stop: CancellationToken,

@@ -43,7 +43,7 @@ impl Link {
 
 /// Sample until `stop` is cancelled (then once more), at `start + k·interval`. A lost
 /// connection is reopened at the next edge; the time between is recorded as a gap.
-pub async fn run(
+pub(crate) async fn run(
     plan: Plan,
     start: Instant,
     stop: CancellationToken,

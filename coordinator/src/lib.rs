@@ -2,13 +2,13 @@
 //! starts them together, merges their HDR snapshots exactly and builds the report.
 //!
 //! # Layout
-//! - [`service`]: the gRPC edge; validated events for the controller.
-//! - [`controller`]: the run controller's pure core (events in, effects out).
-//! - [`shell`]: its tokio shell (streams, timers, the target's work, the counter sampler).
+//! - `service`: the gRPC edge; validated events for the controller.
+//! - `controller`: the run controller's pure core (events in, effects out).
+//! - `shell`: its tokio shell (streams, timers, the target's work, the counter sampler).
 //! - [`metrics`]: the Prometheus endpoint (counters of the merge, last-interval gauges).
 //! - [`security`]: TLS, mutual TLS and the fleet token on the control channel.
-//! - [`counters`]: the database's own counters, sampled during the run.
-//! - [`cloudwatch`]: Aurora's and SageMaker's CloudWatch series for the run's window.
+//! - `counters`: the database's own counters, sampled during the run.
+//! - `cloudwatch`: Aurora's and SageMaker's CloudWatch series for the run's window.
 //! - [`ui`]: the live dashboard in the browser, with the controls.
 //! - [`search`]: the capacity search, stepping the rate live.
 //!

@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The sending half of a worker's stream.
-pub type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
+pub(crate) type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
 
 /// A stream that said hello.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ pub enum Event {
 
 /// The `Fleet` service: accepts worker streams and forwards their events.
 #[derive(Clone)]
-pub struct FleetService {
+pub(crate) struct FleetService {
     events: mpsc::Sender<Event>,
     next_conn: Arc<AtomicU64>,
     tasks: TaskTracker,
@@ -74,7 +74,11 @@ pub struct FleetService {
 }
 
 impl FleetService {
-    pub fn new(events: mpsc::Sender<Event>, tasks: TaskTracker, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        events: mpsc::Sender<Event>,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Self {
         FleetService {
             events,
             next_conn: Arc::new(AtomicU64::new(0)),

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`session`]: one connection of one of sqlx's drivers, and error classification.
-//! - [`connect`]: opening one: the target's options and its login (password, IAM token,
+//! - `connect`: opening one: the target's options and its login (password, IAM token,
 //!   Secrets Manager secret).
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
 //! - [`scenario_file`]: scenario files at run time: compiled statements, transactions with

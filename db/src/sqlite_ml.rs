@@ -25,7 +25,7 @@ use std::ptr::NonNull;
 
 /// The endpoint one connection's functions share.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     settings: MlSettings,
     database: PathBuf,
 }
@@ -36,7 +36,7 @@ const LOGICAL: usize = 1;
 const SINGLE: usize = 2;
 
 impl Endpoint {
-    pub fn new(database: &Path, settings: MlSettings) -> Self {
+    pub(crate) fn new(database: &Path, settings: MlSettings) -> Self {
         Endpoint {
             settings,
             database: database.to_path_buf(),
@@ -59,7 +59,7 @@ impl Endpoint {
     }
 
     /// Forget the counts (prepare does this when it reinstalls the stand-in).
-    pub fn reset_counters(&self) -> std::io::Result<()> {
+    pub(crate) fn reset_counters(&self) -> std::io::Result<()> {
         match std::fs::remove_file(self.sidecar(".ml-counters")) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -114,7 +114,7 @@ impl Endpoint {
     }
 
     /// The current value of counter `name` (requests, logical or single).
-    pub fn counter(&self, name: &str) -> std::io::Result<u64> {
+    pub(crate) fn counter(&self, name: &str) -> std::io::Result<u64> {
         use rustix::fs::{flock, FlockOperation};
         let i = match name {
             "requests" => REQUESTS,
@@ -301,7 +301,7 @@ unsafe extern "C" fn destroy(p: *mut c_void) {
 ///
 /// # Errors
 /// SQLite refused a registration (returns its result code).
-pub fn register(handle: NonNull<ffi::sqlite3>, endpoint: &Endpoint) -> Result<(), c_int> {
+pub(crate) fn register(handle: NonNull<ffi::sqlite3>, endpoint: &Endpoint) -> Result<(), c_int> {
     let functions: [(&[u8], c_int, Kind, c_int); 4] = [
         (
             b"will_churn_model\0",

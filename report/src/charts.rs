@@ -18,7 +18,7 @@ fn mid(i: &super::IntervalJson) -> f64 {
 }
 
 /// The charts of a report, in page order.
-pub fn charts(r: &Report) -> Vec<Chart> {
+pub(crate) fn charts(r: &Report) -> Vec<Chart> {
     let mut charts = Vec::new();
     throughput(r, &mut charts);
     latency(r, &mut charts);

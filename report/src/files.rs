@@ -19,7 +19,7 @@ pub struct LoggedInterval {
 }
 
 /// `report.csv`: a header, then one row per interval and operation.
-pub fn csv(r: &Report) -> String {
+pub(crate) fn csv(r: &Report) -> String {
     let classes = fleetload_common::outcome::ErrorClass::ALL;
     let mut out = String::from("interval,start_s,end_s,warmup,operation,count,ok_per_s,errors,dropped_backlog,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,service_p50_ms,service_p99_ms,schedule_lag_p99_ms");
     for c in classes {
@@ -68,7 +68,7 @@ pub fn csv(r: &Report) -> String {
 
 /// `report.hlog`: HdrHistogram interval log (format of HdrHistogram's
 /// HistogramLogWriter). Values are microseconds; Interval_Max is in milliseconds.
-pub fn hlog(r: &Report, start_unix_s: f64) -> String {
+pub(crate) fn hlog(r: &Report, start_unix_s: f64) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "#[fleetload run {}: cluster response time (completion - intended start), values in microseconds]", r.run_id);
     let _ = writeln!(

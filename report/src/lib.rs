@@ -10,14 +10,14 @@
 //! # Layout
 //! - The record: [`merge`] (exact merge of snapshots per interval, worker and run),
 //!   [`admission`] (what a worker's message may say before it enters the merge),
-//!   [`record`] (a finished run: the merge and the fleet as it ended),
+//!   `record` (a finished run: the merge and the fleet as it ended),
 //!   [`checkpoint`] (the run so far on disk), [`recover`] (a record rebuilt from a
 //!   checkpoint and the workers' spools).
 //! - The JSON: the report's types here and in `model`, with the sources the coordinator
 //!   samples beside the load: [`counters`], [`cloudwatch`], [`capacity`].
-//! - The analyses: [`thresholds`], [`availability`], verification (`verify`),
-//!   outages, [`tpcc`].
-//! - The renderers: [`text`], [`html`] with [`charts`] and [`svg`], [`files`] (CSV,
+//! - The analyses: [`thresholds`], `availability`, verification (`verify`),
+//!   outages, `tpcc`.
+//! - The renderers: [`text`], [`html`] with `charts` and `svg`, `files` (CSV,
 //!   hlog), and [`compare`] (two runs side by side, with gates).
 
 pub mod admission;

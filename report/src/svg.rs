@@ -21,7 +21,7 @@ const PALETTE: [&str; 10] = [
 
 /// One line of a chart.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     /// Drawn dashed: a plan or target rather than a measurement.
@@ -30,7 +30,7 @@ pub struct Series {
 
 /// How the x axis reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XAxis {
+pub(crate) enum XAxis {
     /// Seconds since the start.
     Seconds,
     /// Offered rate, operations per second (linear).
@@ -42,7 +42,7 @@ pub enum XAxis {
 
 /// A line chart.
 #[derive(Debug, Clone)]
-pub struct Chart {
+pub(crate) struct Chart {
     pub id: String,
     pub title: String,
     pub y_label: String,
@@ -53,13 +53,13 @@ pub struct Chart {
 
 /// A span of time marked on a time chart: an outage or failover window.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mark {
+pub(crate) struct Mark {
     pub from_s: f64,
     pub to_s: f64,
     pub label: String,
 }
 
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -126,17 +126,17 @@ fn percentile_label(x: f64) -> String {
 impl Chart {
     #[cfg(test)]
     /// Points over all series.
-    pub fn point_count(&self) -> usize {
+    pub(crate) fn point_count(&self) -> usize {
         self.series.iter().map(|s| s.points.len()).sum()
     }
 
     #[cfg(test)]
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.render_marked(&[])
     }
 
     /// Render with `marks` shaded behind the series (time charts only).
-    pub fn render_marked(&self, marks: &[Mark]) -> String {
+    pub(crate) fn render_marked(&self, marks: &[Mark]) -> String {
         let mut out = String::new();
         let pts: Vec<(f64, f64)> = self
             .series

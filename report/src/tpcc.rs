@@ -66,7 +66,7 @@ impl TpccJson {
 }
 
 /// The figures of a TPC-C run's report (`None` for other scenarios).
-pub fn summary(r: &Report) -> Option<TpccJson> {
+pub(crate) fn summary(r: &Report) -> Option<TpccJson> {
     if r.plan.scenario.as_deref() != Some("tpcc") {
         return None;
     }

@@ -34,7 +34,7 @@ use fleet::*;
 use output::*;
 use serve::*;
 
-pub fn init_logging(cli: &Cli) {
+pub(crate) fn init_logging(cli: &Cli) {
     // demo and run print their own live lines; the coordinator's and worker's own logs
     // would interleave with them.
     let default = match cli.command {
@@ -79,7 +79,7 @@ fn shutdown_token() -> CancellationToken {
     token
 }
 
-pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo(a).await,
         Command::Run(a) => run(a).await,

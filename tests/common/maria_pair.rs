@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct MariaPair {
+pub(crate) struct MariaPair {
     dir: tempfile::TempDir,
     servers: Vec<Child>,
     pub primary: u16,
@@ -18,12 +18,12 @@ pub struct MariaPair {
 }
 
 /// The application user's password (the tests' usual one).
-pub fn app_password() -> String {
+pub(crate) fn app_password() -> String {
     crate::common::password()
 }
 
 impl MariaPair {
-    pub fn start() -> MariaPair {
+    pub(crate) fn start() -> MariaPair {
         let dir = tempfile::Builder::new()
             .prefix("fleetload-mariapair")
             .tempdir_in("/tmp")
@@ -166,13 +166,13 @@ impl MariaPair {
     }
 
     /// Run `sql` as root on the server at `port` (through its socket).
-    pub fn root(&self, port: u16, sql: &str) -> String {
+    pub(crate) fn root(&self, port: u16, sql: &str) -> String {
         self.try_root(port, sql)
             .unwrap_or_else(|e| panic!("{sql} on {port}: {e}"))
     }
 
     /// Wait until the replica has applied everything the primary logged.
-    pub fn wait_for_replica(&self) {
+    pub(crate) fn wait_for_replica(&self) {
         let target = self.root(self.primary, "SELECT @@gtid_binlog_pos");
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
@@ -187,12 +187,12 @@ impl MariaPair {
     }
 
     /// Demote the primary as a failover does: writes of ordinary users fail with 1290.
-    pub fn make_primary_read_only(&self) {
+    pub(crate) fn make_primary_read_only(&self) {
         self.root(self.primary, "SET GLOBAL read_only = 1");
     }
 
     /// Once the replica applied everything, make it the writer.
-    pub fn promote_replica(&self) {
+    pub(crate) fn promote_replica(&self) {
         self.wait_for_replica();
         self.root(
             self.replica,
@@ -211,7 +211,7 @@ impl Drop for MariaPair {
 }
 
 /// Run `sql` as root on the server listening on `socket`: its output, or its error.
-pub fn root_over(socket: &Path, sql: &str) -> Result<String, String> {
+pub(crate) fn root_over(socket: &Path, sql: &str) -> Result<String, String> {
     let out = Command::new("mariadb")
         .arg(format!("--socket={}", socket.display()))
         .args(["-uroot", "-N", "-B", "-e", sql])

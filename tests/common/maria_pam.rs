@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct MariaPam {
+pub(crate) struct MariaPam {
     dir: tempfile::TempDir,
     child: Child,
     pam_service: PathBuf,
@@ -33,7 +33,7 @@ fn ok(cmd: &mut Command) -> String {
 impl MariaPam {
     /// A server on `port` whose user `user` logs in with exactly `token`, through the
     /// cleartext plugin over TLS.
-    pub fn start_on(port: u16, user: &str, token: &str) -> MariaPam {
+    pub(crate) fn start_on(port: u16, user: &str, token: &str) -> MariaPam {
         assert!(
             is_root(),
             "the MariaDB IAM test writes a PAM service to /etc/pam.d: run it as root (CI does)"
@@ -127,7 +127,7 @@ impl MariaPam {
         crate::maria_pair::root_over(&self.dir.path().join("s.sock"), sql)
     }
 
-    pub fn root(&self, sql: &str) -> String {
+    pub(crate) fn root(&self, sql: &str) -> String {
         self.try_root(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }

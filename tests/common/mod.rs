@@ -2,7 +2,7 @@
 //!
 //! The databases come from `scripts/test` (which installs and starts them and creates
 //! the `fleetload` user); each test gets its own database so tests run in parallel.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use serde_json::Value;
 use std::path::Path;

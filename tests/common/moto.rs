@@ -7,17 +7,17 @@ use crate::common::{free_port_number, output, spawn_env};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Moto {
+pub(crate) struct Moto {
     child: Child,
     pub port: u16,
 }
 
-pub const REGION: &str = "us-east-1";
-pub const KEY_ID: &str = "AKIDMOTOTEST";
-pub const SECRET_KEY: &str = "moto/secret+key";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const KEY_ID: &str = "AKIDMOTOTEST";
+pub(crate) const SECRET_KEY: &str = "moto/secret+key";
 
 impl Moto {
-    pub fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let port = free_port_number();
         let child = Command::new("python3")
             .args([
@@ -43,12 +43,12 @@ impl Moto {
         Moto { child, port }
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The environment that points a fleetload process at this server.
-    pub fn env(&self, home: &std::path::Path) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self, home: &std::path::Path) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint()),
             ("AWS_ACCESS_KEY_ID", KEY_ID.into()),
@@ -60,11 +60,11 @@ impl Moto {
     }
 
     /// The SDK's configuration for the test's own calls.
-    pub async fn config(&self) -> aws_config::SdkConfig {
+    pub(crate) async fn config(&self) -> aws_config::SdkConfig {
         config_for(self.port).await
     }
 
-    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -72,7 +72,7 @@ impl Moto {
             .block_on(f)
     }
 
-    pub fn put_secret(&self, name: &str, value: &str) {
+    pub(crate) fn put_secret(&self, name: &str, value: &str) {
         Self::block_on(async {
             let sm = aws_sdk_secretsmanager::Client::new(&self.config().await);
             if sm.describe_secret().secret_id(name).send().await.is_ok() {
@@ -95,7 +95,7 @@ impl Moto {
 }
 
 /// The SDK's configuration for a moto server on `port`.
-pub async fn config_for(port: u16) -> aws_config::SdkConfig {
+pub(crate) async fn config_for(port: u16) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
@@ -120,7 +120,7 @@ impl Drop for Moto {
 }
 
 /// Run the binary in `cwd` with `env` added; its exit code and everything it printed.
-pub fn run_env(
+pub(crate) fn run_env(
     args: &[&str],
     cwd: &std::path::Path,
     env: &[(&'static str, String)],

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub struct PgPair {
+pub(crate) struct PgPair {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub primary: u16,
@@ -22,7 +22,7 @@ pub struct PgPair {
 }
 
 /// The newest installed PostgreSQL's binaries.
-pub fn pg_bin() -> PathBuf {
+pub(crate) fn pg_bin() -> PathBuf {
     let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("PostgreSQL is installed (scripts/test installs it)")
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -33,7 +33,7 @@ pub fn pg_bin() -> PathBuf {
 }
 
 /// `program args…`, as `postgres` when we are root; panics with its output on failure.
-pub fn as_postgres(program: &Path, args: &[&str]) -> String {
+pub(crate) fn as_postgres(program: &Path, args: &[&str]) -> String {
     try_as_postgres(program, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -59,13 +59,13 @@ fn try_as_postgres(program: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 impl PgPair {
-    pub fn start() -> PgPair {
+    pub(crate) fn start() -> PgPair {
         Self::start_at("127.0.0.1", None)
     }
 
     /// The primary on 127.0.0.1 and the replica on 127.0.0.2, on the same port: one
     /// URL with a host name reaches either, as the name resolves.
-    pub fn start_same_port() -> PgPair {
+    pub(crate) fn start_same_port() -> PgPair {
         Self::start_at("127.0.0.2", Some(free_port()))
     }
 
@@ -134,7 +134,7 @@ impl PgPair {
     }
 
     /// Another streaming replica, started now; its port.
-    pub fn add_replica(&self) -> u16 {
+    pub(crate) fn add_replica(&self) -> u16 {
         let port = free_port();
         let data = self.dir.path().join(format!("replica-{port}"));
         self.clone_primary(&data, "127.0.0.1", port);
@@ -180,17 +180,17 @@ impl PgPair {
 
     /// Run `sql` on the server at 127.0.0.1:`port` and return its output (unaligned,
     /// no headers).
-    pub fn psql(&self, port: u16, sql: &str) -> String {
+    pub(crate) fn psql(&self, port: u16, sql: &str) -> String {
         self.psql_at("127.0.0.1", port, sql)
     }
 
     /// Run `sql` on the primary.
-    pub fn on_primary(&self, sql: &str) -> String {
+    pub(crate) fn on_primary(&self, sql: &str) -> String {
         self.psql_at("127.0.0.1", self.primary, sql)
     }
 
     /// Run `sql` on the replica.
-    pub fn on_replica(&self, sql: &str) -> String {
+    pub(crate) fn on_replica(&self, sql: &str) -> String {
         self.psql_at(self.replica_host, self.replica, sql)
     }
 
@@ -218,13 +218,13 @@ impl PgPair {
 
     /// Demote the primary as a failover does to its clients: every new transaction
     /// there is read-only from now on (writes fail with SQLSTATE 25006).
-    pub fn make_primary_read_only(&self) {
+    pub(crate) fn make_primary_read_only(&self) {
         self.on_primary("ALTER SYSTEM SET default_transaction_read_only = on");
         self.on_primary("SELECT pg_reload_conf()");
     }
 
     /// Wait until the replica has replayed everything the primary wrote so far.
-    pub fn wait_for_replica(&self) {
+    pub(crate) fn wait_for_replica(&self) {
         self.catch_up();
     }
 
@@ -244,7 +244,7 @@ impl PgPair {
 
     /// Wait until the replica has replayed everything the primary wrote, then promote
     /// it: every write the primary acknowledged is on the new writer.
-    pub fn promote_replica(&self) {
+    pub(crate) fn promote_replica(&self) {
         self.catch_up();
         as_postgres(
             &self.bin.join("pg_ctl"),
@@ -283,7 +283,7 @@ impl Drop for PgPair {
 }
 
 /// Stop the server of `data` at once, ignoring failure (for `Drop`).
-pub fn stop(bin: &Path, data: &Path) {
+pub(crate) fn stop(bin: &Path, data: &Path) {
     let _ = try_as_postgres(
         &bin.join("pg_ctl"),
         &[

@@ -12,14 +12,14 @@ use crate::pg_pair::{as_postgres, pg_bin, stop};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct PgTls {
+pub(crate) struct PgTls {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
 }
 
 impl PgTls {
-    pub fn start() -> PgTls {
+    pub(crate) fn start() -> PgTls {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("fleetload-pgtls")
@@ -74,7 +74,7 @@ impl PgTls {
     }
 
     /// Run SQL as the superuser over the Unix socket.
-    pub fn admin(&self, sql: &str) -> String {
+    pub(crate) fn admin(&self, sql: &str) -> String {
         let sock = self.dir.path().to_str().unwrap().to_string();
         as_postgres(
             &self.bin.join("psql"),

@@ -27,11 +27,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How long a free session may wait while warmer ones take the operations.
-pub const STALE: Duration = Duration::from_millis(100);
+pub(crate) const STALE: Duration = Duration::from_millis(100);
 
 /// Which waiting session an operation goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
+pub(crate) enum Order {
     /// The session that became free last (last in, first out).
     Warm,
     /// The session that has waited longest (first in, first out).
@@ -82,7 +82,7 @@ impl<T> Shared<T> {
 
 /// A queue of operations with one sender (the pacer) and any number of receivers (the
 /// sessions of one endpoint).
-pub fn queue<T>(order: Order) -> (Sender<T>, Receiver<T>) {
+pub(crate) fn queue<T>(order: Order) -> (Sender<T>, Receiver<T>) {
     queue_with(order, STALE)
 }
 
@@ -104,18 +104,18 @@ fn queue_with<T>(order: Order, stale: Duration) -> (Sender<T>, Receiver<T>) {
 /// The pacer's end. Dropping it closes the queue: receivers get what is queued, then
 /// [`Closed`].
 #[derive(Debug)]
-pub struct Sender<T>(Arc<Shared<T>>);
+pub(crate) struct Sender<T>(Arc<Shared<T>>);
 
 /// No receiver is left (`try_send`), or the sender is gone and nothing is queued (`recv`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
+pub(crate) struct Closed;
 
 impl<T> Sender<T> {
     /// Queue `item` and wake one waiting receiver.
     ///
     /// # Errors
     /// Every receiver is gone; the item is given back.
-    pub fn try_send(&self, item: T) -> Result<(), (Closed, T)> {
+    pub(crate) fn try_send(&self, item: T) -> Result<(), (Closed, T)> {
         let mut s = self.0.lock();
         if s.receivers == 0 {
             return Err((Closed, item));
@@ -130,12 +130,12 @@ impl<T> Sender<T> {
     }
 
     /// Items queued and not yet taken.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.lock().items.len()
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -154,7 +154,7 @@ impl<T> Drop for Sender<T> {
 
 /// A session's end.
 #[derive(Debug)]
-pub struct Receiver<T>(Arc<Shared<T>>);
+pub(crate) struct Receiver<T>(Arc<Shared<T>>);
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
@@ -171,7 +171,7 @@ impl<T> Drop for Receiver<T> {
 
 impl<T> Receiver<T> {
     /// The next item; cancel-safe (an item is taken only when the future completes).
-    pub fn recv(&self) -> Recv<'_, T> {
+    pub(crate) fn recv(&self) -> Recv<'_, T> {
         Recv {
             shared: &self.0,
             id: None,
@@ -181,7 +181,7 @@ impl<T> Receiver<T> {
 
 /// Waiting for an item.
 #[derive(Debug)]
-pub struct Recv<'a, T> {
+pub(crate) struct Recv<'a, T> {
     shared: &'a Shared<T>,
     /// This future's registration among the waiters, once it has waited.
     id: Option<u64>,

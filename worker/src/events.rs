@@ -9,10 +9,10 @@ use std::sync::Mutex;
 
 /// Events noticed and not yet taken into a snapshot.
 #[derive(Debug, Default)]
-pub struct Events(Mutex<Vec<WorkerEvent>>);
+pub(crate) struct Events(Mutex<Vec<WorkerEvent>>);
 
 impl Events {
-    pub fn push(&self, e: WorkerEvent) {
+    pub(crate) fn push(&self, e: WorkerEvent) {
         let mut v = self
             .0
             .lock()
@@ -26,7 +26,7 @@ impl Events {
     }
 
     /// Every event noticed since the last call.
-    pub fn take(&self) -> Vec<WorkerEvent> {
+    pub(crate) fn take(&self) -> Vec<WorkerEvent> {
         let mut v = self
             .0
             .lock()

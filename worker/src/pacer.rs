@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 const RELEASE_BATCH: u32 = 1024;
 
 /// Everything the pacer needs.
-pub struct Pacer {
+pub(crate) struct Pacer {
     pub arrivals_plan: Arrivals,
     pub start: Instant,
     pub duration: Duration,
@@ -106,7 +106,7 @@ impl Pacer {
     /// Run until the schedule passes the duration or the run is cancelled. Returns the
     /// operations it had to drop, per mix slot. Closing the queue (by returning) tells
     /// the sessions that no more operations will come.
-    pub async fn run(mut self) -> Vec<OpTotals> {
+    pub(crate) async fn run(mut self) -> Vec<OpTotals> {
         let mut dropped = vec![OpTotals::default(); self.weights.len()];
         let timer = match PreciseTimer::new() {
             Ok(t) => Some(t),

@@ -15,11 +15,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Stats of one interval: one `OpStats` per slot of the worker's operation mix.
-pub type IntervalStats = Vec<OpStats>;
+pub(crate) type IntervalStats = Vec<OpStats>;
 
 /// The instance an operation ran on, as its session sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct On<'a> {
+pub(crate) struct On<'a> {
     pub name: &'a str,
     pub read_only: bool,
     /// The session's first operation on this instance in the interval: it counts the
@@ -61,13 +61,13 @@ struct Inner {
 
 /// Per-interval stats for a group of sessions.
 #[derive(Debug)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     slots: usize,
     inner: Mutex<Inner>,
 }
 
 impl Recorder {
-    pub fn new(slots: usize) -> Self {
+    pub(crate) fn new(slots: usize) -> Self {
         Recorder {
             slots,
             inner: Mutex::new(Inner {
@@ -103,7 +103,7 @@ impl Recorder {
     /// A successful operation; `lag` is `None` in closed loop, where it has no meaning.
     /// `rows`: what it returned or matched of existing keys (`None`: an operation that
     /// only creates rows, or one whose rows are not counted).
-    pub fn ok(
+    pub(crate) fn ok(
         &self,
         interval: u64,
         slot: usize,
@@ -120,7 +120,7 @@ impl Recorder {
     }
 
     /// A successful operation, and the instance it ran on: one lock for both.
-    pub fn ok_on(
+    pub(crate) fn ok_on(
         &self,
         interval: u64,
         slot: usize,
@@ -147,7 +147,7 @@ impl Recorder {
         });
     }
 
-    pub fn error(
+    pub(crate) fn error(
         &self,
         interval: u64,
         slot: usize,
@@ -158,7 +158,7 @@ impl Recorder {
     }
 
     /// A failed operation, and the instance it ran on: one lock for both.
-    pub fn error_on(
+    pub(crate) fn error_on(
         &self,
         interval: u64,
         slot: usize,
@@ -175,17 +175,17 @@ impl Recorder {
     }
 
     /// Deadlocks or serialization failures an operation retried past.
-    pub fn retried(&self, interval: u64, slot: usize, retries: u64) {
+    pub(crate) fn retried(&self, interval: u64, slot: usize, retries: u64) {
         self.with(interval, slot, |s| s.retries += retries);
     }
 
-    pub fn dropped(&self, interval: u64, slot: usize) {
+    pub(crate) fn dropped(&self, interval: u64, slot: usize) {
         self.with(interval, slot, |s| s.dropped_backlog += 1);
     }
 
     /// Take every interval up to and including `through`; later operations for those
     /// intervals go into the next open one.
-    pub fn take_through(&self, through: u64) -> Vec<(u64, IntervalStats)> {
+    pub(crate) fn take_through(&self, through: u64) -> Vec<(u64, IntervalStats)> {
         let mut inner = self
             .inner
             .lock()

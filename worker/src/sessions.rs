@@ -52,7 +52,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(2);
 /// What the sessions run: a built-in scenario's operations or a scenario file's, one per
 /// mix slot.
 #[derive(Debug)]
-pub enum Work {
+pub(crate) enum Work {
     Builtin {
         workload: Workload,
         ops: Vec<Operation>,
@@ -66,7 +66,7 @@ pub enum Work {
 
 /// What every session of a worker shares.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub start: Instant,
     pub duration: Duration,
     /// The run's intervals (one rule with the pacer and the link).
@@ -105,7 +105,7 @@ pub struct Shared {
 
 /// The sessions of one endpoint.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     pub role: Role,
     pub connect: ConnectSpec,
     /// The mix's weights as this pool runs them: 0 for operations of the other role
@@ -117,7 +117,7 @@ pub struct Pool {
 
 impl Shared {
     /// The interval an event at `t` belongs to (the last one for stragglers).
-    pub fn interval_of(&self, t: Instant) -> u64 {
+    pub(crate) fn interval_of(&self, t: Instant) -> u64 {
         self.intervals.at(t.saturating_duration_since(self.start))
     }
 
@@ -181,7 +181,7 @@ struct OpenOutage {
 /// cancelled. Returns what this session executed, per mix slot (counted here,
 /// independently of the snapshots, so the coordinator can check its merge), and the rows
 /// it inserted and the largest id it used for them.
-pub async fn drive(
+pub(crate) async fn drive(
     index: usize,
     pool: usize,
     session: Session,

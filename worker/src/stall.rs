@@ -14,10 +14,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The shortest lateness counted as a stall (well above the scheduler's jitter).
-pub const STALL: Duration = Duration::from_millis(100);
+pub(crate) const STALL: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_millis(10);
 /// Watch for stalls from `start` until `end` or `cancel`.
-pub async fn watch(start: Instant, end: Instant, events: &Events, cancel: CancellationToken) {
+pub(crate) async fn watch(
+    start: Instant,
+    end: Instant,
+    events: &Events,
+    cancel: CancellationToken,
+) {
     tokio::select! {
         _ = tokio::time::sleep_until(start) => {}
         _ = cancel.cancelled() => return,

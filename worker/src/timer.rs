@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// A one-shot timer that can be re-armed, precise to tens of microseconds on Linux.
 #[derive(Debug)]
-pub struct PreciseTimer {
+pub(crate) struct PreciseTimer {
     #[cfg(target_os = "linux")]
     fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
 }
@@ -22,7 +22,7 @@ impl PreciseTimer {
     /// # Errors
     /// The kernel refuses a timerfd (out of file descriptors).
     #[cfg(target_os = "linux")]
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
         let fd = timerfd_create(
             TimerfdClockId::Monotonic,
@@ -41,7 +41,7 @@ impl PreciseTimer {
     /// # Errors
     /// The timer cannot be armed or read (should not happen once created).
     #[cfg(target_os = "linux")]
-    pub async fn sleep_until(&self, at: Instant) -> io::Result<()> {
+    pub(crate) async fn sleep_until(&self, at: Instant) -> io::Result<()> {
         use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
         let now = Instant::now();
         if at <= now {

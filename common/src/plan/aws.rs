@@ -118,7 +118,7 @@ fn region(key: &'static str, value: &str) -> Result<String, PlanError> {
 ///
 /// # Errors
 /// Nothing to read, a bad identifier, or a period CloudWatch has no data at.
-pub fn cloudwatch(
+pub(super) fn cloudwatch(
     raw: Option<&RawCloudWatch>,
     plan_region: Option<&str>,
 ) -> Result<Option<CloudWatchPlan>, PlanError> {
@@ -194,7 +194,7 @@ pub fn cloudwatch(
 ///
 /// # Errors
 /// Two sources of one password, IAM with a password, or a region nothing uses.
-pub fn login(
+pub(super) fn login(
     auth: Option<AuthKind>,
     password_env: Option<&str>,
     password_secret: Option<&str>,

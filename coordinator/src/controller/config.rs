@@ -52,7 +52,7 @@ impl RunConfig {
 
 /// What the shell serves, as far as the core's decisions go.
 #[derive(Debug, Clone, Default)]
-pub struct Outputs {
+pub(crate) struct Outputs {
     /// Checkpoints are written: acknowledge a snapshot only once a checkpoint holds it.
     pub checkpoints: bool,
     /// A dashboard is served: publish its frames ([`super::Effect::Publish`]).
@@ -66,7 +66,7 @@ pub struct Outputs {
 
 /// The dashboard, as its start frame describes it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     /// Viewers must give the token to use the controls.
     pub needs_token: bool,
 }

@@ -32,7 +32,7 @@ struct Fleet<'a> {
 
 impl Controller {
     /// The run as the dashboard introduces it.
-    pub fn ui_start(&self) -> crate::ui::Start {
+    pub(crate) fn ui_start(&self) -> crate::ui::Start {
         let plan = &self.config.plan;
         let closed_loop = matches!(plan.load, LoadModel::Closed { .. });
         let unit = if closed_loop { "sessions" } else { "ops/s" };

@@ -27,8 +27,9 @@ mod slot;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Dashboard, Outputs, RunConfig};
-pub use now::Now;
+pub use config::RunConfig;
+pub(crate) use config::{Dashboard, Outputs};
+pub(crate) use now::Now;
 pub use progress::Progress;
 
 use crate::error::CoordinatorError;
@@ -46,7 +47,7 @@ use std::time::{Duration, Instant};
 
 /// A stream that said hello: who it claims to be and where it comes from.
 #[derive(Debug, Clone)]
-pub struct Arrival {
+pub(crate) struct Arrival {
     pub conn: u64,
     pub hello: Hello,
     pub peer: Option<SocketAddr>,
@@ -56,7 +57,7 @@ pub struct Arrival {
 
 /// What happens to the controller.
 #[derive(Debug)]
-pub enum Input {
+pub(crate) enum Input {
     Joined(Arrival),
     Message {
         conn: u64,
@@ -95,7 +96,7 @@ pub enum Input {
 
 /// What the controller asks of its shell.
 #[derive(Debug)]
-pub enum Effect {
+pub(crate) enum Effect {
     Send {
         conn: u64,
         message: ToWorker,
@@ -139,7 +140,7 @@ pub enum Effect {
 
 /// The target work between phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetStep {
+pub(crate) enum TargetStep {
     /// Before the assignment: create the table (when the fleet prepares it) or inspect
     /// the target (its key space, the ML stand-in's settings).
     BeforeAssign,
@@ -149,7 +150,7 @@ pub enum TargetStep {
 
 /// What the target work learned, for the plan.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PlanUpdate {
+pub(crate) struct PlanUpdate {
     /// The table's key space, when the plan names no rows.
     pub rows: Option<u64>,
     /// The ML stand-in's settings in force.
@@ -157,7 +158,7 @@ pub struct PlanUpdate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Waiting for the starting fleet.
     Gathering,
     /// The target work, then the workers' assignments; they open their sessions.
@@ -212,7 +213,7 @@ const LATE_PROBE_WAIT: Duration = Duration::from_secs(2);
 /// How long after a stop the final snapshots are waited for.
 const DRAIN_WAIT: Duration = Duration::from_secs(10);
 
-pub struct Controller {
+pub(crate) struct Controller {
     config: RunConfig,
     /// What the shell serves, as far as decisions go.
     outputs: Outputs,
@@ -256,7 +257,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(config: RunConfig, outputs: Outputs, now: Now) -> Self {
+    pub(crate) fn new(config: RunConfig, outputs: Outputs, now: Now) -> Self {
         let search = config
             .search
             .clone()
@@ -297,17 +298,17 @@ impl Controller {
     }
 
     #[cfg(test)]
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         self.phase
     }
 
     /// The plan as it stands (the target work may have changed its rows and settings).
-    pub fn plan(&self) -> &Plan {
+    pub(crate) fn plan(&self) -> &Plan {
         &self.config.plan
     }
 
     /// React to `input` at `now`; returns what the shell must do, in order.
-    pub fn handle(&mut self, now: Now, input: Input) -> Vec<Effect> {
+    pub(crate) fn handle(&mut self, now: Now, input: Input) -> Vec<Effect> {
         if let Input::Unauthorized { peer } = input {
             self.count_refusal(
                 "with a missing or wrong token (give workers the coordinator's FLEETLOAD_TOKEN or --token-file)".into(),
@@ -331,7 +332,7 @@ impl Controller {
     }
 
     /// When to feed [`Input::Tick`] at the latest, if anything is waited for.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         match (self.phase, &self.live) {
             (Phase::Running | Phase::Draining, Some(live)) => self.live_deadline(live),
             _ => self.phase_deadline,

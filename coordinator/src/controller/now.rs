@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 /// The time an input happens at: the monotonic instant for deadlines and the wall clock
 /// (Unix nanoseconds) for what goes on the wire.
 #[derive(Debug, Clone, Copy)]
-pub struct Now {
+pub(crate) struct Now {
     pub at: Instant,
     pub unix_nanos: i64,
 }
 
 impl Now {
     /// This host's clocks, now.
-    pub fn read() -> Now {
+    pub(crate) fn read() -> Now {
         Now {
             at: Instant::now(),
             unix_nanos: fleetload_common::wire::unix_nanos_now(),
@@ -22,7 +22,7 @@ impl Now {
     }
 
     /// `d` later on both clocks.
-    pub fn after(self, d: Duration) -> Now {
+    pub(crate) fn after(self, d: Duration) -> Now {
         Now {
             at: self.at + d,
             unix_nanos: self

@@ -32,14 +32,14 @@ mod tests;
 
 /// How long after an interval's end its snapshot is taken, so that operations which
 /// completed just before the edge have been recorded.
-pub const SNAPSHOT_GRACE: Duration = Duration::from_millis(20);
+pub(crate) const SNAPSHOT_GRACE: Duration = Duration::from_millis(20);
 /// The first redial of a broken stream is at once, then after this, doubling.
 const REDIAL_FIRST: Duration = Duration::from_millis(250);
 const REDIAL_CAP: Duration = Duration::from_secs(2);
 
 /// The stream to the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Connected,
     /// The stream broke; the load goes on for up to a lease while the worker redials:
     /// next at `at` (`None`: an attempt is under way), then `backoff` later.
@@ -70,7 +70,7 @@ enum Phase {
 }
 
 #[derive(Debug)]
-pub enum Input {
+pub(crate) enum Input {
     /// Time passed (the shell woke at [`Link::next_deadline`]).
     Tick,
     Received(ToWorker),
@@ -98,7 +98,7 @@ pub enum Input {
 }
 
 #[derive(Debug)]
-pub enum Effect {
+pub(crate) enum Effect {
     Send(FromWorker),
     /// Take the recorders' statistics through interval `through`, answered by
     /// [`Input::Measured`].
@@ -126,7 +126,7 @@ pub enum Effect {
     },
 }
 
-pub struct Link {
+pub(crate) struct Link {
     run_id: String,
     worker_index: u32,
     ops: Vec<OpName>,
@@ -162,7 +162,7 @@ pub struct Link {
 
 impl Link {
     /// The link of a worker that starts its assignment `a` at `start`, connected now.
-    pub fn new(a: &Assignment, start: Instant, now: Instant) -> Link {
+    pub(crate) fn new(a: &Assignment, start: Instant, now: Instant) -> Link {
         let mut link = Link {
             run_id: a.run_id.clone(),
             worker_index: a.worker_index,
@@ -193,16 +193,16 @@ impl Link {
         link
     }
 
-    pub fn state(&self) -> &State {
+    pub(crate) fn state(&self) -> &State {
         &self.state
     }
 
     /// Why the coordinator stopped the run early, if it did.
-    pub fn stopped(&self) -> Option<&str> {
+    pub(crate) fn stopped(&self) -> Option<&str> {
         self.stopped.as_deref()
     }
 
-    pub fn snapshots_sent(&self) -> u64 {
+    pub(crate) fn snapshots_sent(&self) -> u64 {
         self.sequence
     }
 
@@ -221,7 +221,7 @@ impl Link {
     }
 
     /// When to feed [`Input::Tick`] at the latest.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let orphaned = self.orphaned();
         let edge = (self.phase == Phase::Loading
             && !orphaned
@@ -265,7 +265,7 @@ impl Link {
     }
 
     /// React to `input` at `now`; returns what the shell must do, in order.
-    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Effect> {
+    pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Effect> {
         match input {
             Input::Tick => self.tick(now),
             Input::Received(m) => self.received(now, m),
