@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Zipf};
 
 mod table;
 
-pub use table::MAX_PICK_VALUES;
+pub use table::{GeneratorError, MAX_PICK_VALUES};
 
 /// Every generator name, for error messages.
 pub const NAMES: &str =

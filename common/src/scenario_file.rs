@@ -657,7 +657,7 @@ impl Reader<'_> {
                     "must be a table such as {{ gen = \"int\", min = 1, max = 100 }}; generators: {NAMES}"
                 )));
             };
-            let generator = Generator::from_table(t).map_err(here)?;
+            let generator = Generator::from_table(t).map_err(|e| here(e.to_string()))?;
             match (&generator, place) {
                 (Generator::Row, Place::Operation) => return Err(here(
                     "`row` numbers the rows of [load]; in an operation use shard, zipf or sequence"
