@@ -132,7 +132,7 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
         ScenarioRef::File(file) => {
             crate::scenario_file::run_plain(&mut session, file, &file.setup, "[setup]")
                 .await
-                .map_err(fail)?;
+                .map_err(|e| fail(e.to_string()))?;
         }
     }
     Ok(session)
@@ -254,7 +254,9 @@ pub async fn load_range(
                         }
                     }
                     ScenarioRef::File(f) => {
-                        crate::scenario_file::load_rows(&mut session, f, seed, from..=to).await?;
+                        crate::scenario_file::load_rows(&mut session, f, seed, from..=to)
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
                 }
             }
@@ -374,7 +376,7 @@ pub async fn teardown(spec: &PrepareSpec) -> Result<usize, PrepareError> {
         ScenarioRef::File(file) => {
             crate::scenario_file::run_plain(&mut session, file, &file.teardown, "[teardown]")
                 .await
-                .map_err(fail)?
+                .map_err(|e| fail(e.to_string()))?
         }
         ScenarioRef::Builtin(scenario) => {
             let driver = spec.target.driver();

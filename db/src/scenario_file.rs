@@ -83,10 +83,77 @@ pub struct FileWorkload {
     ops: Vec<CompiledOp>,
 }
 
-fn compile(driver: Driver, s: &Statement, params: &[Param]) -> Result<Compiled, String> {
-    let parsed = s
-        .parsed(driver)
-        .ok_or_else(|| format!("line {}: no SQL for {}", s.line, driver.name()))?;
+/// What a scenario file cannot do on this database, naming the file, the line and
+/// the operation, and what the server said.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("line {line}: no SQL for {driver}")]
+    NoSql { line: usize, driver: &'static str },
+    #[error("{origin} has no operation `{name}`")]
+    NoOperation { origin: String, name: OpName },
+    #[error("{origin}: operation `{name}`, {source}")]
+    InOperation {
+        origin: String,
+        name: OpName,
+        source: Box<FileError>,
+    },
+    #[error("{at} does not prepare on {driver}: {reason}")]
+    DoesNotPrepare {
+        at: String,
+        driver: &'static str,
+        reason: String,
+    },
+    #[error("{at} uses :{param} = from \"{column}\", but no earlier statement returns a column `{column}` (they return: {returned})")]
+    NoSuchColumn {
+        at: String,
+        param: String,
+        column: String,
+        returned: String,
+    },
+    #[error("scenario file {origin}, line {line}: operation `{op}`, parameter `{param}`: cannot read {sql}: {reason}")]
+    SequenceBase {
+        origin: String,
+        line: usize,
+        op: OpName,
+        param: String,
+        sql: String,
+        reason: String,
+    },
+    #[error("scenario file {origin}, line {line}: {what} statement failed: {reason}")]
+    Statement {
+        origin: String,
+        line: usize,
+        what: String,
+        reason: String,
+    },
+    #[error("scenario file {origin}: [load] {source}")]
+    Load {
+        origin: String,
+        source: Box<FileError>,
+    },
+    #[error("{doing} rows {first}..={last}: {reason}")]
+    Batch {
+        doing: &'static str,
+        first: u64,
+        last: u64,
+        reason: String,
+    },
+    #[error("[load] row {row}: {reason}")]
+    Value { row: u64, reason: String },
+    #[error("scenario file {origin}, line {line}: [load] row {row} failed: {reason}")]
+    Row {
+        origin: String,
+        line: usize,
+        row: u64,
+        reason: String,
+    },
+}
+
+fn compile(driver: Driver, s: &Statement, params: &[Param]) -> Result<Compiled, FileError> {
+    let parsed = s.parsed(driver).ok_or(FileError::NoSql {
+        line: s.line,
+        driver: driver.name(),
+    })?;
     let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
     let (sql, binds) = parsed.placeholders(driver, &names);
     let used = parsed.names();
@@ -108,7 +175,7 @@ fn compile(driver: Driver, s: &Statement, params: &[Param]) -> Result<Compiled, 
     })
 }
 
-fn compile_op(driver: Driver, op: &FileOp) -> Result<CompiledOp, String> {
+fn compile_op(driver: Driver, op: &FileOp) -> Result<CompiledOp, FileError> {
     let mut statements = op
         .statements
         .iter()
@@ -159,15 +226,19 @@ impl FileWorkload {
     ///
     /// # Errors
     /// A mix name the file does not define, or a statement without SQL for `driver`.
-    pub fn new(file: Arc<ScenarioFile>, driver: Driver, mix: &[OpName]) -> Result<Self, String> {
+    pub fn new(file: Arc<ScenarioFile>, driver: Driver, mix: &[OpName]) -> Result<Self, FileError> {
         let ops = mix
             .iter()
             .map(|name| {
-                let op = file
-                    .operation(name)
-                    .ok_or_else(|| format!("{} has no operation `{name}`", file.origin))?;
-                compile_op(driver, op)
-                    .map_err(|e| format!("{}: operation `{name}`, {e}", file.origin))
+                let op = file.operation(name).ok_or_else(|| FileError::NoOperation {
+                    origin: file.origin.to_string(),
+                    name: name.clone(),
+                })?;
+                compile_op(driver, op).map_err(|e| FileError::InOperation {
+                    origin: file.origin.to_string(),
+                    name: name.clone(),
+                    source: Box::new(e),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(FileWorkload { file, driver, ops })
@@ -183,7 +254,7 @@ impl FileWorkload {
     ///
     /// # Errors
     /// The first statement the server refuses, named by file, line and operation.
-    pub async fn check(&self, session: &mut Session) -> Result<(), String> {
+    pub async fn check(&self, session: &mut Session) -> Result<(), FileError> {
         for op in &self.ops {
             let mut returned: Vec<String> = Vec::new();
             for (i, s) in op.statements.iter().enumerate() {
@@ -212,21 +283,24 @@ impl FileWorkload {
                 let columns = session
                     .describe_columns(&s.sql, &params)
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "{at} does not prepare on {}: {}",
-                            self.driver.name(),
-                            describe(&e)
-                        )
+                    .map_err(|e| FileError::DoesNotPrepare {
+                        at: at.clone(),
+                        driver: self.driver.name(),
+                        reason: describe(&e),
                     })?;
                 for p in s.from_params.iter().map(|&i| &op.params[i]) {
                     if let Generator::From { column } = &p.generator {
                         if !returned.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-                            return Err(format!(
-                                "{at} uses :{} = from \"{column}\", but no earlier statement returns a column `{column}` (they return: {})",
-                                p.name,
-                                if returned.is_empty() { "nothing".to_string() } else { returned.join(", ") }
-                            ));
+                            return Err(FileError::NoSuchColumn {
+                                at,
+                                param: p.name.clone(),
+                                column: column.clone(),
+                                returned: if returned.is_empty() {
+                                    "nothing".to_string()
+                                } else {
+                                    returned.join(", ")
+                                },
+                            });
                         }
                     }
                 }
@@ -245,7 +319,7 @@ impl FileWorkload {
     pub async fn sequence_bases(
         &self,
         session: &mut Session,
-    ) -> Result<BTreeMap<(usize, usize), u64>, String> {
+    ) -> Result<BTreeMap<(usize, usize), u64>, FileError> {
         let mut maxima: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut bases = BTreeMap::new();
         for (slot, op) in self.ops.iter().enumerate() {
@@ -261,10 +335,14 @@ impl FileWorkload {
                         None => {
                             let sql = format!("SELECT COALESCE(MAX({column}), 0) FROM {table}");
                             let m = session.scalar_i64(&sql).await.map_err(|e| {
-                                format!(
-                                    "scenario file {}, line {}: operation `{}`, parameter `{}`: cannot read {sql}: {}",
-                                    self.file.origin, p.line, op.name, p.name, describe(&e)
-                                )
+                                FileError::SequenceBase {
+                                    origin: self.file.origin.to_string(),
+                                    line: p.line,
+                                    op: op.name.clone(),
+                                    param: p.name.clone(),
+                                    sql: sql.clone(),
+                                    reason: describe(&e),
+                                }
                             })?;
                             let m = u64::try_from(m).unwrap_or(0);
                             maxima.insert(key, m);
@@ -490,19 +568,20 @@ pub async fn run_plain(
     file: &ScenarioFile,
     statements: &[Statement],
     what: &str,
-) -> Result<usize, String> {
+) -> Result<usize, FileError> {
     let driver = session_driver(session);
     let mut ran = 0;
     for s in statements {
         let Some(sql) = s.sql(driver) else { continue };
-        session.run_text(sql).await.map_err(|e| {
-            format!(
-                "scenario file {}, line {}: {what} statement failed: {}",
-                file.origin,
-                s.line,
-                describe(&e)
-            )
-        })?;
+        session
+            .run_text(sql)
+            .await
+            .map_err(|e| FileError::Statement {
+                origin: file.origin.to_string(),
+                line: s.line,
+                what: what.to_string(),
+                reason: describe(&e),
+            })?;
         ran += 1;
     }
     Ok(ran)
@@ -527,11 +606,13 @@ pub async fn load_rows(
     file: &ScenarioFile,
     seed: u64,
     ids: std::ops::RangeInclusive<u64>,
-) -> Result<u64, String> {
+) -> Result<u64, FileError> {
     let Some(load) = &file.load else { return Ok(0) };
     let driver = session_driver(session);
-    let compiled = compile(driver, &load.statement, &load.params)
-        .map_err(|e| format!("scenario file {}: [load] {e}", file.origin))?;
+    let compiled = compile(driver, &load.statement, &load.params).map_err(|e| FileError::Load {
+        origin: file.origin.to_string(),
+        source: Box::new(e),
+    })?;
     let streams = Streams {
         worker_index: 0,
         fleet: 1,
@@ -555,7 +636,12 @@ pub async fn load_rows(
         session
             .run_text(begin(driver))
             .await
-            .map_err(|e| format!("loading rows {row}..={end}: {}", describe(&e)))?;
+            .map_err(|e| FileError::Batch {
+                doing: "loading",
+                first: row,
+                last: end,
+                reason: describe(&e),
+            })?;
         for r in row..=end {
             let mut rng = Rng::for_stream(seed, &[0x10AD, r]);
             values.clear();
@@ -570,7 +656,10 @@ pub async fn load_rows(
                             captured: &[],
                         },
                     )
-                    .map_err(|e| format!("[load] row {r}: {e}"))?,
+                    .map_err(|e| FileError::Value {
+                        row: r,
+                        reason: e.to_string(),
+                    })?,
                 );
             }
             args.clear();
@@ -578,18 +667,23 @@ pub async fn load_rows(
             session
                 .run_statement(&compiled.sql, &args, true, &[], &mut none)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "scenario file {}, line {}: [load] row {r} failed: {e}",
-                        file.origin, compiled.line
-                    )
+                .map_err(|e| FileError::Row {
+                    origin: file.origin.to_string(),
+                    line: compiled.line,
+                    row: r,
+                    reason: e.to_string(),
                 })?;
             loaded += 1;
         }
         session
             .run_text("COMMIT")
             .await
-            .map_err(|e| format!("committing rows {row}..={end}: {}", describe(&e)))?;
+            .map_err(|e| FileError::Batch {
+                doing: "committing",
+                first: row,
+                last: end,
+                reason: describe(&e),
+            })?;
         row = end + 1;
     }
     Ok(loaded)

@@ -33,8 +33,9 @@ pub enum WorkerError {
     Connect(#[source] tonic::transport::Error),
     #[error("the control stream to the coordinator broke: rejoin timed out")]
     RejoinTimeout,
-    #[error("{0}")]
-    Database(String),
+    /// This worker cannot run its share; the coordinator was told why.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     #[error("dead man's switch: {reason}; the load was stopped and {spooled} unacknowledged snapshots were written to {file}")]
     Orphaned {
         reason: String,
@@ -45,4 +46,58 @@ pub enum WorkerError {
     SpoolDir(#[from] fleetload_common::outdir::OutputDirError),
     #[error("stopped before the run started")]
     Cancelled,
+}
+
+/// Why this worker cannot run its share, between the assignment and Ready: what it
+/// tells the coordinator, which fails the run with it.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("worker {worker} refuses the {what}: {reason}")]
+    Refused {
+        worker: String,
+        /// `assignment` or `reader`.
+        what: &'static str,
+        reason: String,
+    },
+    #[error("worker {worker} accepts at most {max} sessions, the plan asks for {asked}")]
+    TooManySessions {
+        worker: String,
+        max: u32,
+        asked: u32,
+    },
+    #[error(transparent)]
+    Login(#[from] fleetload_db::session::ConnectError),
+    #[error("session {index} of {count}: {reason}")]
+    Session {
+        index: u32,
+        count: u32,
+        reason: String,
+    },
+    #[error("reader {target}: {source}")]
+    Reader {
+        target: String,
+        source: Box<SetupError>,
+    },
+    #[error("loading shard [{first}, {last}]: {reason}")]
+    LoadShard {
+        first: u64,
+        last: u64,
+        reason: String,
+    },
+    #[error("no session opened")]
+    NoSession,
+    #[error("cannot read the highest id of {table}: {reason}")]
+    HighestId { table: &'static str, reason: String },
+    #[error(transparent)]
+    File(#[from] fleetload_db::scenario_file::FileError),
+    /// A built-in scenario's check on the target (its table, its key space).
+    #[error("{0}")]
+    Check(String),
+    #[error("{op} is not an operation of {scenario}")]
+    NotAnOperation {
+        op: fleetload_common::scenario::OpName,
+        scenario: &'static str,
+    },
+    #[error("the coordinator sent an invalid assignment: {0}")]
+    Assignment(WireError),
 }

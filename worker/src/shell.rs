@@ -3,7 +3,7 @@
 //! per interval, and say what ran.
 
 use crate::config::{instant_at, wall_nanos, WorkerConfig};
-use crate::error::WorkerError;
+use crate::error::{SetupError, WorkerError};
 use crate::launch::Endpoints;
 use crate::launch::{Load, Ran};
 use crate::link::{Effect, Input, Link};
@@ -40,7 +40,7 @@ async fn open_sessions(
     count: u32,
     connect_rate: u32,
     spec: &ConnectSpec,
-) -> Result<Vec<Session>, String> {
+) -> Result<Vec<Session>, SetupError> {
     let mut set = tokio::task::JoinSet::new();
     let gap = Duration::from_secs_f64(1.0 / f64::from(connect_rate.max(1)));
     for i in 0..count {
@@ -72,7 +72,11 @@ async fn open_sessions(
             for s in sessions {
                 s.close().await;
             }
-            Err(format!("session {} of {count}: {e}", i + 1))
+            Err(SetupError::Session {
+                index: i + 1,
+                count,
+                reason: e,
+            })
         }
     }
 }
@@ -145,7 +149,7 @@ pub async fn run(
     {
         match workload.sequence_bases(first).await {
             Ok(b) => *bases = b,
-            Err(e) => return Err(control.fail(e).await),
+            Err(e) => return Err(control.fail(e.into()).await),
         }
     }
     let load = Load::start(&assignment, work, endpoints, start, &config, &shutdown);
@@ -180,8 +184,7 @@ async fn await_assignment(
             }
             Ok(_) => continue,
             Err(e) => {
-                let _ = control.fail(format!("invalid assignment: {e}")).await;
-                return Err(WorkerError::BadAssignment(e));
+                return Err(control.fail(SetupError::Assignment(e)).await);
             }
         }
     }
@@ -198,8 +201,8 @@ struct Prepared {
 fn connect_spec(
     target: &fleetload_common::target::Target,
     a: &Assignment,
-) -> Result<ConnectSpec, String> {
-    let spec = ConnectSpec::new(target.clone(), a.connect_timeout).map_err(|e| e.to_string())?;
+) -> Result<ConnectSpec, SetupError> {
+    let spec = ConnectSpec::new(target.clone(), a.connect_timeout)?;
     Ok(ConnectSpec {
         application: "fleetload worker",
         ..spec
@@ -209,35 +212,36 @@ fn connect_spec(
 /// Everything between the assignment and Ready: refuse what this worker does not run,
 /// open the sessions, load the shard, place the insert ids, check the scenario on the
 /// server. An error is what to tell the coordinator.
-async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, String> {
+async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, SetupError> {
+    let refuses = |what, reason| SetupError::Refused {
+        worker: config.name.clone(),
+        what,
+        reason,
+    };
     if let Err(message) = crate::security::check_target(&a.target, &config.allow_targets) {
         tracing::error!("{message}");
-        return Err(format!(
-            "worker {} refuses the assignment: {message}",
-            config.name
-        ));
+        return Err(refuses("assignment", message));
     }
     let readers = a.reader.as_ref().map_or(0, |r| r.sessions);
     if a.sessions.saturating_add(readers) > config.max_sessions {
-        return Err(format!(
-            "worker {} accepts at most {} sessions, the plan asks for {}",
-            config.name,
-            config.max_sessions,
-            a.sessions.saturating_add(readers)
-        ));
+        return Err(SetupError::TooManySessions {
+            worker: config.name.clone(),
+            max: config.max_sessions,
+            asked: a.sessions.saturating_add(readers),
+        });
     }
     let reader = match &a.reader {
         Some(r) => {
             if let Err(message) = crate::security::check_target(&r.target, &config.allow_targets) {
-                return Err(format!(
-                    "worker {} refuses the reader: {message}",
-                    config.name
-                ));
+                return Err(refuses("reader", message));
             }
             let spec = connect_spec(&r.target, a)?;
             let sessions = open_sessions(r.sessions, a.connect_rate, &spec)
                 .await
-                .map_err(|e| format!("reader {}: {e}", r.target))?;
+                .map_err(|e| SetupError::Reader {
+                    target: r.target.to_string(),
+                    source: Box::new(e),
+                })?;
             Some((spec, sessions))
         }
         None => None,
@@ -256,13 +260,15 @@ async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, 
             shard.first..=shard.last,
         )
         .await
-        .map_err(|e| format!("loading shard [{}, {}]: {e}", shard.first, shard.last))?;
+        .map_err(|e| SetupError::LoadShard {
+            first: shard.first,
+            last: shard.last,
+            reason: e.to_string(),
+        })?;
         rows_loaded = shard.len();
         tracing::info!(rows = rows_loaded, "loaded this worker's shard");
     }
-    let first = sessions
-        .first_mut()
-        .ok_or_else(|| "no session opened".to_string())?;
+    let first = sessions.first_mut().ok_or(SetupError::NoSession)?;
     place_insert_ids(a, first).await?;
     // A scenario file's statements are prepared on the server now, so a broken file
     // fails the run with its line before any load starts.
@@ -281,7 +287,7 @@ async fn prepare(a: &mut Assignment, config: &WorkerConfig) -> Result<Prepared, 
 /// Inserted ids start above every id in the table, so runs never collide. Every
 /// worker reads the maximum before it reports ready, and nobody inserts before the
 /// start, so all workers of the run see the same maximum.
-async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(), String> {
+async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(), SetupError> {
     let inserts = a.mix.iter().any(|(op, _)| *op == Operation::InsertCustomer);
     let Some(table) = a.scenario.builtin().map(|s| s.table()).filter(|_| inserts) else {
         return Ok(());
@@ -289,11 +295,9 @@ async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(
     let max = session
         .scalar_i64(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
         .await
-        .map_err(|e| {
-            format!(
-                "cannot read the highest id of {table}: {}",
-                fleetload_db::session::describe(&e)
-            )
+        .map_err(|e| SetupError::HighestId {
+            table,
+            reason: fleetload_db::session::describe(&e),
         })?;
     let above = u64::try_from(max).unwrap_or(0).saturating_sub(a.rows);
     a.insert_id_base += above;
@@ -304,14 +308,13 @@ async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(
 /// before the start with the command that makes it. Not while this very run prepares
 /// the data (the table fills and the model's functions are installed once every worker
 /// is ready).
-async fn check_work(a: &Assignment, work: &Work, first: &mut Session) -> Result<(), String> {
+async fn check_work(a: &Assignment, work: &Work, first: &mut Session) -> Result<(), SetupError> {
     match work {
-        Work::File { workload, .. } => workload.check(first).await,
-        Work::Builtin { workload, ops } if !a.load_rows => {
-            workload
-                .check(first, a.target.driver(), ops, a.target.url(), a.rows)
-                .await
-        }
+        Work::File { workload, .. } => Ok(workload.check(first).await?),
+        Work::Builtin { workload, ops } if !a.load_rows => workload
+            .check(first, a.target.driver(), ops, a.target.url(), a.rows)
+            .await
+            .map_err(SetupError::Check),
         Work::Builtin { .. } => Ok(()),
     }
 }
@@ -361,7 +364,7 @@ async fn await_start(
 }
 
 /// What this worker's sessions will run, from its assignment.
-fn work_for(a: &Assignment) -> Result<Work, String> {
+fn work_for(a: &Assignment) -> Result<Work, SetupError> {
     let names: Vec<OpName> = a.mix.iter().map(|(op, _)| op.clone()).collect();
     match &a.scenario {
         ScenarioRef::Builtin(scenario) => Ok(Work::Builtin {
@@ -376,8 +379,10 @@ fn work_for(a: &Assignment) -> Result<Work, String> {
             ops: names
                 .iter()
                 .map(|n| {
-                    n.builtin()
-                        .ok_or_else(|| format!("{n} is not an operation of {}", scenario.name()))
+                    n.builtin().ok_or_else(|| SetupError::NotAnOperation {
+                        op: n.clone(),
+                        scenario: scenario.name(),
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         }),

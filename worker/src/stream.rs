@@ -2,7 +2,7 @@
 //! messages (the envelopes are converted by `fleetload_common::wire`), and one rejoin
 //! attempt.
 
-use crate::error::WorkerError;
+use crate::error::{SetupError, WorkerError};
 use crate::security::ClientSecurity;
 use fleetload_common::wire::{
     from_coordinator, to_coordinator, CoordinatorMessage, FromWorker, Hello, Rejoin, ToWorker,
@@ -44,10 +44,10 @@ impl Control {
     }
 
     /// Tell the coordinator why this worker cannot go on, then give it a moment to read.
-    pub(crate) async fn fail(&mut self, message: String) -> WorkerError {
-        let _ = self.send(&FromWorker::Failure(message.clone())).await;
+    pub(crate) async fn fail(&mut self, why: SetupError) -> WorkerError {
+        let _ = self.send(&FromWorker::Failure(why.to_string())).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.recv()).await;
-        WorkerError::Database(message)
+        WorkerError::Setup(why)
     }
 }
 
