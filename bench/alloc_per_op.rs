@@ -14,7 +14,7 @@ use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{Operation, Scenario};
 use fleetload_common::split::Shard;
 use fleetload_common::target::Target;
-use fleetload_db::session::ConnectSpec;
+use fleetload_db::connect::ConnectSpec;
 use fleetload_db::workload::{Keys, Workload};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,9 +4,10 @@
 //! (`password_env`); if it cannot connect, the report says why and the run goes on.
 
 use fleetload_common::plan::Plan;
+use fleetload_db::connect::ConnectSpec;
 use fleetload_db::counters::is_gauge;
 use fleetload_db::counters::{sample, Counters};
-use fleetload_db::session::{ConnectSpec, Session};
+use fleetload_db::session::Session;
 use fleetload_report::counters::{DatabaseCounters, Gap, Gauge, Sample};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -452,13 +452,13 @@ async fn inspect_target(plan: &Plan, take_key_space: bool) -> Result<PlanUpdate,
         return Ok(PlanUpdate::default());
     }
     let connect =
-        fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout);
+        fleetload_db::connect::ConnectSpec::new(plan.target.clone(), plan.connect_timeout);
     let mut session = match connect {
         Ok(spec) => match spec.connect().await {
             Ok(s) => s,
             // A server that does not answer would make every worker wait out the same
             // deadline again: say so now, once.
-            Err(e @ fleetload_db::session::ConnectError::Timeout { .. }) => {
+            Err(e @ fleetload_db::connect::ConnectError::Timeout { .. }) => {
                 return Err(CoordinatorError::TargetSilent {
                     message: e.to_string(),
                 })

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`session`]: one connection of one of sqlx's drivers, and error classification.
-//! - `connect`: opening one: the target's options and its login (password, IAM token,
+//! - [`connect`]: opening one: the target's options and its login (password, IAM token,
 //!   Secrets Manager secret).
 //! - [`workload`]: the built-in scenarios as SQL per dialect.
 //! - [`scenario_file`]: scenario files at run time: compiled statements, transactions with
@@ -14,7 +14,7 @@
 //! - [`counters`]: the database's own counters (global status, pg_stat_*, stand-in).
 //! - [`tpcc`]: TPC-C's schema, population, transactions and consistency conditions.
 
-mod connect;
+pub mod connect;
 pub mod counters;
 pub mod ml;
 pub mod prepare;

@@ -5,7 +5,8 @@
 //! row depends only on the seed and its id, so any split of the load gives the same
 //! table.
 
-use crate::session::{describe, ConnectSpec, Session};
+use crate::connect::ConnectSpec;
+use crate::session::{describe, Session};
 use crate::workload::{finish, insert_rows, schema};
 use fleetload_common::scenario::Scenario;
 use fleetload_common::scenario_ref::ScenarioRef;

@@ -12,7 +12,6 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 
-pub use crate::connect::{ConnectError, ConnectSpec, Credentials};
 pub use fleetload_common::value::Arg;
 
 /// An open connection.

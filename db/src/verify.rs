@@ -7,7 +7,8 @@
 //! 2. The rows in the run's insert id ranges (from the report) number exactly what the
 //!    report counted as inserted.
 
-use crate::session::{describe, ConnectSpec, Session};
+use crate::connect::ConnectSpec;
+use crate::session::{describe, Session};
 use fleetload_common::churn::{self, Customer};
 use fleetload_common::target::{Driver, Target};
 use std::time::Duration;

@@ -44,7 +44,7 @@ pub(super) async fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
 pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
     let connect =
-        fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
+        fleetload_db::connect::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
     let mut session = connect.connect().await?;
     let names: Vec<_> = plan.mix.iter().map(|(op, _)| op.clone()).collect();
     match &plan.scenario {
@@ -126,7 +126,7 @@ pub(super) async fn teardown(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// named; exit status 1 when one does.
 async fn verify_tpcc(plan: &Plan) -> anyhow::Result<ExitCode> {
     let connect =
-        fleetload_db::session::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
+        fleetload_db::connect::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
     let mut session = connect.connect().await?;
     let checked = fleetload_db::tpcc::check::consistency(&mut session).await;
     session.close().await;

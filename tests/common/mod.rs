@@ -183,12 +183,12 @@ pub fn f(v: &Value) -> f64 {
 /// A fleetload session to any of the three targets (SQLite ones get the ML stand-in's
 /// functions, as every fleetload connection does).
 async fn session(url: &str) -> fleetload_db::session::Session {
-    let spec = fleetload_db::session::ConnectSpec {
+    let spec = fleetload_db::connect::ConnectSpec {
         target: fleetload_common::target::Target::parse(url, None).expect("test URL"),
         credentials: if url.starts_with("sqlite") {
-            fleetload_db::session::Credentials::None
+            fleetload_db::connect::Credentials::None
         } else {
-            fleetload_db::session::Credentials::Password(fleetload_aws::Sensitive::new(password()))
+            fleetload_db::connect::Credentials::Password(fleetload_aws::Sensitive::new(password()))
         },
         timeout: Duration::from_secs(10),
         create: false,

@@ -66,7 +66,7 @@ pub enum SetupError {
         asked: u32,
     },
     #[error(transparent)]
-    Login(#[from] fleetload_db::session::ConnectError),
+    Login(#[from] fleetload_db::connect::ConnectError),
     #[error("session {index} of {count}: {reason}")]
     Session {
         index: u32,
