@@ -139,183 +139,18 @@ impl TryFrom<RawPlan> for Plan {
     type Error = PlanError;
 
     fn try_from(raw: RawPlan) -> Result<Self, PlanError> {
-        let target_url = raw.target.as_deref().ok_or(PlanError::Missing {
-            key: "target",
-            hint: "e.g. --target mysql://root@127.0.0.1:3306/test, postgres://postgres@127.0.0.1/test or sqlite://fleetload.db",
-        })?;
-        let login = super::aws::login(
-            raw.auth,
-            raw.password_env.as_deref(),
-            raw.password_secret.as_deref(),
-            raw.region.as_deref(),
-            raw.cloudwatch.is_some(),
-        )?;
-        let target_url = match raw.tls_ca.as_deref() {
-            Some(ca) => crate::target::with_tls_ca(target_url, ca, "target")?,
-            None => target_url.to_string(),
-        };
-        let target = Target::parse(&target_url, None)?.with_login(login)?;
-        let cloudwatch = super::aws::cloudwatch(raw.cloudwatch.as_ref(), raw.region.as_deref())?;
+        let (target, cloudwatch) = target_of(&raw)?;
 
-        let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
-        let scenario = if is_scenario_file(scenario_name) {
-            let file = ScenarioFile::from_file(Path::new(scenario_name))?;
-            file.check_dialect(target.driver())?;
-            ScenarioRef::File(std::sync::Arc::new(file))
-        } else {
-            ScenarioRef::Builtin(Scenario::from_name(scenario_name).ok_or_else(|| {
-                PlanError::invalid(
-                    "scenario",
-                    format!("{scenario_name:?}"),
-                    format!(
-                        "one of: {}, or the path of a scenario file ending in .toml",
-                        scenario_names()
-                    ),
-                )
-            })?)
-        };
+        let scenario = scenario_of(&raw, &target)?;
 
-        let mix = match &raw.mix {
-            None => scenario.default_mix(),
-            Some(m) => {
-                let mut mix = Vec::new();
-                let operations = scenario.operations();
-                for (name, weight) in m {
-                    let op = operations
-                        .iter()
-                        .find(|op| op.as_str() == name)
-                        .cloned()
-                        .ok_or_else(|| {
-                            let names: Vec<_> = operations.iter().map(OpName::as_str).collect();
-                            PlanError::invalid(
-                                "mix",
-                                format!("{name:?}"),
-                                format!(
-                                    "scenario {} has the operations: {}",
-                                    scenario.name(),
-                                    names.join(", ")
-                                ),
-                            )
-                        })?;
-                    if *weight > 0 {
-                        mix.push((op, *weight));
-                    }
-                }
-                if mix.is_empty() {
-                    return Err(PlanError::invalid(
-                        "mix",
-                        format!("{m:?}"),
-                        "at least one operation needs a weight above 0",
-                    ));
-                }
-                mix
-            }
-        };
+        let mix = mix_of(&raw, &scenario)?;
 
-        let tpcc = scenario.builtin() == Some(Scenario::Tpcc);
-        let rows = match (raw.warehouses, raw.rows) {
-            (Some(w), _) if !tpcc => {
-                return Err(PlanError::invalid(
-                    "warehouses",
-                    w,
-                    format!(
-                        "only the tpcc scenario has warehouses; {} counts rows (`rows`)",
-                        scenario.name()
-                    ),
-                ))
-            }
-            (Some(w), Some(r)) if w != r => {
-                return Err(PlanError::invalid(
-                    "warehouses",
-                    w,
-                    format!(
-                    "the plan also says rows = {r}; for tpcc they are the same key space: give one"
-                ),
-                ))
-            }
-            (Some(w), _) => w,
-            (None, r) => r.unwrap_or_else(|| scenario.default_rows()),
-        };
-        if tpcc && rows > 100_000 {
-            return Err(PlanError::invalid(
-                "warehouses",
-                rows,
-                "between 1 and 100000 (each is about 500 000 rows, 70 MB)",
-            ));
-        }
-        if !(1..=10_000_000_000).contains(&rows) {
-            return Err(PlanError::invalid(
-                "rows",
-                rows,
-                "between 1 and 10000000000",
-            ));
-        }
+        let rows = rows_of(&raw, &scenario)?;
         let batch = raw.batch.unwrap_or(DEFAULT_BATCH);
         if !(1..=MAX_BATCH).contains(&batch) {
             return Err(PlanError::invalid("batch", batch, format!("rows per batched model request, between 1 and {MAX_BATCH} (Aurora's MAX_BATCH_SIZE default is 10000)")));
         }
-        let ml = match (raw.ml.unwrap_or(MlKind::Standin), &raw.ml_endpoint) {
-            (MlKind::Standin, None) => MlMode::StandIn,
-            (MlKind::Standin, Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
-            (MlKind::Aurora, _) if target.driver() == crate::target::Driver::Sqlite => {
-                return Err(PlanError::invalid("ml", "\"aurora\"", "Aurora ML needs an Aurora MySQL or Aurora PostgreSQL target; SQLite has only the stand-in"))
-            }
-            (MlKind::Aurora, Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
-                MlMode::Aurora { endpoint: e.clone() }
-            }
-            (MlKind::Aurora, Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "a SageMaker endpoint name: 1 to 63 letters, digits and hyphens")),
-            (MlKind::Aurora, None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
-        };
-        let standin = StandIn {
-            delay: raw
-                .ml_delay
-                .as_deref()
-                .map(|d| {
-                    within(
-                        "ml_delay",
-                        duration("ml_delay", Some(d), Duration::ZERO)?,
-                        bounds::ML_DELAY,
-                    )
-                })
-                .transpose()?,
-            row_cost: raw
-                .ml_row_cost
-                .as_deref()
-                .map(|d| {
-                    within(
-                        "ml_row_cost",
-                        duration("ml_row_cost", Some(d), Duration::ZERO)?,
-                        bounds::ML_ROW_COST,
-                    )
-                })
-                .transpose()?,
-            capacity: match raw.ml_capacity {
-                Some(c) if !(1..=MAX_ML_CAPACITY).contains(&c) => {
-                    return Err(PlanError::invalid(
-                        "ml_capacity",
-                        c,
-                        format!("requests served at once, between 1 and {MAX_ML_CAPACITY}"),
-                    ))
-                }
-                c => c,
-            },
-        };
-        if !standin.is_empty() {
-            let churn = matches!(
-                &scenario,
-                ScenarioRef::Builtin(crate::scenario::Scenario::Churn)
-            );
-            let key = if raw.ml_delay.is_some() {
-                "ml_delay"
-            } else if raw.ml_row_cost.is_some() {
-                "ml_row_cost"
-            } else {
-                "ml_capacity"
-            };
-            if !churn || !matches!(ml, MlMode::StandIn) {
-                return Err(PlanError::invalid(key, "set", "the ML stand-in's settings apply to the churn scenario with ml = \"standin\"; leave them out here"));
-            }
-        }
+        let (ml, standin) = ml_of(&raw, &target, &scenario)?;
         let sessions = raw.sessions.unwrap_or(DEFAULT_SESSIONS);
         if !(1..=MAX_SESSIONS).contains(&sessions) {
             return Err(PlanError::invalid(
@@ -325,67 +160,7 @@ impl TryFrom<RawPlan> for Plan {
             ));
         }
 
-        let mode = raw.mode.unwrap_or(if raw.rate.is_some() {
-            Mode::Open
-        } else {
-            Mode::Closed
-        });
-        let staged = raw.stage.as_ref().is_some_and(|s| !s.is_empty());
-        let load = match mode {
-            Mode::Open => {
-                let rate = match (raw.rate, staged) {
-                    (Some(r), _) => r,
-                    // Stages without a starting rate start from 0.
-                    (None, true) => 0.0,
-                    (None, false) => {
-                        return Err(PlanError::Missing {
-                            key: "rate",
-                            hint: "open-loop load needs a cluster rate in operations per second, e.g. --rate 2000 (or mode = \"closed\")",
-                        })
-                    }
-                };
-                if !rate.is_finite() || rate < 0.0 || (rate == 0.0 && !staged) || rate > MAX_RATE {
-                    return Err(PlanError::invalid("rate", rate, format!("operations per second across the cluster, above 0 and at most {MAX_RATE}")));
-                }
-                if raw.think_time.is_some() {
-                    return Err(PlanError::invalid(
-                        "think_time",
-                        raw.think_time.clone().unwrap_or_default(),
-                        "only closed-loop load has a think time; drop it or set mode = \"closed\"",
-                    ));
-                }
-                let max_backlog = within(
-                    "max_backlog",
-                    duration(
-                        "max_backlog",
-                        raw.max_backlog.as_deref(),
-                        DEFAULT_MAX_BACKLOG,
-                    )?,
-                    bounds::MAX_BACKLOG,
-                )?;
-                let arrival = raw.arrival.unwrap_or(Arrival::Uniform);
-                LoadModel::Open {
-                    rate,
-                    arrival,
-                    max_backlog,
-                }
-            }
-            Mode::Closed => {
-                if let Some(rate) = raw.rate {
-                    return Err(PlanError::invalid(
-                        "rate",
-                        rate,
-                        "closed-loop load has no rate; drop it or set mode = \"open\"",
-                    ));
-                }
-                let think_time = within(
-                    "think_time",
-                    duration("think_time", raw.think_time.as_deref(), Duration::ZERO)?,
-                    bounds::THINK_TIME,
-                )?;
-                LoadModel::Closed { think_time }
-            }
-        };
+        let load = load_of(&raw)?;
 
         let interval = within(
             "interval",
@@ -394,191 +169,19 @@ impl TryFrom<RawPlan> for Plan {
         )?;
         let operation_names: Vec<String> = mix.iter().map(|(o, _)| o.to_string()).collect();
         let op_refs: Vec<&str> = operation_names.iter().map(String::as_str).collect();
-        let thresholds_of =
-            |key: &'static str, list: &Option<Vec<String>>| -> Result<Vec<Threshold>, PlanError> {
-                let list = list.as_deref().unwrap_or_default();
-                if list.len() > 100 {
-                    return Err(PlanError::invalid(
-                        key,
-                        format!("{} thresholds", list.len()),
-                        "at most 100",
-                    ));
-                }
-                list.iter()
-                    .map(|t| {
-                        Threshold::parse(t, &op_refs)
-                            .map_err(|e| PlanError::invalid(key, format!("{t:?}"), e))
-                    })
-                    .collect()
-            };
-        let thresholds = thresholds_of("thresholds", &raw.thresholds)?;
-        let (start_value, unit_max) = match load {
-            LoadModel::Open { rate, .. } => (rate, MAX_RATE),
-            LoadModel::Closed { .. } => (0.0, f64::from(MAX_SESSIONS) * 10_000.0),
-        };
-        let mut stages = Vec::new();
-        let mut at = Duration::ZERO;
-        let mut current = start_value;
-        let raw_stages = raw.stage.as_deref().unwrap_or_default();
-        if raw_stages.len() > MAX_STAGES {
-            return Err(PlanError::invalid(
-                "stage",
-                format!("{} stages", raw_stages.len()),
-                format!("at most {MAX_STAGES}"),
-            ));
-        }
-        for (i, st) in raw_stages.iter().enumerate() {
-            let n = i + 1;
-            let value = |v: f64| -> Result<f64, PlanError> {
-                if v.is_finite() && (0.0..=unit_max).contains(&v) {
-                    Ok(v)
-                } else {
-                    Err(PlanError::invalid(
-                        "stage",
-                        format!("stage {n}: {v}"),
-                        format!("a value between 0 and {unit_max}"),
-                    ))
-                }
-            };
-            let dur = |d: &Option<String>| -> Result<Duration, PlanError> {
-                match d {
-                    None => Ok(Duration::ZERO),
-                    Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
-                        PlanError::invalid(
-                            "stage",
-                            format!("stage {n}: {text:?}"),
-                            format!("a duration like \"30s\" or \"5m\" ({e})"),
-                        )
-                    }),
-                }
-            };
-            let (kind, from, to, length) = match (st.ramp.as_ref(), st.step, st.hold.as_ref()) {
-                (Some(_), None, None) => {
-                    let to = value(st.to.ok_or_else(|| PlanError::invalid("stage", format!("stage {n}: ramp without `to`"), "a ramp needs the value it ramps to, e.g. { ramp = \"60s\", to = 5000 }"))?)?;
-                    (StageKind::Ramp, current, to, dur(&st.ramp)?)
-                }
-                (None, Some(step), hold) => {
-                    if st.to.is_some() {
-                        return Err(PlanError::invalid("stage", format!("stage {n}"), "a step names its value in `step`; `to` belongs to ramps"));
-                    }
-                    let v = value(step)?;
-                    (StageKind::Step, v, v, dur(&hold.cloned())?)
-                }
-                (None, None, Some(hold)) => {
-                    if st.to.is_some() {
-                        return Err(PlanError::invalid("stage", format!("stage {n}"), "a hold keeps the current value; use a step or a ramp to change it"));
-                    }
-                    (StageKind::Hold, current, current, dur(&Some(hold.clone()))?)
-                }
-                _ => {
-                    return Err(PlanError::invalid(
-                        "stage",
-                        format!("stage {n}"),
-                        "give exactly one of { ramp = \"60s\", to = 5000 }, { hold = \"2m\" } or { step = 8000, hold = \"1m\" }",
-                    ))
-                }
-            };
-            stages.push(Stage {
-                kind,
-                start: at,
-                duration: length,
-                from,
-                to,
-                thresholds: thresholds_of("stage", &st.thresholds)?,
-            });
-            at += length;
-            current = to;
-        }
-        let run_time = if stages.is_empty() {
-            within(
-                "duration",
-                duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
-                Span {
-                    lo: interval,
-                    hi: bounds::LONGEST_RUN,
-                },
-            )?
-        } else {
-            if let Some(d) = raw.duration.as_deref() {
-                let given = duration("duration", Some(d), DEFAULT_DURATION)?;
-                if given != at {
-                    return Err(PlanError::invalid("duration", d, format!("the stages last {}; drop `duration` (it is the stages' sum) or make them add up", humantime::format_duration(at))));
-                }
-            }
-            if matches!(load, LoadModel::Open { .. })
-                && stages.iter().all(|s| s.to == 0.0)
-                && start_value == 0.0
-            {
-                return Err(PlanError::invalid(
-                    "stage",
-                    "every rate 0",
-                    "at least one stage must offer load",
-                ));
-            }
-            within(
-                "stage",
-                at,
-                Span {
-                    lo: interval,
-                    hi: bounds::LONGEST_RUN,
-                },
-            )?
-        };
-        let warmup = duration("warmup", raw.warmup.as_deref(), Duration::ZERO)?;
-        if warmup >= run_time {
-            return Err(PlanError::invalid(
-                "warmup",
-                humantime::format_duration(warmup),
-                format!(
-                    "must be shorter than the duration ({})",
-                    humantime::format_duration(run_time)
-                ),
-            ));
-        }
-        if warmup.as_nanos() % interval.as_nanos() != 0 {
-            return Err(PlanError::invalid("warmup", humantime::format_duration(warmup), format!("must be a whole number of intervals ({} each), so intervals are either warm-up or measured", humantime::format_duration(interval))));
-        }
-        let op_timeout = within(
-            "op_timeout",
-            duration("op_timeout", raw.op_timeout.as_deref(), DEFAULT_OP_TIMEOUT)?,
-            bounds::OP_TIMEOUT,
-        )?;
-        let connect_timeout = within(
-            "connect_timeout",
-            duration(
-                "connect_timeout",
-                raw.connect_timeout.as_deref(),
-                DEFAULT_CONNECT_TIMEOUT,
-            )?,
-            bounds::CONNECT_TIMEOUT,
-        )?;
-        let lease = within(
-            "lease",
-            duration("lease", raw.lease.as_deref(), DEFAULT_LEASE)?,
-            bounds::LEASE,
-        )?;
-        let max_connection_age = match raw.max_connection_age.as_deref() {
-            None => None,
-            Some(text) => Some(within(
-                "max_connection_age",
-                duration("max_connection_age", Some(text), Duration::ZERO)?,
-                bounds::MAX_CONNECTION_AGE,
-            )?),
-        };
-        let on_worker_loss = raw.on_worker_loss.unwrap_or(OnWorkerLoss::Rebalance);
-        let checkpoint =
-            match duration("checkpoint", raw.checkpoint.as_deref(), DEFAULT_CHECKPOINT)? {
-                d if d.is_zero() => None,
-                d => Some(within("checkpoint", d, bounds::CHECKPOINT)?),
-            };
-        let rejoin = match raw.rejoin.as_deref().map(str::trim) {
-            Some("off") => None,
-            text => Some(within(
-                "rejoin",
-                duration("rejoin", text, lease)?,
-                bounds::REJOIN,
-            )?),
-        };
+        let thresholds = thresholds_of("thresholds", &raw.thresholds, &op_refs)?;
+        let (stages, at, start_value) = stages_of(&raw, &load, &op_refs)?;
+        let run_time = run_time_of(&raw, &stages, at, &load, start_value, interval)?;
+        let warmup = warmup_of(&raw, run_time, interval)?;
+        let Timeouts {
+            op_timeout,
+            connect_timeout,
+            lease,
+            max_connection_age,
+            on_worker_loss,
+            checkpoint,
+            rejoin,
+        } = timeouts_of(&raw)?;
         let catch_up = catch_up(&raw, &load)?;
         let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
         if connect_rate == 0 {
@@ -590,6 +193,7 @@ impl TryFrom<RawPlan> for Plan {
         }
 
         let reader = reader(&raw, &target, sessions, &scenario, &mix)?;
+        let tpcc_wait = tpcc_wait_of(&raw, &scenario, &load)?;
         Ok(Plan {
             target,
             reader,
@@ -618,42 +222,566 @@ impl TryFrom<RawPlan> for Plan {
             stages,
             thresholds,
             cloudwatch,
-            tpcc_wait: match raw.tpcc_wait {
-                Some(true) if !tpcc => {
-                    return Err(PlanError::invalid(
-                        "tpcc_wait",
-                        "true",
-                        "keying and think times are TPC-C's: only with scenario = \"tpcc\"",
-                    ))
-                }
-                Some(true) if !matches!(load, LoadModel::Closed { .. }) => {
-                    return Err(PlanError::invalid(
-                        "tpcc_wait",
-                        "true",
-                        "keying and think times pace the sessions themselves: use closed loop (no rate), with about 10 sessions per warehouse as the specification's terminals",
-                    ))
-                }
-                w => w.unwrap_or(false),
-            },
-            abort_on_fail: match raw.abort_on_fail {
-                Some(true) => Some(within(
-                    "abort_grace",
-                    duration(
-                        "abort_grace",
-                        raw.abort_grace.as_deref(),
-                        Duration::from_secs(10),
-                    )?,
-                    bounds::ABORT_GRACE,
-                )?),
-                _ if raw.abort_grace.is_some() => {
-                    return Err(PlanError::invalid(
-                        "abort_grace",
-                        raw.abort_grace.clone().unwrap_or_default(),
-                        "only used with abort_on_fail = true",
-                    ))
-                }
-                _ => None,
-            },
+            tpcc_wait,
+            abort_on_fail: abort_on_fail_of(&raw)?,
         })
     }
+}
+
+/// The target, its login and TLS, and CloudWatch's settings.
+fn target_of(raw: &RawPlan) -> Result<(Target, Option<CloudWatchPlan>), PlanError> {
+    let target_url = raw.target.as_deref().ok_or(PlanError::Missing {
+        key: "target",
+        hint: "e.g. --target mysql://root@127.0.0.1:3306/test, postgres://postgres@127.0.0.1/test or sqlite://fleetload.db",
+    })?;
+    let login = super::aws::login(
+        raw.auth,
+        raw.password_env.as_deref(),
+        raw.password_secret.as_deref(),
+        raw.region.as_deref(),
+        raw.cloudwatch.is_some(),
+    )?;
+    let target_url = match raw.tls_ca.as_deref() {
+        Some(ca) => crate::target::with_tls_ca(target_url, ca, "target")?,
+        None => target_url.to_string(),
+    };
+    let target = Target::parse(&target_url, None)?.with_login(login)?;
+    let cloudwatch = super::aws::cloudwatch(raw.cloudwatch.as_ref(), raw.region.as_deref())?;
+    Ok((target, cloudwatch))
+}
+
+/// The built-in scenario or scenario file the plan names (checked against the target's
+/// dialect).
+fn scenario_of(raw: &RawPlan, target: &Target) -> Result<ScenarioRef, PlanError> {
+    let scenario_name = raw.scenario.as_deref().unwrap_or("point_select");
+    let scenario = if is_scenario_file(scenario_name) {
+        let file = ScenarioFile::from_file(Path::new(scenario_name))?;
+        file.check_dialect(target.driver())?;
+        ScenarioRef::File(std::sync::Arc::new(file))
+    } else {
+        ScenarioRef::Builtin(Scenario::from_name(scenario_name).ok_or_else(|| {
+            PlanError::invalid(
+                "scenario",
+                format!("{scenario_name:?}"),
+                format!(
+                    "one of: {}, or the path of a scenario file ending in .toml",
+                    scenario_names()
+                ),
+            )
+        })?)
+    };
+    Ok(scenario)
+}
+
+/// The operations and their weights: the plan's, or the scenario's default.
+fn mix_of(raw: &RawPlan, scenario: &ScenarioRef) -> Result<Vec<(OpName, u32)>, PlanError> {
+    Ok(match &raw.mix {
+        None => scenario.default_mix(),
+        Some(m) => {
+            let mut mix = Vec::new();
+            let operations = scenario.operations();
+            for (name, weight) in m {
+                let op = operations
+                    .iter()
+                    .find(|op| op.as_str() == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        let names: Vec<_> = operations.iter().map(OpName::as_str).collect();
+                        PlanError::invalid(
+                            "mix",
+                            format!("{name:?}"),
+                            format!(
+                                "scenario {} has the operations: {}",
+                                scenario.name(),
+                                names.join(", ")
+                            ),
+                        )
+                    })?;
+                if *weight > 0 {
+                    mix.push((op, *weight));
+                }
+            }
+            if mix.is_empty() {
+                return Err(PlanError::invalid(
+                    "mix",
+                    format!("{m:?}"),
+                    "at least one operation needs a weight above 0",
+                ));
+            }
+            mix
+        }
+    })
+}
+
+/// The key space: rows, or TPC-C's warehouses.
+fn rows_of(raw: &RawPlan, scenario: &ScenarioRef) -> Result<u64, PlanError> {
+    let tpcc = scenario.builtin() == Some(Scenario::Tpcc);
+    let rows = match (raw.warehouses, raw.rows) {
+        (Some(w), _) if !tpcc => {
+            return Err(PlanError::invalid(
+                "warehouses",
+                w,
+                format!(
+                    "only the tpcc scenario has warehouses; {} counts rows (`rows`)",
+                    scenario.name()
+                ),
+            ))
+        }
+        (Some(w), Some(r)) if w != r => {
+            return Err(PlanError::invalid(
+                "warehouses",
+                w,
+                format!(
+                    "the plan also says rows = {r}; for tpcc they are the same key space: give one"
+                ),
+            ))
+        }
+        (Some(w), _) => w,
+        (None, r) => r.unwrap_or_else(|| scenario.default_rows()),
+    };
+    if tpcc && rows > 100_000 {
+        return Err(PlanError::invalid(
+            "warehouses",
+            rows,
+            "between 1 and 100000 (each is about 500 000 rows, 70 MB)",
+        ));
+    }
+    if !(1..=10_000_000_000).contains(&rows) {
+        return Err(PlanError::invalid(
+            "rows",
+            rows,
+            "between 1 and 10000000000",
+        ));
+    }
+    Ok(rows)
+}
+
+/// Aurora ML or the stand-in, and the stand-in's settings (only for churn on the
+/// stand-in).
+fn ml_of(
+    raw: &RawPlan,
+    target: &Target,
+    scenario: &ScenarioRef,
+) -> Result<(MlMode, StandIn), PlanError> {
+    let ml = match (raw.ml.unwrap_or(MlKind::Standin), &raw.ml_endpoint) {
+        (MlKind::Standin, None) => MlMode::StandIn,
+        (MlKind::Standin, Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "only used with ml = \"aurora\"")),
+        (MlKind::Aurora, _) if target.driver() == crate::target::Driver::Sqlite => {
+            return Err(PlanError::invalid("ml", "\"aurora\"", "Aurora ML needs an Aurora MySQL or Aurora PostgreSQL target; SQLite has only the stand-in"))
+        }
+        (MlKind::Aurora, Some(e)) if !e.is_empty() && e.len() <= 63 && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            MlMode::Aurora { endpoint: e.clone() }
+        }
+        (MlKind::Aurora, Some(e)) => return Err(PlanError::invalid("ml_endpoint", format!("{e:?}"), "a SageMaker endpoint name: 1 to 63 letters, digits and hyphens")),
+        (MlKind::Aurora, None) => return Err(PlanError::Missing { key: "ml_endpoint", hint: "ml = \"aurora\" needs the SageMaker endpoint name, e.g. --ml-endpoint auroraml-churn-endpoint" }),
+    };
+    let standin = StandIn {
+        delay: raw
+            .ml_delay
+            .as_deref()
+            .map(|d| {
+                within(
+                    "ml_delay",
+                    duration("ml_delay", Some(d), Duration::ZERO)?,
+                    bounds::ML_DELAY,
+                )
+            })
+            .transpose()?,
+        row_cost: raw
+            .ml_row_cost
+            .as_deref()
+            .map(|d| {
+                within(
+                    "ml_row_cost",
+                    duration("ml_row_cost", Some(d), Duration::ZERO)?,
+                    bounds::ML_ROW_COST,
+                )
+            })
+            .transpose()?,
+        capacity: match raw.ml_capacity {
+            Some(c) if !(1..=MAX_ML_CAPACITY).contains(&c) => {
+                return Err(PlanError::invalid(
+                    "ml_capacity",
+                    c,
+                    format!("requests served at once, between 1 and {MAX_ML_CAPACITY}"),
+                ))
+            }
+            c => c,
+        },
+    };
+    if !standin.is_empty() {
+        let churn = matches!(
+            scenario,
+            ScenarioRef::Builtin(crate::scenario::Scenario::Churn)
+        );
+        let key = if raw.ml_delay.is_some() {
+            "ml_delay"
+        } else if raw.ml_row_cost.is_some() {
+            "ml_row_cost"
+        } else {
+            "ml_capacity"
+        };
+        if !churn || !matches!(ml, MlMode::StandIn) {
+            return Err(PlanError::invalid(key, "set", "the ML stand-in's settings apply to the churn scenario with ml = \"standin\"; leave them out here"));
+        }
+    }
+    Ok((ml, standin))
+}
+
+/// Open loop at a rate or closed loop with a think time.
+fn load_of(raw: &RawPlan) -> Result<LoadModel, PlanError> {
+    let mode = raw.mode.unwrap_or(if raw.rate.is_some() {
+        Mode::Open
+    } else {
+        Mode::Closed
+    });
+    let staged = raw.stage.as_ref().is_some_and(|s| !s.is_empty());
+    let load = match mode {
+        Mode::Open => {
+            let rate = match (raw.rate, staged) {
+                (Some(r), _) => r,
+                // Stages without a starting rate start from 0.
+                (None, true) => 0.0,
+                (None, false) => {
+                    return Err(PlanError::Missing {
+                        key: "rate",
+                        hint: "open-loop load needs a cluster rate in operations per second, e.g. --rate 2000 (or mode = \"closed\")",
+                    })
+                }
+            };
+            if !rate.is_finite() || rate < 0.0 || (rate == 0.0 && !staged) || rate > MAX_RATE {
+                return Err(PlanError::invalid(
+                    "rate",
+                    rate,
+                    format!(
+                        "operations per second across the cluster, above 0 and at most {MAX_RATE}"
+                    ),
+                ));
+            }
+            if raw.think_time.is_some() {
+                return Err(PlanError::invalid(
+                    "think_time",
+                    raw.think_time.clone().unwrap_or_default(),
+                    "only closed-loop load has a think time; drop it or set mode = \"closed\"",
+                ));
+            }
+            let max_backlog = within(
+                "max_backlog",
+                duration(
+                    "max_backlog",
+                    raw.max_backlog.as_deref(),
+                    DEFAULT_MAX_BACKLOG,
+                )?,
+                bounds::MAX_BACKLOG,
+            )?;
+            let arrival = raw.arrival.unwrap_or(Arrival::Uniform);
+            LoadModel::Open {
+                rate,
+                arrival,
+                max_backlog,
+            }
+        }
+        Mode::Closed => {
+            if let Some(rate) = raw.rate {
+                return Err(PlanError::invalid(
+                    "rate",
+                    rate,
+                    "closed-loop load has no rate; drop it or set mode = \"open\"",
+                ));
+            }
+            let think_time = within(
+                "think_time",
+                duration("think_time", raw.think_time.as_deref(), Duration::ZERO)?,
+                bounds::THINK_TIME,
+            )?;
+            LoadModel::Closed { think_time }
+        }
+    };
+    Ok(load)
+}
+
+/// Thresholds as the plan gives them, for the run or one stage (`key`).
+fn thresholds_of(
+    key: &'static str,
+    list: &Option<Vec<String>>,
+    op_refs: &[&str],
+) -> Result<Vec<Threshold>, PlanError> {
+    let list = list.as_deref().unwrap_or_default();
+    if list.len() > 100 {
+        return Err(PlanError::invalid(
+            key,
+            format!("{} thresholds", list.len()),
+            "at most 100",
+        ));
+    }
+    list.iter()
+        .map(|t| {
+            Threshold::parse(t, op_refs).map_err(|e| PlanError::invalid(key, format!("{t:?}"), e))
+        })
+        .collect()
+}
+
+/// The stages in order, where they end (their sum), and the value the first starts
+/// from.
+fn stages_of(
+    raw: &RawPlan,
+    load: &LoadModel,
+    op_refs: &[&str],
+) -> Result<(Vec<Stage>, Duration, f64), PlanError> {
+    let (start_value, unit_max) = match *load {
+        LoadModel::Open { rate, .. } => (rate, MAX_RATE),
+        LoadModel::Closed { .. } => (0.0, f64::from(MAX_SESSIONS) * 10_000.0),
+    };
+    let mut stages = Vec::new();
+    let mut at = Duration::ZERO;
+    let mut current = start_value;
+    let raw_stages = raw.stage.as_deref().unwrap_or_default();
+    if raw_stages.len() > MAX_STAGES {
+        return Err(PlanError::invalid(
+            "stage",
+            format!("{} stages", raw_stages.len()),
+            format!("at most {MAX_STAGES}"),
+        ));
+    }
+    for (i, st) in raw_stages.iter().enumerate() {
+        let n = i + 1;
+        let value = |v: f64| -> Result<f64, PlanError> {
+            if v.is_finite() && (0.0..=unit_max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(PlanError::invalid(
+                    "stage",
+                    format!("stage {n}: {v}"),
+                    format!("a value between 0 and {unit_max}"),
+                ))
+            }
+        };
+        let dur = |d: &Option<String>| -> Result<Duration, PlanError> {
+            match d {
+                None => Ok(Duration::ZERO),
+                Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                    PlanError::invalid(
+                        "stage",
+                        format!("stage {n}: {text:?}"),
+                        format!("a duration like \"30s\" or \"5m\" ({e})"),
+                    )
+                }),
+            }
+        };
+        let (kind, from, to, length) = match (st.ramp.as_ref(), st.step, st.hold.as_ref()) {
+            (Some(_), None, None) => {
+                let to = value(st.to.ok_or_else(|| PlanError::invalid("stage", format!("stage {n}: ramp without `to`"), "a ramp needs the value it ramps to, e.g. { ramp = \"60s\", to = 5000 }"))?)?;
+                (StageKind::Ramp, current, to, dur(&st.ramp)?)
+            }
+            (None, Some(step), hold) => {
+                if st.to.is_some() {
+                    return Err(PlanError::invalid("stage", format!("stage {n}"), "a step names its value in `step`; `to` belongs to ramps"));
+                }
+                let v = value(step)?;
+                (StageKind::Step, v, v, dur(&hold.cloned())?)
+            }
+            (None, None, Some(hold)) => {
+                if st.to.is_some() {
+                    return Err(PlanError::invalid("stage", format!("stage {n}"), "a hold keeps the current value; use a step or a ramp to change it"));
+                }
+                (StageKind::Hold, current, current, dur(&Some(hold.clone()))?)
+            }
+            _ => {
+                return Err(PlanError::invalid(
+                    "stage",
+                    format!("stage {n}"),
+                    "give exactly one of { ramp = \"60s\", to = 5000 }, { hold = \"2m\" } or { step = 8000, hold = \"1m\" }",
+                ))
+            }
+        };
+        stages.push(Stage {
+            kind,
+            start: at,
+            duration: length,
+            from,
+            to,
+            thresholds: thresholds_of("stage", &st.thresholds, op_refs)?,
+        });
+        at += length;
+        current = to;
+    }
+    Ok((stages, at, start_value))
+}
+
+/// How long the run lasts: `duration`, or the stages' sum (which `duration` may repeat).
+fn run_time_of(
+    raw: &RawPlan,
+    stages: &[Stage],
+    at: Duration,
+    load: &LoadModel,
+    start_value: f64,
+    interval: Duration,
+) -> Result<Duration, PlanError> {
+    Ok(if stages.is_empty() {
+        within(
+            "duration",
+            duration("duration", raw.duration.as_deref(), DEFAULT_DURATION)?,
+            Span {
+                lo: interval,
+                hi: bounds::LONGEST_RUN,
+            },
+        )?
+    } else {
+        if let Some(d) = raw.duration.as_deref() {
+            let given = duration("duration", Some(d), DEFAULT_DURATION)?;
+            if given != at {
+                return Err(PlanError::invalid("duration", d, format!("the stages last {}; drop `duration` (it is the stages' sum) or make them add up", humantime::format_duration(at))));
+            }
+        }
+        if matches!(load, LoadModel::Open { .. })
+            && stages.iter().all(|s| s.to == 0.0)
+            && start_value == 0.0
+        {
+            return Err(PlanError::invalid(
+                "stage",
+                "every rate 0",
+                "at least one stage must offer load",
+            ));
+        }
+        within(
+            "stage",
+            at,
+            Span {
+                lo: interval,
+                hi: bounds::LONGEST_RUN,
+            },
+        )?
+    })
+}
+
+/// TPC-C's keying and think times: only for tpcc, in closed loop.
+fn tpcc_wait_of(
+    raw: &RawPlan,
+    scenario: &ScenarioRef,
+    load: &LoadModel,
+) -> Result<bool, PlanError> {
+    let tpcc = scenario.builtin() == Some(Scenario::Tpcc);
+    Ok(match raw.tpcc_wait {
+    Some(true) if !tpcc => {
+        return Err(PlanError::invalid(
+            "tpcc_wait",
+            "true",
+            "keying and think times are TPC-C's: only with scenario = \"tpcc\"",
+        ))
+    }
+    Some(true) if !matches!(*load, LoadModel::Closed { .. }) => {
+        return Err(PlanError::invalid(
+            "tpcc_wait",
+            "true",
+            "keying and think times pace the sessions themselves: use closed loop (no rate), with about 10 sessions per warehouse as the specification's terminals",
+        ))
+    }
+    w => w.unwrap_or(false),
+})
+}
+
+/// How long a failing threshold may fail before the run is stopped, when it is.
+fn abort_on_fail_of(raw: &RawPlan) -> Result<Option<Duration>, PlanError> {
+    Ok(match raw.abort_on_fail {
+        Some(true) => Some(within(
+            "abort_grace",
+            duration(
+                "abort_grace",
+                raw.abort_grace.as_deref(),
+                Duration::from_secs(10),
+            )?,
+            bounds::ABORT_GRACE,
+        )?),
+        _ if raw.abort_grace.is_some() => {
+            return Err(PlanError::invalid(
+                "abort_grace",
+                raw.abort_grace.clone().unwrap_or_default(),
+                "only used with abort_on_fail = true",
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The warm-up: shorter than the run, a whole number of intervals.
+fn warmup_of(raw: &RawPlan, run_time: Duration, interval: Duration) -> Result<Duration, PlanError> {
+    let warmup = duration("warmup", raw.warmup.as_deref(), Duration::ZERO)?;
+    if warmup >= run_time {
+        return Err(PlanError::invalid(
+            "warmup",
+            humantime::format_duration(warmup),
+            format!(
+                "must be shorter than the duration ({})",
+                humantime::format_duration(run_time)
+            ),
+        ));
+    }
+    if warmup.as_nanos() % interval.as_nanos() != 0 {
+        return Err(PlanError::invalid("warmup", humantime::format_duration(warmup), format!("must be a whole number of intervals ({} each), so intervals are either warm-up or measured", humantime::format_duration(interval))));
+    }
+    Ok(warmup)
+}
+
+/// How long operations, connections and silences may last, and when the run's state is
+/// saved.
+struct Timeouts {
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    lease: Duration,
+    max_connection_age: Option<Duration>,
+    on_worker_loss: OnWorkerLoss,
+    checkpoint: Option<Duration>,
+    rejoin: Option<Duration>,
+}
+
+fn timeouts_of(raw: &RawPlan) -> Result<Timeouts, PlanError> {
+    let op_timeout = within(
+        "op_timeout",
+        duration("op_timeout", raw.op_timeout.as_deref(), DEFAULT_OP_TIMEOUT)?,
+        bounds::OP_TIMEOUT,
+    )?;
+    let connect_timeout = within(
+        "connect_timeout",
+        duration(
+            "connect_timeout",
+            raw.connect_timeout.as_deref(),
+            DEFAULT_CONNECT_TIMEOUT,
+        )?,
+        bounds::CONNECT_TIMEOUT,
+    )?;
+    let lease = within(
+        "lease",
+        duration("lease", raw.lease.as_deref(), DEFAULT_LEASE)?,
+        bounds::LEASE,
+    )?;
+    let max_connection_age = match raw.max_connection_age.as_deref() {
+        None => None,
+        Some(text) => Some(within(
+            "max_connection_age",
+            duration("max_connection_age", Some(text), Duration::ZERO)?,
+            bounds::MAX_CONNECTION_AGE,
+        )?),
+    };
+    let on_worker_loss = raw.on_worker_loss.unwrap_or(OnWorkerLoss::Rebalance);
+    let checkpoint = match duration("checkpoint", raw.checkpoint.as_deref(), DEFAULT_CHECKPOINT)? {
+        d if d.is_zero() => None,
+        d => Some(within("checkpoint", d, bounds::CHECKPOINT)?),
+    };
+    let rejoin = match raw.rejoin.as_deref().map(str::trim) {
+        Some("off") => None,
+        text => Some(within(
+            "rejoin",
+            duration("rejoin", text, lease)?,
+            bounds::REJOIN,
+        )?),
+    };
+    Ok(Timeouts {
+        op_timeout,
+        connect_timeout,
+        lease,
+        max_connection_age,
+        on_worker_loss,
+        checkpoint,
+        rejoin,
+    })
 }
