@@ -140,11 +140,8 @@ impl TryFrom<RawPlan> for Plan {
 
     fn try_from(raw: RawPlan) -> Result<Self, PlanError> {
         let (target, cloudwatch) = target_of(&raw)?;
-
         let scenario = scenario_of(&raw, &target)?;
-
         let mix = mix_of(&raw, &scenario)?;
-
         let rows = rows_of(&raw, &scenario)?;
         let batch = raw.batch.unwrap_or(DEFAULT_BATCH);
         if !(1..=MAX_BATCH).contains(&batch) {
@@ -159,9 +156,7 @@ impl TryFrom<RawPlan> for Plan {
                 format!("between 1 and {MAX_SESSIONS} sessions per worker"),
             ));
         }
-
         let load = load_of(&raw)?;
-
         let interval = within(
             "interval",
             duration("interval", raw.interval.as_deref(), DEFAULT_INTERVAL)?,
@@ -183,14 +178,7 @@ impl TryFrom<RawPlan> for Plan {
             rejoin,
         } = timeouts_of(&raw)?;
         let catch_up = catch_up(&raw, &load)?;
-        let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
-        if connect_rate == 0 {
-            return Err(PlanError::invalid(
-                "connect_rate",
-                connect_rate,
-                "sessions opened per second per worker, at least 1",
-            ));
-        }
+        let connect_rate = connect_rate_of(&raw)?;
 
         let reader = reader(&raw, &target, sessions, &scenario, &mix)?;
         let tpcc_wait = tpcc_wait_of(&raw, &scenario, &load)?;
@@ -545,55 +533,7 @@ fn stages_of(
     }
     for (i, st) in raw_stages.iter().enumerate() {
         let n = i + 1;
-        let value = |v: f64| -> Result<f64, PlanError> {
-            if v.is_finite() && (0.0..=unit_max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(PlanError::invalid(
-                    "stage",
-                    format!("stage {n}: {v}"),
-                    format!("a value between 0 and {unit_max}"),
-                ))
-            }
-        };
-        let dur = |d: &Option<String>| -> Result<Duration, PlanError> {
-            match d {
-                None => Ok(Duration::ZERO),
-                Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
-                    PlanError::invalid(
-                        "stage",
-                        format!("stage {n}: {text:?}"),
-                        format!("a duration like \"30s\" or \"5m\" ({e})"),
-                    )
-                }),
-            }
-        };
-        let (kind, from, to, length) = match (st.ramp.as_ref(), st.step, st.hold.as_ref()) {
-            (Some(_), None, None) => {
-                let to = value(st.to.ok_or_else(|| PlanError::invalid("stage", format!("stage {n}: ramp without `to`"), "a ramp needs the value it ramps to, e.g. { ramp = \"60s\", to = 5000 }"))?)?;
-                (StageKind::Ramp, current, to, dur(&st.ramp)?)
-            }
-            (None, Some(step), hold) => {
-                if st.to.is_some() {
-                    return Err(PlanError::invalid("stage", format!("stage {n}"), "a step names its value in `step`; `to` belongs to ramps"));
-                }
-                let v = value(step)?;
-                (StageKind::Step, v, v, dur(&hold.cloned())?)
-            }
-            (None, None, Some(hold)) => {
-                if st.to.is_some() {
-                    return Err(PlanError::invalid("stage", format!("stage {n}"), "a hold keeps the current value; use a step or a ramp to change it"));
-                }
-                (StageKind::Hold, current, current, dur(&Some(hold.clone()))?)
-            }
-            _ => {
-                return Err(PlanError::invalid(
-                    "stage",
-                    format!("stage {n}"),
-                    "give exactly one of { ramp = \"60s\", to = 5000 }, { hold = \"2m\" } or { step = 8000, hold = \"1m\" }",
-                ))
-            }
-        };
+        let (kind, from, to, length) = stage_shape(n, st, current, unit_max)?;
         stages.push(Stage {
             kind,
             start: at,
@@ -784,4 +724,76 @@ fn timeouts_of(raw: &RawPlan) -> Result<Timeouts, PlanError> {
         checkpoint,
         rejoin,
     })
+}
+
+/// Stage `n`'s kind, the values it goes from and to, and its length, starting from
+/// `current`.
+fn stage_shape(
+    n: usize,
+    st: &RawStage,
+    current: f64,
+    unit_max: f64,
+) -> Result<(StageKind, f64, f64, Duration), PlanError> {
+    let value = |v: f64| -> Result<f64, PlanError> {
+        if v.is_finite() && (0.0..=unit_max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(PlanError::invalid(
+                "stage",
+                format!("stage {n}: {v}"),
+                format!("a value between 0 and {unit_max}"),
+            ))
+        }
+    };
+    let dur = |d: &Option<String>| -> Result<Duration, PlanError> {
+        match d {
+            None => Ok(Duration::ZERO),
+            Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                PlanError::invalid(
+                    "stage",
+                    format!("stage {n}: {text:?}"),
+                    format!("a duration like \"30s\" or \"5m\" ({e})"),
+                )
+            }),
+        }
+    };
+    Ok(match (st.ramp.as_ref(), st.step, st.hold.as_ref()) {
+        (Some(_), None, None) => {
+            let to = value(st.to.ok_or_else(|| PlanError::invalid("stage", format!("stage {n}: ramp without `to`"), "a ramp needs the value it ramps to, e.g. { ramp = \"60s\", to = 5000 }"))?)?;
+            (StageKind::Ramp, current, to, dur(&st.ramp)?)
+        }
+        (None, Some(step), hold) => {
+            if st.to.is_some() {
+                return Err(PlanError::invalid("stage", format!("stage {n}"), "a step names its value in `step`; `to` belongs to ramps"));
+            }
+            let v = value(step)?;
+            (StageKind::Step, v, v, dur(&hold.cloned())?)
+        }
+        (None, None, Some(hold)) => {
+            if st.to.is_some() {
+                return Err(PlanError::invalid("stage", format!("stage {n}"), "a hold keeps the current value; use a step or a ramp to change it"));
+            }
+            (StageKind::Hold, current, current, dur(&Some(hold.clone()))?)
+        }
+        _ => {
+            return Err(PlanError::invalid(
+                "stage",
+                format!("stage {n}"),
+                "give exactly one of { ramp = \"60s\", to = 5000 }, { hold = \"2m\" } or { step = 8000, hold = \"1m\" }",
+            ))
+        }
+    })
+}
+
+/// Sessions opened per second per worker.
+fn connect_rate_of(raw: &RawPlan) -> Result<u32, PlanError> {
+    let connect_rate = raw.connect_rate.unwrap_or(DEFAULT_CONNECT_RATE);
+    if connect_rate == 0 {
+        return Err(PlanError::invalid(
+            "connect_rate",
+            connect_rate,
+            "sessions opened per second per worker, at least 1",
+        ));
+    }
+    Ok(connect_rate)
 }

@@ -71,33 +71,7 @@ impl Controller {
         let (Some(_), Some(agg)) = (self.outputs.dashboard, merge.intervals.get(&k)) else {
             return;
         };
-        // The fleet only when it changed: a thousand workers' lines in every frame would
-        // be most of it.
-        let fleet = Fleet {
-            workers: self
-                .slots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| crate::ui::WorkerLine {
-                    index: i,
-                    name: &s.hello.name,
-                    host: &s.hello.host,
-                    state: s.state.live_name(),
-                    rate: s.rate,
-                })
-                .collect(),
-            membership: &self.membership,
-            changes: &self.changes,
-        };
-        if let Ok(text) = serde_json::to_string(&fleet) {
-            if text != self.ui_fleet {
-                self.effects.push(Effect::Publish {
-                    event: "fleet",
-                    json: text.clone(),
-                });
-                self.ui_fleet = text;
-            }
-        }
+        self.publish_fleet();
         let plan = &self.config.plan;
         let interval_s = plan.interval.as_secs_f64();
         let at = k as f64 * interval_s;
@@ -115,21 +89,7 @@ impl Controller {
             .map(|st| st.describe(unit));
         let thresholds = self.thresholds_so_far(merge, k);
         let plan = &self.config.plan;
-        let instances = merge
-            .instances
-            .iter()
-            .filter_map(|(name, i)| {
-                i.series
-                    .get(&k)
-                    .map(|(sessions, ok, errors)| crate::ui::InstanceLine {
-                        name,
-                        read_only: i.read_only,
-                        sessions: *sessions,
-                        ok: *ok,
-                        errors: *errors,
-                    })
-            })
-            .collect();
+        let instances = instance_lines(merge, k);
         let mut interval =
             fleetload_report::interval_json(merge, k, agg, interval_s, plan.duration.as_secs_f64());
         // Per worker, only its throughput: a thousand workers' full briefs would make
@@ -157,6 +117,36 @@ impl Controller {
                 json,
             }),
             Err(e) => tracing::warn!(error = %e, "cannot encode the dashboard's frame"),
+        }
+    }
+
+    /// The fleet, only when it changed: a thousand workers' lines in every frame would be
+    /// most of it.
+    fn publish_fleet(&mut self) {
+        let fleet = Fleet {
+            workers: self
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| crate::ui::WorkerLine {
+                    index: i,
+                    name: &s.hello.name,
+                    host: &s.hello.host,
+                    state: s.state.live_name(),
+                    rate: s.rate,
+                })
+                .collect(),
+            membership: &self.membership,
+            changes: &self.changes,
+        };
+        if let Ok(text) = serde_json::to_string(&fleet) {
+            if text != self.ui_fleet {
+                self.effects.push(Effect::Publish {
+                    event: "fleet",
+                    json: text.clone(),
+                });
+                self.ui_fleet = text;
+            }
         }
     }
 
@@ -213,4 +203,23 @@ impl Controller {
         }
         out
     }
+}
+
+/// What each server instance served in interval `k`.
+fn instance_lines(merge: &Merge, k: u64) -> Vec<crate::ui::InstanceLine<'_>> {
+    merge
+        .instances
+        .iter()
+        .filter_map(|(name, i)| {
+            i.series
+                .get(&k)
+                .map(|(sessions, ok, errors)| crate::ui::InstanceLine {
+                    name,
+                    read_only: i.read_only,
+                    sessions: *sessions,
+                    ok: *ok,
+                    errors: *errors,
+                })
+        })
+        .collect()
 }
