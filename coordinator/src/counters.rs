@@ -79,7 +79,7 @@ pub(crate) async fn run(
             }
             Some(fleetload_common::scenario::Scenario::Tpcc) => vec![(
                 fleetload_common::tpcc::NEW_ORDERS_COUNTER,
-                fleetload_db::tpcc::check::next_order_sum(plan.target.driver()),
+                fleetload_db::workloads::tpcc::check::next_order_sum(plan.target.driver()),
             )],
             _ => Vec::new(),
         },

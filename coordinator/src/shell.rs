@@ -470,7 +470,7 @@ async fn inspect_target(plan: &Plan, take_key_space: bool) -> Result<PlanUpdate,
         Err(e) => return unreachable_target(plan, e.to_string()).map(|()| PlanUpdate::default()),
     };
     let highest = match key_space {
-        Some(scenario) => fleetload_db::workload::key_space(&mut session, scenario)
+        Some(scenario) => fleetload_db::workloads::builtin::key_space(&mut session, scenario)
             .await
             .ok()
             .flatten()

@@ -7,7 +7,7 @@
 
 use crate::connect::ConnectSpec;
 use crate::session::{describe, Session};
-use crate::workload::{finish, insert_rows, schema};
+use crate::workloads::builtin::{finish, insert_rows, schema};
 use fleetload_common::scenario::Scenario;
 use fleetload_common::scenario_ref::ScenarioRef;
 use fleetload_common::target::{Driver, Target};
@@ -124,14 +124,14 @@ pub async fn create_schema(spec: &PrepareSpec) -> Result<Session, PrepareError> 
             }
             // TPC-C's item catalogue is the fleet's, loaded once here.
             if *scenario == Scenario::Tpcc {
-                let items = crate::tpcc::load::items(spec.seed);
+                let items = crate::workloads::tpcc::load::items(spec.seed);
                 run_batch(&mut session, spec.target.driver(), &items)
                     .await
                     .map_err(|e| fail(format!("loading the item catalogue: {e}")))?;
             }
         }
         ScenarioRef::File(file) => {
-            crate::scenario_file::run_plain(&mut session, file, &file.setup, "[setup]")
+            crate::workloads::file::run_plain(&mut session, file, &file.setup, "[setup]")
                 .await
                 .map_err(|e| fail(e.to_string()))?;
         }
@@ -147,7 +147,7 @@ fn chunks(scenario: &ScenarioRef, first: u64, last: u64) -> u64 {
     }
     match scenario {
         ScenarioRef::Builtin(Scenario::Tpcc) => {
-            (last - first + 1) * crate::tpcc::load::UNITS_PER_WAREHOUSE
+            (last - first + 1) * crate::workloads::tpcc::load::UNITS_PER_WAREHOUSE
         }
         _ => (last - first + 1).div_ceil(CHUNK_ROWS),
     }
@@ -234,10 +234,10 @@ pub async fn load_range(
                     return Ok::<Session, String>(session);
                 }
                 if let ScenarioRef::Builtin(Scenario::Tpcc) = &scenario {
-                    let units = crate::tpcc::load::UNITS_PER_WAREHOUSE;
+                    let units = crate::workloads::tpcc::load::UNITS_PER_WAREHOUSE;
                     let (w, unit) = (first + chunk / units, chunk % units);
                     let driver = session.driver();
-                    let stmts = crate::tpcc::load::unit(seed, w, unit);
+                    let stmts = crate::workloads::tpcc::load::unit(seed, w, unit);
                     let n = run_batch(&mut session, driver, &stmts)
                         .await
                         .map_err(|e| format!("loading warehouse {w} (part {unit}): {e}"))?;
@@ -255,7 +255,7 @@ pub async fn load_range(
                         }
                     }
                     ScenarioRef::File(f) => {
-                        crate::scenario_file::load_rows(&mut session, f, seed, from..=to)
+                        crate::workloads::file::load_rows(&mut session, f, seed, from..=to)
                             .await
                             .map_err(|e| e.to_string())?;
                     }
@@ -375,7 +375,7 @@ pub async fn teardown(spec: &PrepareSpec) -> Result<usize, PrepareError> {
     let mut session = connect.connect().await.map_err(|e| fail(e.to_string()))?;
     let ran = match &spec.scenario {
         ScenarioRef::File(file) => {
-            crate::scenario_file::run_plain(&mut session, file, &file.teardown, "[teardown]")
+            crate::workloads::file::run_plain(&mut session, file, &file.teardown, "[teardown]")
                 .await
                 .map_err(|e| fail(e.to_string()))?
         }

@@ -49,7 +49,7 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<_> = plan.mix.iter().map(|(op, _)| op.clone()).collect();
     match &plan.scenario {
         fleetload_common::scenario_ref::ScenarioRef::File(file) => {
-            let workload = fleetload_db::scenario_file::FileWorkload::new(
+            let workload = fleetload_db::workloads::file::FileWorkload::new(
                 std::sync::Arc::clone(file),
                 plan.target.driver(),
                 &names,
@@ -72,14 +72,14 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         fleetload_common::scenario_ref::ScenarioRef::Builtin(s) => {
             let ops: Vec<_> = names.iter().filter_map(|n| n.builtin()).collect();
-            let workload = fleetload_db::workload::Workload::new(
+            let workload = fleetload_db::workloads::builtin::BuiltinWorkload::new(
                 plan.target.driver(),
                 *s,
                 plan.seed,
                 plan.batch,
                 matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
             );
-            let highest = fleetload_db::workload::key_space(&mut session, *s).await;
+            let highest = fleetload_db::workloads::builtin::key_space(&mut session, *s).await;
             // Without `rows` in the plan, a run takes the table's key space.
             let rows = match highest {
                 Ok(Some(n)) if !plan.rows_given && n > 0 => n,
@@ -128,7 +128,7 @@ async fn verify_tpcc(plan: &Plan) -> anyhow::Result<ExitCode> {
     let connect =
         fleetload_db::connect::ConnectSpec::new(plan.target.clone(), plan.connect_timeout)?;
     let mut session = connect.connect().await?;
-    let checked = fleetload_db::tpcc::check::consistency(&mut session).await;
+    let checked = fleetload_db::workloads::tpcc::check::consistency(&mut session).await;
     session.close().await;
     let conditions = checked.map_err(|e| {
         anyhow::anyhow!(

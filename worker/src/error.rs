@@ -89,7 +89,7 @@ pub enum SetupError {
     #[error("cannot read the highest id of {table}: {reason}")]
     HighestId { table: &'static str, reason: String },
     #[error(transparent)]
-    File(#[from] fleetload_db::scenario_file::FileError),
+    File(#[from] fleetload_db::workloads::file::FileError),
     /// A built-in scenario's check on the target (its table, its key space).
     #[error("{0}")]
     Check(String),

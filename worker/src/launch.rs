@@ -79,7 +79,6 @@ impl Load {
             op_timeout: a.op_timeout,
             seed: a.seed,
             worker_index: a.worker_index,
-            work,
             insert_base: a.insert_id_base,
             insert_stride: a.insert_id_stride,
             sessions: count,
@@ -96,11 +95,30 @@ impl Load {
                 crate::stall::watch(start, end, &shared.events, shared.cancel.clone()).await;
             }
         });
-        let sessions = sessions
-            .into_iter()
-            .enumerate()
-            .map(|(i, (pool, s))| tracker.spawn(drive(i, pool, s, Arc::clone(&shared))))
-            .collect();
+        // Each kind with its concrete type, where its sessions' futures are known to be
+        // Send (see fleetload_db::workloads).
+        macro_rules! spawn_sessions {
+            ($workload:expr) => {{
+                let workload = Arc::new($workload);
+                sessions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (pool, s))| {
+                        tracker.spawn(drive(
+                            i,
+                            pool,
+                            s,
+                            Arc::clone(&shared),
+                            Arc::clone(&workload),
+                        ))
+                    })
+                    .collect()
+            }};
+        }
+        let sessions = match work {
+            Work::Builtin(w) => spawn_sessions!(w),
+            Work::File(w) => spawn_sessions!(w),
+        };
         tracker.close();
         Load {
             shared,

@@ -10,7 +10,7 @@
 use fleetload_common::histogram::record;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::stats::{InstanceStats, OpStats, MAX_INSTANCES};
-use fleetload_db::workload::Executed;
+use fleetload_db::workloads::Executed;
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -12,15 +12,15 @@ use fleetload_common::events::{SessionOutage, WorkerEvent};
 use fleetload_common::generator::Streams;
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
-use fleetload_common::scenario::{OpName, Operation, Role};
+use fleetload_common::scenario::{OpName, Role};
 use fleetload_common::split::Shard;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::WorkerLoad;
 use fleetload_db::connect::ConnectSpec;
-use fleetload_db::scenario_file::{FileSession, FileWorkload, OpFailure};
 use fleetload_db::session::Session;
-use fleetload_db::workload::{Executed, Keys, Workload};
-use std::collections::BTreeMap;
+use fleetload_db::workloads::builtin::BuiltinWorkload;
+use fleetload_db::workloads::file::FileWorkload;
+use fleetload_db::workloads::{Attempt, Executed, Keys, OpFailure, Workload};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -51,18 +51,12 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
 /// What the sessions run: a built-in scenario's operations or a scenario file's, one per
-/// mix slot.
+/// mix slot. Each kind's sessions are spawned with its concrete type (see
+/// `fleetload_db::workloads` on why).
 #[derive(Debug)]
 pub(crate) enum Work {
-    Builtin {
-        workload: Workload,
-        ops: Vec<Operation>,
-    },
-    File {
-        workload: FileWorkload,
-        /// First value of each sequence parameter, read once before the start.
-        bases: BTreeMap<(usize, usize), u64>,
-    },
+    Builtin(BuiltinWorkload),
+    File(FileWorkload),
 }
 
 /// What every session of a worker shares.
@@ -92,7 +86,6 @@ pub(crate) struct Shared {
     pub op_timeout: Duration,
     pub seed: u64,
     pub worker_index: u32,
-    pub work: Work,
     /// The endpoints' sessions: the writer's first (everything, without a reader).
     pub pools: Vec<Pool>,
     /// Reconnect a session after this long (with jitter); `None`: keep connections.
@@ -137,8 +130,11 @@ impl Shared {
     }
 }
 
-/// One session's loop state.
-struct SessionLoop {
+/// One session's loop state, for a workload of kind `W`.
+struct SessionLoop<W: Workload> {
+    workload: Arc<W>,
+    /// This session's own state of the workload.
+    state: W::Session,
     index: usize,
     /// Its endpoint's sessions, in `Shared::pools`.
     pool: usize,
@@ -147,8 +143,6 @@ struct SessionLoop {
     session: Option<Session>,
     rng: Rng,
     keys: Keys,
-    /// Generator state of a scenario file's parameters.
-    file: Option<FileSession>,
     extra_seen: u64,
     total_weight: u64,
     backoff: Duration,
@@ -182,11 +176,12 @@ struct OpenOutage {
 /// cancelled. Returns what this session executed, per mix slot (counted here,
 /// independently of the snapshots, so the coordinator can check its merge), and the rows
 /// it inserted and the largest id it used for them.
-pub(crate) async fn drive(
+pub(crate) async fn drive<W: Workload>(
     index: usize,
     pool: usize,
     session: Session,
     shared: Arc<Shared>,
+    workload: Arc<W>,
 ) -> (Vec<OpTotals>, u64, u64) {
     let recorder = Arc::clone(&shared.recorders[index % shared.recorders.len()]);
     let total_weight = shared.pools[pool]
@@ -194,7 +189,15 @@ pub(crate) async fn drive(
         .iter()
         .map(|w| u64::from(*w))
         .sum::<u64>();
+    let state = workload.session(Streams {
+        worker_index: u64::from(shared.worker_index),
+        fleet: shared.insert_stride,
+        session: index as u64,
+        sessions: shared.sessions.max(1) as u64,
+    });
     let mut d = SessionLoop {
+        workload,
+        state,
         index,
         pool,
         rng: Rng::for_stream(shared.seed, &[u64::from(shared.worker_index), index as u64]),
@@ -207,18 +210,6 @@ pub(crate) async fn drive(
             extra: Vec::new(),
             next_insert: shared.insert_base + index as u64 * shared.insert_stride,
             insert_stride: shared.insert_stride * shared.sessions.max(1) as u64,
-        },
-        file: match &shared.work {
-            Work::File { workload, bases } => Some(workload.session(
-                Streams {
-                    worker_index: u64::from(shared.worker_index),
-                    fleet: shared.insert_stride,
-                    session: index as u64,
-                    sessions: shared.sessions.max(1) as u64,
-                },
-                bases,
-            )),
-            Work::Builtin { .. } => None,
         },
         session: Some(session),
         total_weight,
@@ -252,7 +243,7 @@ pub(crate) async fn drive(
     (d.totals, d.inserted, d.last_insert_id)
 }
 
-impl SessionLoop {
+impl<W: Workload> SessionLoop<W> {
     async fn open_loop(&mut self, max_backlog: Duration) {
         let shared = Arc::clone(&self.shared);
         loop {
@@ -396,32 +387,19 @@ impl SessionLoop {
         Result<Result<Executed, OpFailure>, tokio::time::error::Elapsed>,
     )> {
         let session = self.session.as_mut()?;
-        Some(match &shared.work {
-            Work::Builtin { workload, ops } => {
-                let r = tokio::time::timeout(
-                    shared.op_timeout,
-                    workload.execute(session, ops[slot], &mut self.keys, &mut self.rng),
-                )
-                .await;
-                let retries = match &r {
-                    Ok(Ok(done)) => done.retries,
-                    _ => 0,
-                };
-                (retries, r.map(|r| r.map_err(OpFailure::Sql)))
-            }
-            Work::File { workload, .. } => {
-                let state = self.file.as_mut()?;
-                match tokio::time::timeout(
-                    shared.op_timeout,
-                    workload.execute(session, slot, state, &self.keys, &mut self.rng),
-                )
-                .await
-                {
-                    Ok((done, r)) => (done.retries, Ok(r.map(|()| Executed::default()))),
-                    Err(elapsed) => (0, Err(elapsed)),
-                }
-            }
-        })
+        let attempt = self.workload.execute(
+            session,
+            slot,
+            &mut self.state,
+            &mut self.keys,
+            &mut self.rng,
+        );
+        Some(
+            match tokio::time::timeout(shared.op_timeout, attempt).await {
+                Ok(Attempt { retries, result }) => (retries, Ok(result)),
+                Err(elapsed) => (0, Err(elapsed)),
+            },
+        )
     }
 
     /// Record an operation's outcome: its times when it succeeded, its error class

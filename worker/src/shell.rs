@@ -14,9 +14,9 @@ use fleetload_common::scenario_ref::ScenarioRef;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::{Assignment, Done, FromWorker, Hello, Snapshot, ToWorker};
 use fleetload_db::connect::ConnectSpec;
-use fleetload_db::scenario_file::FileWorkload;
 use fleetload_db::session::Session;
-use fleetload_db::workload::Workload;
+use fleetload_db::workloads::builtin::BuiltinWorkload;
+use fleetload_db::workloads::file::FileWorkload;
 use fleetload_proto::PROTOCOL_VERSION;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -145,11 +145,9 @@ pub async fn run(
     };
     // Sequences start above what is in the table once every worker has loaded its
     // shard (all were ready) and before anyone inserts (the start is still ahead).
-    if let (Work::File { workload, bases }, Some(first)) =
-        (&mut work, endpoints.writer.1.first_mut())
-    {
+    if let (Work::File(workload), Some(first)) = (&mut work, endpoints.writer.1.first_mut()) {
         match workload.sequence_bases(first).await {
-            Ok(b) => *bases = b,
+            Ok(b) => workload.set_bases(b),
             Err(e) => return Err(control.fail(e.into()).await),
         }
     }
@@ -311,12 +309,18 @@ async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(
 /// is ready).
 async fn check_work(a: &Assignment, work: &Work, first: &mut Session) -> Result<(), SetupError> {
     match work {
-        Work::File { workload, .. } => Ok(workload.check(first).await?),
-        Work::Builtin { workload, ops } if !a.load_rows => workload
-            .check(first, a.target.driver(), ops, a.target.url(), a.rows)
+        Work::File(workload) => Ok(workload.check(first).await?),
+        Work::Builtin(workload) if !a.load_rows => workload
+            .check(
+                first,
+                a.target.driver(),
+                workload.ops(),
+                a.target.url(),
+                a.rows,
+            )
             .await
             .map_err(SetupError::Check),
-        Work::Builtin { .. } => Ok(()),
+        Work::Builtin(_) => Ok(()),
     }
 }
 
@@ -368,16 +372,8 @@ async fn await_start(
 fn work_for(a: &Assignment) -> Result<Work, SetupError> {
     let names: Vec<OpName> = a.mix.iter().map(|(op, _)| op.clone()).collect();
     match &a.scenario {
-        ScenarioRef::Builtin(scenario) => Ok(Work::Builtin {
-            workload: Workload::new(
-                a.target.driver(),
-                *scenario,
-                a.seed,
-                a.batch_size,
-                a.aurora_ml,
-            )
-            .with_key_space(a.rows),
-            ops: names
+        ScenarioRef::Builtin(scenario) => {
+            let ops = names
                 .iter()
                 .map(|n| {
                     n.builtin().ok_or_else(|| SetupError::NotAnOperation {
@@ -385,12 +381,24 @@ fn work_for(a: &Assignment) -> Result<Work, SetupError> {
                         scenario: scenario.name(),
                     })
                 })
-                .collect::<Result<_, _>>()?,
-        }),
-        ScenarioRef::File(file) => Ok(Work::File {
-            workload: FileWorkload::new(std::sync::Arc::clone(file), a.target.driver(), &names)?,
-            bases: Default::default(),
-        }),
+                .collect::<Result<_, _>>()?;
+            Ok(Work::Builtin(
+                BuiltinWorkload::new(
+                    a.target.driver(),
+                    *scenario,
+                    a.seed,
+                    a.batch_size,
+                    a.aurora_ml,
+                )
+                .with_key_space(a.rows)
+                .with_mix(ops),
+            ))
+        }
+        ScenarioRef::File(file) => Ok(Work::File(FileWorkload::new(
+            std::sync::Arc::clone(file),
+            a.target.driver(),
+            &names,
+        )?)),
     }
 }
 

@@ -2,8 +2,8 @@
 //! per-session generator state, transactions with deadlock retry, the pre-run check
 //! against the server, and set-up, data load and tear-down.
 
-use crate::session::{classify, describe, CaptureError, Session};
-use crate::workload::Keys;
+use super::{Attempt, Executed, Keys, OpFailure, Workload};
+use crate::session::{classify, describe, Session};
 use fleetload_common::generator::{Draw, Generator, Inputs, Streams};
 use fleetload_common::outcome::ErrorClass;
 use fleetload_common::rng::Rng;
@@ -15,42 +15,6 @@ use fleetload_common::target::Driver;
 use fleetload_common::value::Arg;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Why an operation of a scenario file failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpFailure {
-    #[error(transparent)]
-    Sql(#[from] sqlx::Error),
-    /// The data did not allow going on: no row to take a value from, or a column that
-    /// cannot be passed on. The database did nothing wrong, so it counts as `other_sql`.
-    #[error("{0}")]
-    Data(String),
-}
-
-impl From<CaptureError> for OpFailure {
-    fn from(e: CaptureError) -> Self {
-        match e {
-            CaptureError::Sql(e) => OpFailure::Sql(e),
-            CaptureError::Column(m) => OpFailure::Data(m),
-        }
-    }
-}
-
-impl OpFailure {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            OpFailure::Sql(e) => classify(e),
-            OpFailure::Data(_) => ErrorClass::OtherSql,
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            OpFailure::Sql(e) => describe(e),
-            OpFailure::Data(m) => m.clone(),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Compiled {
@@ -81,6 +45,9 @@ pub struct FileWorkload {
     file: Arc<ScenarioFile>,
     driver: Driver,
     ops: Vec<CompiledOp>,
+    /// The first value of every `sequence` parameter, by `(operation slot, parameter)`,
+    /// once read from the table ([`FileWorkload::sequence_bases`]); 1 until then.
+    bases: BTreeMap<(usize, usize), u64>,
 }
 
 /// What a scenario file cannot do on this database, naming the file, the line and
@@ -214,13 +181,6 @@ pub struct FileSession {
     ranges: Vec<Shard>,
 }
 
-/// What one operation did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Executed {
-    /// Deadlocks or serialization failures retried before it succeeded (or gave up).
-    pub retries: u64,
-}
-
 impl FileWorkload {
     /// Compile `file`'s operations named in `mix` (in that order: one per mix slot).
     ///
@@ -241,7 +201,12 @@ impl FileWorkload {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(FileWorkload { file, driver, ops })
+        Ok(FileWorkload {
+            file,
+            driver,
+            ops,
+            bases: BTreeMap::new(),
+        })
     }
 
     pub fn file(&self) -> &ScenarioFile {
@@ -357,8 +322,14 @@ impl FileWorkload {
         Ok(bases)
     }
 
+    /// Sequences start at these values (see [`FileWorkload::sequence_bases`]).
+    pub fn set_bases(&mut self, bases: BTreeMap<(usize, usize), u64>) {
+        self.bases = bases;
+    }
+
     /// A session's generator state.
-    pub fn session(&self, streams: Streams, bases: &BTreeMap<(usize, usize), u64>) -> FileSession {
+    fn new_session(&self, streams: Streams) -> FileSession {
+        let bases = &self.bases;
         FileSession {
             draws: self
                 .ops
@@ -387,33 +358,37 @@ impl FileWorkload {
 
     /// Run the operation of mix slot `slot` once: its statements (in a transaction when
     /// it has several), retrying the whole transaction on a deadlock or serialization
-    /// failure as often as the file allows.
-    ///
-    /// # Errors
-    /// The last failure, once no retry is left.
-    pub async fn execute(
+    /// failure as often as the file allows; the last failure once no retry is left.
+    async fn run_op(
         &self,
         session: &mut Session,
         slot: usize,
         state: &mut FileSession,
         keys: &Keys,
         rng: &mut Rng,
-    ) -> (Executed, Result<(), OpFailure>) {
+    ) -> Attempt {
         let op = &self.ops[slot];
         state.ranges.clear();
         state.ranges.push(keys.shard);
         state.ranges.extend_from_slice(&keys.extra);
-        let mut done = Executed::default();
+        let mut retries = 0;
         loop {
             let result = self.attempt(session, op, slot, state, rng).await;
             match result {
                 Err(OpFailure::Sql(e))
-                    if classify(&e) == ErrorClass::Deadlock
-                        && done.retries < u64::from(op.retry) =>
+                    if classify(&e) == ErrorClass::Deadlock && retries < u64::from(op.retry) =>
                 {
-                    done.retries += 1;
+                    retries += 1;
                 }
-                other => return (done, other),
+                other => {
+                    return Attempt {
+                        retries,
+                        result: other.map(|()| Executed {
+                            retries,
+                            ..Executed::default()
+                        }),
+                    }
+                }
             }
         }
     }
@@ -687,4 +662,23 @@ pub async fn load_rows(
         row = end + 1;
     }
     Ok(loaded)
+}
+/// A scenario file's session keeps a draw per parameter of every operation.
+impl Workload for FileWorkload {
+    type Session = FileSession;
+
+    fn session(&self, streams: Streams) -> FileSession {
+        self.new_session(streams)
+    }
+
+    fn execute(
+        &self,
+        db: &mut Session,
+        slot: usize,
+        state: &mut FileSession,
+        keys: &mut Keys,
+        rng: &mut Rng,
+    ) -> impl std::future::Future<Output = Attempt> {
+        self.run_op(db, slot, state, keys, rng)
+    }
 }

@@ -5,49 +5,23 @@
 //! prepare` made and the other way round. `churn` uses the telco-churn `customers`
 //! table of the Aurora ML scenario.
 
+use super::{Attempt, Executed, Keys, OpFailure, Workload};
 use crate::session::{placeholders, Arg, Session};
 use fleetload_common::churn::{self, Customer};
+use fleetload_common::generator::Streams;
 use fleetload_common::rng::Rng;
 use fleetload_common::scenario::{Operation, Scenario};
-use fleetload_common::split::Shard;
 use fleetload_common::target::Driver;
 use std::fmt::Write;
 use std::ops::RangeInclusive;
 
-/// Where one session draws its keys: reads and updates from the worker's shard,
-/// inserts from its own id sequence (`next_insert`, `next_insert + stride`, …), which
-/// no other session of the run shares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keys {
-    pub shard: Shard,
-    /// Ranges taken over from lost workers, drawn from as well.
-    pub extra: Vec<Shard>,
-    pub next_insert: u64,
-    pub insert_stride: u64,
-}
-
-impl Keys {
-    /// One of the session's ranges, in proportion to its size.
-    fn pick(&self, rng: &mut Rng) -> Shard {
-        if self.extra.is_empty() {
-            return self.shard;
-        }
-        let total = self.shard.len() + self.extra.iter().map(Shard::len).sum::<u64>();
-        let mut x = rng.range(1, total);
-        for s in std::iter::once(&self.shard).chain(&self.extra) {
-            if x <= s.len() {
-                return *s;
-            }
-            x -= s.len();
-        }
-        self.shard
-    }
-}
-
-/// A scenario's statements, rendered once for one dialect.
+/// A scenario's statements, rendered once for one dialect, and the operation of each
+/// mix slot.
 #[derive(Debug, Clone)]
-pub struct Workload {
+pub struct BuiltinWorkload {
     scenario: Scenario,
+    /// The operation of each mix slot (empty until [`BuiltinWorkload::with_mix`]).
+    ops: Vec<Operation>,
     seed: u64,
     point_select: String,
     read_customer: String,
@@ -62,25 +36,15 @@ pub struct Workload {
     score_new: String,
     batch: u32,
     /// TPC-C's statements and the fleet's warehouses (`Scenario::Tpcc` only).
-    tpcc: Option<Box<(crate::tpcc::txn::Statements, crate::tpcc::txn::Home)>>,
+    tpcc: Option<
+        Box<(
+            crate::workloads::tpcc::txn::Statements,
+            crate::workloads::tpcc::txn::Home,
+        )>,
+    >,
 }
 
-/// What one operation did to the table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Executed {
-    /// Rows it inserted.
-    pub inserted: u64,
-    /// Rows it read or updated of existing keys; `None` for operations that only insert.
-    pub rows: Option<u64>,
-    /// Deadlocks and serialization failures retried inside it (TPC-C's transactions).
-    pub retries: u64,
-    /// It ended in the rollback the scenario asks for (TPC-C New-Order's unused item).
-    pub rolled_back: bool,
-    /// It touched another worker's keys (TPC-C's remote warehouses).
-    pub remote: bool,
-}
-
-impl Workload {
+impl BuiltinWorkload {
     pub fn new(driver: Driver, scenario: Scenario, seed: u64, batch: u32, aurora_ml: bool) -> Self {
         let model = if aurora_ml {
             "will_churn"
@@ -88,8 +52,9 @@ impl Workload {
             "will_churn_model"
         };
         let values = vec!["?"; CUSTOMER_COLUMNS.split(',').count()].join(", ");
-        Workload {
+        BuiltinWorkload {
             scenario,
+            ops: Vec::new(),
             seed,
             point_select: placeholders(driver, "SELECT c FROM sbtest1 WHERE id=?"),
             read_customer: placeholders(driver, &format!("SELECT {CUSTOMER_COLUMNS}, churn_prediction, predicted_at FROM customers WHERE id=?")),
@@ -115,8 +80,8 @@ impl Workload {
             batch,
             tpcc: (scenario == Scenario::Tpcc).then(|| {
                 Box::new((
-                    crate::tpcc::txn::Statements::new(driver),
-                    crate::tpcc::txn::Home {
+                    crate::workloads::tpcc::txn::Statements::new(driver),
+                    crate::workloads::tpcc::txn::Home {
                         w: 1,
                         warehouses: 1,
                         constants: fleetload_common::tpcc::Constants::run(seed),
@@ -124,6 +89,16 @@ impl Workload {
                 ))
             }),
         }
+    }
+
+    /// The operation of each mix slot, in order.
+    pub fn with_mix(self, ops: Vec<Operation>) -> Self {
+        BuiltinWorkload { ops, ..self }
+    }
+
+    /// The operation of each mix slot.
+    pub fn ops(&self) -> &[Operation] {
+        &self.ops
     }
 
     /// The whole fleet's key space (TPC-C: its warehouses, where remote transactions
@@ -150,7 +125,7 @@ impl Workload {
                 .collect()
         };
         if self.scenario == Scenario::Tpcc {
-            return crate::tpcc::load::PROBES
+            return crate::workloads::tpcc::load::PROBES
                 .iter()
                 .map(|p| (*p, Vec::new()))
                 .collect();
@@ -254,16 +229,16 @@ impl Workload {
         let shard = keys.pick(rng);
         if let Some(t) = &self.tpcc {
             // A home warehouse of this worker's (its shard, and any taken over).
-            let home = crate::tpcc::txn::Home {
+            let home = crate::workloads::tpcc::txn::Home {
                 w: rng.range(shard.first, shard.last),
                 ..t.1
             };
-            let done = crate::tpcc::txn::run(&t.0, session, op, &home, rng)
+            let done = crate::workloads::tpcc::txn::run(&t.0, session, op, &home, rng)
                 .await
                 .map_err(|e| match e {
-                    crate::tpcc::txn::TxnError::Sql(e) => e,
+                    crate::workloads::tpcc::txn::TxnError::Sql(e) => e,
                     // Not the connection's fault: an error of the data, not a reconnect.
-                    data @ crate::tpcc::txn::TxnError::Data(_) => {
+                    data @ crate::workloads::tpcc::txn::TxnError::Data(_) => {
                         sqlx::Error::Decode(data.to_string().into())
                     }
                 })?;
@@ -369,7 +344,7 @@ const CUSTOMER_COLUMNS: &str = "id, state, account_length, area_code, phone, int
 /// Statements that drop and create the scenario's schema.
 pub fn schema(driver: Driver, scenario: Scenario) -> Vec<String> {
     if scenario == Scenario::Tpcc {
-        return crate::tpcc::load::schema(driver);
+        return crate::workloads::tpcc::load::schema(driver);
     }
     let table = scenario.table();
     let mut ddl = vec![format!("DROP TABLE IF EXISTS {table}")];
@@ -415,7 +390,7 @@ pub fn finish(driver: Driver, scenario: Scenario, rows: u64) -> Vec<String> {
         ],
         (Scenario::Churn, Driver::MySql) => vec!["ANALYZE TABLE customers".into()],
         (Scenario::Churn, _) => vec!["ANALYZE customers".into()],
-        (Scenario::Tpcc, _) => crate::tpcc::load::indexes(driver),
+        (Scenario::Tpcc, _) => crate::workloads::tpcc::load::indexes(driver),
     }
 }
 
@@ -560,9 +535,36 @@ pub async fn key_space(session: &mut Session, scenario: Scenario) -> Result<Opti
     Ok(u64::try_from(highest).ok())
 }
 
+/// A built-in scenario's session keeps nothing of its own: its keys and its random
+/// stream are the session loop's.
+impl Workload for BuiltinWorkload {
+    type Session = ();
+
+    fn session(&self, _streams: Streams) -> Self::Session {}
+
+    async fn execute(
+        &self,
+        db: &mut Session,
+        slot: usize,
+        _state: &mut (),
+        keys: &mut Keys,
+        rng: &mut Rng,
+    ) -> Attempt {
+        let result = self
+            .execute(db, self.ops[slot], keys, rng)
+            .await
+            .map_err(OpFailure::Sql);
+        Attempt {
+            retries: result.as_ref().map_or(0, |done| done.retries),
+            result,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fleetload_common::split::Shard;
 
     #[test]
     fn sysbench_rows_have_sysbench_shapes() {
@@ -581,21 +583,21 @@ mod tests {
 
     #[test]
     fn postgres_gets_numbered_placeholders() {
-        let w = Workload::new(Driver::Postgres, Scenario::PointSelect, 1, 10, false);
+        let w = BuiltinWorkload::new(Driver::Postgres, Scenario::PointSelect, 1, 10, false);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=$1");
-        let w = Workload::new(Driver::MySql, Scenario::PointSelect, 1, 10, false);
+        let w = BuiltinWorkload::new(Driver::MySql, Scenario::PointSelect, 1, 10, false);
         assert_eq!(w.point_select, "SELECT c FROM sbtest1 WHERE id=?");
     }
 
     #[test]
     fn aurora_batches_in_one_statement_and_the_stand_in_asks_explicitly() {
-        let aurora = Workload::new(Driver::MySql, Scenario::Churn, 1, 10, true);
+        let aurora = BuiltinWorkload::new(Driver::MySql, Scenario::Churn, 1, 10, true);
         assert!(aurora.ml_request.is_none());
         assert!(aurora
             .predict_batch
             .starts_with("SELECT id, will_churn(state,"));
         assert!(aurora.score_new.contains("will_churn(c.state,"));
-        let local = Workload::new(Driver::Postgres, Scenario::Churn, 1, 10, false);
+        let local = BuiltinWorkload::new(Driver::Postgres, Scenario::Churn, 1, 10, false);
         assert_eq!(
             local.ml_request.as_deref(),
             Some("SELECT fl_ml_request($1, 0)")
