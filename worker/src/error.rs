@@ -90,9 +90,9 @@ pub enum SetupError {
     HighestId { table: &'static str, reason: String },
     #[error(transparent)]
     File(#[from] fleetload_db::workloads::file::FileError),
-    /// A built-in scenario's check on the target (its table, its key space).
-    #[error("{0}")]
-    Check(String),
+    /// The workload's check on the target (its statements, its table, its key space).
+    #[error(transparent)]
+    Check(#[from] fleetload_db::workloads::CheckError),
     #[error("{op} is not an operation of {scenario}")]
     NotAnOperation {
         op: fleetload_common::scenario::OpName,

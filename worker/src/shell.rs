@@ -17,6 +17,7 @@ use fleetload_db::connect::ConnectSpec;
 use fleetload_db::session::Session;
 use fleetload_db::workloads::builtin::BuiltinWorkload;
 use fleetload_db::workloads::file::FileWorkload;
+use fleetload_db::workloads::{CheckFor, Workload};
 use fleetload_proto::PROTOCOL_VERSION;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -308,19 +309,16 @@ async fn place_insert_ids(a: &mut Assignment, session: &mut Session) -> Result<(
 /// the data (the table fills and the model's functions are installed once every worker
 /// is ready).
 async fn check_work(a: &Assignment, work: &Work, first: &mut Session) -> Result<(), SetupError> {
+    let plan = CheckFor {
+        target: a.target.url(),
+        rows: a.rows,
+    };
     match work {
-        Work::File(workload) => Ok(workload.check(first).await?),
-        Work::Builtin(workload) if !a.load_rows => workload
-            .check(
-                first,
-                a.target.driver(),
-                workload.ops(),
-                a.target.url(),
-                a.rows,
-            )
-            .await
-            .map_err(SetupError::Check),
-        Work::Builtin(_) => Ok(()),
+        // While this very run prepares the data, the built-in tables fill (and the
+        // model's functions are installed) only once every worker is ready.
+        Work::Builtin(_) if a.load_rows => Ok(()),
+        Work::Builtin(workload) => Ok(Workload::check(workload, first, &plan).await?),
+        Work::File(workload) => Ok(Workload::check(workload, first, &plan).await?),
     }
 }
 

@@ -7,10 +7,11 @@
 //!   state, transactions with deadlock retry).
 //! - `script` (next): sysbench-style Lua scripts.
 //!
-//! A kind gives a new session its own state ([`Workload::session`]) and runs one
-//! operation of a mix slot on a database session ([`Workload::execute`]); the worker's
-//! session loop around it is the same for every kind, so pacing, recording, outages,
-//! reconnects and reports come with any kind.
+//! A kind checks the database before a run ([`Workload::check`]), gives a new session
+//! its own state ([`Workload::session`]) and runs one operation of a mix slot on a
+//! database session ([`Workload::execute`]); the worker's session loop around it is the
+//! same for every kind, so pacing, recording, outages, reconnects and reports come with
+//! any kind. Preparing the data through the fleet is still `crate::prepare`'s, by kind.
 //!
 //! **Sessions that are not `Send`.** The built-in and file kinds' futures are `Send`,
 //! and the worker spawns their sessions on its multi-threaded runtime: `execute` is
@@ -42,6 +43,15 @@ pub trait Workload {
     /// fleet.
     fn session(&self, streams: Streams) -> Self::Session;
 
+    /// Before a run, on one session: prepare every statement of the mix without running
+    /// it, and check that the data the plan reads is there, so a missing table or a
+    /// broken statement fails the run before the start, saying what to do.
+    fn check(
+        &self,
+        db: &mut Session,
+        plan: &CheckFor<'_>,
+    ) -> impl Future<Output = Result<(), CheckError>>;
+
     /// Run the operation of mix slot `slot` once, with the retries it makes itself.
     fn execute(
         &self,
@@ -51,6 +61,27 @@ pub trait Workload {
         keys: &mut Keys,
         rng: &mut Rng,
     ) -> impl Future<Output = Attempt>;
+}
+
+/// What a check before a run needs of the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckFor<'a> {
+    /// The target as the user wrote it (its password redacted), for the command the
+    /// error suggests.
+    pub target: &'a str,
+    /// The key space the plan reads.
+    pub rows: u64,
+}
+
+/// Why a workload cannot run on this database yet.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A built-in scenario's statement does not prepare, or its table is missing,
+    /// empty or smaller than the plan's key space; the message says how to prepare it.
+    #[error("{0}")]
+    Builtin(String),
+    #[error(transparent)]
+    File(#[from] file::FileError),
 }
 
 /// One operation's outcome: the deadlocks and serialization failures it retried past

@@ -5,7 +5,7 @@
 //! prepare` made and the other way round. `churn` uses the telco-churn `customers`
 //! table of the Aurora ML scenario.
 
-use super::{Attempt, Executed, Keys, OpFailure, Workload};
+use super::{Attempt, CheckError, CheckFor, Executed, Keys, OpFailure, Workload};
 use crate::session::{placeholders, Arg, Session};
 use fleetload_common::churn::{self, Customer};
 use fleetload_common::generator::Streams;
@@ -541,6 +541,17 @@ impl Workload for BuiltinWorkload {
     type Session = ();
 
     fn session(&self, _streams: Streams) -> Self::Session {}
+
+    async fn check(&self, db: &mut Session, plan: &CheckFor<'_>) -> Result<(), CheckError> {
+        let driver = match db {
+            Session::MySql(_) => Driver::MySql,
+            Session::Postgres(_) => Driver::Postgres,
+            Session::Sqlite(_) => Driver::Sqlite,
+        };
+        self.check(db, driver, &self.ops, plan.target, plan.rows)
+            .await
+            .map_err(CheckError::Builtin)
+    }
 
     async fn execute(
         &self,

@@ -2,7 +2,7 @@
 //! per-session generator state, transactions with deadlock retry, the pre-run check
 //! against the server, and set-up, data load and tear-down.
 
-use super::{Attempt, Executed, Keys, OpFailure, Workload};
+use super::{Attempt, CheckError, CheckFor, Executed, Keys, OpFailure, Workload};
 use crate::session::{classify, describe, Session};
 use fleetload_common::generator::{Draw, Generator, Inputs, Streams};
 use fleetload_common::outcome::ErrorClass;
@@ -669,6 +669,10 @@ impl Workload for FileWorkload {
 
     fn session(&self, streams: Streams) -> FileSession {
         self.new_session(streams)
+    }
+
+    async fn check(&self, db: &mut Session, _plan: &CheckFor<'_>) -> Result<(), CheckError> {
+        Ok(self.check(db).await?)
     }
 
     fn execute(
