@@ -72,28 +72,28 @@ pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         fleetload_common::scenario_ref::ScenarioRef::Builtin(s) => {
             let ops: Vec<_> = names.iter().filter_map(|n| n.builtin()).collect();
-            let workload = fleetload_db::workloads::builtin::BuiltinWorkload::new(
-                plan.target.driver(),
-                *s,
-                plan.seed,
-                plan.batch,
-                matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
-            );
             let highest = fleetload_db::workloads::builtin::key_space(&mut session, *s).await;
             // Without `rows` in the plan, a run takes the table's key space.
             let rows = match highest {
                 Ok(Some(n)) if !plan.rows_given && n > 0 => n,
                 _ => plan.rows,
             };
-            let result = workload
-                .check(
-                    &mut session,
-                    plan.target.driver(),
-                    &ops,
-                    plan.target.url(),
-                    rows,
+            let (driver, url) = (plan.target.driver(), plan.target.url());
+            let result = if *s == fleetload_common::scenario::Scenario::Tpcc {
+                fleetload_db::workloads::tpcc::TpccWorkload::new(driver, plan.seed)
+                    .check(&mut session, driver, &ops, url, rows)
+                    .await
+            } else {
+                fleetload_db::workloads::builtin::BuiltinWorkload::new(
+                    driver,
+                    *s,
+                    plan.seed,
+                    plan.batch,
+                    matches!(plan.ml, fleetload_common::plan::MlMode::Aurora { .. }),
                 )
-                .await;
+                .check(&mut session, driver, &ops, url, rows)
+                .await
+            };
             session.close().await;
             result.map_err(anyhow::Error::msg)?;
             println!(

@@ -117,6 +117,7 @@ impl Load {
         }
         let sessions = match work {
             Work::Builtin(w) => spawn_sessions!(w),
+            Work::Tpcc(w) => spawn_sessions!(*w),
             Work::File(w) => spawn_sessions!(w),
         };
         tracker.close();

@@ -20,6 +20,7 @@ use fleetload_db::connect::ConnectSpec;
 use fleetload_db::session::Session;
 use fleetload_db::workloads::builtin::BuiltinWorkload;
 use fleetload_db::workloads::file::FileWorkload;
+use fleetload_db::workloads::tpcc::TpccWorkload;
 use fleetload_db::workloads::{Attempt, Executed, Keys, OpFailure, Workload};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) enum Work {
     Builtin(BuiltinWorkload),
+    /// Boxed: its statements are several times the others' size.
+    Tpcc(Box<TpccWorkload>),
     File(FileWorkload),
 }
 

@@ -9,7 +9,7 @@ use crate::launch::{Load, Ran};
 use crate::link::{Effect, Input, Link};
 use crate::sessions::Work;
 use crate::stream::{Control, RejoinTo, Rejoined};
-use fleetload_common::scenario::{OpName, Operation};
+use fleetload_common::scenario::{OpName, Operation, Scenario};
 use fleetload_common::scenario_ref::ScenarioRef;
 use fleetload_common::stats::OpTotals;
 use fleetload_common::wire::{Assignment, Done, FromWorker, Hello, Snapshot, ToWorker};
@@ -17,6 +17,7 @@ use fleetload_db::connect::ConnectSpec;
 use fleetload_db::session::Session;
 use fleetload_db::workloads::builtin::BuiltinWorkload;
 use fleetload_db::workloads::file::FileWorkload;
+use fleetload_db::workloads::tpcc::TpccWorkload;
 use fleetload_db::workloads::{CheckFor, Workload};
 use fleetload_proto::PROTOCOL_VERSION;
 use std::time::Duration;
@@ -316,8 +317,9 @@ async fn check_work(a: &Assignment, work: &Work, first: &mut Session) -> Result<
     match work {
         // While this very run prepares the data, the built-in tables fill (and the
         // model's functions are installed) only once every worker is ready.
-        Work::Builtin(_) if a.load_rows => Ok(()),
+        Work::Builtin(_) | Work::Tpcc(_) if a.load_rows => Ok(()),
         Work::Builtin(workload) => Ok(Workload::check(workload, first, &plan).await?),
+        Work::Tpcc(workload) => Ok(Workload::check(&**workload, first, &plan).await?),
         Work::File(workload) => Ok(Workload::check(workload, first, &plan).await?),
     }
 }
@@ -380,17 +382,24 @@ fn work_for(a: &Assignment) -> Result<Work, SetupError> {
                     })
                 })
                 .collect::<Result<_, _>>()?;
-            Ok(Work::Builtin(
-                BuiltinWorkload::new(
-                    a.target.driver(),
-                    *scenario,
-                    a.seed,
-                    a.batch_size,
-                    a.aurora_ml,
+            Ok(if *scenario == Scenario::Tpcc {
+                Work::Tpcc(Box::new(
+                    TpccWorkload::new(a.target.driver(), a.seed)
+                        .with_key_space(a.rows)
+                        .with_mix(ops),
+                ))
+            } else {
+                Work::Builtin(
+                    BuiltinWorkload::new(
+                        a.target.driver(),
+                        *scenario,
+                        a.seed,
+                        a.batch_size,
+                        a.aurora_ml,
+                    )
+                    .with_mix(ops),
                 )
-                .with_key_space(a.rows)
-                .with_mix(ops),
-            ))
+            })
         }
         ScenarioRef::File(file) => Ok(Work::File(FileWorkload::new(
             std::sync::Arc::clone(file),

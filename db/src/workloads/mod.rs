@@ -1,8 +1,8 @@
 //! What sessions run: one trait, [`Workload`], and a folder per kind of workload.
 //!
-//! - `builtin`: the built-in scenarios (point_select, churn, …) as SQL per dialect;
-//!   TPC-C's transactions run through it, from `tpcc`, which also holds its schema,
-//!   loader and consistency checks.
+//! - `builtin`: the built-in scenarios (point_select, churn) as SQL per dialect.
+//! - `tpcc`: TPC-C's five transactions, with its schema, loader and consistency
+//!   checks.
 //! - `file`: scenario files at run time (compiled statements, per-session generator
 //!   state, transactions with deadlock retry).
 //! - `script` (next): sysbench-style Lua scripts.

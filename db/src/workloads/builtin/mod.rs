@@ -35,13 +35,6 @@ pub struct BuiltinWorkload {
     predict_batch: String,
     score_new: String,
     batch: u32,
-    /// TPC-C's statements and the fleet's warehouses (`Scenario::Tpcc` only).
-    tpcc: Option<
-        Box<(
-            crate::workloads::tpcc::txn::Statements,
-            crate::workloads::tpcc::txn::Home,
-        )>,
-    >,
 }
 
 impl BuiltinWorkload {
@@ -78,16 +71,6 @@ impl BuiltinWorkload {
                 ),
             ),
             batch,
-            tpcc: (scenario == Scenario::Tpcc).then(|| {
-                Box::new((
-                    crate::workloads::tpcc::txn::Statements::new(driver),
-                    crate::workloads::tpcc::txn::Home {
-                        w: 1,
-                        warehouses: 1,
-                        constants: fleetload_common::tpcc::Constants::run(seed),
-                    },
-                ))
-            }),
         }
     }
 
@@ -99,16 +82,6 @@ impl BuiltinWorkload {
     /// The operation of each mix slot.
     pub fn ops(&self) -> &[Operation] {
         &self.ops
-    }
-
-    /// The whole fleet's key space (TPC-C: its warehouses, where remote transactions
-    /// draw from).
-    #[must_use]
-    pub fn with_key_space(mut self, rows: u64) -> Self {
-        if let Some(t) = &mut self.tpcc {
-            t.1.warehouses = rows.max(1);
-        }
-        self
     }
 
     pub fn scenario(&self) -> Scenario {
@@ -124,12 +97,6 @@ impl BuiltinWorkload {
                 .map(Some)
                 .collect()
         };
-        if self.scenario == Scenario::Tpcc {
-            return crate::workloads::tpcc::load::PROBES
-                .iter()
-                .map(|p| (*p, Vec::new()))
-                .collect();
-        }
         match op {
             // Probed above, every table at once.
             Operation::NewOrder
@@ -180,38 +147,8 @@ impl BuiltinWorkload {
         target: &str,
         rows: u64,
     ) -> Result<(), String> {
-        let scenario = self.scenario.name();
-        let table = self.scenario.table();
-        let prepare = format!(
-            "run `fleetload prepare --target {target} --scenario {scenario} --rows {rows}` first"
-        );
-        let what = match self.scenario {
-            Scenario::PointSelect => format!("the table `{table}` is"),
-            Scenario::Tpcc => "the TPC-C tables are".to_string(),
-            Scenario::Churn => {
-                format!("the table `{table}` or the model's functions (will_churn, fl_ml_*) are")
-            }
-        };
-        for op in ops {
-            for (sql, params) in self.statements(*op) {
-                session.describe_columns(sql, &params).await.map_err(|e| {
-                    format!(
-                        "scenario {scenario}, operation {}: its statement does not prepare on {}: {}; {what} missing or differ: {prepare}",
-                        op.name(),
-                        driver.name(),
-                        crate::session::describe(&e)
-                    )
-                })?;
-            }
-        }
-        let highest = key_space(session, self.scenario).await?;
-        match highest {
-            None | Some(0) => Err(format!("the table `{table}` is empty: {prepare}")),
-            Some(n) if n < rows => Err(format!(
-                "the plan reads keys 1..={rows} but `{table}` holds ids up to {n}: most reads would find nothing; give --rows {n} (or leave rows out: the run then takes the table's), or {prepare}"
-            )),
-            Some(_) => Ok(()),
-        }
+        let statements = ops.iter().map(|op| (*op, self.statements(*op)));
+        check_scenario(session, self.scenario, driver, statements, target, rows).await
     }
 
     /// Run one operation with keys from `keys`: the rows it inserted, and those it read
@@ -227,36 +164,6 @@ impl BuiltinWorkload {
         rng: &mut Rng,
     ) -> Result<Executed, sqlx::Error> {
         let shard = keys.pick(rng);
-        if let Some(t) = &self.tpcc {
-            // A home warehouse of this worker's (its shard, and any taken over).
-            let home = crate::workloads::tpcc::txn::Home {
-                w: rng.range(shard.first, shard.last),
-                ..t.1
-            };
-            let done = crate::workloads::tpcc::txn::run(&t.0, session, op, &home, rng)
-                .await
-                .map_err(|e| match e {
-                    crate::workloads::tpcc::txn::TxnError::Sql(e) => e,
-                    // Not the connection's fault: an error of the data, not a reconnect.
-                    data @ crate::workloads::tpcc::txn::TxnError::Data(_) => {
-                        sqlx::Error::Decode(data.to_string().into())
-                    }
-                })?;
-            return Ok(Executed {
-                inserted: 0,
-                // Order lines entered, payments, orders delivered; the read-only two
-                // report what they found, which may rightly be nothing.
-                rows: (!done.rolled_back
-                    && matches!(
-                        op,
-                        Operation::NewOrder | Operation::Payment | Operation::Delivery
-                    ))
-                .then_some(done.rows),
-                retries: done.retries,
-                rolled_back: done.rolled_back,
-                remote: done.remote,
-            });
-        }
         let id = rng.range(shard.first, shard.last) as i64;
         // A batch of K rows inside the range (the whole range when it is smaller).
         let k = u64::from(self.batch).min(shard.len());
@@ -535,6 +442,52 @@ pub async fn key_space(session: &mut Session, scenario: Scenario) -> Result<Opti
     Ok(u64::try_from(highest).ok())
 }
 
+/// A built-in scenario's pre-flight (TPC-C's too): every statement of every operation
+/// prepares on the server, and the table holds keys up to `rows`.
+///
+/// # Errors
+/// What is missing, and the `fleetload prepare` command that makes it.
+pub(crate) async fn check_scenario<'a>(
+    session: &mut Session,
+    scenario: Scenario,
+    driver: Driver,
+    statements: impl Iterator<Item = (Operation, Vec<(&'a str, Vec<Option<Arg>>)>)>,
+    target: &str,
+    rows: u64,
+) -> Result<(), String> {
+    let name = scenario.name();
+    let table = scenario.table();
+    let prepare =
+        format!("run `fleetload prepare --target {target} --scenario {name} --rows {rows}` first");
+    let what = match scenario {
+        Scenario::PointSelect => format!("the table `{table}` is"),
+        Scenario::Tpcc => "the TPC-C tables are".to_string(),
+        Scenario::Churn => {
+            format!("the table `{table}` or the model's functions (will_churn, fl_ml_*) are")
+        }
+    };
+    for (op, list) in statements {
+        for (sql, params) in list {
+            session.describe_columns(sql, &params).await.map_err(|e| {
+                format!(
+                    "scenario {name}, operation {}: its statement does not prepare on {}: {}; {what} missing or differ: {prepare}",
+                    op.name(),
+                    driver.name(),
+                    crate::session::describe(&e)
+                )
+            })?;
+        }
+    }
+    let highest = key_space(session, scenario).await?;
+    match highest {
+        None | Some(0) => Err(format!("the table `{table}` is empty: {prepare}")),
+        Some(n) if n < rows => Err(format!(
+            "the plan reads keys 1..={rows} but `{table}` holds ids up to {n}: most reads would find nothing; give --rows {n} (or leave rows out: the run then takes the table's), or {prepare}"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// A built-in scenario's session keeps nothing of its own: its keys and its random
 /// stream are the session loop's.
 impl Workload for BuiltinWorkload {
@@ -543,11 +496,7 @@ impl Workload for BuiltinWorkload {
     fn session(&self, _streams: Streams) -> Self::Session {}
 
     async fn check(&self, db: &mut Session, plan: &CheckFor<'_>) -> Result<(), CheckError> {
-        let driver = match db {
-            Session::MySql(_) => Driver::MySql,
-            Session::Postgres(_) => Driver::Postgres,
-            Session::Sqlite(_) => Driver::Sqlite,
-        };
+        let driver = db.driver();
         self.check(db, driver, &self.ops, plan.target, plan.rows)
             .await
             .map_err(CheckError::Builtin)
