@@ -92,6 +92,17 @@ pub struct Attempt {
     pub result: Result<Executed, OpFailure>,
 }
 
+impl Attempt {
+    /// An operation that reports its retries in what it did (a built-in scenario's,
+    /// TPC-C's transactions): none are counted when it failed.
+    fn of_sql(result: Result<Executed, sqlx::Error>) -> Attempt {
+        Attempt {
+            retries: result.as_ref().map_or(0, |done| done.retries),
+            result: result.map_err(OpFailure::Sql),
+        }
+    }
+}
+
 /// Where one session draws its keys: reads and updates from the worker's shard,
 /// inserts from its own id sequence (`next_insert`, `next_insert + stride`, …), which
 /// no other session of the run shares.

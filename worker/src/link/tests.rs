@@ -349,13 +349,7 @@ fn a_stall_goes_into_the_snapshot_of_the_interval_it_began_in() {
             events: vec![stall.clone(), later.clone()],
         },
     );
-    let sent: Vec<(u64, Vec<WorkerEvent>)> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send(FromWorker::Snapshot(s)) => Some((s.interval_index, s.events.clone())),
-            _ => None,
-        })
-        .collect();
+    let sent = sent_events(&effects);
     assert_eq!(sent, vec![(0, vec![stall]), (1, vec![]), (2, vec![])]);
     // One that began in interval 3 waits for interval 3's snapshot.
     let effects = h.link.handle(
@@ -396,15 +390,20 @@ fn a_session_outage_goes_into_the_snapshot_of_the_interval_that_ended_it() {
             events: vec![still_down.clone(), ended.clone()],
         },
     );
-    let sent: Vec<(u64, Vec<WorkerEvent>)> = effects
+    let sent = sent_events(&effects);
+    assert_eq!(
+        sent,
+        vec![(0, vec![]), (1, vec![ended]), (2, vec![still_down])]
+    );
+}
+
+/// Each snapshot sent among `effects`: its interval and the events it carries.
+fn sent_events(effects: &[Effect]) -> Vec<(u64, Vec<WorkerEvent>)> {
+    effects
         .iter()
         .filter_map(|e| match e {
             Effect::Send(FromWorker::Snapshot(s)) => Some((s.interval_index, s.events.clone())),
             _ => None,
         })
-        .collect();
-    assert_eq!(
-        sent,
-        vec![(0, vec![]), (1, vec![ended]), (2, vec![still_down])]
-    );
+        .collect()
 }

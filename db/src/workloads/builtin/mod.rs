@@ -5,7 +5,7 @@
 //! prepare` made and the other way round. `churn` uses the telco-churn `customers`
 //! table of the Aurora ML scenario.
 
-use super::{Attempt, CheckError, CheckFor, Executed, Keys, OpFailure, Workload};
+use super::{Attempt, CheckError, CheckFor, Executed, Keys, Workload};
 use crate::session::{placeholders, Arg, Session};
 use fleetload_common::churn::{self, Customer};
 use fleetload_common::generator::Streams;
@@ -510,14 +510,7 @@ impl Workload for BuiltinWorkload {
         keys: &mut Keys,
         rng: &mut Rng,
     ) -> Attempt {
-        let result = self
-            .execute(db, self.ops[slot], keys, rng)
-            .await
-            .map_err(OpFailure::Sql);
-        Attempt {
-            retries: result.as_ref().map_or(0, |done| done.retries),
-            result,
-        }
+        Attempt::of_sql(self.execute(db, self.ops[slot], keys, rng).await)
     }
 }
 

@@ -9,7 +9,7 @@ mod sql;
 pub mod txn;
 
 use super::builtin::check_scenario;
-use super::{Attempt, CheckError, CheckFor, Executed, Keys, OpFailure, Workload};
+use super::{Attempt, CheckError, CheckFor, Executed, Keys, Workload};
 use crate::session::Session;
 use fleetload_common::generator::Streams;
 use fleetload_common::rng::Rng;
@@ -141,13 +141,6 @@ impl Workload for TpccWorkload {
         keys: &mut Keys,
         rng: &mut Rng,
     ) -> Attempt {
-        let result = self
-            .run(db, self.ops[slot], keys, rng)
-            .await
-            .map_err(OpFailure::Sql);
-        Attempt {
-            retries: result.as_ref().map_or(0, |done| done.retries),
-            result,
-        }
+        Attempt::of_sql(self.run(db, self.ops[slot], keys, rng).await)
     }
 }
